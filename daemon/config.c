@@ -1,0 +1,308 @@
+/* config.c - the INI configuration, read with libinih.  A table lists every
+ * key: its section, its type and where it goes, so that parsing, the
+ * unknown-key error and the documentation stay one list. */
+#include "config.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "proto.h"
+
+enum config__type { CFG_STR, CFG_U32, CFG_U64, CFG_LEVEL, CFG_REPO };
+
+struct config__key {
+        const char *section;
+        const char *name;
+        enum config__type type;
+        size_t off;
+        uint64_t min, max;
+};
+
+#define F(field) offsetof(struct config, field)
+#define L(field) (offsetof(struct config, limits) + offsetof(struct config_limits, field))
+
+static const struct config__key config__keys[] = {
+        { "daemon", "socket", CFG_STR, F(socket_path), 0, 0 },
+        { "daemon", "socket_group", CFG_STR, F(socket_group), 0, 0 },
+        { "daemon", "log_level", CFG_LEVEL, F(log_level), 0, 0 },
+        { "store", "db", CFG_STR, F(db_path), 0, 0 },
+        { "store", "flush_interval_ms", CFG_U32, F(flush_interval_ms), 10, 3600000 },
+        { "query", "degrade_threshold", CFG_U32, F(degrade_threshold), 0, UINT32_MAX },
+        { "git", "repo", CFG_REPO, 0, 0, 0 },
+        { "limits", "message_bytes", CFG_U32, L(message_bytes), 1024, 1u << 30 },
+        { "limits", "model_bytes", CFG_U32, L(model_bytes), 1, 65536 },
+        { "limits", "text_bytes", CFG_U32, L(text_bytes), 0, 1u << 24 },
+        { "limits", "output_bytes", CFG_U32, L(output_bytes), 0, 1u << 30 },
+        { "limits", "files", CFG_U32, L(files), 0, 1u << 20 },
+        { "limits", "path_bytes", CFG_U32, L(path_bytes), 1, 65536 },
+        { "limits", "list_entries", CFG_U32, L(list_entries), 1, 1u << 24 },
+        { "limits", "models", CFG_U64, L(models), 1, UINT64_MAX },
+        { "limits", "pending", CFG_U64, L(pending), 1, UINT64_MAX },
+        { "limits", "connections", CFG_U32, L(connections), 1, 1u << 24 },
+        { "limits", "reply_buffer_bytes", CFG_U64, L(reply_buffer_bytes), 4096, UINT64_MAX },
+};
+
+void config_init(struct config *c)
+{
+        memset(c, 0, sizeof(*c));
+        c->log_level = LOG_LVL_INFO;
+        c->flush_interval_ms = 1000;
+        c->degrade_threshold = 3;
+        c->limits = (struct config_limits){
+                .message_bytes = PROTO_MESSAGE_MAX,
+                .model_bytes = PROTO_MODEL_MAX,
+                .text_bytes = PROTO_TEXT_MAX,
+                .output_bytes = PROTO_OUTPUT_MAX,
+                .files = PROTO_FILES_MAX,
+                .path_bytes = PROTO_PATH_MAX,
+                .list_entries = PROTO_LIST_MAX,
+                .models = PROTO_MAX_MODELS,
+                .pending = PROTO_MAX_PENDING,
+                .connections = 1024,
+                .reply_buffer_bytes = 64u << 20,
+        };
+}
+
+void config_free(struct config *c)
+{
+        free(c->file);
+        free(c->socket_path);
+        free(c->socket_group);
+        free(c->db_path);
+        for (size_t i = 0; i < c->ngit_repos; i++)
+                free(c->git_repos[i]);
+        free(c->git_repos);
+        memset(c, 0, sizeof(*c));
+}
+
+int config_set_str(char **field, const char *value)
+{
+        char *s = strdup(value);
+        if (!s)
+                return -ENOMEM;
+        free(*field);
+        *field = s;
+        return 0;
+}
+
+struct config__parse {
+        struct config *c;
+        char err[512];
+        const char *path;
+};
+
+/* Remember the first error; inih reports its line number. */
+static int config__bad(struct config__parse *p, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
+
+static int config__bad(struct config__parse *p, const char *fmt, ...)
+{
+        va_list ap;
+        if (!p->err[0]) {
+                va_start(ap, fmt);
+                vsnprintf(p->err, sizeof(p->err), fmt, ap);
+                va_end(ap);
+        }
+        return 0;
+}
+
+static int config__parse_uint(const char *v, uint64_t min, uint64_t max, uint64_t *out)
+{
+        char *end;
+        if (!*v || *v == '-' || *v == '+')
+                return -1;
+        errno = 0;
+        unsigned long long u = strtoull(v, &end, 10);
+        if (errno || *end || u < min || u > max)
+                return -1;
+        *out = u;
+        return 0;
+}
+
+static int config__handler(void *user, const char *section, const char *name, const char *value)
+{
+        struct config__parse *p = user;
+        struct config *c = p->c;
+        const struct config__key *k = NULL;
+        bool section_known = false;
+
+        if (!name)
+                return 1; /* a section header alone */
+        for (size_t i = 0; i < sizeof(config__keys) / sizeof(config__keys[0]); i++) {
+                if (strcmp(config__keys[i].section, section) != 0)
+                        continue;
+                section_known = true;
+                if (strcmp(config__keys[i].name, name) == 0)
+                        k = &config__keys[i];
+        }
+        if (!section_known)
+                return config__bad(p, "unknown section [%s]", section);
+        if (!k)
+                return config__bad(p, "unknown key '%s' in [%s]", name, section);
+
+        char *base = (char *)c;
+        uint64_t u;
+        switch (k->type) {
+        case CFG_STR:
+                if (!*value)
+                        return config__bad(p, "%s: must not be empty", name);
+                if (config_set_str((char **)(base + k->off), value) < 0)
+                        return config__bad(p, "%s: out of memory", name);
+                return 1;
+        case CFG_LEVEL: {
+                int lvl = log_parse_level(value);
+                if (lvl < 0)
+                        return config__bad(p, "%s: '%s' is not one of error, warn, info, debug",
+                                           name, value);
+                *(int *)(base + k->off) = lvl;
+                return 1;
+        }
+        case CFG_U32:
+        case CFG_U64: {
+                char range[64];
+                if (config__parse_uint(value, k->min, k->max, &u) < 0) {
+                        snprintf(range, sizeof(range), "%llu to %llu",
+                                 (unsigned long long)k->min, (unsigned long long)k->max);
+                        return config__bad(p, "%s: must be a whole number from %s", name,
+                                           range);
+                }
+                if (k->type == CFG_U32)
+                        *(uint32_t *)(base + k->off) = (uint32_t)u;
+                else
+                        *(uint64_t *)(base + k->off) = u;
+                return 1;
+        }
+        case CFG_REPO: {
+                if (value[0] != '/')
+                        return config__bad(p, "repo: '%s' is not an absolute path", value);
+                char *real = realpath(value, NULL);
+                if (!real)
+                        return config__bad(p, "repo: cannot resolve '%s': %s", value,
+                                           strerror(errno));
+                char **v = realloc(c->git_repos, (c->ngit_repos + 1) * sizeof(*v));
+                if (!v) {
+                        free(real);
+                        return config__bad(p, "repo: out of memory");
+                }
+                c->git_repos = v;
+                c->git_repos[c->ngit_repos++] = real;
+                return 1;
+        }
+        }
+        return 1;
+}
+
+int config_load(struct config *c, const char *path, bool must_exist, char *err, size_t errlen)
+{
+        struct config__parse p = { .c = c, .path = path };
+        FILE *f = fopen(path, "r");
+        if (!f) {
+                if (errno == ENOENT && !must_exist)
+                        return 0;
+                snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+                return -1;
+        }
+        int r = ini_parse_file(f, config__handler, &p);
+        fclose(f);
+        if (r != 0 || p.err[0]) {
+                if (p.err[0] && r > 0)
+                        snprintf(err, errlen, "%s:%d: %s", path, r, p.err);
+                else if (p.err[0])
+                        snprintf(err, errlen, "%s: %s", path, p.err);
+                else if (r > 0)
+                        snprintf(err, errlen, "%s:%d: cannot parse this line", path, r);
+                else
+                        snprintf(err, errlen, "%s: cannot read the file", path);
+                return -1;
+        }
+        return config_set_str(&c->file, path) < 0 ? -1 : 0;
+}
+
+static char *config__join(const char *a, const char *b)
+{
+        char *s;
+        if (asprintf(&s, "%s%s", a, b) < 0)
+                return NULL;
+        return s;
+}
+
+char *config_default_file(void)
+{
+        const char *x = getenv("XDG_CONFIG_HOME");
+        const char *home = getenv("HOME");
+        if (geteuid() == 0)
+                return strdup("/etc/outcomed/outcomed.conf");
+        if (x && x[0] == '/')
+                return config__join(x, "/outcomed/outcomed.conf");
+        if (home && home[0] == '/')
+                return config__join(home, "/.config/outcomed/outcomed.conf");
+        return NULL;
+}
+
+int config_resolve_paths(struct config *c, char *err, size_t errlen)
+{
+        bool root = geteuid() == 0;
+        if (!c->socket_path) {
+                const char *env = getenv("OUTCOMED_SOCKET");
+                const char *rt = getenv("XDG_RUNTIME_DIR");
+                if (env && *env)
+                        c->socket_path = strdup(env);
+                else if (root)
+                        c->socket_path = strdup("/run/outcomed/outcomed.sock");
+                else if (rt && rt[0] == '/')
+                        c->socket_path = config__join(rt, "/outcomed.sock");
+                else {
+                        snprintf(err, errlen,
+                                 "no socket path: XDG_RUNTIME_DIR is not set; give --socket PATH");
+                        return -1;
+                }
+        }
+        if (!c->db_path) {
+                const char *st = getenv("XDG_STATE_HOME");
+                const char *home = getenv("HOME");
+                if (root)
+                        c->db_path = strdup("/var/lib/outcomed/outcomed.db");
+                else if (st && st[0] == '/')
+                        c->db_path = config__join(st, "/outcomed/outcomed.db");
+                else if (home && home[0] == '/')
+                        c->db_path = config__join(home, "/.local/state/outcomed/outcomed.db");
+                else {
+                        snprintf(err, errlen, "no database path: HOME is not set; give --db PATH");
+                        return -1;
+                }
+        }
+        if (!c->socket_path || !c->db_path) {
+                snprintf(err, errlen, "out of memory");
+                return -1;
+        }
+        if (strlen(c->socket_path) > PROTO_SOCKET_PATH_MAX) {
+                snprintf(err, errlen, "socket path is %zu bytes long, more than the %u a Unix socket allows: %s",
+                         strlen(c->socket_path), PROTO_SOCKET_PATH_MAX, c->socket_path);
+                return -1;
+        }
+        return 0;
+}
+
+bool config_repo_watched(const struct config *c, const char *path, char **canon)
+{
+        char *real = realpath(path, NULL);
+        if (!real)
+                return false;
+        for (size_t i = 0; i < c->ngit_repos; i++) {
+                if (strcmp(c->git_repos[i], real) == 0) {
+                        *canon = real;
+                        return true;
+                }
+        }
+        free(real);
+        return false;
+}

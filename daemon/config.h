@@ -1,0 +1,59 @@
+/* config.h - outcomed's configuration: built-in defaults, then the INI file
+ * (libinih), then command-line flags.  Every key is listed in
+ * config.c's table and documented in README.md. */
+#ifndef OUTCOMED_CONFIG_H
+#define OUTCOMED_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct config_limits {
+        uint32_t message_bytes;      /* one msgpack message */
+        uint32_t model_bytes;        /* model id */
+        uint32_t text_bytes;         /* reason, error */
+        uint32_t output_bytes;       /* complete's output */
+        uint32_t files;              /* entries of start's files */
+        uint32_t path_bytes;         /* repo and each file */
+        uint32_t list_entries;       /* outcome's actions */
+        uint64_t models;             /* distinct models */
+        uint64_t pending;            /* pending traces */
+        uint32_t connections;        /* open connections */
+        uint64_t reply_buffer_bytes; /* unread replies before a client is dropped */
+};
+
+struct config {
+        char *file;          /* the file read, or NULL */
+        char *socket_path;
+        char *socket_group;  /* NULL: the daemon's own group */
+        char *db_path;
+        int log_level;       /* enum log_level */
+        uint32_t flush_interval_ms;
+        uint32_t degrade_threshold;
+        char **git_repos;    /* watched repositories, resolved (realpath) */
+        size_t ngit_repos;
+        struct config_limits limits;
+};
+
+/* Defaults; paths are left NULL until config_resolve_paths. */
+void config_init(struct config *c);
+void config_free(struct config *c);
+/* The default file: /etc/outcomed/outcomed.conf for root, else
+ * $XDG_CONFIG_HOME/outcomed/outcomed.conf (~/.config/...).  malloc'ed. */
+char *config_default_file(void);
+/* Read an INI file into c.  A missing file is an error only when
+ * `must_exist`; an unknown section or key, or a bad value, is an error
+ * naming the file and line.  Returns 0 or -1 with err filled. */
+int config_load(struct config *c, const char *path, bool must_exist, char *err, size_t errlen);
+/* Fill socket_path and db_path when neither the file nor a flag set them:
+ * root uses /run/outcomed and /var/lib/outcomed, others $XDG_RUNTIME_DIR
+ * and $XDG_STATE_HOME (~/.local/state).  OUTCOMED_SOCKET overrides the
+ * socket default.  Returns 0 or -1 with err filled. */
+int config_resolve_paths(struct config *c, char *err, size_t errlen);
+/* True when path (resolved) is a watched repository; *canon gets the
+ * resolved path (malloc'ed) when it is. */
+bool config_repo_watched(const struct config *c, const char *path, char **canon);
+/* Replace a string field (a flag overriding the file). */
+int config_set_str(char **field, const char *value);
+
+#endif

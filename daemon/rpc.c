@@ -1,0 +1,749 @@
+/* rpc.c - the method table and its handlers.
+ *
+ * Each handler declares its named arguments as a table (limits taken from
+ * the configuration), lets proto_args_decode check them and name the bad
+ * field, turns them into tracker calls, and packs the result.  A handler
+ * packs its reply only once nothing can fail any more, so an error reply
+ * never follows half a result.  Strings handed to the tracker are copied,
+ * NUL-terminated, into a per-request arena freed when the request ends.
+ */
+#include "rpc.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum {
+        RPC_MUTATES = 1 << 0, /* changes state: the store must see it */
+};
+
+struct rpc__chunk {
+        struct rpc__chunk *next;
+        char data[];
+};
+
+struct rpc_req {
+        struct rpc_env *env;
+        const struct proto_msg *m;
+        const struct config_limits *lim;
+        msgpack_packer *pk;
+        uint32_t uid;
+        uint64_t now;
+        struct rpc__chunk *arena;
+        enum proto_error code; /* what was answered */
+};
+
+typedef int (*rpc_handler)(struct rpc_req *r);
+
+struct rpc_method {
+        const char *name;
+        rpc_handler handler;
+        unsigned flags;
+};
+
+/* ---- helpers ----------------------------------------------------------- */
+
+static int rpc__error(struct rpc_req *r, enum proto_error code, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
+/* Pack an error reply; returns -1 for the handler to return. */
+static int rpc__error(struct rpc_req *r, enum proto_error code, const char *fmt, ...)
+{
+        char msg[512];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        proto_pack_error(r->pk, r->m->msgid, code, msg);
+        r->code = code;
+        return -1;
+}
+
+/* Map a tracker errno to the contract's code and a message. */
+static int rpc__tracker_error(struct rpc_req *r, int err, const char *trace_id)
+{
+        switch (err) {
+        case -ENOENT:
+                rpc__error(r, PROTO_UNKNOWN_TRACE, "trace_id: '%s' is not pending", trace_id);
+                break;
+        case -EEXIST:
+                rpc__error(r, PROTO_DUPLICATE_TRACE,
+                           "trace_id: '%s' is pending for another model or task", trace_id);
+                break;
+        case -EALREADY:
+                rpc__error(r, PROTO_ALREADY_COMPLETED, "trace_id: '%s' is already completed",
+                           trace_id);
+                break;
+        case -EPERM:
+                rpc__error(r, PROTO_FORBIDDEN, "trace_id: '%s' was started by another user",
+                           trace_id);
+                break;
+        case -ENOSPC:
+                rpc__error(r, PROTO_OVERLOADED,
+                           "limit reached: %zu of %llu models, %zu of %llu pending traces",
+                           tracker_profile_count(r->env->tracker),
+                           (unsigned long long)r->lim->models,
+                           tracker_pending_count(r->env->tracker),
+                           (unsigned long long)r->lim->pending);
+                break;
+        default:
+                rpc__error(r, PROTO_INTERNAL, "internal error: %s", strerror(-err));
+                break;
+        }
+        return -1;
+}
+
+static int rpc__args(struct rpc_req *r, const struct proto_arg *spec, size_t n,
+                     struct proto_val *vals)
+{
+        char err[512];
+        if (proto_args_decode(r->m->args, spec, n, vals, "", err, sizeof(err)) < 0) {
+                rpc__error(r, PROTO_BAD_REQUEST, "%s", err);
+                return -1;
+        }
+        return 0;
+}
+
+/* A NUL-terminated copy of s in the request's arena (NULL when unset). */
+static char *rpc__cstr(struct rpc_req *r, const struct proto_val *v)
+{
+        if (!v->set)
+                return NULL;
+        struct rpc__chunk *c = malloc(sizeof(*c) + v->s.len + 1);
+        if (!c)
+                return NULL;
+        memcpy(c->data, v->s.ptr, v->s.len);
+        c->data[v->s.len] = '\0';
+        c->next = r->arena;
+        r->arena = c;
+        return c->data;
+}
+
+static void *rpc__alloc(struct rpc_req *r, size_t size)
+{
+        struct rpc__chunk *c = calloc(1, sizeof(*c) + size);
+        if (!c)
+                return NULL;
+        c->next = r->arena;
+        r->arena = c;
+        return c->data;
+}
+
+#define RPC_OOM(r) rpc__error((r), PROTO_INTERNAL, "out of memory")
+#define NARGS(a) (sizeof(a) / sizeof((a)[0]))
+
+static void rpc__pack_key(msgpack_packer *pk, const char *key)
+{
+        proto_pack_cstr(pk, key);
+}
+
+static void rpc__pack_kv_str(msgpack_packer *pk, const char *key, const char *val)
+{
+        proto_pack_cstr(pk, key);
+        if (val)
+                proto_pack_cstr(pk, val);
+        else
+                msgpack_pack_nil(pk);
+}
+
+static void rpc__pack_kv_u64(msgpack_packer *pk, const char *key, uint64_t val)
+{
+        proto_pack_cstr(pk, key);
+        msgpack_pack_uint64(pk, val);
+}
+
+static void rpc__pack_kv_f64(msgpack_packer *pk, const char *key, double val)
+{
+        proto_pack_cstr(pk, key);
+        msgpack_pack_double(pk, val);
+}
+
+static void rpc__pack_kv_bool(msgpack_packer *pk, const char *key, bool val)
+{
+        proto_pack_cstr(pk, key);
+        if (val)
+                msgpack_pack_true(pk);
+        else
+                msgpack_pack_false(pk);
+}
+
+static void rpc__pack_trace_id_result(struct rpc_req *r, const char *id)
+{
+        proto_pack_ok_head(r->pk, r->m->msgid);
+        msgpack_pack_map(r->pk, 1);
+        rpc__pack_kv_str(r->pk, "trace_id", id);
+}
+
+static int rpc__task(struct rpc_req *r, const struct proto_val *v, enum tracker_task *task)
+{
+        if (tracker_task_parse(v->s.ptr, v->s.len, task) == 0)
+                return 0;
+        rpc__error(r, PROTO_BAD_REQUEST,
+                   "task: unknown task '%.*s' (one of generate, embed, classify, code, reasoning)",
+                   (int)(v->s.len > 64 ? 64 : v->s.len), v->s.ptr);
+        return -1;
+}
+
+/* A repository-relative path: not absolute, no "..", no empty part. */
+static bool rpc__relative_path_ok(const char *p)
+{
+        if (p[0] == '/' || p[0] == '\0')
+                return false;
+        for (const char *s = p; *s;) {
+                const char *e = strchr(s, '/');
+                size_t n = e ? (size_t)(e - s) : strlen(s);
+                if (n == 0 || (n == 2 && s[0] == '.' && s[1] == '.'))
+                        return false;
+                s += n + (e ? 1 : 0);
+        }
+        return true;
+}
+
+/* ---- start ------------------------------------------------------------- */
+
+static int rpc__start(struct rpc_req *r)
+{
+        const struct config_limits *L = r->lim;
+        const struct proto_arg spec[] = {
+                { "model", PROTO_ARG_STR, true, 1, L->model_bytes },
+                { "task", PROTO_ARG_STR, true, 0, 64 },
+                { "reason", PROTO_ARG_STR, false, 0, L->text_bytes },
+                { "trace_id", PROTO_ARG_TRACE_ID, false, 1, PROTO_TRACE_ID_MAX },
+                { "repo", PROTO_ARG_STR, false, 1, L->path_bytes },
+                { "files", PROTO_ARG_ARRAY, false, 0, L->files },
+        };
+        struct proto_val v[NARGS(spec)];
+        struct tracker_start s = { .uid = r->uid, .now = r->now };
+        char *repo = NULL;
+        const char *id;
+        int rc = -1;
+
+        if (rpc__args(r, spec, NARGS(spec), v) < 0 || rpc__task(r, &v[1], &s.task) < 0)
+                return -1;
+        if ((v[4].set || v[5].set) && s.task != TASK_CODE) {
+                rpc__error(r, PROTO_BAD_REQUEST, "%s: only code traces name a repository",
+                           v[4].set ? "repo" : "files");
+                return -1;
+        }
+        if (v[5].set && !v[4].set) {
+                rpc__error(r, PROTO_BAD_REQUEST, "files: needs repo");
+                return -1;
+        }
+        if (v[4].set) {
+                const char *path = rpc__cstr(r, &v[4]);
+                if (!path)
+                        return RPC_OOM(r);
+                if (path[0] != '/') {
+                        rpc__error(r, PROTO_BAD_REQUEST, "repo: must be an absolute path");
+                        return -1;
+                }
+                if (!config_repo_watched(r->env->cfg, path, &repo)) {
+                        rpc__error(r, PROTO_BAD_REQUEST,
+                                   "repo: '%.200s' is not a watched repository (add it as a "
+                                   "[git] repo line of the configuration)",
+                                   path);
+                        return -1;
+                }
+        }
+        if (v[5].set) {
+                const msgpack_object *arr = v[5].o;
+                s.nfiles = arr->via.array.size;
+                const char **files = rpc__alloc(r, (s.nfiles + 1) * sizeof(char *));
+                if (!files)
+                        goto oom;
+                const struct proto_arg fspec = { "files[]", PROTO_ARG_STR, true, 1, L->path_bytes };
+                for (uint32_t i = 0; i < s.nfiles; i++) {
+                        struct proto_val fv;
+                        char err[512], prefix[32];
+                        snprintf(prefix, sizeof(prefix), "files[%u]", i);
+                        struct proto_arg fs = fspec;
+                        fs.name = prefix;
+                        if (proto_arg_check(&arr->via.array.ptr[i], &fs, &fv, "", err,
+                                            sizeof(err)) < 0) {
+                                rpc__error(r, PROTO_BAD_REQUEST, "%s", err);
+                                goto out;
+                        }
+                        files[i] = rpc__cstr(r, &fv);
+                        if (!files[i])
+                                goto oom;
+                        if (!rpc__relative_path_ok(files[i])) {
+                                rpc__error(r, PROTO_BAD_REQUEST,
+                                           "%s: must be a relative path inside the repository "
+                                           "(no leading /, no ..)",
+                                           prefix);
+                                goto out;
+                        }
+                }
+                s.files = files;
+        }
+        s.model = rpc__cstr(r, &v[0]);
+        s.reason = v[2].set ? rpc__cstr(r, &v[2]) : "";
+        s.trace_id = rpc__cstr(r, &v[3]);
+        s.repo = repo;
+        if (!s.model || !s.reason || (v[3].set && !s.trace_id))
+                goto oom;
+        rc = tracker_start(r->env->tracker, &s, &id);
+        if (rc < 0) {
+                rpc__tracker_error(r, rc, s.trace_id ? s.trace_id : "");
+                goto out;
+        }
+        rpc__pack_trace_id_result(r, id);
+        rc = 0;
+        goto out;
+oom:
+        rc = RPC_OOM(r);
+out:
+        free(repo);
+        return rc;
+}
+
+/* ---- complete, fail ---------------------------------------------------- */
+
+static int rpc__complete(struct rpc_req *r)
+{
+        const struct config_limits *L = r->lim;
+        const struct proto_arg spec[] = {
+                { "trace_id", PROTO_ARG_TRACE_ID, true, 1, PROTO_TRACE_ID_MAX },
+                { "latency_ms", PROTO_ARG_MS, true, 0, 0 },
+                { "input_tokens", PROTO_ARG_U32, false, 0, 0 },
+                { "output_tokens", PROTO_ARG_U32, false, 0, 0 },
+                { "output", PROTO_ARG_STR, false, 0, L->output_bytes },
+        };
+        struct proto_val v[NARGS(spec)];
+        if (rpc__args(r, spec, NARGS(spec), v) < 0)
+                return -1;
+        struct tracker_complete c = {
+                .trace_id = rpc__cstr(r, &v[0]),
+                .latency_ms = v[1].u,
+                .input_tokens = v[2].u,
+                .output_tokens = v[3].u,
+                .uid = r->uid,
+                .now = r->now,
+        };
+        if (!c.trace_id)
+                return RPC_OOM(r);
+        /* The output is kept for code traces only: git judges it later. */
+        const struct tracker_trace *tr = tracker_trace_get(r->env->tracker, c.trace_id);
+        if (v[4].set && tr && tr->task == TASK_CODE && !(c.output = rpc__cstr(r, &v[4])))
+                return RPC_OOM(r);
+        int rc = tracker_complete(r->env->tracker, &c);
+        if (rc < 0)
+                return rpc__tracker_error(r, rc, c.trace_id);
+        rpc__pack_trace_id_result(r, c.trace_id);
+        return 0;
+}
+
+static int rpc__fail(struct rpc_req *r)
+{
+        const struct proto_arg spec[] = {
+                { "trace_id", PROTO_ARG_TRACE_ID, true, 1, PROTO_TRACE_ID_MAX },
+                { "error", PROTO_ARG_STR, false, 0, r->lim->text_bytes },
+        };
+        struct proto_val v[NARGS(spec)];
+        if (rpc__args(r, spec, NARGS(spec), v) < 0)
+                return -1;
+        char *id = rpc__cstr(r, &v[0]);
+        if (!id)
+                return RPC_OOM(r);
+        int rc = tracker_fail(r->env->tracker, id, r->uid, r->now);
+        if (rc < 0)
+                return rpc__tracker_error(r, rc, id);
+        rpc__pack_trace_id_result(r, id);
+        return 0;
+}
+
+/* ---- outcome ----------------------------------------------------------- */
+
+static void rpc__pack_result(msgpack_packer *pk, const struct tracker_result *res)
+{
+        msgpack_pack_map(pk, res->deferred ? 5 : 4);
+        rpc__pack_kv_str(pk, "trace_id", res->trace_id);
+        rpc__pack_kv_str(pk, "kind", tracker_kind_name(res->kind));
+        rpc__pack_key(pk, "quality");
+        if (res->has_quality)
+                msgpack_pack_double(pk, res->quality);
+        else
+                msgpack_pack_nil(pk);
+        rpc__pack_key(pk, "success");
+        if (!res->has_success)
+                msgpack_pack_nil(pk);
+        else if (res->success)
+                msgpack_pack_true(pk);
+        else
+                msgpack_pack_false(pk);
+        if (res->deferred)
+                rpc__pack_kv_bool(pk, "deferred", true);
+}
+
+struct rpc__seq_results {
+        struct tracker_result *v;
+        size_t n;
+        char **ids;
+        struct rpc_req *r;
+        bool oom;
+};
+
+static void rpc__seq_cb(void *data, const struct tracker_result *res)
+{
+        struct rpc__seq_results *sr = data;
+        struct proto_val pv = { .set = true, .s = { res->trace_id, (uint32_t)strlen(res->trace_id) } };
+        char *id = rpc__cstr(sr->r, &pv);
+        if (!id)
+                sr->oom = true; /* the state changed; the reply lists what it can */
+        sr->v[sr->n] = *res;
+        sr->v[sr->n].trace_id = id ? id : "";
+        sr->n++;
+}
+
+static int rpc__outcome_sequence(struct rpc_req *r, const msgpack_object *arr)
+{
+        const struct config_limits *L = r->lim;
+        const struct proto_arg spec[] = {
+                { "trace_id", PROTO_ARG_STR, true, 0, PROTO_TRACE_ID_MAX },
+                { "success", PROTO_ARG_BOOL, true, 0, 0 },
+                { "confidence", PROTO_ARG_UNIT, true, 0, 0 },
+                { "output", PROTO_ARG_STR, false, 0, L->output_bytes },
+        };
+        uint32_t n = arr->via.array.size;
+        struct tracker_action *acts = rpc__alloc(r, (n ? n : 1) * sizeof(*acts));
+        struct rpc__seq_results sr = { .r = r };
+        sr.v = rpc__alloc(r, (n ? n : 1) * sizeof(*sr.v));
+        if (!acts || !sr.v)
+                return RPC_OOM(r);
+        for (uint32_t i = 0; i < n; i++) {
+                struct proto_val v[NARGS(spec)];
+                char prefix[32], err[512];
+                snprintf(prefix, sizeof(prefix), "actions[%u].", i);
+                const msgpack_object *a = &arr->via.array.ptr[i];
+                if (a->type != MSGPACK_OBJECT_MAP) {
+                        rpc__error(r, PROTO_BAD_REQUEST, "actions[%u]: must be a map", i);
+                        return -1;
+                }
+                if (proto_args_decode(a, spec, NARGS(spec), v, prefix, err, sizeof(err)) < 0) {
+                        rpc__error(r, PROTO_BAD_REQUEST, "%s", err);
+                        return -1;
+                }
+                for (uint32_t k = 0; k < v[0].s.len; k++) {
+                        char ch = v[0].s.ptr[k];
+                        if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+                              (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == ':' ||
+                              ch == '-')) {
+                                rpc__error(r, PROTO_BAD_REQUEST,
+                                           "%strace_id: may only hold A-Z a-z 0-9 . _ : -",
+                                           prefix);
+                                return -1;
+                        }
+                }
+                acts[i].trace_id = rpc__cstr(r, &v[0]);
+                acts[i].success = v[1].b;
+                acts[i].confidence = v[2].d;
+                acts[i].output = v[3].set ? rpc__cstr(r, &v[3]) : "";
+                if (!acts[i].trace_id || !acts[i].output)
+                        return RPC_OOM(r);
+        }
+        int rc = tracker_sequence(r->env->tracker, acts, n, r->uid, r->now, rpc__seq_cb, &sr);
+        if (rc < 0)
+                return rpc__tracker_error(r, rc, "");
+        proto_pack_ok_head(r->pk, r->m->msgid);
+        msgpack_pack_map(r->pk, 1);
+        rpc__pack_key(r->pk, "results");
+        msgpack_pack_array(r->pk, (uint32_t)sr.n);
+        for (size_t i = 0; i < sr.n; i++)
+                rpc__pack_result(r->pk, &sr.v[i]);
+        return 0;
+}
+
+static int rpc__outcome(struct rpc_req *r)
+{
+        const struct proto_arg spec[] = {
+                { "trace_id", PROTO_ARG_TRACE_ID, false, 1, PROTO_TRACE_ID_MAX },
+                { "kind", PROTO_ARG_STR, false, 0, 64 },
+                { "confidence", PROTO_ARG_UNIT, false, 0, 0 },
+                { "actions", PROTO_ARG_ARRAY, false, 0, r->lim->list_entries },
+        };
+        struct proto_val v[NARGS(spec)];
+        enum tracker_kind kind;
+        struct tracker_result res;
+
+        if (rpc__args(r, spec, NARGS(spec), v) < 0)
+                return -1;
+        if (v[3].set) {
+                for (int i = 0; i < 3; i++) {
+                        if (v[i].set) {
+                                rpc__error(r, PROTO_BAD_REQUEST,
+                                           "%s: not allowed with actions (the sequence form)",
+                                           spec[i].name);
+                                return -1;
+                        }
+                }
+                return rpc__outcome_sequence(r, v[3].o);
+        }
+        if (!v[0].set || !v[1].set) {
+                rpc__error(r, PROTO_BAD_REQUEST, "%s: required (or give actions)",
+                           v[0].set ? "kind" : "trace_id");
+                return -1;
+        }
+        if (tracker_kind_parse(v[1].s.ptr, v[1].s.len, &kind) < 0) {
+                rpc__error(r, PROTO_BAD_REQUEST,
+                           "kind: unknown kind '%.*s' (one of accepted, accepted_with_edits, "
+                           "rejected, inconclusive, applied, signature_changed, body_modified, "
+                           "symbol_added, modified, ignored)",
+                           (int)(v[1].s.len > 64 ? 64 : v[1].s.len), v[1].s.ptr);
+                return -1;
+        }
+        if (tracker_kind_needs_confidence(kind) && !v[2].set) {
+                rpc__error(r, PROTO_BAD_REQUEST, "confidence: required for kind %s",
+                           tracker_kind_name(kind));
+                return -1;
+        }
+        char *id = rpc__cstr(r, &v[0]);
+        if (!id)
+                return RPC_OOM(r);
+        int rc = tracker_outcome(r->env->tracker, id, kind, v[2].d, r->uid, r->now, &res);
+        if (rc < 0)
+                return rpc__tracker_error(r, rc, id);
+        proto_pack_ok_head(r->pk, r->m->msgid);
+        rpc__pack_result(r->pk, &res);
+        return 0;
+}
+
+/* ---- query ------------------------------------------------------------- */
+
+/* Task names in byte order, so that maps come out sorted. */
+static const enum tracker_task rpc__tasks_sorted[TASK__COUNT] = {
+        TASK_CLASSIFY, TASK_CODE, TASK_EMBED, TASK_GENERATE, TASK_REASONING,
+};
+
+static void rpc__pack_task(msgpack_packer *pk, const struct tracker_task_stats *ts)
+{
+        msgpack_pack_map(pk, 6);
+        rpc__pack_kv_u64(pk, "calls", ts->calls);
+        rpc__pack_kv_u64(pk, "successes", ts->successes);
+        rpc__pack_kv_u64(pk, "failures", ts->failures);
+        rpc__pack_kv_f64(pk, "avg_latency_ms", ts->avg_latency_ms);
+        rpc__pack_kv_f64(pk, "ema_quality", ts->ema_quality);
+        rpc__pack_kv_f64(pk, "success_rate", tracker_success_rate(ts->successes, ts->failures));
+}
+
+static void rpc__pack_profile(msgpack_packer *pk, const struct tracker_profile *p, int only_task,
+                              uint64_t threshold)
+{
+        msgpack_pack_map(pk, 11);
+        rpc__pack_kv_str(pk, "model", p->model);
+        rpc__pack_kv_u64(pk, "total_calls", p->total_calls);
+        rpc__pack_kv_u64(pk, "success_count", p->success_count);
+        rpc__pack_kv_u64(pk, "fail_count", p->fail_count);
+        rpc__pack_kv_u64(pk, "total_latency_ms", p->total_latency_ms);
+        rpc__pack_kv_f64(pk, "avg_latency_ms", tracker_profile_avg_latency(p));
+        rpc__pack_kv_f64(pk, "success_rate", tracker_success_rate(p->success_count, p->fail_count));
+        rpc__pack_kv_f64(pk, "ema_quality", p->ema_quality);
+        rpc__pack_kv_bool(pk, "degraded", tracker_profile_degraded(p, threshold));
+        rpc__pack_kv_u64(pk, "updated_at", p->updated_at);
+        rpc__pack_key(pk, "tasks");
+        uint32_t n = 0;
+        for (int i = 0; i < TASK__COUNT; i++)
+                if (p->tasks[i].present && (only_task < 0 || only_task == i))
+                        n++;
+        msgpack_pack_map(pk, n);
+        for (int i = 0; i < TASK__COUNT; i++) {
+                enum tracker_task t = rpc__tasks_sorted[i];
+                if (!p->tasks[t].present || (only_task >= 0 && only_task != (int)t))
+                        continue;
+                proto_pack_cstr(pk, tracker_task_name(t));
+                rpc__pack_task(pk, &p->tasks[t]);
+        }
+}
+
+static void rpc__pack_pending(msgpack_packer *pk, const struct tracker_trace *tr)
+{
+        uint32_t n = 9 + (tr->repo ? 2 : 0);
+        msgpack_pack_map(pk, n);
+        rpc__pack_kv_str(pk, "trace_id", tr->id);
+        rpc__pack_kv_str(pk, "model", tr->model);
+        rpc__pack_kv_str(pk, "task", tracker_task_name(tr->task));
+        rpc__pack_kv_str(pk, "reason", tr->reason);
+        rpc__pack_kv_u64(pk, "started_at", tr->started_at);
+        rpc__pack_kv_bool(pk, "completed", tr->completed);
+        rpc__pack_kv_u64(pk, "latency_ms", tr->latency_ms);
+        rpc__pack_kv_u64(pk, "input_tokens", tr->input_tokens);
+        rpc__pack_kv_u64(pk, "output_tokens", tr->output_tokens);
+        if (tr->repo) {
+                rpc__pack_kv_str(pk, "repo", tr->repo);
+                rpc__pack_key(pk, "files");
+                msgpack_pack_array(pk, tr->nfiles);
+                for (uint32_t i = 0; i < tr->nfiles; i++)
+                        proto_pack_cstr(pk, tr->files[i]);
+        }
+}
+
+static int rpc__query_pending(struct rpc_req *r, const char *model, int task, uint32_t limit)
+{
+        struct tracker *t = r->env->tracker;
+        uint32_t n = 0;
+        const struct tracker_trace *tr;
+        for (tr = tracker_pending_first(t); tr && n < limit; tr = tracker_pending_next(tr))
+                if ((!model || strcmp(tr->model, model) == 0) && (task < 0 || tr->task == task))
+                        n++;
+        proto_pack_ok_head(r->pk, r->m->msgid);
+        msgpack_pack_map(r->pk, 1);
+        rpc__pack_key(r->pk, "pending");
+        msgpack_pack_array(r->pk, n);
+        uint32_t k = 0;
+        for (tr = tracker_pending_first(t); tr && k < n; tr = tracker_pending_next(tr)) {
+                if ((!model || strcmp(tr->model, model) == 0) && (task < 0 || tr->task == task)) {
+                        rpc__pack_pending(r->pk, tr);
+                        k++;
+                }
+        }
+        return 0;
+}
+
+static int rpc__query(struct rpc_req *r)
+{
+        const struct proto_arg spec[] = {
+                { "model", PROTO_ARG_STR, false, 1, r->lim->model_bytes },
+                { "task", PROTO_ARG_STR, false, 0, 64 },
+                { "degrade_threshold", PROTO_ARG_U32, false, 0, 0 },
+                { "pending", PROTO_ARG_BOOL, false, 0, 0 },
+                { "limit", PROTO_ARG_U32, false, 0, 0 },
+        };
+        struct proto_val v[NARGS(spec)];
+        enum tracker_task task;
+        int only_task = -1;
+
+        if (rpc__args(r, spec, NARGS(spec), v) < 0)
+                return -1;
+        if (v[1].set) {
+                if (rpc__task(r, &v[1], &task) < 0)
+                        return -1;
+                only_task = (int)task;
+        }
+        const char *model = v[0].set ? rpc__cstr(r, &v[0]) : NULL;
+        if (v[0].set && !model)
+                return RPC_OOM(r);
+        if (v[3].set && v[3].b)
+                return rpc__query_pending(r, model, only_task, v[4].set ? v[4].u : 1000);
+        if (v[4].set) {
+                rpc__error(r, PROTO_BAD_REQUEST, "limit: only with pending: true");
+                return -1;
+        }
+        uint64_t threshold = v[2].set ? v[2].u : r->env->cfg->degrade_threshold;
+
+        const struct tracker_profile **all = NULL, *one = NULL;
+        long n;
+        if (model) {
+                one = tracker_profile_get(r->env->tracker, model);
+                all = &one;
+                n = one ? 1 : 0;
+        } else {
+                n = tracker_profiles_sorted(r->env->tracker, &all);
+                if (n < 0)
+                        return RPC_OOM(r);
+        }
+        uint32_t count = 0;
+        for (long i = 0; i < n; i++)
+                if (only_task < 0 || all[i]->tasks[only_task].present)
+                        count++;
+        proto_pack_ok_head(r->pk, r->m->msgid);
+        msgpack_pack_map(r->pk, 1);
+        rpc__pack_key(r->pk, "profiles");
+        msgpack_pack_array(r->pk, count);
+        for (long i = 0; i < n; i++)
+                if (only_task < 0 || all[i]->tasks[only_task].present)
+                        rpc__pack_profile(r->pk, all[i], only_task, threshold);
+        if (!model)
+                free(all);
+        return 0;
+}
+
+/* ---- ping, stats ------------------------------------------------------- */
+
+static int rpc__ping(struct rpc_req *r)
+{
+        if (rpc__args(r, NULL, 0, NULL) < 0)
+                return -1;
+        proto_pack_ok_head(r->pk, r->m->msgid);
+        msgpack_pack_map(r->pk, 1);
+        rpc__pack_kv_str(r->pk, "version", OUTCOMED_VERSION);
+        return 0;
+}
+
+static int rpc__stats(struct rpc_req *r)
+{
+        const struct rpc_counters *c = &r->env->counters;
+        if (rpc__args(r, NULL, 0, NULL) < 0)
+                return -1;
+        proto_pack_ok_head(r->pk, r->m->msgid);
+        msgpack_pack_map(r->pk, 14);
+        rpc__pack_kv_str(r->pk, "version", OUTCOMED_VERSION);
+        rpc__pack_kv_u64(r->pk, "uptime_s",
+                         r->now > r->env->started_at ? r->now - r->env->started_at : 0);
+        rpc__pack_kv_u64(r->pk, "connections", c->connections);
+        rpc__pack_kv_u64(r->pk, "connections_total", c->connections_total);
+        rpc__pack_kv_u64(r->pk, "connections_refused_total", c->refused_total);
+        rpc__pack_kv_u64(r->pk, "requests_total", c->requests_total);
+        rpc__pack_kv_u64(r->pk, "errors_total", c->errors_total);
+        rpc__pack_kv_u64(r->pk, "notify_errors_total", c->notify_errors_total);
+        rpc__pack_kv_u64(r->pk, "pending", tracker_pending_count(r->env->tracker));
+        rpc__pack_kv_u64(r->pk, "profiles", tracker_profile_count(r->env->tracker));
+        rpc__pack_kv_u64(r->pk, "flushes_total", c->flushes_total);
+        rpc__pack_kv_u64(r->pk, "flush_errors_total", c->flush_errors_total);
+        rpc__pack_kv_u64(r->pk, "last_flush_at", c->last_flush_at);
+        rpc__pack_kv_u64(r->pk, "max_message_bytes", r->lim->message_bytes);
+        return 0;
+}
+
+/* ---- dispatch ---------------------------------------------------------- */
+
+static const struct rpc_method rpc__methods[] = {
+        { "start", rpc__start, RPC_MUTATES },
+        { "complete", rpc__complete, RPC_MUTATES },
+        { "fail", rpc__fail, RPC_MUTATES },
+        { "outcome", rpc__outcome, RPC_MUTATES },
+        { "query", rpc__query, 0 },
+        { "ping", rpc__ping, 0 },
+        { "stats", rpc__stats, 0 },
+};
+
+enum proto_error rpc_handle(struct rpc_env *env, const struct proto_msg *m, uint32_t uid,
+                            msgpack_packer *pk)
+{
+        struct rpc_req r = {
+                .env = env,
+                .m = m,
+                .lim = &env->cfg->limits,
+                .pk = pk,
+                .uid = uid,
+                .now = (uint64_t)time(NULL),
+                .code = PROTO_OK,
+        };
+        const struct rpc_method *method = NULL;
+        for (size_t i = 0; i < NARGS(rpc__methods); i++) {
+                if (strlen(rpc__methods[i].name) == m->method.len &&
+                    memcmp(rpc__methods[i].name, m->method.ptr, m->method.len) == 0) {
+                        method = &rpc__methods[i];
+                        break;
+                }
+        }
+        if (!method) {
+                char shown[65];
+                size_t n = m->method.len < 64 ? m->method.len : 64;
+                for (size_t i = 0; i < n; i++)
+                        shown[i] = (m->method.ptr[i] >= 0x20 && m->method.ptr[i] < 0x7f)
+                                           ? m->method.ptr[i]
+                                           : '?';
+                shown[n] = '\0';
+                rpc__error(&r, PROTO_UNKNOWN_METHOD, "no such method: '%s'", shown);
+        } else {
+                method->handler(&r);
+        }
+        while (r.arena) {
+                struct rpc__chunk *c = r.arena;
+                r.arena = c->next;
+                free(c);
+        }
+        return r.code;
+}

@@ -1,0 +1,524 @@
+/* server.c - the listener and the connections.
+ *
+ * Reading: libuv reads straight into the msgpack unpacker's own buffer
+ * (on_alloc reserves space there), so bytes are copied once.  After each
+ * read every complete message is decoded and dispatched in order; a
+ * message over the size limit, or bytes that are not msgpack, end the
+ * connection after the replies already due.
+ *
+ * Writing: the replies of one read batch are packed back to back into the
+ * connection's out buffer and handed over in one go: first uv_try_write,
+ * then a uv_write of whatever is left.  While more than `soft` bytes of
+ * replies wait unread, the connection neither reads nor dispatches
+ * (backpressure); past the hard limit (reply_buffer_bytes) it is dropped.
+ *
+ * A connection is freed only in its close callback; outstanding writes
+ * are cancelled by uv_close and their callbacks run first.
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "proto.h"
+
+#define SERVER_READ_RESERVE (64 * 1024)
+
+struct conn {
+        uv_pipe_t pipe; /* first: the handle's memory is the conn's */
+        struct server *srv;
+        struct conn *prev, *next;
+        msgpack_unpacker unp;
+        msgpack_sbuffer out;    /* replies not yet handed to libuv */
+        msgpack_packer pk;      /* packs into out */
+        size_t queued;          /* bytes in uv_write requests not yet done */
+        uint64_t id;
+        uint32_t uid;
+        int32_t pid;
+        bool reading;
+        bool eof;               /* the peer sent all it will send */
+        bool closing;
+        bool close_after_flush; /* answer what is due, then close */
+};
+
+struct conn_write {
+        uv_write_t req;
+        struct conn *c;
+        char *base; /* what to free */
+        size_t len;
+};
+
+struct server {
+        uv_pipe_t listener; /* first: freeing the listener frees the server */
+        uv_loop_t *loop;
+        struct rpc_env *env;
+        const struct config *cfg;
+        struct conn *conns;
+        msgpack_sbuffer scratch; /* replies to notifications, discarded */
+        msgpack_packer scratch_pk;
+        char *path;              /* the socket file we created */
+        uint64_t next_id;
+        bool listening;
+};
+
+static size_t server__soft_limit(const struct server *s)
+{
+        uint64_t hard = s->cfg->limits.reply_buffer_bytes;
+        return hard < (4u << 20) ? (size_t)hard : (4u << 20);
+}
+
+/* ---- closing ----------------------------------------------------------- */
+
+static void conn__on_close(uv_handle_t *h)
+{
+        struct conn *c = (struct conn *)h;
+        msgpack_unpacker_destroy(&c->unp);
+        msgpack_sbuffer_destroy(&c->out);
+        free(c);
+}
+
+static void conn__close(struct conn *c)
+{
+        if (c->closing)
+                return;
+        c->closing = true;
+        struct server *s = c->srv;
+        if (c->prev)
+                c->prev->next = c->next;
+        else
+                s->conns = c->next;
+        if (c->next)
+                c->next->prev = c->prev;
+        s->env->counters.connections--;
+        log_debug("connection %llu closed (uid %u, pid %d)", (unsigned long long)c->id, c->uid,
+                  c->pid);
+        uv_close((uv_handle_t *)&c->pipe, conn__on_close);
+}
+
+/* ---- writing ----------------------------------------------------------- */
+
+static void conn__process(struct conn *c);
+
+static void conn__on_write(uv_write_t *req, int status)
+{
+        struct conn_write *w = (struct conn_write *)req;
+        struct conn *c = w->c;
+        c->queued -= w->len;
+        free(w->base);
+        free(w);
+        if (status < 0) {
+                if (status != UV_ECANCELED)
+                        log_debug("connection %llu: write failed: %s", (unsigned long long)c->id,
+                                  uv_strerror(status));
+                conn__close(c);
+                return;
+        }
+        if (c->closing)
+                return;
+        if (c->close_after_flush && c->queued == 0 && c->out.size == 0) {
+                conn__close(c);
+                return;
+        }
+        if (!c->reading && !c->close_after_flush && c->queued <= server__soft_limit(c->srv) / 2)
+                conn__process(c); /* dispatch what waited, then read again */
+}
+
+/* Hand the out buffer to the kernel, or to libuv when the kernel is full. */
+static void conn__flush(struct conn *c)
+{
+        if (c->closing || c->out.size == 0)
+                goto check_close;
+        size_t off = 0;
+        if (c->queued == 0) {
+                uv_buf_t b = uv_buf_init(c->out.data, (unsigned)c->out.size);
+                int n = uv_try_write((uv_stream_t *)&c->pipe, &b, 1);
+                if (n < 0 && n != UV_EAGAIN) {
+                        log_debug("connection %llu: write failed: %s", (unsigned long long)c->id,
+                                  uv_strerror(n));
+                        conn__close(c);
+                        return;
+                }
+                off = n > 0 ? (size_t)n : 0;
+        }
+        if (off == c->out.size) {
+                msgpack_sbuffer_clear(&c->out);
+                goto check_close;
+        }
+        size_t len = c->out.size - off;
+        struct conn_write *w = malloc(sizeof(*w));
+        if (!w) {
+                conn__close(c);
+                return;
+        }
+        w->c = c;
+        w->len = len;
+        w->base = msgpack_sbuffer_release(&c->out);
+        uv_buf_t b = uv_buf_init(w->base + off, (unsigned)len);
+        int r = uv_write(&w->req, (uv_stream_t *)&c->pipe, &b, 1, conn__on_write);
+        if (r < 0) {
+                free(w->base);
+                free(w);
+                conn__close(c);
+                return;
+        }
+        c->queued += len;
+        if (c->queued > c->srv->cfg->limits.reply_buffer_bytes) {
+                log_warn("connection %llu (uid %u, pid %d) dropped: %zu bytes of replies unread",
+                         (unsigned long long)c->id, c->uid, c->pid, c->queued);
+                conn__close(c);
+        }
+        return;
+check_close:
+        if (c->close_after_flush && !c->closing && c->queued == 0)
+                conn__close(c);
+}
+
+/* ---- reading and dispatch ---------------------------------------------- */
+
+static void conn__reply_error(struct conn *c, uint32_t msgid, enum proto_error e, const char *msg)
+{
+        proto_pack_error(&c->pk, msgid, e, msg);
+        c->srv->env->counters.errors_total++;
+}
+
+static void conn__message(struct conn *c, const msgpack_object *o)
+{
+        struct server *s = c->srv;
+        struct rpc_counters *k = &s->env->counters;
+        struct proto_msg m;
+        char err[256];
+
+        k->requests_total++;
+        if (o->type != MSGPACK_OBJECT_ARRAY) {
+                conn__reply_error(c, 0, PROTO_BAD_REQUEST,
+                                  "a message must be a msgpack-RPC array; closing the connection");
+                c->close_after_flush = true;
+                return;
+        }
+        if (proto_parse_msg(o, &m, err, sizeof(err)) < 0) {
+                conn__reply_error(c, m.msgid, PROTO_BAD_REQUEST, err);
+                return;
+        }
+        if (m.type == PROTO_NOTIFY) {
+                enum proto_error e = rpc_handle(s->env, &m, c->uid, &s->scratch_pk);
+                msgpack_sbuffer_clear(&s->scratch);
+                if (e != PROTO_OK) {
+                        k->notify_errors_total++;
+                        k->errors_total++;
+                }
+                return;
+        }
+        if (rpc_handle(s->env, &m, c->uid, &c->pk) != PROTO_OK)
+                k->errors_total++;
+}
+
+static void conn__on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+        struct conn *c = (struct conn *)h;
+        if (!msgpack_unpacker_reserve_buffer(&c->unp, SERVER_READ_RESERVE)) {
+                *buf = uv_buf_init(NULL, 0); /* on_read gets UV_ENOBUFS */
+                return;
+        }
+        size_t cap = msgpack_unpacker_buffer_capacity(&c->unp);
+        *buf = uv_buf_init(msgpack_unpacker_buffer(&c->unp), cap > UINT32_MAX ? UINT32_MAX : (unsigned)cap);
+}
+
+static void conn__on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
+
+static void conn__read_start(struct conn *c)
+{
+        if (!c->reading && !c->closing && !c->close_after_flush && !c->eof) {
+                if (uv_read_start((uv_stream_t *)&c->pipe, conn__on_alloc, conn__on_read) == 0)
+                        c->reading = true;
+        }
+}
+
+static void conn__read_stop(struct conn *c)
+{
+        if (c->reading) {
+                uv_read_stop((uv_stream_t *)&c->pipe);
+                c->reading = false;
+        }
+}
+
+/* Dispatch every complete message in the unpacker, in order, unless the
+ * client is not reading its replies; then flush the replies. */
+static void conn__process(struct conn *c)
+{
+        struct server *s = c->srv;
+        uint32_t limit = s->cfg->limits.message_bytes;
+        size_t soft = server__soft_limit(s);
+        msgpack_unpacked res;
+        bool paused = false;
+
+        msgpack_unpacked_init(&res);
+        while (!c->close_after_flush && !c->closing) {
+                if (c->queued + c->out.size > soft) {
+                        paused = true;
+                        break;
+                }
+                size_t size = 0;
+                msgpack_unpack_return rc = msgpack_unpacker_next_with_size(&c->unp, &res, &size);
+                if (rc == MSGPACK_UNPACK_SUCCESS) {
+                        if (size > limit)
+                                goto too_large;
+                        conn__message(c, &res.data);
+                } else if (rc == MSGPACK_UNPACK_CONTINUE) {
+                        if (size > limit || msgpack_unpacker_message_size(&c->unp) > limit)
+                                goto too_large;
+                        break;
+                } else {
+                        conn__reply_error(c, 0, PROTO_BAD_REQUEST,
+                                          "bytes that are not msgpack; closing the connection");
+                        c->close_after_flush = true;
+                }
+                continue;
+too_large: {
+                char msg[128];
+                snprintf(msg, sizeof(msg),
+                         "message over the size limit of %u bytes; closing the connection", limit);
+                conn__reply_error(c, 0, PROTO_TOO_LARGE, msg);
+                c->close_after_flush = true;
+        }
+        }
+        msgpack_unpacked_destroy(&res);
+
+        /* Give back the memory of one large message once it is handled. */
+        if (!c->close_after_flush && !paused && c->unp.used == c->unp.off &&
+            msgpack_unpacker_message_size(&c->unp) == 0 &&
+            c->unp.used + c->unp.free > 4 * SERVER_READ_RESERVE) {
+                msgpack_unpacker_destroy(&c->unp);
+                if (!msgpack_unpacker_init(&c->unp, SERVER_READ_RESERVE)) {
+                        memset(&c->unp, 0, sizeof(c->unp));
+                        conn__close(c);
+                        return;
+                }
+        }
+        if (c->eof && !paused)
+                c->close_after_flush = true;
+        if (paused || c->close_after_flush || c->eof)
+                conn__read_stop(c);
+        else
+                conn__read_start(c);
+        conn__flush(c);
+}
+
+static void conn__on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+        struct conn *c = (struct conn *)st;
+        if (nread < 0) {
+                if (nread != UV_EOF)
+                        log_debug("connection %llu: read failed: %s", (unsigned long long)c->id,
+                                  uv_strerror((int)nread));
+                /* The peer is gone or half-closed: what it sent is still
+                 * answered, then the connection closes. */
+                conn__read_stop(c);
+                c->eof = true;
+                conn__process(c);
+                return;
+        }
+        if (nread == 0)
+                return;
+        msgpack_unpacker_buffer_consumed(&c->unp, (size_t)nread);
+        conn__process(c);
+}
+
+/* ---- accepting --------------------------------------------------------- */
+
+static void server__on_connection(uv_stream_t *ls, int status)
+{
+        struct server *s = ls->data;
+        if (status < 0) {
+                log_warn("accept failed: %s", uv_strerror(status));
+                return;
+        }
+        struct conn *c = calloc(1, sizeof(*c));
+        if (!c || !msgpack_unpacker_init(&c->unp, SERVER_READ_RESERVE)) {
+                log_error("out of memory accepting a connection");
+                free(c);
+                return;
+        }
+        msgpack_sbuffer_init(&c->out);
+        msgpack_packer_init(&c->pk, &c->out, msgpack_sbuffer_write);
+        c->srv = s;
+        c->id = ++s->next_id;
+        uv_pipe_init(s->loop, &c->pipe, 0);
+        c->next = s->conns;
+        if (s->conns)
+                s->conns->prev = c;
+        s->conns = c;
+        s->env->counters.connections++;
+        s->env->counters.connections_total++;
+        if (uv_accept(ls, (uv_stream_t *)&c->pipe) < 0) {
+                conn__close(c);
+                return;
+        }
+
+        uv_os_fd_t fd;
+        struct ucred cred;
+        socklen_t len = sizeof(cred);
+        if (uv_fileno((uv_handle_t *)&c->pipe, &fd) == 0 &&
+            getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+                c->uid = cred.uid;
+                c->pid = cred.pid;
+        } else {
+                c->uid = UINT32_MAX - 1; /* unknown: owns only its own traces */
+                c->pid = -1;
+        }
+        log_debug("connection %llu from uid %u, pid %d", (unsigned long long)c->id, c->uid,
+                  c->pid);
+
+        if (s->env->counters.connections > s->cfg->limits.connections) {
+                char msg[128];
+                snprintf(msg, sizeof(msg), "too many connections (limit %u); try again later",
+                         s->cfg->limits.connections);
+                s->env->counters.refused_total++;
+                conn__reply_error(c, 0, PROTO_OVERLOADED, msg);
+                c->close_after_flush = true;
+                conn__flush(c);
+                return;
+        }
+        conn__read_start(c);
+}
+
+static void server__on_close(uv_handle_t *h)
+{
+        free(h); /* the listener is the server's first member */
+}
+
+/* Refuse when another daemon answers on path; remove a stale socket file. */
+static int server__claim_path(const char *path, char *err, size_t errlen)
+{
+        struct stat st;
+        if (lstat(path, &st) < 0)
+                return errno == ENOENT ? 0 : (snprintf(err, errlen, "%s: %s", path, strerror(errno)), -errno);
+        if (!S_ISSOCK(st.st_mode)) {
+                snprintf(err, errlen, "%s exists and is not a socket; not touching it", path);
+                return -EEXIST;
+        }
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+                snprintf(err, errlen, "socket: %s", strerror(errno));
+                return -errno;
+        }
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        memcpy(sa.sun_path, path, strlen(path));
+        int r = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+        int e = errno;
+        close(fd);
+        if (r == 0) {
+                snprintf(err, errlen, "another outcomed is answering on %s; not starting", path);
+                return -EADDRINUSE;
+        }
+        if (e != ECONNREFUSED) {
+                snprintf(err, errlen, "%s: cannot tell whether a daemon answers: %s", path,
+                         strerror(e));
+                return -e;
+        }
+        if (unlink(path) < 0 && errno != ENOENT) {
+                snprintf(err, errlen, "cannot remove stale socket %s: %s", path, strerror(errno));
+                return -errno;
+        }
+        log_info("removed stale socket %s", path);
+        return 0;
+}
+
+int server_start(struct server **out, uv_loop_t *loop, struct rpc_env *env,
+                 const struct config *cfg, char *err, size_t errlen)
+{
+        const char *path = cfg->socket_path;
+        int r;
+
+        if (strlen(path) > PROTO_SOCKET_PATH_MAX) {
+                snprintf(err, errlen, "socket path longer than %u bytes: %s",
+                         PROTO_SOCKET_PATH_MAX, path);
+                return -ENAMETOOLONG;
+        }
+        gid_t gid = (gid_t)-1;
+        if (cfg->socket_group) {
+                struct group *g = getgrnam(cfg->socket_group);
+                if (!g) {
+                        snprintf(err, errlen, "socket_group: no group named '%s'",
+                                 cfg->socket_group);
+                        return -EINVAL;
+                }
+                gid = g->gr_gid;
+        }
+        r = server__claim_path(path, err, errlen);
+        if (r < 0)
+                return r;
+
+        struct server *s = calloc(1, sizeof(*s));
+        if (!s || !(s->path = strdup(path))) {
+                free(s);
+                snprintf(err, errlen, "out of memory");
+                return -ENOMEM;
+        }
+        s->loop = loop;
+        s->env = env;
+        s->cfg = cfg;
+        msgpack_sbuffer_init(&s->scratch);
+        msgpack_packer_init(&s->scratch_pk, &s->scratch, msgpack_sbuffer_write);
+        uv_pipe_init(loop, &s->listener, 0);
+        s->listener.data = s;
+
+        /* The process umask is 077, so the socket is born 0600. */
+        r = uv_pipe_bind(&s->listener, path);
+        if (r < 0) {
+                snprintf(err, errlen, "cannot bind %s: %s", path, uv_strerror(r));
+                goto fail;
+        }
+        bool root = geteuid() == 0;
+        if ((root || cfg->socket_group) && chmod(path, 0660) < 0) {
+                r = -errno;
+                snprintf(err, errlen, "chmod %s: %s", path, strerror(errno));
+                goto fail_unlink;
+        }
+        if (gid != (gid_t)-1 && chown(path, (uid_t)-1, gid) < 0) {
+                r = -errno;
+                snprintf(err, errlen, "chown %s to group %s: %s", path, cfg->socket_group,
+                         strerror(errno));
+                goto fail_unlink;
+        }
+        r = uv_listen((uv_stream_t *)&s->listener, 511, server__on_connection);
+        if (r < 0) {
+                snprintf(err, errlen, "cannot listen on %s: %s", path, uv_strerror(r));
+                goto fail_unlink;
+        }
+        s->listening = true;
+        *out = s;
+        return 0;
+
+fail_unlink:
+        unlink(path);
+fail:
+        /* The handle is closed by the caller's loop run; free it there. */
+        free(s->path);
+        s->path = NULL;
+        msgpack_sbuffer_destroy(&s->scratch);
+        uv_close((uv_handle_t *)&s->listener, server__on_close);
+        return r;
+}
+
+void server_stop(struct server *s)
+{
+        if (!s)
+                return;
+        if (s->path) {
+                unlink(s->path);
+                free(s->path);
+                s->path = NULL;
+        }
+        while (s->conns)
+                conn__close(s->conns);
+        msgpack_sbuffer_destroy(&s->scratch);
+        uv_close((uv_handle_t *)&s->listener, server__on_close);
+}

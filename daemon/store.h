@@ -1,0 +1,53 @@
+/* store.h - SQLite persistence of the tracker's state, behind a batch
+ * interface.
+ *
+ * The loop thread collects the tracker's changes into a batch (copies of the
+ * changed rows) and submits it; a writer thread of the store's own, with its
+ * own sqlite3 connection, commits each batch in one transaction and hands it
+ * back to the loop through a uv_async_t, where the done callback runs.
+ * Batches commit in the order they were submitted.
+ *
+ * Opening applies the numbered migrations of schema/ (PRAGMA user_version)
+ * and refuses a database newer than this binary, or one that is corrupt.
+ * Loading happens on the loop thread before anything is served.
+ */
+#ifndef OUTCOMED_STORE_H
+#define OUTCOMED_STORE_H
+
+#include <stddef.h>
+#include <uv.h>
+
+#include "tracker.h"
+
+struct store;
+struct store_batch;
+
+struct store_batch *store_batch_new(void);
+void store_batch_free(struct store_batch *b); /* accepts NULL */
+/* A tracker sink that copies rows into b (tracker_collect(t, &sink)). */
+void store_batch_sink(struct store_batch *b, struct tracker_sink *sink);
+/* Rows in the batch (profiles + traces + deletions). */
+size_t store_batch_rows(const struct store_batch *b);
+/* 0, or -ENOMEM if a copy failed: the batch is then incomplete. */
+int store_batch_status(const struct store_batch *b);
+
+/* status: 0 committed, or a negative errno (the batch was rolled back).
+ * The callback owns nothing: the store frees the batch after it returns. */
+typedef void (*store_done_cb)(void *data, int status, const char *errmsg);
+
+/* Open (creating it and its missing parent directory) and migrate. */
+int store_open(struct store **out, const char *path, uv_loop_t *loop, char *err, size_t errlen);
+/* Load every profile and pending trace into t (pending in start order). */
+int store_load(struct store *s, struct tracker *t, char *err, size_t errlen);
+/* Hand b over (ownership passes, also on failure); cb runs on the loop
+ * thread once it is committed or failed. */
+int store_submit(struct store *s, struct store_batch *b, store_done_cb cb, void *data);
+/* Batches submitted and not yet done. */
+size_t store_inflight(const struct store *s);
+/* Wait (blocking the caller) until every submitted batch is committed, then
+ * stop the thread and close the database.  Done callbacks of the last
+ * batches run inside this call.  on_closed runs once the async handle is
+ * closed (the loop must run once more).  Accepts NULL. */
+void store_close(struct store *s, void (*on_closed)(void *data), void *data);
+
+#endif

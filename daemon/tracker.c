@@ -1,0 +1,885 @@
+/* tracker.c - the pure core: profiles, pending traces and the seed's rules.
+ *
+ * State is two chained hash tables (profiles by model id, pending traces by
+ * trace id), a doubly linked list of pending traces in start order, and the
+ * change lists the store drains (tracker_collect).  The numbers follow
+ * shared/seed/outcome.rs exactly, with the contract's fixes: a new task
+ * entry starts at the 0.5 prior, a second complete is refused, unknown
+ * traces are reported.
+ */
+#include "tracker.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const task_names[TASK__COUNT] = {
+        "generate", "embed", "classify", "code", "reasoning",
+};
+
+static const char *const kind_names[KIND__COUNT] = {
+        "accepted", "accepted_with_edits", "rejected", "inconclusive", "applied",
+        "signature_changed", "body_modified", "symbol_added", "modified", "ignored",
+};
+
+const char *tracker_task_name(enum tracker_task task)
+{
+        return (unsigned)task < TASK__COUNT ? task_names[task] : "?";
+}
+
+const char *tracker_kind_name(enum tracker_kind kind)
+{
+        return (unsigned)kind < KIND__COUNT ? kind_names[kind] : "?";
+}
+
+static int tracker__parse(const char *const *names, int n, const char *s, size_t len)
+{
+        for (int i = 0; i < n; i++)
+                if (strlen(names[i]) == len && memcmp(names[i], s, len) == 0)
+                        return i;
+        return -EINVAL;
+}
+
+int tracker_task_parse(const char *s, size_t len, enum tracker_task *out)
+{
+        int r = tracker__parse(task_names, TASK__COUNT, s, len);
+        if (r < 0)
+                return r;
+        *out = (enum tracker_task)r;
+        return 0;
+}
+
+int tracker_kind_parse(const char *s, size_t len, enum tracker_kind *out)
+{
+        int r = tracker__parse(kind_names, KIND__COUNT, s, len);
+        if (r < 0)
+                return r;
+        *out = (enum tracker_kind)r;
+        return 0;
+}
+
+bool tracker_kind_needs_confidence(enum tracker_kind kind)
+{
+        return kind == KIND_ACCEPTED || kind == KIND_ACCEPTED_WITH_EDITS || kind == KIND_REJECTED;
+}
+
+/* ---- string-keyed hash tables ------------------------------------------ */
+
+struct tracker__table {
+        void **buckets;
+        size_t nbuckets; /* a power of two */
+        size_t count;
+        size_t key_off;  /* offsetof(the char * key) */
+        size_t next_off; /* offsetof(the hnext pointer) */
+};
+
+struct tracker__deleted {
+        struct tracker__deleted *next;
+        char id[];
+};
+
+struct tracker {
+        struct tracker__table profiles;
+        struct tracker__table traces;
+        struct tracker_trace *head, *tail; /* pending, in start order */
+        struct tracker_profile *dirty_profiles;
+        struct tracker_trace *dirty_traces;
+        struct tracker__deleted *deleted;
+        char *last_id;  /* the id of the last trace resolved, for replies */
+        char *id_prefix;
+        uint64_t counter;
+        uint64_t next_seq;
+        uint64_t max_models;
+        uint64_t max_pending;
+};
+
+static uint64_t tracker__hash(const char *s)
+{
+        uint64_t h = 1469598103934665603ull; /* FNV-1a */
+        for (; *s; s++) {
+                h ^= (unsigned char)*s;
+                h *= 1099511628211ull;
+        }
+        return h;
+}
+
+#define T_KEY(tb, e) (*(char **)((char *)(e) + (tb)->key_off))
+#define T_NEXT(tb, e) (*(void **)((char *)(e) + (tb)->next_off))
+
+static int tracker__table_init(struct tracker__table *tb, size_t key_off, size_t next_off)
+{
+        tb->nbuckets = 64;
+        tb->buckets = calloc(tb->nbuckets, sizeof(void *));
+        tb->count = 0;
+        tb->key_off = key_off;
+        tb->next_off = next_off;
+        return tb->buckets ? 0 : -ENOMEM;
+}
+
+static void *tracker__table_get(const struct tracker__table *tb, const char *key)
+{
+        void *e = tb->buckets[tracker__hash(key) & (tb->nbuckets - 1)];
+        for (; e; e = T_NEXT(tb, e))
+                if (strcmp(T_KEY(tb, e), key) == 0)
+                        return e;
+        return NULL;
+}
+
+static void tracker__table_grow(struct tracker__table *tb)
+{
+        size_t n = tb->nbuckets * 2;
+        void **b = calloc(n, sizeof(void *));
+        if (!b)
+                return; /* keep the longer chains: still correct */
+        for (size_t i = 0; i < tb->nbuckets; i++) {
+                void *e = tb->buckets[i];
+                while (e) {
+                        void *next = T_NEXT(tb, e);
+                        size_t j = tracker__hash(T_KEY(tb, e)) & (n - 1);
+                        T_NEXT(tb, e) = b[j];
+                        b[j] = e;
+                        e = next;
+                }
+        }
+        free(tb->buckets);
+        tb->buckets = b;
+        tb->nbuckets = n;
+}
+
+static void tracker__table_put(struct tracker__table *tb, void *e)
+{
+        if (tb->count >= tb->nbuckets)
+                tracker__table_grow(tb);
+        size_t i = tracker__hash(T_KEY(tb, e)) & (tb->nbuckets - 1);
+        T_NEXT(tb, e) = tb->buckets[i];
+        tb->buckets[i] = e;
+        tb->count++;
+}
+
+static void tracker__table_del(struct tracker__table *tb, void *e)
+{
+        void **p = &tb->buckets[tracker__hash(T_KEY(tb, e)) & (tb->nbuckets - 1)];
+        for (; *p; p = &T_NEXT(tb, *p)) {
+                if (*p == e) {
+                        *p = T_NEXT(tb, e);
+                        tb->count--;
+                        return;
+                }
+        }
+}
+
+/* ---- life cycle -------------------------------------------------------- */
+
+struct tracker *tracker_new(const struct tracker_options *opts)
+{
+        struct tracker *t = calloc(1, sizeof(*t));
+        if (!t)
+                return NULL;
+        t->id_prefix = strdup(opts && opts->id_prefix ? opts->id_prefix : "t");
+        if (!t->id_prefix ||
+            tracker__table_init(&t->profiles, offsetof(struct tracker_profile, model),
+                                offsetof(struct tracker_profile, hnext)) < 0 ||
+            tracker__table_init(&t->traces, offsetof(struct tracker_trace, id),
+                                offsetof(struct tracker_trace, hnext)) < 0) {
+                tracker_free(t);
+                return NULL;
+        }
+        t->next_seq = 1;
+        if (opts)
+                tracker_set_limits(t, opts->max_models, opts->max_pending);
+        return t;
+}
+
+void tracker_set_limits(struct tracker *t, uint64_t max_models, uint64_t max_pending)
+{
+        t->max_models = max_models;
+        t->max_pending = max_pending;
+}
+
+static void tracker__trace_free(struct tracker_trace *tr)
+{
+        if (!tr)
+                return;
+        for (uint32_t i = 0; i < tr->nfiles; i++)
+                free(tr->files[i]);
+        free(tr->files);
+        free(tr->id);
+        free(tr->model);
+        free(tr->reason);
+        free(tr->repo);
+        free(tr->output);
+        free(tr);
+}
+
+void tracker_free(struct tracker *t)
+{
+        if (!t)
+                return;
+        for (size_t i = 0; t->profiles.buckets && i < t->profiles.nbuckets; i++) {
+                struct tracker_profile *p = t->profiles.buckets[i];
+                while (p) {
+                        struct tracker_profile *next = p->hnext;
+                        free(p->model);
+                        free(p);
+                        p = next;
+                }
+        }
+        for (struct tracker_trace *tr = t->head, *next; tr; tr = next) {
+                next = tr->next;
+                tracker__trace_free(tr);
+        }
+        while (t->deleted) {
+                struct tracker__deleted *d = t->deleted;
+                t->deleted = d->next;
+                free(d);
+        }
+        free(t->profiles.buckets);
+        free(t->traces.buckets);
+        free(t->id_prefix);
+        free(t->last_id);
+        free(t);
+}
+
+/* ---- change tracking --------------------------------------------------- */
+
+static void tracker__touch_profile(struct tracker *t, struct tracker_profile *p, uint64_t now)
+{
+        p->updated_at = now;
+        if (!p->dirty) {
+                p->dirty = true;
+                p->dirty_next = t->dirty_profiles;
+                t->dirty_profiles = p;
+        }
+}
+
+static void tracker__touch_trace(struct tracker *t, struct tracker_trace *tr)
+{
+        if (!tr->dirty) {
+                tr->dirty = true;
+                tr->dirty_next = t->dirty_traces;
+                t->dirty_traces = tr;
+        }
+}
+
+void tracker_mark_all_changed(struct tracker *t)
+{
+        for (size_t i = 0; i < t->profiles.nbuckets; i++)
+                for (struct tracker_profile *p = t->profiles.buckets[i]; p; p = p->hnext)
+                        if (!p->dirty) {
+                                p->dirty = true;
+                                p->dirty_next = t->dirty_profiles;
+                                t->dirty_profiles = p;
+                        }
+        for (struct tracker_trace *tr = t->head; tr; tr = tr->next)
+                tracker__touch_trace(t, tr);
+}
+
+bool tracker_has_changes(const struct tracker *t)
+{
+        return t->dirty_profiles || t->dirty_traces || t->deleted;
+}
+
+int tracker_collect(struct tracker *t, const struct tracker_sink *sink)
+{
+        for (struct tracker_profile *p = t->dirty_profiles, *next; p; p = next) {
+                next = p->dirty_next;
+                p->dirty = false;
+                p->dirty_next = NULL;
+                sink->profile(sink->data, p);
+        }
+        t->dirty_profiles = NULL;
+        while (t->deleted) {
+                struct tracker__deleted *d = t->deleted;
+                t->deleted = d->next;
+                sink->deleted(sink->data, d->id);
+                free(d);
+        }
+        for (struct tracker_trace *tr = t->dirty_traces, *next; tr; tr = next) {
+                next = tr->dirty_next;
+                tr->dirty = false;
+                tr->dirty_next = NULL;
+                sink->trace(sink->data, tr);
+        }
+        t->dirty_traces = NULL;
+        return 0;
+}
+
+/* ---- profiles ---------------------------------------------------------- */
+
+static struct tracker_profile *tracker__profile_new(struct tracker *t, const char *model)
+{
+        struct tracker_profile *p = calloc(1, sizeof(*p));
+        if (!p)
+                return NULL;
+        p->model = strdup(model);
+        if (!p->model) {
+                free(p);
+                return NULL;
+        }
+        p->ema_quality = TRACKER_PRIOR;
+        tracker__table_put(&t->profiles, p);
+        return p;
+}
+
+/* The seed's `profiles.entry(model).or_insert_with(ModelProfile::new)`.
+ * Callers check the model limit before changing anything. */
+static struct tracker_profile *tracker__profile_entry(struct tracker *t, const char *model)
+{
+        struct tracker_profile *p = tracker__table_get(&t->profiles, model);
+        return p ? p : tracker__profile_new(t, model);
+}
+
+/* -ENOSPC when resolving a trace of `model` would create a profile past the
+ * limit; -ENOMEM when creating it fails. */
+static int tracker__profile_reserve(struct tracker *t, const char *model,
+                                    struct tracker_profile **out)
+{
+        struct tracker_profile *p = tracker__table_get(&t->profiles, model);
+        if (!p) {
+                if (t->max_models && t->profiles.count >= t->max_models)
+                        return -ENOSPC;
+                p = tracker__profile_new(t, model);
+                if (!p)
+                        return -ENOMEM;
+        }
+        *out = p;
+        return 0;
+}
+
+static struct tracker_task_stats *tracker__task_entry(struct tracker_profile *p,
+                                                      enum tracker_task task)
+{
+        struct tracker_task_stats *ts = &p->tasks[task];
+        if (!ts->present) {
+                memset(ts, 0, sizeof(*ts));
+                ts->present = true;
+                ts->ema_quality = TRACKER_PRIOR;
+        }
+        return ts;
+}
+
+const struct tracker_profile *tracker_profile_get(const struct tracker *t, const char *model)
+{
+        return tracker__table_get(&t->profiles, model);
+}
+
+static int tracker__cmp_profiles(const void *a, const void *b)
+{
+        const struct tracker_profile *pa = *(const struct tracker_profile *const *)a;
+        const struct tracker_profile *pb = *(const struct tracker_profile *const *)b;
+        return strcmp(pa->model, pb->model);
+}
+
+long tracker_profiles_sorted(const struct tracker *t, const struct tracker_profile ***out)
+{
+        size_t n = t->profiles.count, k = 0;
+        const struct tracker_profile **v = malloc((n ? n : 1) * sizeof(*v));
+        if (!v)
+                return -ENOMEM;
+        for (size_t i = 0; i < t->profiles.nbuckets; i++)
+                for (struct tracker_profile *p = t->profiles.buckets[i]; p; p = p->hnext)
+                        v[k++] = p;
+        qsort(v, n, sizeof(*v), tracker__cmp_profiles);
+        *out = v;
+        return (long)n;
+}
+
+size_t tracker_profile_count(const struct tracker *t)
+{
+        return t->profiles.count;
+}
+
+double tracker_success_rate(uint64_t successes, uint64_t failures)
+{
+        uint64_t total = successes + failures;
+        if (total == 0)
+                return 0.5; /* prior: assume neutral */
+        return (double)successes / (double)total;
+}
+
+double tracker_profile_avg_latency(const struct tracker_profile *p)
+{
+        if (p->total_calls == 0)
+                return 0.0;
+        return (double)p->total_latency_ms / (double)p->total_calls;
+}
+
+bool tracker_profile_degraded(const struct tracker_profile *p, uint64_t threshold)
+{
+        return p->fail_count > p->success_count + threshold;
+}
+
+/* ---- pending traces ---------------------------------------------------- */
+
+const struct tracker_trace *tracker_trace_get(const struct tracker *t, const char *id)
+{
+        return tracker__table_get(&t->traces, id);
+}
+
+const struct tracker_trace *tracker_pending_first(const struct tracker *t)
+{
+        return t->head;
+}
+
+const struct tracker_trace *tracker_pending_next(const struct tracker_trace *tr)
+{
+        return tr->next;
+}
+
+size_t tracker_pending_count(const struct tracker *t)
+{
+        return t->traces.count;
+}
+
+static void tracker__link(struct tracker *t, struct tracker_trace *tr)
+{
+        tracker__table_put(&t->traces, tr);
+        tr->prev = t->tail;
+        tr->next = NULL;
+        if (t->tail)
+                t->tail->next = tr;
+        else
+                t->head = tr;
+        t->tail = tr;
+}
+
+/* Take a trace out of the pending set and remember its id for the store.
+ * The trace itself is freed by the caller, after it has read it. */
+static void tracker__unlink(struct tracker *t, struct tracker_trace *tr)
+{
+        tracker__table_del(&t->traces, tr);
+        if (tr->prev)
+                tr->prev->next = tr->next;
+        else
+                t->head = tr->next;
+        if (tr->next)
+                tr->next->prev = tr->prev;
+        else
+                t->tail = tr->prev;
+        if (tr->dirty) {
+                struct tracker_trace **p = &t->dirty_traces;
+                while (*p != tr)
+                        p = &(*p)->dirty_next;
+                *p = tr->dirty_next;
+                tr->dirty = false;
+        }
+        size_t len = strlen(tr->id);
+        struct tracker__deleted *d = malloc(sizeof(*d) + len + 1);
+        if (d) { /* without it the store keeps a stale row until restart */
+                memcpy(d->id, tr->id, len + 1);
+                d->next = t->deleted;
+                t->deleted = d;
+        }
+}
+
+static char *tracker__strdup0(const char *s)
+{
+        return strdup(s ? s : "");
+}
+
+/* Copy a trace's data fields into a new, unlinked trace. */
+static struct tracker_trace *tracker__trace_copy(const struct tracker_trace *src)
+{
+        struct tracker_trace *tr = calloc(1, sizeof(*tr));
+        if (!tr)
+                return NULL;
+        tr->id = strdup(src->id);
+        tr->model = strdup(src->model);
+        tr->reason = tracker__strdup0(src->reason);
+        tr->repo = src->repo ? strdup(src->repo) : NULL;
+        tr->output = src->output ? strdup(src->output) : NULL;
+        if (src->nfiles)
+                tr->files = calloc(src->nfiles, sizeof(char *));
+        bool ok = tr->id && tr->model && tr->reason && (!src->repo || tr->repo) &&
+                  (!src->output || tr->output) && (!src->nfiles || tr->files);
+        for (uint32_t i = 0; ok && i < src->nfiles; i++) {
+                tr->files[i] = strdup(src->files[i]);
+                tr->nfiles = i + 1;
+                ok = tr->files[i] != NULL;
+        }
+        if (!ok) {
+                tracker__trace_free(tr);
+                return NULL;
+        }
+        tr->seq = src->seq;
+        tr->started_at = src->started_at;
+        tr->latency_ms = src->latency_ms;
+        tr->input_tokens = src->input_tokens;
+        tr->output_tokens = src->output_tokens;
+        tr->uid = src->uid;
+        tr->task = src->task;
+        tr->completed = src->completed;
+        return tr;
+}
+
+static bool tracker__may_touch(const struct tracker_trace *tr, uint32_t uid)
+{
+        return uid == 0 || tr->uid == uid;
+}
+
+/* Look up a pending trace the caller may change. */
+static int tracker__find(struct tracker *t, const char *id, uint32_t uid, struct tracker_trace **out)
+{
+        struct tracker_trace *tr = tracker__table_get(&t->traces, id);
+        if (!tr)
+                return -ENOENT;
+        if (!tracker__may_touch(tr, uid))
+                return -EPERM;
+        *out = tr;
+        return 0;
+}
+
+int tracker_start(struct tracker *t, const struct tracker_start *s, const char **id)
+{
+        char gen[96];
+        const char *tid = s->trace_id;
+
+        if ((unsigned)s->task >= TASK__COUNT || !s->model)
+                return -EINVAL;
+        if (tid) {
+                struct tracker_trace *old = tracker__table_get(&t->traces, tid);
+                if (old) {
+                        if (!tracker__may_touch(old, s->uid))
+                                return -EPERM;
+                        if (strcmp(old->model, s->model) != 0 || old->task != s->task)
+                                return -EEXIST;
+                        *id = old->id; /* the same start again: nothing changes */
+                        return 0;
+                }
+        }
+        if (t->max_pending && t->traces.count >= t->max_pending)
+                return -ENOSPC;
+        /* A trace of a new model would create a profile once resolved. */
+        if (t->max_models && t->profiles.count >= t->max_models &&
+            !tracker__table_get(&t->profiles, s->model))
+                return -ENOSPC;
+        if (!tid) {
+                do {
+                        snprintf(gen, sizeof(gen), "%s-%" PRIx64, t->id_prefix, ++t->counter);
+                } while (tracker__table_get(&t->traces, gen));
+                tid = gen;
+        }
+
+        struct tracker_trace src = {
+                .id = (char *)tid,
+                .model = (char *)s->model,
+                .reason = (char *)s->reason,
+                .repo = (char *)s->repo,
+                .files = (char **)s->files,
+                .nfiles = s->nfiles,
+                .seq = t->next_seq,
+                .started_at = s->now,
+                .uid = s->uid,
+                .task = (uint8_t)s->task,
+        };
+        struct tracker_trace *tr = tracker__trace_copy(&src);
+        if (!tr)
+                return -ENOMEM;
+        t->next_seq++;
+        tracker__link(t, tr);
+        tracker__touch_trace(t, tr);
+        *id = tr->id;
+        return 0;
+}
+
+int tracker_complete(struct tracker *t, const struct tracker_complete *c)
+{
+        struct tracker_trace *tr;
+        struct tracker_profile *p;
+        char *output = NULL;
+        int r = tracker__find(t, c->trace_id, c->uid, &tr);
+        if (r < 0)
+                return r;
+        if (tr->completed)
+                return -EALREADY;
+        if (c->output && !(output = strdup(c->output)))
+                return -ENOMEM;
+        r = tracker__profile_reserve(t, tr->model, &p);
+        if (r < 0) {
+                free(output);
+                return r;
+        }
+
+        tr->completed = true;
+        tr->latency_ms = c->latency_ms;
+        tr->input_tokens = c->input_tokens;
+        tr->output_tokens = c->output_tokens;
+        if (output) {
+                free(tr->output);
+                tr->output = output;
+        }
+        tracker__touch_trace(t, tr);
+
+        p->total_calls += 1;
+        p->total_latency_ms += c->latency_ms;
+        struct tracker_task_stats *ts = tracker__task_entry(p, tr->task);
+        ts->calls += 1;
+        ts->avg_latency_ms = ts->avg_latency_ms +
+                             ((double)c->latency_ms - ts->avg_latency_ms) / (double)ts->calls;
+        tracker__touch_profile(t, p, c->now);
+        return 0;
+}
+
+int tracker_fail(struct tracker *t, const char *trace_id, uint32_t uid, uint64_t now)
+{
+        struct tracker_trace *tr;
+        struct tracker_profile *p;
+        int r = tracker__find(t, trace_id, uid, &tr);
+        if (r < 0)
+                return r;
+        r = tracker__profile_reserve(t, tr->model, &p);
+        if (r < 0)
+                return r;
+
+        p->fail_count += 1;
+        p->ema_quality = p->ema_quality * (1.0 - TRACKER_EMA_ALPHA) + 0.0 * TRACKER_EMA_ALPHA;
+        struct tracker_task_stats *ts = tracker__task_entry(p, tr->task);
+        ts->failures += 1;
+        ts->ema_quality = ts->ema_quality * (1.0 - TRACKER_EMA_ALPHA);
+        tracker__touch_profile(t, p, now);
+
+        tracker__unlink(t, tr);
+        tracker__trace_free(tr);
+        return 0;
+}
+
+/* ---- outcomes ---------------------------------------------------------- */
+
+void tracker_kind_score(enum tracker_kind kind, double c, struct tracker_result *r)
+{
+        static const double code_quality[KIND__COUNT] = {
+                [KIND_APPLIED] = 1.0,
+                [KIND_SIGNATURE_CHANGED] = 0.8,
+                [KIND_BODY_MODIFIED] = 0.7,
+                [KIND_SYMBOL_ADDED] = 0.7,
+                [KIND_MODIFIED] = 0.6,
+                [KIND_IGNORED] = 0.1,
+        };
+        r->kind = kind;
+        r->deferred = false;
+        r->has_quality = r->has_success = true;
+        switch (kind) {
+        case KIND_ACCEPTED:
+                r->quality = c;
+                r->success = true;
+                break;
+        case KIND_ACCEPTED_WITH_EDITS:
+                r->quality = c * 0.7;
+                r->success = true;
+                break;
+        case KIND_REJECTED:
+                r->quality = (1.0 - c) * 0.3;
+                r->success = false;
+                break;
+        case KIND_INCONCLUSIVE:
+        default:
+                r->has_quality = r->has_success = false;
+                r->quality = 0;
+                r->success = false;
+                break;
+        case KIND_APPLIED:
+        case KIND_SIGNATURE_CHANGED:
+        case KIND_BODY_MODIFIED:
+        case KIND_SYMBOL_ADDED:
+        case KIND_MODIFIED:
+        case KIND_IGNORED:
+                r->quality = code_quality[kind];
+                r->success = kind != KIND_IGNORED;
+                break;
+        }
+}
+
+/* The seed's apply_outcome: the trace is already known to be pending and
+ * the profile reserved. */
+static void tracker__apply(struct tracker *t, struct tracker_profile *p, enum tracker_task task,
+                           const struct tracker_result *r, uint64_t now)
+{
+        if (r->has_quality) {
+                double q = r->quality;
+                p->ema_quality = p->ema_quality * (1.0 - TRACKER_EMA_ALPHA) + q * TRACKER_EMA_ALPHA;
+                struct tracker_task_stats *ts = tracker__task_entry(p, task);
+                ts->ema_quality = ts->ema_quality * (1.0 - TRACKER_EMA_ALPHA) + q * TRACKER_EMA_ALPHA;
+        }
+        if (r->has_success) {
+                struct tracker_task_stats *ts = tracker__task_entry(p, task);
+                if (r->success) {
+                        p->success_count += 1;
+                        ts->successes += 1;
+                } else {
+                        p->fail_count += 1;
+                        ts->failures += 1;
+                }
+        }
+        tracker__touch_profile(t, p, now);
+}
+
+/* Resolve (or defer) one pending trace with a scored result. */
+static int tracker__resolve(struct tracker *t, struct tracker_trace *tr, struct tracker_result *r,
+                            uint64_t now)
+{
+        if (tr->repo) {
+                /* git is the ground truth for this trace: the conversation's
+                 * view is recorded by the caller, the trace stays pending. */
+                r->deferred = true;
+                r->has_quality = r->has_success = false;
+                r->trace_id = tr->id;
+                return 0;
+        }
+        struct tracker_profile *p;
+        int rc = tracker__profile_reserve(t, tr->model, &p);
+        if (rc < 0)
+                return rc;
+        tracker__apply(t, p, tr->task, r, now);
+        /* The id must outlive the trace for the caller's reply: keep the
+         * trace's own string. */
+        tracker__unlink(t, tr);
+        free(t->last_id);
+        t->last_id = tr->id;
+        tr->id = NULL;
+        r->trace_id = t->last_id;
+        tracker__trace_free(tr);
+        return 0;
+}
+
+int tracker_outcome(struct tracker *t, const char *trace_id, enum tracker_kind kind,
+                    double confidence, uint32_t uid, uint64_t now, struct tracker_result *res)
+{
+        struct tracker_trace *tr;
+        if ((unsigned)kind >= KIND__COUNT)
+                return -EINVAL;
+        int r = tracker__find(t, trace_id, uid, &tr);
+        if (r < 0)
+                return r;
+        struct tracker_result out;
+        tracker_kind_score(kind, confidence, &out);
+        r = tracker__resolve(t, tr, &out, now);
+        if (r < 0)
+                return r;
+        *res = out;
+        return 0;
+}
+
+void tracker_infer_action(const struct tracker_action *acts, size_t n, size_t i,
+                          enum tracker_kind *kind, double *confidence)
+{
+        const struct tracker_action *a = &acts[i];
+        *confidence = a->confidence;
+        if (!a->success) {
+                *kind = KIND_REJECTED;
+                return;
+        }
+        /* Last action: assume accepted if successful. */
+        bool next_succeeded = i + 1 < n ? acts[i + 1].success : true;
+        bool has_output = false;
+        for (const char *s = a->output ? a->output : ""; *s; s++) {
+                /* Rust's str::trim: Unicode White_Space; outputs are UTF-8. */
+                unsigned char ch = (unsigned char)*s;
+                if (ch == ' ' || (ch >= '\t' && ch <= '\r'))
+                        continue;
+                if (ch == 0xc2 && ((unsigned char)s[1] == 0x85 || (unsigned char)s[1] == 0xa0)) {
+                        s++;
+                        continue;
+                }
+                if (ch == 0xe1 && (unsigned char)s[1] == 0x9a && (unsigned char)s[2] == 0x80) {
+                        s += 2;
+                        continue;
+                }
+                if (ch == 0xe2 && (unsigned char)s[1] == 0x80 &&
+                    (((unsigned char)s[2] >= 0x80 && (unsigned char)s[2] <= 0x8a) ||
+                     (unsigned char)s[2] == 0xa8 || (unsigned char)s[2] == 0xa9 ||
+                     (unsigned char)s[2] == 0xaf)) {
+                        s += 2;
+                        continue;
+                }
+                if (ch == 0xe2 && (unsigned char)s[1] == 0x81 && (unsigned char)s[2] == 0x9f) {
+                        s += 2;
+                        continue;
+                }
+                if (ch == 0xe3 && (unsigned char)s[1] == 0x80 && (unsigned char)s[2] == 0x80) {
+                        s += 2;
+                        continue;
+                }
+                has_output = true;
+                break;
+        }
+        if (has_output && next_succeeded) {
+                *kind = KIND_ACCEPTED;
+        } else if (has_output) {
+                /* Output existed but downstream failed: may not be its fault. */
+                *kind = KIND_ACCEPTED_WITH_EDITS;
+                *confidence = a->confidence * 0.7;
+        } else {
+                *kind = KIND_INCONCLUSIVE;
+        }
+}
+
+int tracker_sequence(struct tracker *t, const struct tracker_action *acts, size_t n,
+                     uint32_t uid, uint64_t now, tracker_result_cb cb, void *data)
+{
+        /* Check first, so that a refused sequence changes nothing. */
+        uint64_t new_models = 0;
+        for (size_t i = 0; i < n; i++) {
+                if (!acts[i].trace_id[0])
+                        continue;
+                struct tracker_trace *tr = tracker__table_get(&t->traces, acts[i].trace_id);
+                if (!tr)
+                        continue;
+                if (!tracker__may_touch(tr, uid))
+                        return -EPERM;
+                if (!tracker__table_get(&t->profiles, tr->model))
+                        new_models++;
+        }
+        if (t->max_models && new_models && t->profiles.count + new_models > t->max_models)
+                return -ENOSPC;
+
+        for (size_t i = 0; i < n; i++) {
+                if (!acts[i].trace_id[0])
+                        continue; /* no trace (e.g. a memgine-only action) */
+                struct tracker_trace *tr = tracker__table_get(&t->traces, acts[i].trace_id);
+                if (!tr)
+                        continue; /* not pending: skipped, as the seed does */
+                enum tracker_kind kind;
+                double c;
+                struct tracker_result r;
+                tracker_infer_action(acts, n, i, &kind, &c);
+                tracker_kind_score(kind, c, &r);
+                int rc = tracker__resolve(t, tr, &r, now);
+                if (rc < 0)
+                        return rc;
+                if (cb)
+                        cb(data, &r);
+        }
+        return 0;
+}
+
+/* ---- loading ----------------------------------------------------------- */
+
+int tracker_load_profile(struct tracker *t, const struct tracker_profile *src)
+{
+        struct tracker_profile *p = tracker__profile_entry(t, src->model);
+        if (!p)
+                return -ENOMEM;
+        p->total_calls = src->total_calls;
+        p->success_count = src->success_count;
+        p->fail_count = src->fail_count;
+        p->total_latency_ms = src->total_latency_ms;
+        p->ema_quality = src->ema_quality;
+        p->updated_at = src->updated_at;
+        memcpy(p->tasks, src->tasks, sizeof(p->tasks));
+        return 0;
+}
+
+int tracker_load_trace(struct tracker *t, const struct tracker_trace *src)
+{
+        if (tracker__table_get(&t->traces, src->id) || src->task >= TASK__COUNT)
+                return -EINVAL;
+        struct tracker_trace *tr = tracker__trace_copy(src);
+        if (!tr)
+                return -ENOMEM;
+        tracker__link(t, tr);
+        if (tr->seq >= t->next_seq)
+                t->next_seq = tr->seq + 1;
+        return 0;
+}

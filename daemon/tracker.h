@@ -1,0 +1,228 @@
+/* tracker.h - the pure core of outcomed: model profiles, per-task stats,
+ * pending traces and the seed's outcome rules (shared/seed/outcome.rs).
+ *
+ * No I/O lives here: no sockets, no libuv, no SQLite.  Time comes in as an
+ * argument (`now`, unix seconds) and so does the caller's uid, so every rule
+ * can be unit-tested and fuzzed alone.  Only the loop thread touches a
+ * tracker.
+ *
+ * Functions return 0 or a negative errno:
+ *   -ENOENT    the trace is not pending              (unknown_trace)
+ *   -EEXIST    a client trace id pending elsewhere   (duplicate_trace)
+ *   -EALREADY  a second complete                     (already_completed)
+ *   -EPERM     another uid's trace                   (forbidden)
+ *   -ENOSPC    a state limit is reached              (overloaded)
+ *   -ENOMEM    out of memory                         (internal)
+ * A failed call changes nothing.
+ */
+#ifndef OUTCOMED_TRACKER_H
+#define OUTCOMED_TRACKER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum tracker_task {
+        TASK_GENERATE,
+        TASK_EMBED,
+        TASK_CLASSIFY,
+        TASK_CODE,
+        TASK_REASONING,
+        TASK__COUNT
+};
+
+enum tracker_kind {
+        KIND_ACCEPTED,
+        KIND_ACCEPTED_WITH_EDITS,
+        KIND_REJECTED,
+        KIND_INCONCLUSIVE,
+        KIND_APPLIED,
+        KIND_SIGNATURE_CHANGED,
+        KIND_BODY_MODIFIED,
+        KIND_SYMBOL_ADDED,
+        KIND_MODIFIED,
+        KIND_IGNORED,
+        KIND__COUNT
+};
+
+/* Names as on the wire ("generate", "accepted_with_edits", ...). */
+const char *tracker_task_name(enum tracker_task task);
+const char *tracker_kind_name(enum tracker_kind kind);
+/* Parse a name of `len` bytes; -EINVAL when it is not one. */
+int tracker_task_parse(const char *s, size_t len, enum tracker_task *out);
+int tracker_kind_parse(const char *s, size_t len, enum tracker_kind *out);
+/* True for the three conversation kinds that need a confidence. */
+bool tracker_kind_needs_confidence(enum tracker_kind kind);
+
+#define TRACKER_EMA_ALPHA 0.2
+#define TRACKER_PRIOR 0.5
+
+struct tracker_task_stats {
+        bool present; /* the seed creates a task entry lazily */
+        uint64_t calls;
+        uint64_t successes;
+        uint64_t failures;
+        double avg_latency_ms; /* running mean */
+        double ema_quality;
+};
+
+/* A model's profile.  Callers get const pointers and only read them. */
+struct tracker_profile {
+        char *model;
+        uint64_t total_calls;
+        uint64_t success_count;
+        uint64_t fail_count;
+        uint64_t total_latency_ms;
+        double ema_quality;
+        uint64_t updated_at;
+        struct tracker_task_stats tasks[TASK__COUNT];
+        /* internal */
+        struct tracker_profile *hnext;
+        struct tracker_profile *dirty_next;
+        bool dirty;
+};
+
+/* A pending trace.  Callers get const pointers and only read them. */
+struct tracker_trace {
+        char *id;
+        char *model;
+        char *reason;
+        char *repo;   /* NULL unless a code trace named one */
+        char **files; /* nfiles repository-relative paths */
+        char *output; /* NULL until complete gives one */
+        uint64_t seq; /* start order, kept across restarts */
+        uint64_t started_at;
+        uint32_t latency_ms;
+        uint32_t input_tokens;
+        uint32_t output_tokens;
+        uint32_t uid;
+        uint32_t nfiles;
+        uint8_t task; /* enum tracker_task */
+        bool completed;
+        /* internal */
+        struct tracker_trace *hnext;
+        struct tracker_trace *prev, *next; /* start order */
+        struct tracker_trace *dirty_next;
+        bool dirty;
+};
+
+struct tracker_options {
+        const char *id_prefix;    /* generated ids are "<prefix>-<counter>" */
+        uint64_t max_models;      /* 0: no limit */
+        uint64_t max_pending;     /* 0: no limit */
+};
+
+struct tracker;
+
+struct tracker *tracker_new(const struct tracker_options *opts);
+void tracker_free(struct tracker *t);
+
+/* Limits may change while running (reload); what exists stays. */
+void tracker_set_limits(struct tracker *t, uint64_t max_models, uint64_t max_pending);
+
+struct tracker_start {
+        const char *model;
+        enum tracker_task task;
+        const char *reason;   /* may be NULL: "" */
+        const char *trace_id; /* NULL: generate one */
+        const char *repo;     /* may be NULL */
+        const char *const *files;
+        uint32_t nfiles;
+        uint32_t uid;
+        uint64_t now;
+};
+
+/* Start a trace.  *id points into the trace (valid while it is pending).
+ * A client id pending with the same model and task returns it unchanged. */
+int tracker_start(struct tracker *t, const struct tracker_start *s, const char **id);
+
+struct tracker_complete {
+        const char *trace_id;
+        uint32_t latency_ms;
+        uint32_t input_tokens;
+        uint32_t output_tokens;
+        const char *output; /* may be NULL */
+        uint32_t uid;
+        uint64_t now;
+};
+
+int tracker_complete(struct tracker *t, const struct tracker_complete *c);
+int tracker_fail(struct tracker *t, const char *trace_id, uint32_t uid, uint64_t now);
+
+struct tracker_result {
+        const char *trace_id; /* valid until the next tracker call */
+        enum tracker_kind kind;
+        bool has_quality;
+        double quality;
+        bool has_success;
+        bool success;
+        bool deferred; /* a code trace with a repo: git decides */
+};
+
+/* The outcome table of the contract: quality and success of a kind given
+ * its confidence. */
+void tracker_kind_score(enum tracker_kind kind, double confidence, struct tracker_result *r);
+
+/* The single outcome form.  Fills *res on success. */
+int tracker_outcome(struct tracker *t, const char *trace_id, enum tracker_kind kind,
+                    double confidence, uint32_t uid, uint64_t now, struct tracker_result *res);
+
+struct tracker_action {
+        const char *trace_id; /* "" is skipped but still "the next action" */
+        bool success;
+        double confidence;
+        const char *output;
+};
+
+/* The seed's infer_outcomes_from_action_sequence for action i. */
+void tracker_infer_action(const struct tracker_action *acts, size_t n, size_t i,
+                          enum tracker_kind *kind, double *confidence);
+
+typedef void (*tracker_result_cb)(void *data, const struct tracker_result *res);
+
+/* The sequence form: infer each action's outcome and resolve the pending
+ * ones in order; cb is called for each trace resolved (or deferred).  When
+ * any named pending trace belongs to another uid, -EPERM and nothing
+ * changes. */
+int tracker_sequence(struct tracker *t, const struct tracker_action *acts, size_t n,
+                     uint32_t uid, uint64_t now, tracker_result_cb cb, void *data);
+
+/* Reads. */
+const struct tracker_profile *tracker_profile_get(const struct tracker *t, const char *model);
+/* Every profile sorted by model id (strcmp order); *out is malloc'ed and
+ * owned by the caller.  Returns the count or -ENOMEM. */
+long tracker_profiles_sorted(const struct tracker *t, const struct tracker_profile ***out);
+const struct tracker_trace *tracker_trace_get(const struct tracker *t, const char *id);
+/* Pending traces oldest first: first, then next(prev). */
+const struct tracker_trace *tracker_pending_first(const struct tracker *t);
+const struct tracker_trace *tracker_pending_next(const struct tracker_trace *tr);
+size_t tracker_profile_count(const struct tracker *t);
+size_t tracker_pending_count(const struct tracker *t);
+
+double tracker_success_rate(uint64_t successes, uint64_t failures);
+double tracker_profile_avg_latency(const struct tracker_profile *p);
+bool tracker_profile_degraded(const struct tracker_profile *p, uint64_t threshold);
+
+/* Changes for the store.  tracker_collect calls profile_cb for each profile
+ * changed since the last collect, deleted_cb for each trace id that left the
+ * pending set, then trace_cb for each pending trace that changed, and
+ * forgets them.  (A trace that was resolved and started again with the same
+ * id shows up in both, deletion first.) */
+struct tracker_sink {
+        void (*profile)(void *data, const struct tracker_profile *p);
+        void (*deleted)(void *data, const char *trace_id);
+        void (*trace)(void *data, const struct tracker_trace *tr);
+        void *data;
+};
+int tracker_collect(struct tracker *t, const struct tracker_sink *sink);
+bool tracker_has_changes(const struct tracker *t);
+/* Report every profile and pending trace at the next collect (after a
+ * failed write, so that a full snapshot is written again). */
+void tracker_mark_all_changed(struct tracker *t);
+
+/* Loading from the store at start; loaded rows are not changes.  The
+ * tracker copies what it needs. */
+int tracker_load_profile(struct tracker *t, const struct tracker_profile *p);
+int tracker_load_trace(struct tracker *t, const struct tracker_trace *tr);
+
+#endif

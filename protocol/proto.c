@@ -1,0 +1,368 @@
+/* proto.c - msgpack-RPC message shapes, named-argument decoding and reply
+ * encoding, shared by outcomed and its clients.  See proto.h. */
+#include "proto.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char *const error_names[PROTO_ERROR__COUNT] = {
+        [PROTO_OK] = "ok",
+        [PROTO_BAD_REQUEST] = "bad_request",
+        [PROTO_UNKNOWN_METHOD] = "unknown_method",
+        [PROTO_UNKNOWN_TRACE] = "unknown_trace",
+        [PROTO_DUPLICATE_TRACE] = "duplicate_trace",
+        [PROTO_ALREADY_COMPLETED] = "already_completed",
+        [PROTO_TOO_LARGE] = "too_large",
+        [PROTO_OVERLOADED] = "overloaded",
+        [PROTO_FORBIDDEN] = "forbidden",
+        [PROTO_UNAVAILABLE] = "unavailable",
+        [PROTO_INTERNAL] = "internal",
+};
+
+const char *proto_error_name(enum proto_error e)
+{
+        return (unsigned)e < PROTO_ERROR__COUNT ? error_names[e] : "internal";
+}
+
+int proto_error_parse(const char *s, size_t len)
+{
+        for (int i = 0; i < PROTO_ERROR__COUNT; i++)
+                if (strlen(error_names[i]) == len && memcmp(error_names[i], s, len) == 0)
+                        return i;
+        return -1;
+}
+
+static int proto__fail(char *err, size_t errlen, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
+static int proto__fail(char *err, size_t errlen, const char *fmt, ...)
+{
+        va_list ap;
+        va_start(ap, fmt);
+        if (err && errlen)
+                vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+        return -1;
+}
+
+bool proto_str_eq(const msgpack_object *o, const char *s)
+{
+        size_t len = strlen(s);
+        return o->type == MSGPACK_OBJECT_STR && o->via.str.size == len &&
+               memcmp(o->via.str.ptr, s, len) == 0;
+}
+
+const msgpack_object *proto_map_get(const msgpack_object *map, const char *key)
+{
+        if (!map || map->type != MSGPACK_OBJECT_MAP)
+                return NULL;
+        for (uint32_t i = 0; i < map->via.map.size; i++)
+                if (proto_str_eq(&map->via.map.ptr[i].key, key))
+                        return &map->via.map.ptr[i].val;
+        return NULL;
+}
+
+/* Strict UTF-8: no overlong forms, no surrogates, nothing past U+10FFFF. */
+bool proto_utf8_valid(const char *str, size_t len)
+{
+        const unsigned char *s = (const unsigned char *)str, *end = s + len;
+        while (s < end) {
+                unsigned char c = *s;
+                size_t n;
+                uint32_t cp;
+                if (c < 0x80) {
+                        s++;
+                        continue;
+                } else if (c >= 0xc2 && c <= 0xdf) {
+                        n = 1, cp = c & 0x1f;
+                } else if (c >= 0xe0 && c <= 0xef) {
+                        n = 2, cp = c & 0x0f;
+                } else if (c >= 0xf0 && c <= 0xf4) {
+                        n = 3, cp = c & 0x07;
+                } else {
+                        return false;
+                }
+                if ((size_t)(end - s) <= n)
+                        return false;
+                for (size_t i = 1; i <= n; i++) {
+                        if ((s[i] & 0xc0) != 0x80)
+                                return false;
+                        cp = (cp << 6) | (s[i] & 0x3f);
+                }
+                if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+                    (n == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+                        return false;
+                s += n + 1;
+        }
+        return true;
+}
+
+int proto_parse_msg(const msgpack_object *o, struct proto_msg *m, char *err, size_t errlen)
+{
+        memset(m, 0, sizeof(*m));
+        m->type = PROTO_REQUEST;
+        if (o->type != MSGPACK_OBJECT_ARRAY)
+                return proto__fail(err, errlen, "a message must be a msgpack-RPC array");
+        const msgpack_object *v = o->via.array.ptr;
+        uint32_t n = o->via.array.size;
+        if (n >= 2 && v[1].type == MSGPACK_OBJECT_POSITIVE_INTEGER && v[1].via.u64 <= UINT32_MAX)
+                m->msgid = (uint32_t)v[1].via.u64;
+        if (n == 0 || v[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+            (v[0].via.u64 != PROTO_REQUEST && v[0].via.u64 != PROTO_NOTIFY))
+                return proto__fail(err, errlen,
+                                   "message type must be 0 (request) or 2 (notification)");
+        /* A malformed message is answered whatever its type tag says: m->type
+         * stays PROTO_REQUEST until the message is known to be well formed. */
+        int type = (int)v[0].via.u64;
+        const msgpack_object *method, *params;
+        if (type == PROTO_REQUEST) {
+                if (n != 4)
+                        return proto__fail(err, errlen, "a request is [0, msgid, method, params]");
+                if (v[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER || v[1].via.u64 > UINT32_MAX)
+                        return proto__fail(err, errlen,
+                                           "msgid must be an unsigned 32-bit integer");
+                method = &v[2];
+                params = &v[3];
+        } else {
+                if (n != 3)
+                        return proto__fail(err, errlen, "a notification is [2, method, params]");
+                method = &v[1];
+                params = &v[2];
+        }
+        if (method->type != MSGPACK_OBJECT_STR)
+                return proto__fail(err, errlen, "method must be a string");
+        m->method.ptr = method->via.str.ptr;
+        m->method.len = method->via.str.size;
+        if (params->type != MSGPACK_OBJECT_ARRAY)
+                return proto__fail(err, errlen, "params must be an array");
+        if (params->via.array.size > 1)
+                return proto__fail(err, errlen,
+                                   "params must be empty or hold one map of named arguments");
+        if (params->via.array.size == 1) {
+                const msgpack_object *a = &params->via.array.ptr[0];
+                if (a->type != MSGPACK_OBJECT_MAP)
+                        return proto__fail(err, errlen, "params[0] must be a map of named arguments");
+                m->args = a;
+        }
+        m->type = type;
+        if (type == PROTO_NOTIFY)
+                m->msgid = 0;
+        return 0;
+}
+
+static bool proto__trace_id_char(unsigned char c)
+{
+        return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+               c == '.' || c == '_' || c == ':' || c == '-';
+}
+
+int proto_arg_check(const msgpack_object *o, const struct proto_arg *a, struct proto_val *v,
+                    const char *prefix, char *err, size_t errlen)
+{
+        const char *name = a->name;
+        memset(v, 0, sizeof(*v));
+        v->o = o;
+        switch ((enum proto_arg_type)a->type) {
+        case PROTO_ARG_STR:
+        case PROTO_ARG_TRACE_ID: {
+                if (o->type != MSGPACK_OBJECT_STR)
+                        return proto__fail(err, errlen, "%s%s: must be a string", prefix, name);
+                const char *s = o->via.str.ptr;
+                uint32_t len = o->via.str.size;
+                if (len < a->min || len > a->max) {
+                        if (a->min == a->max)
+                                return proto__fail(err, errlen, "%s%s: must be %u bytes long",
+                                                   prefix, name, a->max);
+                        return proto__fail(err, errlen,
+                                           "%s%s: must be %u to %u bytes long (got %u)", prefix,
+                                           name, a->min, a->max, len);
+                }
+                if (a->type == PROTO_ARG_TRACE_ID) {
+                        for (uint32_t i = 0; i < len; i++)
+                                if (!proto__trace_id_char((unsigned char)s[i]))
+                                        return proto__fail(err, errlen,
+                                                           "%s%s: may only hold A-Z a-z 0-9 . _ : -",
+                                                           prefix, name);
+                } else {
+                        if (memchr(s, '\0', len))
+                                return proto__fail(err, errlen, "%s%s: must not hold NUL bytes",
+                                                   prefix, name);
+                        if (!proto_utf8_valid(s, len))
+                                return proto__fail(err, errlen, "%s%s: must be valid UTF-8",
+                                                   prefix, name);
+                }
+                v->s.ptr = s;
+                v->s.len = len;
+                break;
+        }
+        case PROTO_ARG_U32:
+        case PROTO_ARG_MS:
+                if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+                        if (o->via.u64 > UINT32_MAX)
+                                return proto__fail(err, errlen,
+                                                   "%s%s: must be at most 4294967295", prefix,
+                                                   name);
+                        v->u = (uint32_t)o->via.u64;
+                } else if (a->type == PROTO_ARG_MS && (o->type == MSGPACK_OBJECT_FLOAT32 ||
+                                                       o->type == MSGPACK_OBJECT_FLOAT64)) {
+                        double d = o->via.f64;
+                        if (!isfinite(d) || d < 0)
+                                return proto__fail(err, errlen,
+                                                   "%s%s: must be a finite non-negative number",
+                                                   prefix, name);
+                        d = round(d);
+                        if (d > (double)UINT32_MAX)
+                                return proto__fail(err, errlen,
+                                                   "%s%s: must be at most 4294967295", prefix,
+                                                   name);
+                        v->u = (uint32_t)d;
+                } else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+                        return proto__fail(err, errlen, "%s%s: must not be negative", prefix, name);
+                } else {
+                        return proto__fail(err, errlen, "%s%s: must be %s", prefix, name,
+                                           a->type == PROTO_ARG_MS
+                                                   ? "a non-negative integer or float"
+                                                   : "a non-negative integer");
+                }
+                break;
+        case PROTO_ARG_UNIT: {
+                double d;
+                if (o->type == MSGPACK_OBJECT_FLOAT32 || o->type == MSGPACK_OBJECT_FLOAT64)
+                        d = o->via.f64;
+                else if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+                        d = o->via.u64 > 1 ? 2.0 : (double)o->via.u64;
+                else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+                        d = -1.0;
+                else
+                        return proto__fail(err, errlen, "%s%s: must be a number", prefix, name);
+                if (!isfinite(d) || d < 0.0 || d > 1.0)
+                        return proto__fail(err, errlen, "%s%s: must be a finite number in [0, 1]",
+                                           prefix, name);
+                v->d = d;
+                break;
+        }
+        case PROTO_ARG_BOOL:
+                if (o->type != MSGPACK_OBJECT_BOOLEAN)
+                        return proto__fail(err, errlen, "%s%s: must be a boolean", prefix, name);
+                v->b = o->via.boolean;
+                break;
+        case PROTO_ARG_ARRAY:
+                if (o->type != MSGPACK_OBJECT_ARRAY)
+                        return proto__fail(err, errlen, "%s%s: must be an array", prefix, name);
+                if (o->via.array.size < a->min || o->via.array.size > a->max)
+                        return proto__fail(err, errlen, "%s%s: must hold %u to %u entries (got %u)",
+                                           prefix, name, a->min, a->max, o->via.array.size);
+                break;
+        default:
+                return proto__fail(err, errlen, "%s%s: unknown argument type", prefix, name);
+        }
+        v->set = true;
+        return 0;
+}
+
+int proto_args_decode(const msgpack_object *map, const struct proto_arg *spec, size_t n,
+                      struct proto_val *vals, const char *prefix, char *err, size_t errlen)
+{
+        if (!prefix)
+                prefix = "";
+        for (size_t j = 0; j < n; j++)
+                memset(&vals[j], 0, sizeof(vals[j]));
+        if (map && map->type != MSGPACK_OBJECT_MAP)
+                return proto__fail(err, errlen, "%sarguments must be a map", prefix);
+        uint32_t count = map ? map->via.map.size : 0;
+        for (uint32_t i = 0; i < count; i++) {
+                const msgpack_object_kv *kv = &map->via.map.ptr[i];
+                if (kv->key.type != MSGPACK_OBJECT_STR)
+                        return proto__fail(err, errlen, "%sargument names must be strings", prefix);
+                const char *k = kv->key.via.str.ptr;
+                uint32_t klen = kv->key.via.str.size;
+                size_t j;
+                for (j = 0; j < n; j++)
+                        if (strlen(spec[j].name) == klen && memcmp(spec[j].name, k, klen) == 0)
+                                break;
+                if (j == n) {
+                        /* Name the stranger, printably and briefly. */
+                        char shown[64];
+                        size_t s = 0;
+                        for (uint32_t c = 0; c < klen && s + 1 < sizeof(shown); c++)
+                                shown[s++] = (k[c] >= 0x20 && k[c] < 0x7f) ? k[c] : '?';
+                        shown[s] = '\0';
+                        return proto__fail(err, errlen, "%s%s%s: unknown argument", prefix, shown,
+                                           klen >= sizeof(shown) ? "..." : "");
+                }
+                if (vals[j].set)
+                        return proto__fail(err, errlen, "%s%s: given twice", prefix, spec[j].name);
+                if (proto_arg_check(&kv->val, &spec[j], &vals[j], prefix, err, errlen) < 0)
+                        return -1;
+        }
+        for (size_t j = 0; j < n; j++)
+                if (spec[j].required && !vals[j].set)
+                        return proto__fail(err, errlen, "%s%s: required", prefix, spec[j].name);
+        return 0;
+}
+
+int proto_pack_str(msgpack_packer *pk, const char *s, size_t len)
+{
+        int r = msgpack_pack_str(pk, len);
+        return r ? r : msgpack_pack_str_body(pk, s, len);
+}
+
+int proto_pack_cstr(msgpack_packer *pk, const char *s)
+{
+        return proto_pack_str(pk, s, strlen(s));
+}
+
+int proto_pack_ok_head(msgpack_packer *pk, uint32_t msgid)
+{
+        msgpack_pack_array(pk, 4);
+        msgpack_pack_uint8(pk, PROTO_RESPONSE);
+        msgpack_pack_uint32(pk, msgid);
+        return msgpack_pack_nil(pk);
+}
+
+int proto_pack_error(msgpack_packer *pk, uint32_t msgid, enum proto_error e, const char *message)
+{
+        msgpack_pack_array(pk, 4);
+        msgpack_pack_uint8(pk, PROTO_RESPONSE);
+        msgpack_pack_uint32(pk, msgid);
+        msgpack_pack_map(pk, 2);
+        proto_pack_cstr(pk, "code");
+        proto_pack_cstr(pk, proto_error_name(e));
+        proto_pack_cstr(pk, "message");
+        proto_pack_cstr(pk, message ? message : proto_error_name(e));
+        return msgpack_pack_nil(pk);
+}
+
+int proto_pack_request_head(msgpack_packer *pk, uint32_t msgid, const char *method)
+{
+        msgpack_pack_array(pk, 4);
+        msgpack_pack_uint8(pk, PROTO_REQUEST);
+        msgpack_pack_uint32(pk, msgid);
+        return proto_pack_cstr(pk, method);
+}
+
+int proto_pack_notify_head(msgpack_packer *pk, const char *method)
+{
+        msgpack_pack_array(pk, 3);
+        msgpack_pack_uint8(pk, PROTO_NOTIFY);
+        return proto_pack_cstr(pk, method);
+}
+
+int proto_parse_response(const msgpack_object *o, uint32_t *msgid, const msgpack_object **error,
+                         const msgpack_object **result)
+{
+        if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 4)
+                return -1;
+        const msgpack_object *v = o->via.array.ptr;
+        if (v[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER || v[0].via.u64 != PROTO_RESPONSE ||
+            v[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER || v[1].via.u64 > UINT32_MAX)
+                return -1;
+        if (v[2].type != MSGPACK_OBJECT_NIL && v[2].type != MSGPACK_OBJECT_MAP)
+                return -1;
+        *msgid = (uint32_t)v[1].via.u64;
+        *error = v[2].type == MSGPACK_OBJECT_NIL ? NULL : &v[2];
+        *result = &v[3];
+        return 0;
+}

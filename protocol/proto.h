@@ -1,0 +1,143 @@
+/* proto.h - outcomed's wire protocol (msgpack-RPC over a Unix stream
+ * socket): error codes, default limits, and the msgpack helpers shared by
+ * the daemon and the client.  See protocol/README.md for the contract in
+ * prose and an example session.
+ *
+ * Nothing here allocates or does I/O: decoding points into the msgpack
+ * object it was given (msgpack strings are not NUL-terminated), encoding
+ * writes through a msgpack_packer.
+ */
+#ifndef OUTCOMED_PROTO_H
+#define OUTCOMED_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <msgpack.h>
+
+#define PROTO_VERSION "0.1.0"
+
+/* msgpack-RPC message types. */
+enum {
+        PROTO_REQUEST = 0,
+        PROTO_RESPONSE = 1,
+        PROTO_NOTIFY = 2,
+};
+
+/* The contract's error codes, in its order. */
+enum proto_error {
+        PROTO_OK = 0,
+        PROTO_BAD_REQUEST,
+        PROTO_UNKNOWN_METHOD,
+        PROTO_UNKNOWN_TRACE,
+        PROTO_DUPLICATE_TRACE,
+        PROTO_ALREADY_COMPLETED,
+        PROTO_TOO_LARGE,
+        PROTO_OVERLOADED,
+        PROTO_FORBIDDEN,
+        PROTO_UNAVAILABLE,
+        PROTO_INTERNAL,
+        PROTO_ERROR__COUNT
+};
+
+const char *proto_error_name(enum proto_error e);
+/* -1 when `s` (len bytes) is no code. */
+int proto_error_parse(const char *s, size_t len);
+
+/* Default limits of the contract (all configurable in the daemon). */
+#define PROTO_MODEL_MAX 256u
+#define PROTO_TEXT_MAX 4096u          /* reason, error */
+#define PROTO_TRACE_ID_MAX 128u
+#define PROTO_GEN_TRACE_ID_MAX 64u
+#define PROTO_OUTPUT_MAX (1u << 20)   /* 1 MiB */
+#define PROTO_MESSAGE_MAX (4u << 20)  /* 4 MiB */
+#define PROTO_FILES_MAX 256u
+#define PROTO_PATH_MAX 4096u          /* repo and each file */
+#define PROTO_LIST_MAX 1024u          /* actions, candidates */
+#define PROTO_MAX_MODELS 100000u
+#define PROTO_MAX_PENDING 1000000u
+#define PROTO_SOCKET_PATH_MAX 107u    /* sizeof(sun_path) - 1 */
+
+/* A string inside a msgpack buffer: not NUL-terminated. */
+struct proto_str {
+        const char *ptr;
+        uint32_t len;
+};
+
+/* A decoded request or notification. */
+struct proto_msg {
+        int type;                /* PROTO_REQUEST or PROTO_NOTIFY */
+        uint32_t msgid;          /* 0 for a notification */
+        struct proto_str method;
+        const msgpack_object *args; /* the named-arguments map, or NULL */
+};
+
+/* Decode a top-level message.  Returns 0, or -1 with a message in err:
+ * `m->msgid` is then the msgid to answer with (element 1 when it is an
+ * unsigned 32-bit integer, else 0) and `m->type` tells whether an answer is
+ * due (a notification is never answered). */
+int proto_parse_msg(const msgpack_object *o, struct proto_msg *m, char *err, size_t errlen);
+
+/* Named arguments, declared as a table and decoded by one helper that
+ * names the bad field. */
+enum proto_arg_type {
+        PROTO_ARG_STR,        /* text: UTF-8, no NUL, len in [min, max] */
+        PROTO_ARG_TRACE_ID,   /* text of [A-Za-z0-9._:-], len in [min, max] */
+        PROTO_ARG_U32,        /* integer in [0, 2^32-1] */
+        PROTO_ARG_MS,         /* U32, or a finite float >= 0 rounded to ms */
+        PROTO_ARG_UNIT,       /* finite number in [0, 1], float or integer */
+        PROTO_ARG_BOOL,
+        PROTO_ARG_ARRAY,      /* count in [min, max]; elements checked by the caller */
+};
+
+struct proto_arg {
+        const char *name;
+        uint8_t type;         /* enum proto_arg_type */
+        bool required;
+        uint32_t min, max;    /* string length or array count */
+};
+
+struct proto_val {
+        bool set;
+        struct proto_str s;   /* STR, TRACE_ID */
+        uint32_t u;           /* U32, MS */
+        double d;             /* UNIT */
+        bool b;               /* BOOL */
+        const msgpack_object *o; /* ARRAY (and the raw object for every type) */
+};
+
+/* Decode `map` (a msgpack map, or NULL for no arguments) against `spec` (n
+ * entries) into vals[n].  An unknown key, a missing required one or a bad
+ * value returns -1 with "PREFIXname: why" in err. */
+int proto_args_decode(const msgpack_object *map, const struct proto_arg *spec, size_t n,
+                      struct proto_val *vals, const char *prefix, char *err, size_t errlen);
+
+/* Check one value against one spec entry (used for array elements). */
+int proto_arg_check(const msgpack_object *o, const struct proto_arg *a, struct proto_val *v,
+                    const char *prefix, char *err, size_t errlen);
+
+/* Helpers on msgpack objects. */
+bool proto_str_eq(const msgpack_object *o, const char *s);
+bool proto_utf8_valid(const char *s, size_t len);
+/* The value of `key` in a map whose keys are strings, or NULL. */
+const msgpack_object *proto_map_get(const msgpack_object *map, const char *key);
+
+/* Encoding. */
+int proto_pack_cstr(msgpack_packer *pk, const char *s);
+int proto_pack_str(msgpack_packer *pk, const char *s, size_t len);
+/* [1, msgid, nil, ... : the caller packs the result next. */
+int proto_pack_ok_head(msgpack_packer *pk, uint32_t msgid);
+/* [1, msgid, {"code": ..., "message": ...}, nil] */
+int proto_pack_error(msgpack_packer *pk, uint32_t msgid, enum proto_error e, const char *message);
+/* [0, msgid, method, ... or [2, method, ... : the caller packs the params
+ * array next (an array of one map, or an empty array). */
+int proto_pack_request_head(msgpack_packer *pk, uint32_t msgid, const char *method);
+int proto_pack_notify_head(msgpack_packer *pk, const char *method);
+
+/* Client side: split a response.  Returns 0, or -1 when `o` is not a
+ * well-formed response.  *error is NULL on success. */
+int proto_parse_response(const msgpack_object *o, uint32_t *msgid, const msgpack_object **error,
+                         const msgpack_object **result);
+
+#endif
