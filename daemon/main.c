@@ -94,21 +94,20 @@ static void daemon_on_flushed(void *data, int status, const char *errmsg)
 
 static int daemon_flush(struct daemon *d)
 {
-        if (d->full_write) {
+        bool full = d->full_write;
+        if (full)
                 tracker_mark_all_changed(d->tracker);
-                d->full_write = false;
-        }
-        if (!tracker_has_changes(d->tracker))
+        if (!tracker_has_changes(d->tracker) && !full)
                 return 0;
         struct store_batch *b = store_batch_new();
-        if (!b) {
-                d->full_write = true;
-                return -ENOMEM;
-        }
+        if (!b)
+                return -ENOMEM; /* the changes wait for the next tick */
+        if (full)
+                store_batch_set_full(b);
+        d->full_write = false;
         struct tracker_sink sink;
         store_batch_sink(b, &sink);
-        tracker_collect(d->tracker, &sink);
-        if (store_batch_status(b) < 0) {
+        if (tracker_collect(d->tracker, &sink) < 0 || store_batch_status(b) < 0) {
                 store_batch_free(b);
                 d->full_write = true;
                 return -ENOMEM;

@@ -26,6 +26,11 @@ struct store_batch *store_batch_new(void);
 void store_batch_free(struct store_batch *b); /* accepts NULL */
 /* A tracker sink that copies rows into b (tracker_collect(t, &sink)). */
 void store_batch_sink(struct store_batch *b, struct tracker_sink *sink);
+/* The batch holds the whole state (after tracker_mark_all_changed): its
+ * commit first deletes every stored profile and pending trace.  This is how
+ * the daemon recovers from a failed write, whose deletions it no longer
+ * knows. */
+void store_batch_set_full(struct store_batch *b);
 /* Rows in the batch (profiles + traces + deletions). */
 size_t store_batch_rows(const struct store_batch *b);
 /* 0, or -ENOMEM if a copy failed: the batch is then incomplete. */

@@ -88,6 +88,7 @@ struct tracker {
         struct tracker_trace *dirty_traces;
         struct tracker__deleted *deleted;
         char *last_id;  /* the id of the last trace resolved, for replies */
+        bool lost_deletion; /* a deleted id could not be remembered */
         char *id_prefix;
         uint64_t counter;
         uint64_t next_seq;
@@ -278,7 +279,7 @@ void tracker_mark_all_changed(struct tracker *t)
 
 bool tracker_has_changes(const struct tracker *t)
 {
-        return t->dirty_profiles || t->dirty_traces || t->deleted;
+        return t->dirty_profiles || t->dirty_traces || t->deleted || t->lost_deletion;
 }
 
 int tracker_collect(struct tracker *t, const struct tracker_sink *sink)
@@ -303,6 +304,10 @@ int tracker_collect(struct tracker *t, const struct tracker_sink *sink)
                 sink->trace(sink->data, tr);
         }
         t->dirty_traces = NULL;
+        if (t->lost_deletion) {
+                t->lost_deletion = false;
+                return -ENOMEM;
+        }
         return 0;
 }
 
@@ -467,10 +472,12 @@ static void tracker__unlink(struct tracker *t, struct tracker_trace *tr)
         }
         size_t len = strlen(tr->id);
         struct tracker__deleted *d = malloc(sizeof(*d) + len + 1);
-        if (d) { /* without it the store keeps a stale row until restart */
+        if (d) {
                 memcpy(d->id, tr->id, len + 1);
                 d->next = t->deleted;
                 t->deleted = d;
+        } else {
+                t->lost_deletion = true; /* the next collect says so */
         }
 }
 

@@ -207,7 +207,9 @@ bool tracker_profile_degraded(const struct tracker_profile *p, uint64_t threshol
  * changed since the last collect, deleted_cb for each trace id that left the
  * pending set, then trace_cb for each pending trace that changed, and
  * forgets them.  (A trace that was resolved and started again with the same
- * id shows up in both, deletion first.) */
+ * id shows up in both, deletion first.)  Returns -ENOMEM when a deletion
+ * was lost to an allocation failure: the caller must then write the whole
+ * state (tracker_mark_all_changed). */
 struct tracker_sink {
         void (*profile)(void *data, const struct tracker_profile *p);
         void (*deleted)(void *data, const char *trace_id);

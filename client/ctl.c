@@ -1,0 +1,399 @@
+/* ctl.c - outcomectl's shared helpers (see ctl.h): option parsing with the
+ * common options, checking command-line values, calling the daemon and
+ * the small formatting pieces the commands print with.
+ */
+#include "ctl.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json.h"
+#include "proto.h"
+
+/* A plain decimal number: digits, one optional point, an optional exponent;
+ * no sign, no hex, no inf or nan. */
+static int ctl__parse_decimal(const char *s, double *out)
+{
+        if (!((s[0] >= '0' && s[0] <= '9') || (s[0] == '.' && s[1] >= '0' && s[1] <= '9')))
+                return -1;
+        if (strpbrk(s, "xXpP") != NULL)
+                return -1;
+        char *end;
+        errno = 0;
+        double d = strtod(s, &end);
+        if (errno != 0 || *end != '\0' || !isfinite(d))
+                return -1;
+        *out = d;
+        return 0;
+}
+
+int ctl_usage(struct ctl *ctl, const char *fmt, ...)
+{
+        va_list ap;
+
+        fputs("outcomectl: ", stderr);
+        if (ctl->cmd != NULL)
+                fprintf(stderr, "%s: ", ctl->cmd->name);
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        if (ctl->cmd != NULL)
+                fprintf(stderr, "\nTry 'outcomectl %s --help'.\n", ctl->cmd->name);
+        else
+                fputs("\nTry 'outcomectl --help'.\n", stderr);
+        return CTL_EXIT_USAGE;
+}
+
+int ctl_common_option(struct ctl *ctl, int opt, const char *arg)
+{
+        switch (opt) {
+        case 's':
+                ctl->socket = arg;
+                return 0;
+        case 'j':
+                ctl->json = true;
+                return 0;
+        case CTL_OPT_TIMEOUT: {
+                double s;
+                if (ctl__parse_decimal(arg, &s) < 0 || s > 4000000.0)
+                        return ctl_usage(ctl, "--timeout takes a number of seconds (0 for none), not '%s'",
+                                         arg);
+                ctl->timeout_ms = (unsigned)llround(s * 1000.0);
+                if (ctl->timeout_ms == 0 && s > 0)
+                        ctl->timeout_ms = 1;
+                return 0;
+        }
+        }
+        return ctl_usage(ctl, "internal error: option %d", opt);
+}
+
+int ctl_getopt(struct ctl *ctl, int argc, char **argv, const struct option *opts, int *status)
+{
+        opterr = 0;
+        for (;;) {
+                int opt = getopt_long(argc, argv, ":s:jh", opts, NULL);
+                switch (opt) {
+                case -1:
+                        return -1;
+                case 'h':
+                        fputs(ctl->cmd->help, stdout);
+                        *status = CTL_EXIT_OK;
+                        return CTL_GETOPT_STOP;
+                case 's':
+                case 'j':
+                case CTL_OPT_TIMEOUT:
+                        *status = ctl_common_option(ctl, opt, optarg);
+                        if (*status != 0)
+                                return CTL_GETOPT_STOP;
+                        continue;
+                case ':':
+                        *status = ctl_usage(ctl, "option '%s' needs a value", argv[optind - 1]);
+                        return CTL_GETOPT_STOP;
+                case '?':
+                        /* A bad short option is in optopt; for a long one (or
+                         * a value given to a flag) optind is already past it. */
+                        if (optopt > ' ' && optopt < 0x7f && strchr("sjh", optopt) == NULL)
+                                *status = ctl_usage(ctl, "unknown option '-%c'", optopt);
+                        else
+                                *status = ctl_usage(ctl, "unknown or ambiguous option '%s'",
+                                                    argv[optind - 1]);
+                        return CTL_GETOPT_STOP;
+                default:
+                        return opt;
+                }
+        }
+}
+
+/* ---- command-line values --------------------------------------------- */
+
+static bool ctl__digits(const char *s)
+{
+        if (*s == '\0')
+                return false;
+        for (; *s; s++)
+                if (*s < '0' || *s > '9')
+                        return false;
+        return true;
+}
+
+int ctl_parse_u32(struct ctl *ctl, const char *opt, const char *s, uint32_t *out)
+{
+        if (s[0] == '-') {
+                ctl_usage(ctl, "%s must not be negative: '%s'", opt, s);
+                return -1;
+        }
+        if (!ctl__digits(s)) {
+                ctl_usage(ctl, "%s takes a non-negative integer, not '%s'", opt, s);
+                return -1;
+        }
+        errno = 0;
+        unsigned long long v = strtoull(s, NULL, 10);
+        if (errno != 0 || v > UINT32_MAX) {
+                ctl_usage(ctl, "%s is too large: %s (at most 4294967295)", opt, s);
+                return -1;
+        }
+        *out = (uint32_t)v;
+        return 0;
+}
+
+int ctl_parse_ms(struct ctl *ctl, const char *opt, const char *s, uint32_t *u, double *d,
+                 bool *is_float)
+{
+        if (ctl__digits(s)) {
+                if (ctl_parse_u32(ctl, opt, s, u) < 0)
+                        return -1;
+                *is_float = false;
+                return 0;
+        }
+        double v;
+        if (s[0] == '-') {
+                ctl_usage(ctl, "%s must not be negative: '%s'", opt, s);
+                return -1;
+        }
+        if (ctl__parse_decimal(s, &v) < 0) {
+                ctl_usage(ctl, "%s takes a non-negative number of milliseconds, not '%s'", opt, s);
+                return -1;
+        }
+        if (v > (double)UINT32_MAX) {
+                ctl_usage(ctl, "%s is too large: %s (at most 4294967295)", opt, s);
+                return -1;
+        }
+        *d = v;
+        *is_float = true;
+        return 0;
+}
+
+int ctl_parse_unit(struct ctl *ctl, const char *opt, const char *s, double *out)
+{
+        double v;
+
+        if (ctl__parse_decimal(s, &v) < 0 || v > 1.0) {
+                ctl_usage(ctl, "%s takes a number from 0 to 1, not '%s'", opt, s);
+                return -1;
+        }
+        *out = v;
+        return 0;
+}
+
+int ctl_check_text(struct ctl *ctl, const char *opt, const char *s, size_t len)
+{
+        if (memchr(s, '\0', len) != NULL || !proto_utf8_valid(s, len)) {
+                ctl_usage(ctl, "%s is not valid UTF-8 text", opt);
+                return -1;
+        }
+        return 0;
+}
+
+int ctl_read_file(struct ctl *ctl, const char *opt, const char *path, char **out, size_t *outlen)
+{
+        bool is_stdin = strcmp(path, "-") == 0;
+        FILE *f = is_stdin ? stdin : fopen(path, "rb");
+        if (f == NULL) {
+                ctl_usage(ctl, "cannot open %s '%s': %s", opt, path, strerror(errno));
+                return -1;
+        }
+        char *buf = NULL;
+        size_t len = 0, cap = 0;
+        int r = 0;
+        for (;;) {
+                if (cap - len < 4096) {
+                        cap = cap ? cap * 2 : 65536;
+                        char *p = realloc(buf, cap);
+                        if (p == NULL) {
+                                ctl_usage(ctl, "out of memory reading %s '%s'", opt, path);
+                                r = -1;
+                                goto out;
+                        }
+                        buf = p;
+                }
+                size_t n = fread(buf + len, 1, cap - len - 1, f);
+                len += n;
+                if (n == 0)
+                        break;
+        }
+        if (ferror(f)) {
+                ctl_usage(ctl, "cannot read %s '%s': %s", opt, path, strerror(errno));
+                r = -1;
+                goto out;
+        }
+        buf[len] = '\0';
+        *out = buf;
+        *outlen = len;
+        buf = NULL;
+out:
+        free(buf);
+        if (!is_stdin)
+                fclose(f);
+        return r;
+}
+
+/* ---- calling the daemon ---------------------------------------------- */
+
+msgpack_packer *ctl_begin(struct ctl *ctl, const char *method)
+{
+        char err[512];
+
+        if (ctl->client == NULL) {
+                int r = oc_connect(&ctl->client, ctl->socket, err, sizeof(err));
+                if (r < 0) {
+                        fprintf(stderr, "outcomectl: %s\n", err);
+                        return NULL;
+                }
+                r = oc_set_timeout(ctl->client, ctl->timeout_ms);
+                if (r < 0) {
+                        fprintf(stderr, "outcomectl: cannot set the timeout: %s\n", strerror(-r));
+                        return NULL;
+                }
+        }
+        return oc_begin(ctl->client, method);
+}
+
+int ctl_call(struct ctl *ctl, struct oc_reply *reply)
+{
+        char err[512];
+        struct oc_reply r;
+
+        int rc = oc_call(ctl->client, &r, err, sizeof(err));
+        if (rc < 0) {
+                fprintf(stderr, "outcomectl: %s\n", err);
+                return CTL_EXIT_CONNECT;
+        }
+        if (r.code != NULL) {
+                fprintf(stderr, "outcomectl: %s: %s\n", r.code, r.message);
+                oc_reply_destroy(&r);
+                return CTL_EXIT_DAEMON;
+        }
+        *reply = r;
+        return CTL_EXIT_OK;
+}
+
+void ctl_pack_key(msgpack_packer *pk, const char *key)
+{
+        proto_pack_cstr(pk, key);
+}
+
+void ctl_pack_str(msgpack_packer *pk, const char *key, const char *val)
+{
+        proto_pack_cstr(pk, key);
+        proto_pack_cstr(pk, val);
+}
+
+void ctl_pack_strn(msgpack_packer *pk, const char *key, const char *val, size_t len)
+{
+        proto_pack_cstr(pk, key);
+        proto_pack_str(pk, val, len);
+}
+
+void ctl_pack_u32(msgpack_packer *pk, const char *key, uint32_t val)
+{
+        proto_pack_cstr(pk, key);
+        msgpack_pack_uint32(pk, val);
+}
+
+void ctl_pack_double(msgpack_packer *pk, const char *key, double val)
+{
+        proto_pack_cstr(pk, key);
+        msgpack_pack_double(pk, val);
+}
+
+void ctl_pack_bool(msgpack_packer *pk, const char *key, bool val)
+{
+        proto_pack_cstr(pk, key);
+        if (val)
+                msgpack_pack_true(pk);
+        else
+                msgpack_pack_false(pk);
+}
+
+/* ---- reading and printing results ------------------------------------ */
+
+const msgpack_object *ctl_get(const msgpack_object *map, const char *key)
+{
+        if (map == NULL || map->type != MSGPACK_OBJECT_MAP)
+                return NULL;
+        return proto_map_get(map, key);
+}
+
+const char *ctl_get_str(const msgpack_object *map, const char *key, size_t *len)
+{
+        const msgpack_object *o = ctl_get(map, key);
+        if (o == NULL || o->type != MSGPACK_OBJECT_STR)
+                return NULL;
+        *len = o->via.str.size;
+        return o->via.str.ptr;
+}
+
+int ctl_print_json(const msgpack_object *o)
+{
+        if (json_print(stdout, o) < 0 || putchar('\n') == EOF) {
+                fprintf(stderr, "outcomectl: cannot write the output: %s\n", strerror(errno));
+                return CTL_EXIT_DAEMON;
+        }
+        return CTL_EXIT_OK;
+}
+
+void ctl_put_text(const char *s, size_t len, int width)
+{
+        for (size_t i = 0; i < len; i++) {
+                unsigned char ch = (unsigned char)s[i];
+                putchar(ch < 0x20 || ch == 0x7f ? '?' : ch);
+        }
+        for (int i = (int)len; i < width; i++)
+                putchar(' ');
+}
+
+void ctl_fmt_num(char *buf, size_t len, const msgpack_object *o, int decimals, bool force_decimals)
+{
+        if (o == NULL || o->type == MSGPACK_OBJECT_NIL) {
+                snprintf(buf, len, "-");
+                return;
+        }
+        switch (o->type) {
+        case MSGPACK_OBJECT_POSITIVE_INTEGER:
+                if (force_decimals)
+                        snprintf(buf, len, "%.*f", decimals, (double)o->via.u64);
+                else
+                        snprintf(buf, len, "%" PRIu64, o->via.u64);
+                break;
+        case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+                if (force_decimals)
+                        snprintf(buf, len, "%.*f", decimals, (double)o->via.i64);
+                else
+                        snprintf(buf, len, "%" PRId64, o->via.i64);
+                break;
+        case MSGPACK_OBJECT_FLOAT32:
+        case MSGPACK_OBJECT_FLOAT64:
+                snprintf(buf, len, "%.*f", decimals, o->via.f64);
+                break;
+        case MSGPACK_OBJECT_BOOLEAN:
+                snprintf(buf, len, "%s", o->via.boolean ? "yes" : "no");
+                break;
+        default:
+                snprintf(buf, len, "?");
+                break;
+        }
+}
+
+void ctl_put_value(const msgpack_object *o)
+{
+        char num[40];
+
+        switch (o->type) {
+        case MSGPACK_OBJECT_STR:
+                ctl_put_text(o->via.str.ptr, o->via.str.size, 0);
+                break;
+        case MSGPACK_OBJECT_FLOAT32:
+        case MSGPACK_OBJECT_FLOAT64:
+                json_format_double(num, sizeof(num), o->via.f64);
+                fputs(num, stdout);
+                break;
+        default:
+                json_print(stdout, o);
+                break;
+        }
+}

@@ -1,0 +1,398 @@
+/* ctl_query.c - outcomectl's read-only commands: query (the profile table
+ * and the pending-trace table), ping and stats.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ctl.h"
+
+enum {
+        OPT_MODEL = CTL_OPT_OWN, OPT_TASK, OPT_THRESHOLD, OPT_PENDING, OPT_LIMIT,
+};
+
+#define NAME_WIDTH_MAX 64   /* longer names overflow their column */
+
+static int clamp_width(size_t len, int min)
+{
+        if (len < (size_t)min)
+                return min;
+        return len > NAME_WIDTH_MAX ? NAME_WIDTH_MAX : (int)len;
+}
+
+static void put_str_field(const msgpack_object *map, const char *key, int width)
+{
+        size_t len = 0;
+        const char *s = ctl_get_str(map, key, &len);
+        if (s == NULL)
+                ctl_put_text("-", 1, width);
+        else
+                ctl_put_text(s, len, width);
+}
+
+/* success_rate (0..1) as a percentage, "-" when absent. */
+static void fmt_rate(char *buf, size_t len, const msgpack_object *o)
+{
+        if (o == NULL || (o->type != MSGPACK_OBJECT_FLOAT64 && o->type != MSGPACK_OBJECT_FLOAT32 &&
+                          o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)) {
+                snprintf(buf, len, "-");
+                return;
+        }
+        double v = o->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? (double)o->via.u64 : o->via.f64;
+        snprintf(buf, len, "%.1f%%", v * 100.0);
+}
+
+/* One row of the profile table: the model's or a task's numbers. */
+static void put_numbers(const msgpack_object *m, const char *calls, const char *ok, const char *fail)
+{
+        char c[24], s[24], f[24], rate[16], lat[32], ema[24];
+
+        ctl_fmt_num(c, sizeof(c), ctl_get(m, calls), 0, false);
+        ctl_fmt_num(s, sizeof(s), ctl_get(m, ok), 0, false);
+        ctl_fmt_num(f, sizeof(f), ctl_get(m, fail), 0, false);
+        fmt_rate(rate, sizeof(rate), ctl_get(m, "success_rate"));
+        ctl_fmt_num(lat, sizeof(lat), ctl_get(m, "avg_latency_ms"), 1, true);
+        ctl_fmt_num(ema, sizeof(ema), ctl_get(m, "ema_quality"), 3, true);
+        printf(" %7s %7s %7s %8s %9s %6s", c, s, f, rate, lat, ema);
+}
+
+static int cmp_key(const void *a, const void *b)
+{
+        const msgpack_object_kv *x = *(const msgpack_object_kv *const *)a;
+        const msgpack_object_kv *y = *(const msgpack_object_kv *const *)b;
+        if (x->key.type != MSGPACK_OBJECT_STR || y->key.type != MSGPACK_OBJECT_STR)
+                return 0;
+        uint32_t n = x->key.via.str.size < y->key.via.str.size ? x->key.via.str.size : y->key.via.str.size;
+        int c = memcmp(x->key.via.str.ptr, y->key.via.str.ptr, n);
+        if (c != 0)
+                return c;
+        return (x->key.via.str.size > y->key.via.str.size) - (x->key.via.str.size < y->key.via.str.size);
+}
+
+static int print_profiles(const msgpack_object *list)
+{
+        if (list->via.array.size == 0) {
+                puts("no models");
+                return CTL_EXIT_OK;
+        }
+        /* The name column fits the longest model and indented task. */
+        size_t w = 5;
+        for (uint32_t i = 0; i < list->via.array.size; i++) {
+                const msgpack_object *p = &list->via.array.ptr[i];
+                size_t len;
+                if (ctl_get_str(p, "model", &len) && len > w)
+                        w = len;
+                const msgpack_object *tasks = ctl_get(p, "tasks");
+                if (tasks && tasks->type == MSGPACK_OBJECT_MAP)
+                        for (uint32_t t = 0; t < tasks->via.map.size; t++)
+                                if (tasks->via.map.ptr[t].key.type == MSGPACK_OBJECT_STR &&
+                                    tasks->via.map.ptr[t].key.via.str.size + 2 > w)
+                                        w = tasks->via.map.ptr[t].key.via.str.size + 2;
+        }
+        int width = clamp_width(w, 5);
+
+        printf("%-*s %7s %7s %7s %8s %9s %6s  %s\n", width, "MODEL", "CALLS", "OK", "FAIL", "SUCCESS",
+               "AVG_MS", "EMA", "DEGRADED");
+        for (uint32_t i = 0; i < list->via.array.size; i++) {
+                const msgpack_object *p = &list->via.array.ptr[i];
+                char deg[8];
+                put_str_field(p, "model", width);
+                put_numbers(p, "total_calls", "success_count", "fail_count");
+                ctl_fmt_num(deg, sizeof(deg), ctl_get(p, "degraded"), 0, false);
+                printf("  %s\n", deg);
+
+                const msgpack_object *tasks = ctl_get(p, "tasks");
+                if (tasks == NULL || tasks->type != MSGPACK_OBJECT_MAP || tasks->via.map.size == 0)
+                        continue;
+                const msgpack_object_kv **kv = malloc(tasks->via.map.size * sizeof(*kv));
+                if (kv == NULL) {
+                        fputs("outcomectl: out of memory\n", stderr);
+                        return CTL_EXIT_DAEMON;
+                }
+                for (uint32_t t = 0; t < tasks->via.map.size; t++)
+                        kv[t] = &tasks->via.map.ptr[t];
+                qsort(kv, tasks->via.map.size, sizeof(*kv), cmp_key);
+                for (uint32_t t = 0; t < tasks->via.map.size; t++) {
+                        fputs("  ", stdout);
+                        if (kv[t]->key.type == MSGPACK_OBJECT_STR)
+                                ctl_put_text(kv[t]->key.via.str.ptr, kv[t]->key.via.str.size, width - 2);
+                        else
+                                ctl_put_text("?", 1, width - 2);
+                        put_numbers(&kv[t]->val, "calls", "successes", "failures");
+                        putchar('\n');
+                }
+                free(kv);
+        }
+        return CTL_EXIT_OK;
+}
+
+static int print_pending(const msgpack_object *list)
+{
+        if (list->via.array.size == 0) {
+                puts("no pending traces");
+                return CTL_EXIT_OK;
+        }
+        size_t wid = 8, wmodel = 5, wtask = 4, len;
+        for (uint32_t i = 0; i < list->via.array.size; i++) {
+                const msgpack_object *p = &list->via.array.ptr[i];
+                if (ctl_get_str(p, "trace_id", &len) && len > wid)
+                        wid = len;
+                if (ctl_get_str(p, "model", &len) && len > wmodel)
+                        wmodel = len;
+                if (ctl_get_str(p, "task", &len) && len > wtask)
+                        wtask = len;
+        }
+        int w1 = clamp_width(wid, 8), w2 = clamp_width(wmodel, 5), w3 = clamp_width(wtask, 4);
+
+        printf("%-*s %-*s %-*s %-19s %-4s %9s %8s %8s  %s\n", w1, "TRACE_ID", w2, "MODEL", w3, "TASK",
+               "STARTED", "DONE", "LAT_MS", "IN_TOK", "OUT_TOK", "REASON");
+        for (uint32_t i = 0; i < list->via.array.size; i++) {
+                const msgpack_object *p = &list->via.array.ptr[i];
+                const msgpack_object *st = ctl_get(p, "started_at");
+                const msgpack_object *done = ctl_get(p, "completed");
+                bool completed = done && done->type == MSGPACK_OBJECT_BOOLEAN && done->via.boolean;
+                char started[32] = "-", lat[32] = "-", in[24] = "-", out[24] = "-";
+
+                if (st && (st->type == MSGPACK_OBJECT_POSITIVE_INTEGER || st->type == MSGPACK_OBJECT_FLOAT64)) {
+                        time_t t = st->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? (time_t)st->via.u64
+                                                                              : (time_t)st->via.f64;
+                        struct tm tm;
+                        if (localtime_r(&t, &tm))
+                                strftime(started, sizeof(started), "%Y-%m-%d %H:%M:%S", &tm);
+                }
+                if (completed) {
+                        ctl_fmt_num(lat, sizeof(lat), ctl_get(p, "latency_ms"), 1, false);
+                        ctl_fmt_num(in, sizeof(in), ctl_get(p, "input_tokens"), 0, false);
+                        ctl_fmt_num(out, sizeof(out), ctl_get(p, "output_tokens"), 0, false);
+                }
+                put_str_field(p, "trace_id", w1);
+                putchar(' ');
+                put_str_field(p, "model", w2);
+                putchar(' ');
+                put_str_field(p, "task", w3);
+                printf(" %-19s %-4s %9s %8s %8s  ", started, completed ? "yes" : "no", lat, in, out);
+                size_t rlen = 0;
+                const char *reason = ctl_get_str(p, "reason", &rlen);
+                if (reason)
+                        ctl_put_text(reason, rlen, 0);
+                putchar('\n');
+        }
+        return CTL_EXIT_OK;
+}
+
+static int run_query(struct ctl *ctl, int argc, char **argv)
+{
+        static const struct option opts[] = {
+                CTL_COMMON_OPTIONS,
+                { "model", required_argument, NULL, OPT_MODEL },
+                { "task", required_argument, NULL, OPT_TASK },
+                { "degrade-threshold", required_argument, NULL, OPT_THRESHOLD },
+                { "pending", no_argument, NULL, OPT_PENDING },
+                { "limit", required_argument, NULL, OPT_LIMIT },
+                { NULL, 0, NULL, 0 },
+        };
+        const char *model = NULL, *task = NULL;
+        bool pending = false, have_threshold = false, have_limit = false;
+        uint32_t threshold = 0, limit = 0;
+        struct oc_reply reply;
+        int opt, status;
+
+        while ((opt = ctl_getopt(ctl, argc, argv, opts, &status)) != -1) {
+                switch (opt) {
+                case CTL_GETOPT_STOP:
+                        return status;
+                case OPT_MODEL: model = optarg; break;
+                case OPT_TASK: task = optarg; break;
+                case OPT_PENDING: pending = true; break;
+                case OPT_THRESHOLD:
+                        if (ctl_parse_u32(ctl, "--degrade-threshold", optarg, &threshold) < 0)
+                                return CTL_EXIT_USAGE;
+                        have_threshold = true;
+                        break;
+                case OPT_LIMIT:
+                        if (ctl_parse_u32(ctl, "--limit", optarg, &limit) < 0)
+                                return CTL_EXIT_USAGE;
+                        have_limit = true;
+                        break;
+                }
+        }
+        if (optind < argc)
+                return ctl_usage(ctl, "unexpected argument '%s'", argv[optind]);
+        if (pending && (task || have_threshold))
+                return ctl_usage(ctl, "--pending takes only --model and --limit");
+        if (!pending && have_limit)
+                return ctl_usage(ctl, "--limit goes with --pending");
+        if ((model && ctl_check_text(ctl, "--model", model, strlen(model)) < 0) ||
+            (task && ctl_check_text(ctl, "--task", task, strlen(task)) < 0))
+                return CTL_EXIT_USAGE;
+
+        msgpack_packer *pk = ctl_begin(ctl, "query");
+        if (pk == NULL)
+                return CTL_EXIT_CONNECT;
+        size_t n = !!model + !!task + have_threshold + pending + have_limit;
+        if (n == 0) {
+                msgpack_pack_array(pk, 0);
+        } else {
+                msgpack_pack_array(pk, 1);
+                msgpack_pack_map(pk, n);
+                if (pending)
+                        ctl_pack_bool(pk, "pending", true);
+                if (model)
+                        ctl_pack_str(pk, "model", model);
+                if (task)
+                        ctl_pack_str(pk, "task", task);
+                if (have_threshold)
+                        ctl_pack_u32(pk, "degrade_threshold", threshold);
+                if (have_limit)
+                        ctl_pack_u32(pk, "limit", limit);
+        }
+        status = ctl_call(ctl, &reply);
+        if (status != CTL_EXIT_OK)
+                return status;
+        const msgpack_object *list = ctl_get(reply.result, pending ? "pending" : "profiles");
+        if (ctl->json || list == NULL || list->type != MSGPACK_OBJECT_ARRAY)
+                status = ctl_print_json(reply.result);
+        else if (pending)
+                status = print_pending(list);
+        else
+                status = print_profiles(list);
+        oc_reply_destroy(&reply);
+        return status;
+}
+
+const struct ctl_command ctl_cmd_query = {
+        .name = "query",
+        .run = run_query,
+        .summary = "show the models' profiles, or the pending traces",
+        .help =
+        "Usage: outcomectl query [--model MODEL] [--task TASK] [--degrade-threshold N]\n"
+        "       outcomectl query --pending [--model MODEL] [--limit N]\n"
+        "\n"
+        "Without --pending: a table with a row per model (sorted by model id) and,\n"
+        "indented below it, a row per task:\n"
+        "  CALLS     completed calls (model) / calls (task)\n"
+        "  OK, FAIL  successes and failures from outcomes and 'fail'\n"
+        "  SUCCESS   OK / (OK + FAIL); 50% before any\n"
+        "  AVG_MS    mean latency of the completed calls\n"
+        "  EMA       quality average, moved 20% toward each judged quality; starts\n"
+        "            at 0.5\n"
+        "  DEGRADED  yes when FAIL > OK + the degrade threshold\n"
+        "\n"
+        "With --pending: the traces started and not yet resolved, oldest first, with\n"
+        "when they started, whether 'complete' came, its latency and tokens, and the\n"
+        "routing reason.\n"
+        "\n"
+        "Options:\n"
+        "  --model MODEL           only this model (nothing when it is unknown)\n"
+        "  --task TASK             only models with calls of this task, and only it\n"
+        "  --degrade-threshold N   the threshold for DEGRADED (integer; default: the\n"
+        "                          daemon's configuration, 3)\n"
+        "  --pending               list the pending traces instead\n"
+        "  --limit N               at most N pending traces (default 1000)\n"
+        "  -s, --socket PATH, -j, --json, --timeout SECS, -h, --help\n"
+        "                          as in 'outcomectl --help'; --json prints the\n"
+        "                          daemon's answer with every field\n"
+        "\n"
+        "Examples:\n"
+        "  outcomectl query\n"
+        "  outcomectl query --task code --degrade-threshold 5\n"
+        "  outcomectl query --pending --model gpt-4o --limit 20\n",
+};
+
+/* ---- ping, stats ------------------------------------------------------ */
+
+static int run_simple(struct ctl *ctl, int argc, char **argv, const char *method, struct oc_reply *reply)
+{
+        static const struct option opts[] = {
+                CTL_COMMON_OPTIONS,
+                { NULL, 0, NULL, 0 },
+        };
+        int opt, status;
+
+        while ((opt = ctl_getopt(ctl, argc, argv, opts, &status)) != -1)
+                if (opt == CTL_GETOPT_STOP)
+                        return status;
+        if (optind < argc)
+                return ctl_usage(ctl, "unexpected argument '%s'", argv[optind]);
+        msgpack_packer *pk = ctl_begin(ctl, method);
+        if (pk == NULL)
+                return CTL_EXIT_CONNECT;
+        msgpack_pack_array(pk, 0);
+        return ctl_call(ctl, reply);
+}
+
+static int run_ping(struct ctl *ctl, int argc, char **argv)
+{
+        struct oc_reply reply = { 0 };
+        int status = run_simple(ctl, argc, argv, "ping", &reply);
+        if (status != CTL_EXIT_OK || reply.result == NULL)
+                return status;   /* result is NULL only after --help */
+
+        size_t len;
+        const char *v = ctl_get_str(reply.result, "version", &len);
+        if (ctl->json || v == NULL) {
+                status = ctl_print_json(reply.result);
+        } else {
+                ctl_put_text(v, len, 0);
+                putchar('\n');
+        }
+        oc_reply_destroy(&reply);
+        return status;
+}
+
+const struct ctl_command ctl_cmd_ping = {
+        .name = "ping",
+        .run = run_ping,
+        .summary = "check that the daemon answers; prints its version",
+        .help =
+        "Usage: outcomectl ping\n"
+        "\n"
+        "Ask the daemon for its version and print it.  Exit status 0 means the daemon\n"
+        "answers on its socket; 3 that it cannot be reached.\n"
+        "\n"
+        "Options:\n"
+        "  -s, --socket PATH, -j, --json, --timeout SECS, -h, --help\n"
+        "                    as in 'outcomectl --help'\n"
+        "\n"
+        "Example:\n"
+        "  outcomectl --timeout 2 ping || echo 'outcomed is not answering'\n",
+};
+
+static int run_stats(struct ctl *ctl, int argc, char **argv)
+{
+        struct oc_reply reply = { 0 };
+        int status = run_simple(ctl, argc, argv, "stats", &reply);
+        if (status != CTL_EXIT_OK || reply.result == NULL)
+                return status;
+
+        const msgpack_object *m = reply.result;
+        if (ctl->json || m->type != MSGPACK_OBJECT_MAP) {
+                status = ctl_print_json(m);
+        } else {
+                for (uint32_t i = 0; i < m->via.map.size; i++) {
+                        ctl_put_value(&m->via.map.ptr[i].key);
+                        fputs(": ", stdout);
+                        ctl_put_value(&m->via.map.ptr[i].val);
+                        putchar('\n');
+                }
+        }
+        oc_reply_destroy(&reply);
+        return status;
+}
+
+const struct ctl_command ctl_cmd_stats = {
+        .name = "stats",
+        .run = run_stats,
+        .summary = "show the daemon's counters as 'key: value' lines",
+        .help =
+        "Usage: outcomectl stats\n"
+        "\n"
+        "Print the daemon's counters, one 'key: value' line each: at least version,\n"
+        "uptime_s, connections, requests_total, errors_total (error replies and failed\n"
+        "notifications), notify_errors_total, pending (traces) and profiles (models).\n"
+        "\n"
+        "Options:\n"
+        "  -s, --socket PATH, -j, --json, --timeout SECS, -h, --help\n"
+        "                    as in 'outcomectl --help'\n",
+};
