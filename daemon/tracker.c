@@ -178,7 +178,13 @@ struct tracker *tracker_new(const struct tracker_options *opts)
         struct tracker *t = calloc(1, sizeof(*t));
         if (!t)
                 return NULL;
-        t->id_prefix = strdup(opts && opts->id_prefix ? opts->id_prefix : "t");
+        const char *prefix = opts && opts->id_prefix ? opts->id_prefix : "t";
+        /* "<prefix>-<16 hex digits>" must fit the contract's 64 bytes. */
+        if (strlen(prefix) > TRACKER_ID_PREFIX_MAX) {
+                free(t);
+                return NULL;
+        }
+        t->id_prefix = strdup(prefix);
         if (!t->id_prefix ||
             tracker__table_init(&t->profiles, offsetof(struct tracker_profile, model),
                                 offsetof(struct tracker_profile, hnext)) < 0 ||
@@ -835,7 +841,18 @@ int tracker_sequence(struct tracker *t, const struct tracker_action *acts, size_
                         continue;
                 if (!tracker__may_touch(tr, uid))
                         return -EPERM;
-                if (!tracker__table_get(&t->profiles, tr->model))
+                if (tr->repo || tracker__table_get(&t->profiles, tr->model))
+                        continue; /* deferred (git judges it), or a known model */
+                /* Count each new model once: several traces may share one,
+                 * and a trace may be named twice. */
+                bool seen = false;
+                for (size_t j = 0; j < i && !seen; j++) {
+                        const struct tracker_trace *o;
+                        if (acts[j].trace_id[0] &&
+                            (o = tracker__table_get(&t->traces, acts[j].trace_id)))
+                                seen = !o->repo && strcmp(o->model, tr->model) == 0;
+                }
+                if (!seen)
                         new_models++;
         }
         if (t->max_models && new_models && t->profiles.count + new_models > t->max_models)

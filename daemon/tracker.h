@@ -106,8 +106,11 @@ struct tracker_trace {
         bool dirty;
 };
 
+#define TRACKER_ID_PREFIX_MAX 47 /* so that "<prefix>-<hex counter>" <= 64 bytes */
+
 struct tracker_options {
-        const char *id_prefix;    /* generated ids are "<prefix>-<counter>" */
+        const char *id_prefix;    /* generated ids are "<prefix>-<hex counter>";
+                                   * at most TRACKER_ID_PREFIX_MAX bytes */
         uint64_t max_models;      /* 0: no limit */
         uint64_t max_pending;     /* 0: no limit */
 };

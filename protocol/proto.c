@@ -28,7 +28,7 @@ const char *proto_error_name(enum proto_error e)
 
 int proto_error_parse(const char *s, size_t len)
 {
-        for (int i = 0; i < PROTO_ERROR__COUNT; i++)
+        for (int i = PROTO_OK + 1; i < PROTO_ERROR__COUNT; i++)
                 if (strlen(error_names[i]) == len && memcmp(error_names[i], s, len) == 0)
                         return i;
         return -1;
