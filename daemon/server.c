@@ -37,6 +37,9 @@ struct conn {
         struct server *srv;
         struct conn *prev, *next;
         msgpack_unpacker unp;
+        struct proto_skim skim; /* frames the bytes before unp sees them */
+        uint64_t ready;         /* complete messages in unp, not yet dispatched */
+        enum proto_skim_status bad; /* after them: too large, or not msgpack */
         msgpack_sbuffer out;    /* replies not yet handed to libuv */
         msgpack_packer pk;      /* packs into out */
         size_t queued;          /* bytes in uv_write requests not yet done */
@@ -249,52 +252,53 @@ static void conn__read_stop(struct conn *c)
         }
 }
 
-/* Dispatch every complete message in the unpacker, in order, unless the
- * client is not reading its replies; then flush the replies. */
+/* Dispatch the complete messages in the unpacker, in order, unless the
+ * client is not reading its replies; then answer a framing error if one
+ * came after them, and flush the replies. */
 static void conn__process(struct conn *c)
 {
         struct server *s = c->srv;
-        uint32_t limit = s->cfg->limits.message_bytes;
         size_t soft = server__soft_limit(s);
         msgpack_unpacked res;
         bool paused = false;
 
         msgpack_unpacked_init(&res);
-        while (!c->close_after_flush && !c->closing) {
+        while (c->ready > 0 && !c->close_after_flush && !c->closing) {
                 if (c->queued + c->out.size > soft) {
                         paused = true;
                         break;
                 }
-                size_t size = 0;
-                msgpack_unpack_return rc = msgpack_unpacker_next_with_size(&c->unp, &res, &size);
-                if (rc == MSGPACK_UNPACK_SUCCESS) {
-                        if (size > limit)
-                                goto too_large;
-                        conn__message(c, &res.data);
-                } else if (rc == MSGPACK_UNPACK_CONTINUE) {
-                        if (size > limit || msgpack_unpacker_message_size(&c->unp) > limit)
-                                goto too_large;
-                        break;
-                } else {
+                c->ready--;
+                if (msgpack_unpacker_next(&c->unp, &res) != MSGPACK_UNPACK_SUCCESS) {
+                        /* Framed, yet msgpack-c refuses it (nesting deeper
+                         * than it allows, out of memory). */
                         conn__reply_error(c, 0, PROTO_BAD_REQUEST,
-                                          "bytes that are not msgpack; closing the connection");
+                                          "a message msgpack-c cannot decode (nested too deeply?); "
+                                          "closing the connection");
                         c->close_after_flush = true;
+                        break;
                 }
-                continue;
-too_large: {
-                char msg[128];
-                snprintf(msg, sizeof(msg),
-                         "message over the size limit of %u bytes; closing the connection", limit);
-                conn__reply_error(c, 0, PROTO_TOO_LARGE, msg);
-                c->close_after_flush = true;
-        }
+                conn__message(c, &res.data);
         }
         msgpack_unpacked_destroy(&res);
 
+        if (c->ready == 0 && c->bad != PROTO_SKIM_MORE && !c->close_after_flush) {
+                char msg[128];
+                if (c->bad == PROTO_SKIM_TOO_LARGE) {
+                        snprintf(msg, sizeof(msg),
+                                 "message over the size limit of %u bytes; closing the connection",
+                                 s->cfg->limits.message_bytes);
+                        conn__reply_error(c, 0, PROTO_TOO_LARGE, msg);
+                } else {
+                        conn__reply_error(c, 0, PROTO_BAD_REQUEST,
+                                          "bytes that are not msgpack; closing the connection");
+                }
+                c->close_after_flush = true;
+        }
+
         /* Give back the memory of one large message once it is handled. */
-        if (!c->close_after_flush && !paused && c->unp.used == c->unp.off &&
-            msgpack_unpacker_message_size(&c->unp) == 0 &&
-            c->unp.used + c->unp.free > 4 * SERVER_READ_RESERVE) {
+        if (!c->close_after_flush && c->ready == 0 && c->unp.used == c->unp.off &&
+            c->skim.bytes == 0 && c->unp.used + c->unp.free > 4 * SERVER_READ_RESERVE) {
                 msgpack_unpacker_destroy(&c->unp);
                 if (!msgpack_unpacker_init(&c->unp, SERVER_READ_RESERVE)) {
                         memset(&c->unp, 0, sizeof(c->unp));
@@ -327,7 +331,21 @@ static void conn__on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         }
         if (nread == 0)
                 return;
-        msgpack_unpacker_buffer_consumed(&c->unp, (size_t)nread);
+        /* Frame the new bytes; after a framing error the rest is ignored. */
+        const uint8_t *p = (const uint8_t *)msgpack_unpacker_buffer(&c->unp);
+        size_t n = (size_t)nread, off = 0;
+        while (off < n && c->bad == PROTO_SKIM_MORE) {
+                size_t used;
+                enum proto_skim_status fs = proto_skim_feed(&c->skim, p + off, n - off,
+                                                            c->srv->cfg->limits.message_bytes,
+                                                            &used);
+                off += used;
+                if (fs == PROTO_SKIM_DONE)
+                        c->ready++;
+                else if (fs != PROTO_SKIM_MORE)
+                        c->bad = fs;
+        }
+        msgpack_unpacker_buffer_consumed(&c->unp, off);
         conn__process(c);
 }
 

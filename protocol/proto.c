@@ -366,3 +366,105 @@ int proto_parse_response(const msgpack_object *o, uint32_t *msgid, const msgpack
         *result = &v[3];
         return 0;
 }
+
+/* ---- framing guard ------------------------------------------------------ */
+
+/* Header size (first byte included) of a msgpack value starting with b. */
+static uint8_t proto__skim_need(uint8_t b)
+{
+        if (b <= 0xbf || b >= 0xe0)
+                return 1; /* fixint, fixmap, fixarray, fixstr, negative fixint */
+        static const uint8_t need[0x20] = {
+                /* c0 nil */ 1, /* c1 */ 1, /* c2 c3 */ 1, 1,
+                /* c4-c6 bin8/16/32 */ 2, 3, 5,
+                /* c7-c9 ext8/16/32 (length, type) */ 3, 4, 6,
+                /* ca cb float32/64 */ 5, 9,
+                /* cc-cf uint8..64 */ 2, 3, 5, 9,
+                /* d0-d3 int8..64 */ 2, 3, 5, 9,
+                /* d4-d8 fixext1..16 (type + data) */ 3, 4, 6, 10, 18,
+                /* d9-db str8/16/32 */ 2, 3, 5,
+                /* dc dd array16/32 */ 3, 5,
+                /* de df map16/32 */ 3, 5,
+        };
+        return need[b - 0xc0];
+}
+
+static uint64_t proto__be(const uint8_t *p, int n)
+{
+        uint64_t v = 0;
+        for (int i = 0; i < n; i++)
+                v = (v << 8) | p[i];
+        return v;
+}
+
+enum proto_skim_status proto_skim_feed(struct proto_skim *s, const uint8_t *p, size_t n,
+                                       uint64_t limit, size_t *used)
+{
+        size_t i = 0;
+        while (i < n) {
+                if (s->skip) {
+                        uint64_t take = s->skip < n - i ? s->skip : n - i;
+                        s->skip -= take;
+                        s->bytes += take;
+                        i += (size_t)take;
+                } else {
+                        if (s->have == 0) {
+                                if (s->owed == 0)
+                                        s->owed = 1; /* a new message: one value */
+                                if (p[i] == 0xc1) {
+                                        *used = i;
+                                        return PROTO_SKIM_INVALID;
+                                }
+                                s->need = proto__skim_need(p[i]);
+                        }
+                        s->hdr[s->have++] = p[i++];
+                        s->bytes++;
+                        if (s->have < s->need)
+                                continue;
+                        /* A whole header: this value fills one slot. */
+                        uint8_t b = s->hdr[0];
+                        uint64_t children = 0, payload = 0;
+                        if (b >= 0x80 && b <= 0x8f)
+                                children = 2u * (b & 0x0f);
+                        else if (b >= 0x90 && b <= 0x9f)
+                                children = b & 0x0f;
+                        else if (b >= 0xa0 && b <= 0xbf)
+                                payload = b & 0x1f;
+                        else if (b == 0xc4 || b == 0xd9)
+                                payload = s->hdr[1];
+                        else if (b == 0xc5 || b == 0xda)
+                                payload = proto__be(s->hdr + 1, 2);
+                        else if (b == 0xc6 || b == 0xdb)
+                                payload = proto__be(s->hdr + 1, 4);
+                        else if (b == 0xc7)
+                                payload = s->hdr[1];
+                        else if (b == 0xc8)
+                                payload = proto__be(s->hdr + 1, 2);
+                        else if (b == 0xc9)
+                                payload = proto__be(s->hdr + 1, 4);
+                        else if (b == 0xdc)
+                                children = proto__be(s->hdr + 1, 2);
+                        else if (b == 0xdd)
+                                children = proto__be(s->hdr + 1, 4);
+                        else if (b == 0xde)
+                                children = 2 * proto__be(s->hdr + 1, 2);
+                        else if (b == 0xdf)
+                                children = 2 * proto__be(s->hdr + 1, 4);
+                        s->owed = s->owed - 1 + children;
+                        s->skip = payload;
+                        s->have = s->need = 0;
+                }
+                /* Each element still owed takes at least one byte. */
+                if (s->bytes + s->skip + s->owed > limit) {
+                        *used = i;
+                        return PROTO_SKIM_TOO_LARGE;
+                }
+                if (s->owed == 0 && s->skip == 0 && s->have == 0) {
+                        s->bytes = 0;
+                        *used = i;
+                        return PROTO_SKIM_DONE;
+                }
+        }
+        *used = i;
+        return PROTO_SKIM_MORE;
+}

@@ -135,6 +135,35 @@ int proto_pack_error(msgpack_packer *pk, uint32_t msgid, enum proto_error e, con
 int proto_pack_request_head(msgpack_packer *pk, uint32_t msgid, const char *method);
 int proto_pack_notify_head(msgpack_packer *pk, const char *method);
 
+/* Framing guard.  msgpack-c's unpacker reserves memory for a container as
+ * soon as it reads the header (count * sizeof(msgpack_object)), and has no
+ * size limit of its own: five bytes declaring 2^27 elements would make it
+ * reserve 3 GiB.  The skimmer walks the msgpack headers of the incoming
+ * bytes before the unpacker sees them, keeping only counts: every element
+ * still owed needs at least one byte, so a message that declares more than
+ * `limit` bytes can hold is refused before anything is allocated, and
+ * message boundaries are known exactly.  It does not decode values. */
+struct proto_skim {
+        uint64_t owed;      /* elements still to come in the current message */
+        uint64_t skip;      /* payload bytes still to come (str, bin, ext) */
+        uint64_t bytes;     /* bytes of the current message so far */
+        uint8_t hdr[9];
+        uint8_t have, need; /* header bytes read / needed */
+};
+
+enum proto_skim_status {
+        PROTO_SKIM_MORE,      /* all bytes taken; the message goes on */
+        PROTO_SKIM_DONE,      /* a message ended after *used bytes */
+        PROTO_SKIM_TOO_LARGE, /* the message is, or declares, more than limit bytes */
+        PROTO_SKIM_INVALID,   /* a byte that is never msgpack (0xc1) */
+};
+
+/* Feed n bytes.  On DONE, *used bytes were taken and the state is ready for
+ * the next message; call again with the rest.  After TOO_LARGE or INVALID
+ * the stream cannot be resynchronised. */
+enum proto_skim_status proto_skim_feed(struct proto_skim *s, const uint8_t *p, size_t n,
+                                       uint64_t limit, size_t *used);
+
 /* Client side: split a response.  Returns 0, or -1 when `o` is not a
  * well-formed response.  *error is NULL on success. */
 int proto_parse_response(const msgpack_object *o, uint32_t *msgid, const msgpack_object **error,

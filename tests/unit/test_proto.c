@@ -955,6 +955,125 @@ END_TEST
 
 /* ---- main -------------------------------------------------------------- */
 
+/* ---- the framing guard --------------------------------------------------- */
+
+/* Feed buf in chunks of `step` bytes; count DONE; return the final status. */
+static enum proto_skim_status skim_all(const uint8_t *buf, size_t n, size_t step, uint64_t limit,
+                                       int *done)
+{
+        struct proto_skim sk;
+        memset(&sk, 0, sizeof(sk));
+        *done = 0;
+        for (size_t off = 0; off < n;) {
+                size_t len = n - off < step ? n - off : step, used;
+                enum proto_skim_status st = proto_skim_feed(&sk, buf + off, len, limit, &used);
+                ck_assert_uint_le(used, len);
+                off += used;
+                if (st == PROTO_SKIM_DONE)
+                        (*done)++;
+                else if (st != PROTO_SKIM_MORE)
+                        return st;
+        }
+        return sk.bytes == 0 && sk.owed == 0 ? PROTO_SKIM_DONE : PROTO_SKIM_MORE;
+}
+
+START_TEST(skim_frames_real_messages)
+{
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        /* Every kind of header: a request with strings of each width, bins,
+         * ext, floats, ints of each width, nested maps and arrays. */
+        for (int i = 0; i < 3; i++) {
+                proto_pack_request_head(&pk, 7, "start");
+                msgpack_pack_array(&pk, 1);
+                msgpack_pack_map(&pk, 9);
+                proto_pack_cstr(&pk, "short");
+                proto_pack_cstr(&pk, "x");
+                char big[70000];
+                memset(big, 'a', sizeof(big));
+                proto_pack_cstr(&pk, "str16");
+                proto_pack_str(&pk, big, 300);
+                proto_pack_cstr(&pk, "str32");
+                proto_pack_str(&pk, big, sizeof(big));
+                proto_pack_cstr(&pk, "bin");
+                msgpack_pack_bin(&pk, 3);
+                msgpack_pack_bin_body(&pk, "abc", 3);
+                proto_pack_cstr(&pk, "ext");
+                msgpack_pack_ext(&pk, 5, 1);
+                msgpack_pack_ext_body(&pk, "hello", 5);
+                proto_pack_cstr(&pk, "fixext");
+                msgpack_pack_ext(&pk, 4, 2);
+                msgpack_pack_ext_body(&pk, "abcd", 4);
+                proto_pack_cstr(&pk, "f");
+                msgpack_pack_double(&pk, 0.5);
+                proto_pack_cstr(&pk, "ints");
+                msgpack_pack_array(&pk, 6);
+                msgpack_pack_uint64(&pk, UINT64_MAX);
+                msgpack_pack_int64(&pk, INT64_MIN);
+                msgpack_pack_uint16(&pk, 1000);
+                msgpack_pack_int8(&pk, -100);
+                msgpack_pack_nil(&pk);
+                msgpack_pack_true(&pk);
+                proto_pack_cstr(&pk, "nested");
+                msgpack_pack_array(&pk, 20);
+                for (int k = 0; k < 20; k++) {
+                        msgpack_pack_map(&pk, 1);
+                        msgpack_pack_int(&pk, k);
+                        msgpack_pack_array(&pk, 0);
+                }
+        }
+        static const size_t steps[] = { 1, 2, 3, 7, 64, 4096, 1 << 20 };
+        for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+                int done;
+                enum proto_skim_status st =
+                        skim_all((const uint8_t *)sb.data, sb.size, steps[i], 1u << 20, &done);
+                ck_assert_int_eq(st, PROTO_SKIM_DONE);
+                ck_assert_int_eq(done, 3);
+        }
+        /* Cut short: not done. */
+        int done;
+        ck_assert_int_eq(skim_all((const uint8_t *)sb.data, sb.size - 1, 5, 1u << 20, &done),
+                         PROTO_SKIM_MORE);
+        ck_assert_int_eq(done, 2);
+        msgpack_sbuffer_destroy(&sb);
+}
+END_TEST
+
+START_TEST(skim_refuses_declared_sizes)
+{
+        int done;
+        /* Five bytes declaring 2^24 elements, 2^23 pairs, 2^32-1 bytes. */
+        static const uint8_t arr[] = { 0xdd, 0x01, 0x00, 0x00, 0x00 };
+        static const uint8_t map[] = { 0xdf, 0x00, 0x80, 0x00, 0x00 };
+        static const uint8_t str[] = { 0xdb, 0xff, 0xff, 0xff, 0xff };
+        ck_assert_int_eq(skim_all(arr, sizeof(arr), 1, 4u << 20, &done), PROTO_SKIM_TOO_LARGE);
+        ck_assert_int_eq(skim_all(map, sizeof(map), 5, 4u << 20, &done), PROTO_SKIM_TOO_LARGE);
+        ck_assert_int_eq(skim_all(str, sizeof(str), 2, 4u << 20, &done), PROTO_SKIM_TOO_LARGE);
+        /* At the limit exactly: a 10-byte message with limit 10 passes,
+         * limit 9 does not. */
+        static const uint8_t ten[] = { 0x99, 1, 2, 3, 4, 5, 6, 7, 8, 9 };
+        ck_assert_int_eq(skim_all(ten, sizeof(ten), 3, 10, &done), PROTO_SKIM_DONE);
+        ck_assert_int_eq(skim_all(ten, sizeof(ten), 3, 9, &done), PROTO_SKIM_TOO_LARGE);
+        /* The declaration alone is refused before its elements arrive. */
+        ck_assert_int_eq(skim_all(ten, 1, 1, 9, &done), PROTO_SKIM_TOO_LARGE);
+}
+END_TEST
+
+START_TEST(skim_refuses_never_used_byte)
+{
+        int done;
+        static const uint8_t good_then_bad[] = { 0x93, 0x01, 0x02, 0x03, 0xc1 };
+        static const uint8_t inside[] = { 0x92, 0x01, 0xc1 };
+        ck_assert_int_eq(skim_all(good_then_bad, sizeof(good_then_bad), 100, 64, &done),
+                         PROTO_SKIM_INVALID);
+        ck_assert_int_eq(done, 1); /* the message before it stands */
+        ck_assert_int_eq(skim_all(inside, sizeof(inside), 1, 64, &done), PROTO_SKIM_INVALID);
+        ck_assert_int_eq(done, 0);
+}
+END_TEST
+
 static Suite *proto_suite(void)
 {
         Suite *s = suite_create("proto");
@@ -996,6 +1115,12 @@ static Suite *proto_suite(void)
         tcase_add_test(enc, pack_request_roundtrip);
         tcase_add_test(enc, error_names);
         suite_add_tcase(s, enc);
+
+        TCase *skim = tcase_create("skim");
+        tcase_add_test(skim, skim_frames_real_messages);
+        tcase_add_test(skim, skim_refuses_declared_sizes);
+        tcase_add_test(skim, skim_refuses_never_used_byte);
+        suite_add_tcase(s, skim);
         return s;
 }
 
