@@ -232,7 +232,8 @@ static void ensure_parent_dir(const char *path, mode_t mode)
         char *slash = strrchr(dir, '/');
         if (slash && slash != dir) {
                 *slash = '\0';
-                if (mkdir(dir, mode) == 0)
+                /* chmod: the process umask (077) would narrow mkdir's mode. */
+                if (mkdir(dir, mode) == 0 && chmod(dir, mode) == 0)
                         log_info("created %s", dir);
         }
         free(dir);
