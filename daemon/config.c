@@ -3,9 +3,12 @@
  * unknown-key error and the documentation stay one list. */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <grp.h>
 #include <ini.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -17,7 +20,8 @@
 #include "log.h"
 #include "proto.h"
 
-enum config__type { CFG_STR, CFG_U32, CFG_U64, CFG_LEVEL, CFG_REPO };
+enum config__type { CFG_STR, CFG_U32, CFG_U64, CFG_LEVEL, CFG_REPO, CFG_DURABILITY, CFG_UIDS,
+                   CFG_GROUP };
 
 struct config__key {
         const char *section;
@@ -34,8 +38,20 @@ static const struct config__key config__keys[] = {
         { "daemon", "socket", CFG_STR, F(socket_path), 0, 0 },
         { "daemon", "socket_group", CFG_STR, F(socket_group), 0, 0 },
         { "daemon", "log_level", CFG_LEVEL, F(log_level), 0, 0 },
+        { "daemon", "allow_uids", CFG_UIDS, F(allow_uids), 0, 0 },
+        { "daemon", "allow_group", CFG_GROUP, F(allow_group), 0, 0 },
         { "store", "db", CFG_STR, F(db_path), 0, 0 },
         { "store", "flush_interval_ms", CFG_U32, F(flush_interval_ms), 10, 3600000 },
+        { "store", "durability", CFG_DURABILITY, F(durability), 0, 0 },
+        { "store", "snapshot_interval_ms", CFG_U32, F(snapshot_interval_ms), 10, 3600000 },
+        { "store", "history_days", CFG_U32, F(history_days), 0, 36500 },
+        { "store", "debug_commit_delay_ms", CFG_U32, F(debug_commit_delay_ms), 0, 10000 },
+        { "expiry", "generate_ttl_s", CFG_U64, F(ttl_s[0]), 0, UINT32_MAX },
+        { "expiry", "embed_ttl_s", CFG_U64, F(ttl_s[1]), 0, UINT32_MAX },
+        { "expiry", "classify_ttl_s", CFG_U64, F(ttl_s[2]), 0, UINT32_MAX },
+        { "expiry", "code_ttl_s", CFG_U64, F(ttl_s[3]), 0, UINT32_MAX },
+        { "expiry", "reasoning_ttl_s", CFG_U64, F(ttl_s[4]), 0, UINT32_MAX },
+        { "expiry", "interval_s", CFG_U32, F(expiry_interval_s), 1, 86400 },
         { "query", "degrade_threshold", CFG_U32, F(degrade_threshold), 0, UINT32_MAX },
         { "git", "repo", CFG_REPO, 0, 0, 0 },
         { "limits", "message_bytes", CFG_U32, L(message_bytes), 1024, 1u << 30 },
@@ -48,6 +64,7 @@ static const struct config__key config__keys[] = {
         { "limits", "models", CFG_U64, L(models), 1, UINT64_MAX },
         { "limits", "pending", CFG_U64, L(pending), 1, UINT64_MAX },
         { "limits", "connections", CFG_U32, L(connections), 1, 1u << 24 },
+        { "limits", "connections_per_uid", CFG_U32, L(connections_per_uid), 0, 1u << 24 },
         { "limits", "reply_buffer_bytes", CFG_U64, L(reply_buffer_bytes), 4096, UINT64_MAX },
 };
 
@@ -56,6 +73,13 @@ void config_init(struct config *c)
         memset(c, 0, sizeof(*c));
         c->log_level = LOG_LVL_INFO;
         c->flush_interval_ms = 1000;
+        c->durability = DURABILITY_ACK;
+        c->snapshot_interval_ms = 1000;
+        c->history_days = 30;
+        for (int i = 0; i < 5; i++)
+                c->ttl_s[i] = 86400;    /* a day */
+        c->ttl_s[3] = 7 * 86400;        /* code: a week, git may take that long */
+        c->expiry_interval_s = 10;
         c->degrade_threshold = 3;
         c->limits = (struct config_limits){
                 .message_bytes = PROTO_MESSAGE_MAX,
@@ -68,6 +92,7 @@ void config_init(struct config *c)
                 .models = PROTO_MAX_MODELS,
                 .pending = PROTO_MAX_PENDING,
                 .connections = 1024,
+                .connections_per_uid = 256,
                 .reply_buffer_bytes = 64u << 20,
         };
 }
@@ -81,6 +106,8 @@ void config_free(struct config *c)
         for (size_t i = 0; i < c->ngit_repos; i++)
                 free(c->git_repos[i]);
         free(c->git_repos);
+        free(c->allow_uids);
+        free(c->allow_group);
         memset(c, 0, sizeof(*c));
 }
 
@@ -126,6 +153,70 @@ static int config__parse_uint(const char *v, uint64_t min, uint64_t max, uint64_
                 return -1;
         *out = u;
         return 0;
+}
+
+/* A uid or a gid written as a number: 0 .. 2^32-2 ((uid_t)-1 is no id). */
+static int config__parse_id(const char *v, uint32_t *out)
+{
+        uint64_t u;
+        if (!isdigit((unsigned char)v[0]) || config__parse_uint(v, 0, UINT32_MAX - 1, &u) < 0)
+                return -1;
+        *out = (uint32_t)u;
+        return 0;
+}
+
+/* allow_uids: uids or user names, separated by spaces or commas; the key
+ * may be given more than once. */
+static int config__add_uids(struct config__parse *p, const char *value)
+{
+        struct config *c = p->c;
+        char *copy = strdup(value), *save = NULL;
+        if (!copy)
+                return config__bad(p, "allow_uids: out of memory");
+        size_t before = c->nallow_uids;
+        for (char *tok = strtok_r(copy, " \t,", &save); tok; tok = strtok_r(NULL, " \t,", &save)) {
+                uint32_t uid;
+                if (config__parse_id(tok, &uid) < 0) {
+                        struct passwd *pw = isdigit((unsigned char)tok[0]) ? NULL : getpwnam(tok);
+                        if (!pw) {
+                                config__bad(p, "allow_uids: '%s' is neither a uid nor a user name",
+                                            tok);
+                                goto out;
+                        }
+                        uid = (uint32_t)pw->pw_uid;
+                }
+                uint32_t *v = realloc(c->allow_uids, (c->nallow_uids + 1) * sizeof(*v));
+                if (!v) {
+                        config__bad(p, "allow_uids: out of memory");
+                        goto out;
+                }
+                c->allow_uids = v;
+                c->allow_uids[c->nallow_uids++] = uid;
+        }
+        if (c->nallow_uids == before)
+                config__bad(p, "allow_uids: must list at least one uid or user name");
+out:
+        free(copy);
+        return 0;
+}
+
+/* allow_group: a group name or a gid, resolved now. */
+static int config__set_group(struct config__parse *p, const char *value)
+{
+        struct config *c = p->c;
+        uint32_t gid;
+        if (!*value)
+                return config__bad(p, "allow_group: must not be empty");
+        if (config__parse_id(value, &gid) < 0) {
+                struct group *g = isdigit((unsigned char)value[0]) ? NULL : getgrnam(value);
+                if (!g)
+                        return config__bad(p, "allow_group: no group named '%s'", value);
+                gid = (uint32_t)g->gr_gid;
+        }
+        if (config_set_str(&c->allow_group, value) < 0)
+                return config__bad(p, "allow_group: out of memory");
+        c->allow_gid = gid;
+        return 1;
 }
 
 static int config__handler(void *user, const char *section, const char *name, const char *value)
@@ -181,6 +272,17 @@ static int config__handler(void *user, const char *section, const char *name, co
                         *(uint64_t *)(base + k->off) = u;
                 return 1;
         }
+        case CFG_DURABILITY:
+                if (strcmp(value, "ack") == 0)
+                        c->durability = DURABILITY_ACK;
+                else if (strcmp(value, "relaxed") == 0)
+                        c->durability = DURABILITY_RELAXED;
+                else if (strcmp(value, "fsync") == 0)
+                        c->durability = DURABILITY_FSYNC;
+                else
+                        return config__bad(p, "%s: '%s' is not one of ack, relaxed, fsync", name,
+                                           value);
+                return 1;
         case CFG_REPO: {
                 if (value[0] != '/')
                         return config__bad(p, "repo: '%s' is not an absolute path", value);
@@ -197,6 +299,10 @@ static int config__handler(void *user, const char *section, const char *name, co
                 c->git_repos[c->ngit_repos++] = real;
                 return 1;
         }
+        case CFG_UIDS:
+                return config__add_uids(p, value);
+        case CFG_GROUP:
+                return config__set_group(p, value);
         }
         return 1;
 }
@@ -235,10 +341,27 @@ static char *config__join(const char *a, const char *b)
         return s;
 }
 
+/* "$VAR/name" for a directory systemd names in VAR (its first one when
+ * the unit lists several, separated by ':'); NULL when VAR is not set. */
+static char *config__systemd_dir(const char *var, const char *name)
+{
+        const char *v = getenv(var);
+        char *s;
+        if (!v || v[0] != '/')
+                return NULL;
+        int len = (int)strcspn(v, ":");
+        if (asprintf(&s, "%.*s/%s", len, v, name) < 0)
+                return NULL;
+        return s;
+}
+
 char *config_default_file(void)
 {
         const char *x = getenv("XDG_CONFIG_HOME");
         const char *home = getenv("HOME");
+        char *sd = config__systemd_dir("CONFIGURATION_DIRECTORY", "outcomed.conf");
+        if (sd)
+                return sd;
         if (geteuid() == 0)
                 return strdup("/etc/outcomed/outcomed.conf");
         if (x && x[0] == '/')
@@ -269,7 +392,10 @@ int config_resolve_paths(struct config *c, char *err, size_t errlen)
         if (!c->db_path) {
                 const char *st = getenv("XDG_STATE_HOME");
                 const char *home = getenv("HOME");
-                if (root)
+                char *sd = config__systemd_dir("STATE_DIRECTORY", "outcomed.db");
+                if (sd)
+                        c->db_path = sd; /* the unit's StateDirectory= */
+                else if (root)
                         c->db_path = strdup("/var/lib/outcomed/outcomed.db");
                 else if (st && st[0] == '/')
                         c->db_path = config__join(st, "/outcomed/outcomed.db");
@@ -305,4 +431,81 @@ bool config_repo_watched(const struct config *c, const char *path, char **canon)
         }
         free(real);
         return false;
+}
+
+/* ---- reloading --------------------------------------------------------- */
+
+/* Keys that only apply when the daemon starts: the socket is bound and the
+ * database opened once. */
+static bool config__startup_only(const struct config__key *k)
+{
+        return k->off == F(socket_path) || k->off == F(socket_group) || k->off == F(db_path);
+}
+
+static bool config__str_eq(const char *a, const char *b)
+{
+        return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+static bool config__key_equal(const struct config__key *k, const struct config *a,
+                              const struct config *b)
+{
+        const char *pa = (const char *)a + k->off, *pb = (const char *)b + k->off;
+        switch (k->type) {
+        case CFG_STR:
+                return config__str_eq(*(char *const *)pa, *(char *const *)pb);
+        case CFG_GROUP:
+                return config__str_eq(a->allow_group, b->allow_group) &&
+                       a->allow_gid == b->allow_gid;
+        case CFG_U32:
+                return *(const uint32_t *)pa == *(const uint32_t *)pb;
+        case CFG_U64:
+                return *(const uint64_t *)pa == *(const uint64_t *)pb;
+        case CFG_LEVEL:
+        case CFG_DURABILITY:
+                return *(const int *)pa == *(const int *)pb;
+        case CFG_REPO:
+                if (a->ngit_repos != b->ngit_repos)
+                        return false;
+                for (size_t i = 0; i < a->ngit_repos; i++)
+                        if (strcmp(a->git_repos[i], b->git_repos[i]) != 0)
+                                return false;
+                return true;
+        case CFG_UIDS:
+                return a->nallow_uids == b->nallow_uids &&
+                       (a->nallow_uids == 0 ||
+                        memcmp(a->allow_uids, b->allow_uids,
+                               a->nallow_uids * sizeof(*a->allow_uids)) == 0);
+        }
+        return true;
+}
+
+size_t config_diff(const struct config *a, const struct config *b,
+                   void (*fn)(void *u, const char *section, const char *key, bool restart),
+                   void *u)
+{
+        size_t n = 0;
+        for (size_t i = 0; i < sizeof(config__keys) / sizeof(config__keys[0]); i++) {
+                const struct config__key *k = &config__keys[i];
+                if (config__key_equal(k, a, b))
+                        continue;
+                n++;
+                if (fn)
+                        fn(u, k->section, k->name, config__startup_only(k));
+        }
+        return n;
+}
+
+void config_keep_startup_keys(struct config *cur, struct config *next)
+{
+        for (size_t i = 0; i < sizeof(config__keys) / sizeof(config__keys[0]); i++) {
+                const struct config__key *k = &config__keys[i];
+                if (!config__startup_only(k) || k->type != CFG_STR)
+                        continue;
+                char **pc = (char **)((char *)cur + k->off);
+                char **pn = (char **)((char *)next + k->off);
+                char *t = *pc;
+                *pc = *pn;
+                *pn = t;
+        }
 }

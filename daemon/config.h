@@ -19,7 +19,14 @@ struct config_limits {
         uint64_t models;             /* distinct models */
         uint64_t pending;            /* pending traces */
         uint32_t connections;        /* open connections */
+        uint32_t connections_per_uid; /* open connections of one uid; 0: no limit */
         uint64_t reply_buffer_bytes; /* unread replies before a client is dropped */
+};
+
+enum config_durability {
+        DURABILITY_ACK,     /* a reply means the change is committed (WAL, synchronous=NORMAL) */
+        DURABILITY_RELAXED, /* reply at once, commit every flush_interval_ms */
+        DURABILITY_FSYNC,   /* as ack, with synchronous=FULL: survives power loss */
 };
 
 struct config {
@@ -28,17 +35,31 @@ struct config {
         char *socket_group;  /* NULL: the daemon's own group */
         char *db_path;
         int log_level;       /* enum log_level */
-        uint32_t flush_interval_ms;
+        uint32_t flush_interval_ms;    /* relaxed: how often to commit */
+        int durability;                /* enum config_durability */
+        uint32_t snapshot_interval_ms; /* how often changed rows are written */
+        uint32_t history_days;         /* journal rows kept after a snapshot */
+        uint32_t debug_commit_delay_ms;
+        uint64_t ttl_s[5];             /* per task (tracker order); 0: never */
+        uint32_t expiry_interval_s;
         uint32_t degrade_threshold;
         char **git_repos;    /* watched repositories, resolved (realpath) */
         size_t ngit_repos;
+        /* Who may connect.  Nobody is turned away when neither is set; else
+         * root, the daemon's own uid, the uids listed and the members of
+         * allow_group (primary or supplementary). */
+        uint32_t *allow_uids;
+        size_t nallow_uids;
+        char *allow_group;   /* as written; NULL: not set */
+        uint32_t allow_gid;  /* its gid */
         struct config_limits limits;
 };
 
 /* Defaults; paths are left NULL until config_resolve_paths. */
 void config_init(struct config *c);
 void config_free(struct config *c);
-/* The default file: /etc/outcomed/outcomed.conf for root, else
+/* The default file: $CONFIGURATION_DIRECTORY/outcomed.conf under systemd
+ * (ConfigurationDirectory=), else /etc/outcomed/outcomed.conf for root, else
  * $XDG_CONFIG_HOME/outcomed/outcomed.conf (~/.config/...).  malloc'ed. */
 char *config_default_file(void);
 /* Read an INI file into c.  A missing file is an error only when
@@ -48,12 +69,24 @@ int config_load(struct config *c, const char *path, bool must_exist, char *err, 
 /* Fill socket_path and db_path when neither the file nor a flag set them:
  * root uses /run/outcomed and /var/lib/outcomed, others $XDG_RUNTIME_DIR
  * and $XDG_STATE_HOME (~/.local/state).  OUTCOMED_SOCKET overrides the
- * socket default.  Returns 0 or -1 with err filled. */
+ * socket default; under systemd $STATE_DIRECTORY (StateDirectory=) comes
+ * first for the database.  Returns 0 or -1 with err filled. */
 int config_resolve_paths(struct config *c, char *err, size_t errlen);
 /* True when path (resolved) is a watched repository; *canon gets the
  * resolved path (malloc'ed) when it is. */
 bool config_repo_watched(const struct config *c, const char *path, char **canon);
 /* Replace a string field (a flag overriding the file). */
 int config_set_str(char **field, const char *value);
+
+/* Reloading: load the file into a fresh config, resolve it, then compare.
+ * config_diff calls fn for every key whose value differs between a and b,
+ * in the table's order, with restart true for the keys that apply only
+ * when the daemon starts (socket, socket_group, db); it returns how many
+ * differ.  config_keep_startup_keys gives next the running values of
+ * those keys (swapping them with cur's). */
+size_t config_diff(const struct config *a, const struct config *b,
+                   void (*fn)(void *u, const char *section, const char *key, bool restart),
+                   void *u);
+void config_keep_startup_keys(struct config *cur, struct config *next);
 
 #endif

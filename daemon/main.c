@@ -2,9 +2,17 @@
  * tracker, store and server on one libuv loop.
  *
  * Start-up: read the configuration, open and migrate the database, load the
- * state, bind the socket, serve.  A timer hands the tracker's changes to the
- * store's writer thread every flush_interval_ms.  SIGTERM or SIGINT: stop
- * serving, remove the socket, write the last changes, exit 0.
+ * state (snapshot and journal), bind the socket, serve.  Changes reach the
+ * disk through commit.c's group commit.  SIGTERM or SIGINT: stop serving,
+ * remove the socket, write the last changes, exit 0.
+ *
+ * Under systemd (notify.c): the listening socket may be passed by the
+ * socket unit (then it is used as is and never removed); READY=1 goes out
+ * once the state is loaded and the socket listens, a timer keeps STATUS=
+ * current and sends WATCHDOG=1 when the unit asks for it, STOPPING=1 on the
+ * way out.  SIGHUP re-reads the configuration: a file that does not load
+ * changes nothing; keys that only apply at start (socket, socket_group, db)
+ * keep their running values until a restart.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -19,25 +27,41 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "commit.h"
 #include "config.h"
 #include "log.h"
+#include "notify.h"
 #include "rpc.h"
 #include "server.h"
 #include "store.h"
 #include "tracker.h"
 
+/* The command line, kept: every reload applies it again over the file. */
+struct daemon_args {
+        const char *config_file; /* --config, or NULL: the default file */
+        const char *socket;
+        const char *db;
+        int log_level;           /* -1: not given */
+};
+
 struct daemon {
         uv_loop_t loop;
         struct config cfg;
-        struct tracker *tracker;
         struct store *store;
+        struct commit *commit;
         struct server *server;
         struct rpc_env env;
-        uv_timer_t flush_timer;
         uv_signal_t sigterm, sigint;
-        bool full_write; /* a write failed: write everything next time */
-        bool flush_failed_logged;
         int exit_code;
+        /* configuration and the service manager (daemon_service_*) */
+        struct daemon_args args;
+        bool activated;         /* the socket was passed (socket activation) */
+        char listen_path[108];  /* its path, "" when unknown */
+        bool service_on;        /* sighup and notify_timer are initialised */
+        uv_signal_t sighup;
+        uv_timer_t notify_timer;
+        uint64_t watchdog_usec; /* 0: no watchdog */
+        char status[256];       /* the last STATUS= sent */
 };
 
 static void usage(FILE *f)
@@ -66,61 +90,24 @@ static void usage(FILE *f)
                 "Flags override the configuration file.  Every configuration key is listed\n"
                 "in README.md (sections [daemon], [store], [query], [git], [limits]).\n"
                 "Signals: SIGTERM or SIGINT writes the last changes, removes the socket\n"
-                "and exits 0.\n"
+                "and exits 0.  SIGHUP re-reads the configuration file (the socket and the\n"
+                "database take a restart); a file that does not load changes nothing.\n"
+                "Under systemd: socket activation (LISTEN_FDS) and sd_notify (READY=1,\n"
+                "STATUS=, WATCHDOG=1, STOPPING=1); see outcomed(8).\n"
                 "Exit status: 0 after a clean stop, 1 on a start-up or final-write error,\n"
                 "2 on a usage error.\n");
 }
 
-/* ---- flushing ---------------------------------------------------------- */
+/* ---- the journal, for rpc ---------------------------------------------- */
 
-static void daemon_on_flushed(void *data, int status, const char *errmsg)
+static int daemon_record(void *data, const struct journal_entry *e)
 {
-        struct daemon *d = data;
-        if (status < 0) {
-                d->env.counters.flush_errors_total++;
-                d->full_write = true;
-                if (!d->flush_failed_logged)
-                        log_error("writing to %s failed: %s; will retry", d->cfg.db_path,
-                                  errmsg ? errmsg : strerror(-status));
-                d->flush_failed_logged = true;
-                return;
-        }
-        if (d->flush_failed_logged)
-                log_info("writing to %s works again", d->cfg.db_path);
-        d->flush_failed_logged = false;
-        d->env.counters.flushes_total++;
-        d->env.counters.last_flush_at = (uint64_t)time(NULL);
+        return commit_record(data, e);
 }
 
-static int daemon_flush(struct daemon *d)
+static bool daemon_writable(void *data)
 {
-        bool full = d->full_write;
-        if (full)
-                tracker_mark_all_changed(d->tracker);
-        if (!tracker_has_changes(d->tracker) && !full)
-                return 0;
-        struct store_batch *b = store_batch_new();
-        if (!b)
-                return -ENOMEM; /* the changes wait for the next tick */
-        if (full)
-                store_batch_set_full(b);
-        d->full_write = false;
-        struct tracker_sink sink;
-        store_batch_sink(b, &sink);
-        if (tracker_collect(d->tracker, &sink) < 0 || store_batch_status(b) < 0) {
-                store_batch_free(b);
-                d->full_write = true;
-                return -ENOMEM;
-        }
-        return store_submit(d->store, b, daemon_on_flushed, d);
-}
-
-static void daemon_on_timer(uv_timer_t *t)
-{
-        struct daemon *d = t->data;
-        int r = daemon_flush(d);
-        if (r < 0)
-                log_error("cannot queue a write: %s", strerror(-r));
+        return commit_writable(data);
 }
 
 /* ---- stopping ---------------------------------------------------------- */
@@ -132,39 +119,34 @@ static void daemon_stop(struct daemon *d, const char *why)
         log_info("%s: stopping", why);
         server_stop(d->server);
         d->server = NULL;
-        uv_timer_stop(&d->flush_timer);
         uv_signal_stop(&d->sigterm);
         uv_signal_stop(&d->sigint);
-        int r = daemon_flush(d);
-        uint64_t before = d->env.counters.flush_errors_total;
+        int r = commit_final(d->commit);
+        uint64_t before = d->env.counters.commit_errors_total;
         store_close(d->store, NULL, NULL); /* waits for the last commit */
         d->store = NULL;
-        if (r < 0 || d->env.counters.flush_errors_total != before || d->full_write) {
+        if (r < 0 || d->env.counters.commit_errors_total != before) {
                 log_error("the last changes could not be written to %s", d->cfg.db_path);
                 d->exit_code = 1;
         }
-        uv_close((uv_handle_t *)&d->flush_timer, NULL);
+        commit_close(d->commit);
+        d->commit = NULL;
         uv_close((uv_handle_t *)&d->sigterm, NULL);
         uv_close((uv_handle_t *)&d->sigint, NULL);
 }
 
+static void daemon_service_stop(struct daemon *d);
+
 static void daemon_on_signal(uv_signal_t *h, int signum)
 {
+        daemon_service_stop(h->data);
         daemon_stop(h->data, signum == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
 /* ---- start-up ---------------------------------------------------------- */
 
-static int make_id_prefix(char *buf, size_t len)
-{
-        uint64_t r;
-        if (getrandom(&r, sizeof(r), 0) != sizeof(r))
-                return -errno;
-        snprintf(buf, len, "t-%016" PRIx64, r);
-        return 0;
-}
-
-static int parse_args(int argc, char **argv, struct config *cfg)
+/* The command line into a; 0, or 2 on a usage error. */
+static int parse_args(int argc, char **argv, struct daemon_args *a)
 {
         static const struct option opts[] = {
                 { "config", required_argument, NULL, 'c' },
@@ -175,15 +157,15 @@ static int parse_args(int argc, char **argv, struct config *cfg)
                 { "help", no_argument, NULL, 'h' },
                 { 0 },
         };
-        const char *config_file = NULL, *sock = NULL, *db = NULL, *level = NULL;
-        char err[600];
+        const char *level = NULL;
         int c;
 
+        *a = (struct daemon_args){ .log_level = -1 };
         while ((c = getopt_long(argc, argv, "c:s:d:l:Vh", opts, NULL)) != -1) {
                 switch (c) {
-                case 'c': config_file = optarg; break;
-                case 's': sock = optarg; break;
-                case 'd': db = optarg; break;
+                case 'c': a->config_file = optarg; break;
+                case 's': a->socket = optarg; break;
+                case 'd': a->db = optarg; break;
                 case 'l': level = optarg; break;
                 case 'V': printf("outcomed %s\n", OUTCOMED_VERSION); exit(0);
                 case 'h': usage(stdout); exit(0);
@@ -197,30 +179,186 @@ static int parse_args(int argc, char **argv, struct config *cfg)
                         argv[optind]);
                 return 2;
         }
-        if (level && log_parse_level(level) < 0) {
+        if (level && (a->log_level = log_parse_level(level)) < 0) {
                 fprintf(stderr,
                         "outcomed: --log-level: '%s' is not one of error, warn, info, debug\n",
                         level);
                 return 2;
         }
-        char *def = config_file ? NULL : config_default_file();
-        const char *file = config_file ? config_file : def;
-        if (file && config_load(cfg, file, config_file != NULL, err, sizeof(err)) < 0) {
-                fprintf(stderr, "outcomed: %s\n", err);
-                free(def);
-                return 1;
-        }
-        free(def);
-        if ((sock && config_set_str(&cfg->socket_path, sock) < 0) ||
-            (db && config_set_str(&cfg->db_path, db) < 0))
-                return 1;
-        if (level)
-                cfg->log_level = log_parse_level(level);
-        if (config_resolve_paths(cfg, err, sizeof(err)) < 0) {
-                fprintf(stderr, "outcomed: %s\n", err);
-                return 1;
-        }
         return 0;
+}
+
+/* ---- configuration and reload ------------------------------------------ */
+
+/* Fill c (fresh from config_init) as the command line says: the file
+ * (--config, else the default one, which may be missing), the flags over
+ * it, the socket systemd passed over both, then the default paths.  Used at
+ * start and by every reload.  0, or a negative errno with err filled. */
+static int daemon_load_config(const struct daemon *d, struct config *c, bool starting, char *err,
+                              size_t errlen)
+{
+        const struct daemon_args *a = &d->args;
+        char *def = a->config_file ? NULL : config_default_file();
+        const char *file = a->config_file ? a->config_file : def;
+        int r = 0;
+
+        if (file && config_load(c, file, a->config_file != NULL, err, errlen) < 0) {
+                r = -EINVAL;
+                goto out;
+        }
+        if ((a->socket && config_set_str(&c->socket_path, a->socket) < 0) ||
+            (a->db && config_set_str(&c->db_path, a->db) < 0)) {
+                snprintf(err, errlen, "out of memory");
+                r = -ENOMEM;
+                goto out;
+        }
+        if (a->log_level >= 0)
+                c->log_level = a->log_level;
+        if (d->activated && d->listen_path[0]) {
+                if (starting && c->socket_path && strcmp(c->socket_path, d->listen_path) != 0)
+                        log_warn("the configured socket %s is not the one the service manager "
+                                 "passed; serving on %s", c->socket_path, d->listen_path);
+                if (config_set_str(&c->socket_path, d->listen_path) < 0) {
+                        snprintf(err, errlen, "out of memory");
+                        r = -ENOMEM;
+                        goto out;
+                }
+        }
+        if (config_resolve_paths(c, err, errlen) < 0)
+                r = -EINVAL;
+out:
+        free(def);
+        return r;
+}
+
+struct daemon_changes {
+        char keys[512];    /* "[store] flush_interval_ms, [limits] pending" */
+        char restart[256]; /* the changed keys that take a restart */
+};
+
+static void daemon_on_changed_key(void *u, const char *section, const char *key, bool restart)
+{
+        struct daemon_changes *ch = u;
+        char *buf = restart ? ch->restart : ch->keys;
+        size_t len = restart ? sizeof(ch->restart) : sizeof(ch->keys);
+        size_t n = strlen(buf);
+        if (n + 1 < len)
+                snprintf(buf + n, len - n, "%s[%s] %s", n ? ", " : "", section, key);
+}
+
+static void daemon_status_line(const struct daemon *d, char *buf, size_t len);
+
+/* SIGHUP: load the configuration again; apply it only when it loads.  What
+ * exists stays when a limit is lowered (open connections, pending traces,
+ * models); only new ones are refused. */
+static void daemon_reload(struct daemon *d)
+{
+        struct daemon_changes ch = { "", "" };
+        struct config next, old;
+        char err[600];
+
+        notify_reloading();
+        config_init(&next);
+        if (daemon_load_config(d, &next, false, err, sizeof(err)) < 0) {
+                d->env.counters.reload_errors_total++;
+                log_error("SIGHUP: configuration not reloaded, the running one stays: %s", err);
+                config_free(&next);
+                goto out;
+        }
+        config_diff(&d->cfg, &next, daemon_on_changed_key, &ch);
+        if (ch.restart[0])
+                log_warn("SIGHUP: %s changed, which takes a restart; the running value stays",
+                         ch.restart);
+        config_keep_startup_keys(&d->cfg, &next);
+        old = d->cfg;
+        d->cfg = next; /* in place: env, server and commit point at d->cfg */
+        config_free(&old);
+        log_set_level((enum log_level)d->cfg.log_level);
+        commit_reconfigure(d->commit);
+        d->env.counters.reloads_total++;
+        d->env.counters.config_loaded_at = (uint64_t)time(NULL);
+        log_info("SIGHUP: reloaded %s: %s", d->cfg.file ? d->cfg.file : "the built-in defaults",
+                 ch.keys[0] ? ch.keys : "nothing changed");
+out:
+        daemon_status_line(d, d->status, sizeof(d->status));
+        notify_ready(d->status);
+}
+
+static void daemon_on_sighup(uv_signal_t *h, int signum)
+{
+        daemon_reload(h->data);
+}
+
+/* ---- the service manager ----------------------------------------------- */
+
+/* One line for `systemctl status`. */
+static void daemon_status_line(const struct daemon *d, char *buf, size_t len)
+{
+        const struct rpc_counters *k = &d->env.counters;
+        char when[32] = "none yet";
+        if (k->last_commit_at) {
+                time_t t = (time_t)k->last_commit_at;
+                struct tm tm;
+                if (localtime_r(&t, &tm))
+                        strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+        }
+        snprintf(buf, len, "%llu connections, %zu pending traces, %zu models; last write %s%s",
+                 (unsigned long long)k->connections, tracker_pending_count(d->env.tracker),
+                 tracker_profile_count(d->env.tracker), when,
+                 d->commit && !commit_writable(d->commit) ? "; writes failing" : "");
+}
+
+/* Keep STATUS= current (sent only when it changed) and pet the watchdog:
+ * a loop that is stuck sends nothing, and systemd restarts it. */
+static void daemon_on_notify_timer(uv_timer_t *t)
+{
+        struct daemon *d = t->data;
+        char line[sizeof(d->status)];
+        if (d->watchdog_usec)
+                notify_watchdog();
+        daemon_status_line(d, line, sizeof(line));
+        if (strcmp(line, d->status) != 0) {
+                memcpy(d->status, line, sizeof(line));
+                notify_status(line);
+        }
+}
+
+/* Serving: handle SIGHUP, tell the service manager we are ready. */
+static void daemon_service_start(struct daemon *d)
+{
+        uv_signal_init(&d->loop, &d->sighup);
+        d->sighup.data = d;
+        uv_signal_start(&d->sighup, daemon_on_sighup, SIGHUP);
+        uv_timer_init(&d->loop, &d->notify_timer);
+        d->notify_timer.data = d;
+        d->service_on = true;
+        if (!notify_enabled())
+                return;
+        d->watchdog_usec = notify_watchdog_usec();
+        uint64_t ms = 1000; /* STATUS= is at most this old */
+        if (d->watchdog_usec && d->watchdog_usec / 2000 < ms)
+                ms = d->watchdog_usec / 2000 ? d->watchdog_usec / 2000 : 1;
+        uv_timer_start(&d->notify_timer, daemon_on_notify_timer, ms, ms);
+        daemon_status_line(d, d->status, sizeof(d->status));
+        int r = notify_ready(d->status);
+        if (r < 0)
+                log_warn("cannot notify the service manager: %s", strerror(-r));
+        if (d->watchdog_usec) {
+                notify_watchdog();
+                log_debug("watchdog: every %llu ms (WatchdogSec=%llu ms)", (unsigned long long)ms,
+                          (unsigned long long)(d->watchdog_usec / 1000));
+        }
+}
+
+/* Stopping: STOPPING=1, no more reloads or status. */
+static void daemon_service_stop(struct daemon *d)
+{
+        if (!d->service_on)
+                return;
+        d->service_on = false;
+        notify_stopping("stopping: writing the last changes");
+        uv_close((uv_handle_t *)&d->sighup, NULL);
+        uv_close((uv_handle_t *)&d->notify_timer, NULL);
 }
 
 /* Create the socket's directory when it is missing (one level). */
@@ -242,34 +380,38 @@ static void ensure_parent_dir(const char *path, mode_t mode)
 int main(int argc, char **argv)
 {
         static struct daemon d;
-        char err[600], prefix[40];
+        char err[600];
         int r;
 
         config_init(&d.cfg);
-        r = parse_args(argc, argv, &d.cfg);
-        if (r != 0) {
-                config_free(&d.cfg);
+        r = parse_args(argc, argv, &d.args);
+        if (r != 0)
                 return r;
+        int listen_fd = -1;
+        r = notify_listen_fd(&listen_fd);
+        if (r < 0) {
+                fprintf(stderr, "outcomed: the sockets passed by the service manager (LISTEN_FDS): "
+                        "%s; want one listening Unix stream socket\n", strerror(-r));
+                return 1;
         }
+        d.activated = listen_fd >= 0;
+        if (d.activated && server_socket_path(listen_fd, d.listen_path, sizeof(d.listen_path)) < 0)
+                d.listen_path[0] = '\0';
+        if (daemon_load_config(&d, &d.cfg, true, err, sizeof(err)) < 0) {
+                fprintf(stderr, "outcomed: %s\n", err);
+                config_free(&d.cfg);
+                return 1;
+        }
+        d.env.counters.config_loaded_at = (uint64_t)time(NULL);
         log_set_level((enum log_level)d.cfg.log_level);
         umask(077);
         signal(SIGPIPE, SIG_IGN);
+        signal(SIGHUP, SIG_IGN); /* until the loop handles it: no reload while starting */
 
-        if (make_id_prefix(prefix, sizeof(prefix)) < 0) {
-                log_error("getrandom: %s", strerror(errno));
+        if (uv_loop_init(&d.loop) < 0) {
+                log_error("cannot initialise the event loop");
                 return 1;
         }
-        struct tracker_options topts = {
-                .id_prefix = prefix,
-                .max_models = d.cfg.limits.models,
-                .max_pending = d.cfg.limits.pending,
-        };
-        d.tracker = tracker_new(&topts);
-        if (!d.tracker || uv_loop_init(&d.loop) < 0) {
-                log_error("out of memory");
-                return 1;
-        }
-        d.env.tracker = d.tracker;
         d.env.cfg = &d.cfg;
         d.env.started_at = (uint64_t)time(NULL);
 
@@ -279,44 +421,64 @@ int main(int argc, char **argv)
                 d.exit_code = 1;
                 goto out;
         }
-        r = store_load(d.store, d.tracker, err, sizeof(err));
+        r = commit_open(&d.commit, &d.loop, d.store, &d.env, &d.cfg, err, sizeof(err));
         if (r < 0) {
                 log_error("%s", err);
                 d.exit_code = 1;
                 goto out;
         }
-        ensure_parent_dir(d.cfg.socket_path, geteuid() == 0 ? 0755 : 0700);
-        r = server_start(&d.server, &d.loop, &d.env, &d.cfg, err, sizeof(err));
+        d.env.journal = (struct rpc_journal){
+                .record = daemon_record,
+                .writable = daemon_writable,
+                .data = d.commit,
+        };
+        if (d.activated) {
+                r = server_start_fd(&d.server, &d.loop, &d.env, &d.cfg, listen_fd, err,
+                                    sizeof(err));
+                listen_fd = -1; /* the server's now */
+        } else {
+                ensure_parent_dir(d.cfg.socket_path, geteuid() == 0 ? 0755 : 0700);
+                r = server_start(&d.server, &d.loop, &d.env, &d.cfg, err, sizeof(err));
+        }
         if (r < 0) {
                 log_error("%s", err);
                 d.exit_code = 1;
                 goto out;
         }
 
-        uv_timer_init(&d.loop, &d.flush_timer);
-        d.flush_timer.data = &d;
-        uv_timer_start(&d.flush_timer, daemon_on_timer, d.cfg.flush_interval_ms,
-                       d.cfg.flush_interval_ms);
+        server_attach_commit(d.server, d.commit);
         uv_signal_init(&d.loop, &d.sigterm);
         uv_signal_init(&d.loop, &d.sigint);
         d.sigterm.data = d.sigint.data = &d;
         uv_signal_start(&d.sigterm, daemon_on_signal, SIGTERM);
         uv_signal_start(&d.sigint, daemon_on_signal, SIGINT);
 
-        log_info("outcomed %s listening on %s; database %s (%zu profiles, %zu pending traces)",
+        log_info("outcomed %s listening on %s; database %s (%zu profiles, %zu pending traces, "
+                 "%llu journal entries replayed; durability %s)",
                  OUTCOMED_VERSION, d.cfg.socket_path, d.cfg.db_path,
-                 tracker_profile_count(d.tracker), tracker_pending_count(d.tracker));
+                 tracker_profile_count(d.env.tracker), tracker_pending_count(d.env.tracker),
+                 (unsigned long long)d.env.counters.replayed,
+                 d.cfg.durability == DURABILITY_RELAXED ? "relaxed"
+                 : d.cfg.durability == DURABILITY_FSYNC ? "fsync" : "ack");
+        if (d.activated)
+                log_info("the socket was passed by the service manager: it stays when outcomed "
+                         "stops");
+        daemon_service_start(&d);
         uv_run(&d.loop, UV_RUN_DEFAULT);
         if (d.exit_code == 0)
                 log_info("stopped");
 
 out:
+        if (d.commit) { /* start-up failed after loading */
+                commit_final(d.commit);
+                commit_close(d.commit);
+        }
         if (d.store) /* start-up failed after opening the store */
                 store_close(d.store, NULL, NULL);
         uv_run(&d.loop, UV_RUN_DEFAULT); /* run close callbacks */
         if (uv_loop_close(&d.loop) != 0)
                 log_warn("handles left open at exit");
-        tracker_free(d.tracker);
+        tracker_free(d.env.tracker);
         config_free(&d.cfg);
         return d.exit_code;
 }

@@ -9,6 +9,8 @@
  */
 #include "rpc.h"
 
+#include "journal.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -133,6 +135,19 @@ static void *rpc__alloc(struct rpc_req *r, size_t size)
 }
 
 #define RPC_OOM(r) rpc__error((r), PROTO_INTERNAL, "out of memory")
+
+/* Journal a change the tracker has made.  Without a journal (unit tests)
+ * nothing is recorded. */
+static int rpc__record(struct rpc_req *r, struct journal_entry *e)
+{
+        const struct rpc_journal *j = &r->env->journal;
+        e->at = r->now;
+        e->uid = r->uid;
+        if (!j->record || j->record(j->data, e) == 0)
+                return 0;
+        return rpc__error(r, PROTO_INTERNAL,
+                          "out of memory recording the change; it may be lost at a restart");
+}
 #define NARGS(a) (sizeof(a) / sizeof((a)[0]))
 
 static void rpc__pack_key(msgpack_packer *pk, const char *key)
@@ -290,6 +305,12 @@ static int rpc__start(struct rpc_req *r)
                 rpc__tracker_error(r, rc, s.trace_id ? s.trace_id : "");
                 goto out;
         }
+        struct journal_entry e = {
+                .op = JOURNAL_START, .trace_id = id, .model = s.model, .task = s.task,
+                .reason = s.reason, .repo = s.repo, .files = s.files, .nfiles = s.nfiles,
+        };
+        if ((rc = rpc__record(r, &e)) < 0)
+                goto out;
         rpc__pack_trace_id_result(r, id);
         rc = 0;
         goto out;
@@ -332,6 +353,13 @@ static int rpc__complete(struct rpc_req *r)
         int rc = tracker_complete(r->env->tracker, &c);
         if (rc < 0)
                 return rpc__tracker_error(r, rc, c.trace_id);
+        struct journal_entry e = {
+                .op = JOURNAL_COMPLETE, .trace_id = c.trace_id, .latency_ms = c.latency_ms,
+                .input_tokens = c.input_tokens, .output_tokens = c.output_tokens,
+                .output = c.output,
+        };
+        if (rpc__record(r, &e) < 0)
+                return -1;
         rpc__pack_trace_id_result(r, c.trace_id);
         return 0;
 }
@@ -351,6 +379,10 @@ static int rpc__fail(struct rpc_req *r)
         int rc = tracker_fail(r->env->tracker, id, r->uid, r->now);
         if (rc < 0)
                 return rpc__tracker_error(r, rc, id);
+        struct journal_entry e = { .op = JOURNAL_FAIL, .trace_id = id,
+                                   .error = v[1].set ? rpc__cstr(r, &v[1]) : NULL };
+        if (rpc__record(r, &e) < 0)
+                return -1;
         rpc__pack_trace_id_result(r, id);
         return 0;
 }
@@ -396,6 +428,14 @@ static void rpc__seq_cb(void *data, const struct tracker_result *res)
         sr->v[sr->n] = *res;
         sr->v[sr->n].trace_id = id ? id : "";
         sr->n++;
+        struct journal_entry e = { .op = JOURNAL_OUTCOME, .trace_id = res->trace_id,
+                                   .kind = res->kind, .confidence = res->confidence,
+                                   .deferred = res->deferred };
+        const struct rpc_journal *j = &sr->r->env->journal;
+        e.at = sr->r->now;
+        e.uid = sr->r->uid;
+        if (j->record && j->record(j->data, &e) < 0)
+                sr->oom = true;
 }
 
 static int rpc__outcome_sequence(struct rpc_req *r, const msgpack_object *arr)
@@ -447,6 +487,10 @@ static int rpc__outcome_sequence(struct rpc_req *r, const msgpack_object *arr)
         int rc = tracker_sequence(r->env->tracker, acts, n, r->uid, r->now, rpc__seq_cb, &sr);
         if (rc < 0)
                 return rpc__tracker_error(r, rc, "");
+        if (sr.oom)
+                return rpc__error(r, PROTO_INTERNAL,
+                                  "out of memory recording the outcomes; they may be lost at a "
+                                  "restart");
         proto_pack_ok_head(r->pk, r->m->msgid);
         msgpack_pack_map(r->pk, 1);
         rpc__pack_key(r->pk, "results");
@@ -505,6 +549,10 @@ static int rpc__outcome(struct rpc_req *r)
         int rc = tracker_outcome(r->env->tracker, id, kind, v[2].d, r->uid, r->now, &res);
         if (rc < 0)
                 return rpc__tracker_error(r, rc, id);
+        struct journal_entry e = { .op = JOURNAL_OUTCOME, .trace_id = id, .kind = res.kind,
+                                   .confidence = res.confidence, .deferred = res.deferred };
+        if (rpc__record(r, &e) < 0)
+                return -1;
         proto_pack_ok_head(r->pk, r->m->msgid);
         rpc__pack_result(r->pk, &res);
         return 0;
@@ -659,7 +707,160 @@ static int rpc__query(struct rpc_req *r)
         return 0;
 }
 
+/* ---- forget, import ---------------------------------------------------- */
+
+static int rpc__forget(struct rpc_req *r)
+{
+        const struct proto_arg spec[] = {
+                { "model", PROTO_ARG_STR, true, 1, r->lim->model_bytes },
+        };
+        struct proto_val v[NARGS(spec)];
+        if (rpc__args(r, spec, NARGS(spec), v) < 0)
+                return -1;
+        char *model = rpc__cstr(r, &v[0]);
+        if (!model)
+                return RPC_OOM(r);
+        bool forgotten = tracker_forget(r->env->tracker, model) == 0;
+        if (forgotten) {
+                struct journal_entry e = { .op = JOURNAL_FORGET, .model = model };
+                if (rpc__record(r, &e) < 0)
+                        return -1;
+        }
+        proto_pack_ok_head(r->pk, r->m->msgid);
+        msgpack_pack_map(r->pk, 2);
+        rpc__pack_kv_str(r->pk, "model", model);
+        rpc__pack_kv_bool(r->pk, "forgotten", forgotten);
+        return 0;
+}
+
+/* One profile of an import, in the shape `query` answers (derived fields
+ * are accepted and ignored). */
+static int rpc__import_profile(struct rpc_req *r, const msgpack_object *o, uint32_t i,
+                               struct tracker_profile *p)
+{
+        const struct proto_arg spec[] = {
+                { "model", PROTO_ARG_STR, true, 1, r->lim->model_bytes },
+                { "total_calls", PROTO_ARG_U64, true, 0, 0 },
+                { "success_count", PROTO_ARG_U64, true, 0, 0 },
+                { "fail_count", PROTO_ARG_U64, true, 0, 0 },
+                { "total_latency_ms", PROTO_ARG_U64, true, 0, 0 },
+                { "ema_quality", PROTO_ARG_UNIT, true, 0, 0 },
+                { "updated_at", PROTO_ARG_U64, false, 0, 0 },
+                { "tasks", PROTO_ARG_MAP, false, 0, 0 },
+                { "avg_latency_ms", PROTO_ARG_ANY, false, 0, 0 },
+                { "success_rate", PROTO_ARG_ANY, false, 0, 0 },
+                { "degraded", PROTO_ARG_ANY, false, 0, 0 },
+        };
+        const struct proto_arg tspec[] = {
+                { "calls", PROTO_ARG_U64, true, 0, 0 },
+                { "successes", PROTO_ARG_U64, true, 0, 0 },
+                { "failures", PROTO_ARG_U64, true, 0, 0 },
+                { "avg_latency_ms", PROTO_ARG_REAL, true, 0, 0 },
+                { "ema_quality", PROTO_ARG_UNIT, true, 0, 0 },
+                { "success_rate", PROTO_ARG_ANY, false, 0, 0 },
+        };
+        struct proto_val v[NARGS(spec)], tv[NARGS(tspec)];
+        char prefix[48], err[512];
+
+        snprintf(prefix, sizeof(prefix), "profiles[%u].", i);
+        if (o->type != MSGPACK_OBJECT_MAP)
+                return rpc__error(r, PROTO_BAD_REQUEST, "profiles[%u]: must be a map", i);
+        if (proto_args_decode(o, spec, NARGS(spec), v, prefix, err, sizeof(err)) < 0)
+                return rpc__error(r, PROTO_BAD_REQUEST, "%s", err);
+        memset(p, 0, sizeof(*p));
+        if (!(p->model = rpc__cstr(r, &v[0])))
+                return RPC_OOM(r);
+        p->total_calls = v[1].u64;
+        p->success_count = v[2].u64;
+        p->fail_count = v[3].u64;
+        p->total_latency_ms = v[4].u64;
+        p->ema_quality = v[5].d;
+        p->updated_at = v[6].u64;
+        const msgpack_object *tasks = v[7].set ? v[7].o : NULL;
+        for (uint32_t k = 0; tasks && k < tasks->via.map.size; k++) {
+                const msgpack_object_kv *kv = &tasks->via.map.ptr[k];
+                enum tracker_task t;
+                if (kv->key.type != MSGPACK_OBJECT_STR ||
+                    tracker_task_parse(kv->key.via.str.ptr, kv->key.via.str.size, &t) < 0)
+                        return rpc__error(r, PROTO_BAD_REQUEST, "%stasks: unknown task", prefix);
+                char tprefix[96];
+                snprintf(tprefix, sizeof(tprefix), "%stasks.%s.", prefix, tracker_task_name(t));
+                if (kv->val.type != MSGPACK_OBJECT_MAP)
+                        return rpc__error(r, PROTO_BAD_REQUEST, "%s: must be a map", tprefix);
+                if (proto_args_decode(&kv->val, tspec, NARGS(tspec), tv, tprefix, err,
+                                      sizeof(err)) < 0)
+                        return rpc__error(r, PROTO_BAD_REQUEST, "%s", err);
+                struct tracker_task_stats *ts = &p->tasks[t];
+                ts->present = true;
+                ts->calls = tv[0].u64;
+                ts->successes = tv[1].u64;
+                ts->failures = tv[2].u64;
+                ts->avg_latency_ms = tv[3].d;
+                ts->ema_quality = tv[4].d;
+        }
+        return 0;
+}
+
+static int rpc__import(struct rpc_req *r)
+{
+        const struct proto_arg spec[] = {
+                { "profiles", PROTO_ARG_ARRAY, true, 0, r->lim->list_entries },
+                { "mode", PROTO_ARG_STR, false, 0, 16 },
+        };
+        struct proto_val v[NARGS(spec)];
+        if (rpc__args(r, spec, NARGS(spec), v) < 0)
+                return -1;
+        bool replace = false;
+        if (v[1].set) {
+                if (v[1].s.len == 7 && memcmp(v[1].s.ptr, "replace", 7) == 0)
+                        replace = true;
+                else if (!(v[1].s.len == 5 && memcmp(v[1].s.ptr, "merge", 5) == 0))
+                        return rpc__error(r, PROTO_BAD_REQUEST,
+                                          "mode: must be \"merge\" or \"replace\"");
+        }
+        /* Check every profile first: a bad one changes nothing. */
+        uint32_t n = v[0].o->via.array.size, created = 0, fresh = 0;
+        struct tracker_profile *ps = rpc__alloc(r, (n ? n : 1) * sizeof(*ps));
+        if (!ps)
+                return RPC_OOM(r);
+        for (uint32_t i = 0; i < n; i++) {
+                if (rpc__import_profile(r, &v[0].o->via.array.ptr[i], i, &ps[i]) < 0)
+                        return -1;
+                for (uint32_t k = 0; k < i; k++)
+                        if (strcmp(ps[k].model, ps[i].model) == 0)
+                                return rpc__error(r, PROTO_BAD_REQUEST,
+                                                  "profiles[%u].model: '%s' appears twice", i,
+                                                  ps[i].model);
+                fresh += tracker_profile_get(r->env->tracker, ps[i].model) == NULL;
+        }
+        if (fresh && r->lim->models &&
+            tracker_profile_count(r->env->tracker) + fresh > r->lim->models)
+                return rpc__tracker_error(r, -ENOSPC, "");
+        for (uint32_t i = 0; i < n; i++) {
+                bool was_created;
+                int rc = tracker_import(r->env->tracker, &ps[i], replace, r->now, &was_created);
+                if (rc < 0)
+                        return rpc__tracker_error(r, rc, "");
+                created += was_created;
+                struct journal_entry e = { .op = JOURNAL_IMPORT, .model = ps[i].model,
+                                           .profile = &ps[i], .replace = replace };
+                if (rpc__record(r, &e) < 0)
+                        return -1;
+        }
+        proto_pack_ok_head(r->pk, r->m->msgid);
+        msgpack_pack_map(r->pk, 3);
+        rpc__pack_kv_u64(r->pk, "imported", n);
+        rpc__pack_kv_u64(r->pk, "created", created);
+        rpc__pack_kv_str(r->pk, "mode", replace ? "replace" : "merge");
+        return 0;
+}
+
 /* ---- ping, stats ------------------------------------------------------- */
+
+static bool rpc__writable(const struct rpc_env *env)
+{
+        return !env->journal.writable || env->journal.writable(env->journal.data);
+}
 
 static int rpc__ping(struct rpc_req *r)
 {
@@ -671,13 +872,63 @@ static int rpc__ping(struct rpc_req *r)
         return 0;
 }
 
+/* stats' "config": the configuration in force, so that a reload can be
+ * seen from outside. */
+static void rpc__pack_config(struct rpc_req *r)
+{
+        static const char *const levels[] = { "error", "warn", "info", "debug" };
+        const struct config *cfg = r->env->cfg;
+        const struct config_limits *l = &cfg->limits;
+        const struct rpc_counters *c = &r->env->counters;
+        msgpack_packer *pk = r->pk;
+
+        msgpack_pack_map(pk, 11);
+        rpc__pack_kv_str(pk, "file", cfg->file);
+        rpc__pack_kv_u64(pk, "loaded_at", c->config_loaded_at);
+        rpc__pack_kv_u64(pk, "reloads_total", c->reloads_total);
+        rpc__pack_kv_u64(pk, "reload_errors_total", c->reload_errors_total);
+        rpc__pack_kv_str(pk, "log_level",
+                         cfg->log_level >= 0 && cfg->log_level < 4 ? levels[cfg->log_level] : NULL);
+        rpc__pack_kv_u64(pk, "flush_interval_ms", cfg->flush_interval_ms);
+        rpc__pack_kv_u64(pk, "degrade_threshold", cfg->degrade_threshold);
+        rpc__pack_key(pk, "watched_repos");
+        msgpack_pack_array(pk, cfg->ngit_repos);
+        for (size_t i = 0; i < cfg->ngit_repos; i++)
+                proto_pack_cstr(pk, cfg->git_repos[i]);
+        rpc__pack_key(pk, "allow_uids");
+        msgpack_pack_array(pk, cfg->nallow_uids);
+        for (size_t i = 0; i < cfg->nallow_uids; i++)
+                msgpack_pack_uint32(pk, cfg->allow_uids[i]);
+        rpc__pack_kv_str(pk, "allow_group", cfg->allow_group);
+        rpc__pack_key(pk, "limits");
+        msgpack_pack_map(pk, 12);
+        rpc__pack_kv_u64(pk, "message_bytes", l->message_bytes);
+        rpc__pack_kv_u64(pk, "model_bytes", l->model_bytes);
+        rpc__pack_kv_u64(pk, "text_bytes", l->text_bytes);
+        rpc__pack_kv_u64(pk, "output_bytes", l->output_bytes);
+        rpc__pack_kv_u64(pk, "files", l->files);
+        rpc__pack_kv_u64(pk, "path_bytes", l->path_bytes);
+        rpc__pack_kv_u64(pk, "list_entries", l->list_entries);
+        rpc__pack_kv_u64(pk, "models", l->models);
+        rpc__pack_kv_u64(pk, "pending", l->pending);
+        rpc__pack_kv_u64(pk, "connections", l->connections);
+        rpc__pack_kv_u64(pk, "connections_per_uid", l->connections_per_uid);
+        rpc__pack_kv_u64(pk, "reply_buffer_bytes", l->reply_buffer_bytes);
+}
+
 static int rpc__stats(struct rpc_req *r)
 {
         const struct rpc_counters *c = &r->env->counters;
         if (rpc__args(r, NULL, 0, NULL) < 0)
                 return -1;
-        proto_pack_ok_head(r->pk, r->m->msgid);
-        msgpack_pack_map(r->pk, 14);
+        /* The pairs go to a side buffer first, so that the map's count is
+         * counted rather than kept in step by hand. */
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_packer *out = r->pk;
+        r->pk = &pk;
         rpc__pack_kv_str(r->pk, "version", OUTCOMED_VERSION);
         rpc__pack_kv_u64(r->pk, "uptime_s",
                          r->now > r->env->started_at ? r->now - r->env->started_at : 0);
@@ -689,10 +940,35 @@ static int rpc__stats(struct rpc_req *r)
         rpc__pack_kv_u64(r->pk, "notify_errors_total", c->notify_errors_total);
         rpc__pack_kv_u64(r->pk, "pending", tracker_pending_count(r->env->tracker));
         rpc__pack_kv_u64(r->pk, "profiles", tracker_profile_count(r->env->tracker));
-        rpc__pack_kv_u64(r->pk, "flushes_total", c->flushes_total);
-        rpc__pack_kv_u64(r->pk, "flush_errors_total", c->flush_errors_total);
-        rpc__pack_kv_u64(r->pk, "last_flush_at", c->last_flush_at);
+        rpc__pack_kv_u64(r->pk, "commits_total", c->commits_total);
+        rpc__pack_kv_u64(r->pk, "commit_errors_total", c->commit_errors_total);
+        rpc__pack_kv_u64(r->pk, "journal_total", c->journal_total);
+        rpc__pack_kv_u64(r->pk, "snapshots_total", c->snapshots_total);
+        rpc__pack_kv_u64(r->pk, "last_commit_at", c->last_commit_at);
+        rpc__pack_kv_u64(r->pk, "expired_total", c->expired_total);
+        rpc__pack_kv_u64(r->pk, "unavailable_total", c->unavailable_total);
+        rpc__pack_kv_u64(r->pk, "replayed", c->replayed);
+        rpc__pack_kv_bool(r->pk, "writable", rpc__writable(r->env));
+        rpc__pack_kv_str(r->pk, "durability",
+                         r->env->cfg->durability == DURABILITY_RELAXED ? "relaxed"
+                         : r->env->cfg->durability == DURABILITY_FSYNC ? "fsync"
+                                                                        : "ack");
         rpc__pack_kv_u64(r->pk, "max_message_bytes", r->lim->message_bytes);
+        rpc__pack_key(r->pk, "config");
+        rpc__pack_config(r);
+        r->pk = out;
+        /* Count the pairs: every key is a string at the map's top level. */
+        msgpack_unpacked u;
+        size_t off = 0;
+        uint32_t n = 0;
+        msgpack_unpacked_init(&u);
+        while (msgpack_unpack_next(&u, sb.data, sb.size, &off) == MSGPACK_UNPACK_SUCCESS)
+                n++;
+        msgpack_unpacked_destroy(&u);
+        proto_pack_ok_head(r->pk, r->m->msgid);
+        msgpack_pack_map(r->pk, n / 2);
+        msgpack_pack_str_body(r->pk, sb.data, sb.size); /* raw bytes: the pairs */
+        msgpack_sbuffer_destroy(&sb);
         return 0;
 }
 
@@ -703,13 +979,15 @@ static const struct rpc_method rpc__methods[] = {
         { "complete", rpc__complete, RPC_MUTATES },
         { "fail", rpc__fail, RPC_MUTATES },
         { "outcome", rpc__outcome, RPC_MUTATES },
+        { "forget", rpc__forget, RPC_MUTATES },
+        { "import", rpc__import, RPC_MUTATES },
         { "query", rpc__query, 0 },
         { "ping", rpc__ping, 0 },
         { "stats", rpc__stats, 0 },
 };
 
 enum proto_error rpc_handle(struct rpc_env *env, const struct proto_msg *m, uint32_t uid,
-                            msgpack_packer *pk)
+                            msgpack_packer *pk, bool *changed)
 {
         struct rpc_req r = {
                 .env = env,
@@ -737,9 +1015,15 @@ enum proto_error rpc_handle(struct rpc_env *env, const struct proto_msg *m, uint
                                            : '?';
                 shown[n] = '\0';
                 rpc__error(&r, PROTO_UNKNOWN_METHOD, "no such method: '%s'", shown);
+        } else if ((method->flags & RPC_MUTATES) && !rpc__writable(env)) {
+                env->counters.unavailable_total++;
+                rpc__error(&r, PROTO_UNAVAILABLE,
+                           "the database cannot be written now (see the daemon's log); "
+                           "changes are refused until it can, reads still work");
         } else {
                 method->handler(&r);
         }
+        *changed = method && (method->flags & RPC_MUTATES) && r.code == PROTO_OK;
         while (r.arena) {
                 struct rpc__chunk *c = r.arena;
                 r.arena = c->next;

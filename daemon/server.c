@@ -12,6 +12,14 @@
  * replies wait unread, the connection neither reads nor dispatches
  * (backpressure); past the hard limit (reply_buffer_bytes) it is dropped.
  *
+ * Durability = ack: the reply to a state change must not leave before the
+ * change is committed.  It moves from `out` to the connection's `held`
+ * buffer, as a segment tagged with the batch that carries the change
+ * (commit_hold); any reply that follows it on the same connection (reads
+ * and errors too) is held behind it, so the order holds.  When batch N is
+ * committed, every connection on the waiting list releases its segments up
+ * to N; when it fails, the held changes become `unavailable` errors.
+ *
  * A connection is freed only in its close callback; outstanding writes
  * are cancelled by uv_close and their callbacks run first.
  */
@@ -27,6 +35,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "commit.h"
 #include "log.h"
 #include "proto.h"
 
@@ -43,6 +52,10 @@ struct conn {
         msgpack_sbuffer out;    /* replies not yet handed to libuv */
         msgpack_packer pk;      /* packs into out */
         size_t queued;          /* bytes in uv_write requests not yet done */
+        msgpack_sbuffer held;   /* replies waiting for a commit, in order */
+        struct conn_held *segs; /* one per reply in held */
+        size_t nsegs, segs_cap;
+        struct conn *wprev, *wnext; /* the server's waiting list (nsegs > 0) */
         uint64_t id;
         uint32_t uid;
         int32_t pid;
@@ -50,6 +63,13 @@ struct conn {
         bool eof;               /* the peer sent all it will send */
         bool closing;
         bool close_after_flush; /* answer what is due, then close */
+};
+
+struct conn_held {
+        uint64_t seq;  /* the batch it waits for; 0: none of its own */
+        uint32_t msgid;
+        uint32_t len;
+        bool changed;  /* a state change: `unavailable` if its batch fails */
 };
 
 struct conn_write {
@@ -65,9 +85,11 @@ struct server {
         struct rpc_env *env;
         const struct config *cfg;
         struct conn *conns;
+        struct conn *waiting;    /* connections with held replies */
+        struct commit *commit;
         msgpack_sbuffer scratch; /* replies to notifications, discarded */
         msgpack_packer scratch_pk;
-        char *path;              /* the socket file we created */
+        char *path;              /* the socket file we created; NULL when passed */
         uint64_t next_id;
         bool listening;
 };
@@ -85,6 +107,8 @@ static void conn__on_close(uv_handle_t *h)
         struct conn *c = (struct conn *)h;
         msgpack_unpacker_destroy(&c->unp);
         msgpack_sbuffer_destroy(&c->out);
+        msgpack_sbuffer_destroy(&c->held);
+        free(c->segs);
         free(c);
 }
 
@@ -100,6 +124,15 @@ static void conn__close(struct conn *c)
                 s->conns = c->next;
         if (c->next)
                 c->next->prev = c->prev;
+        if (c->nsegs) { /* leave the waiting list */
+                if (c->wprev)
+                        c->wprev->wnext = c->wnext;
+                else
+                        s->waiting = c->wnext;
+                if (c->wnext)
+                        c->wnext->wprev = c->wprev;
+                c->nsegs = 0;
+        }
         s->env->counters.connections--;
         log_debug("connection %llu closed (uid %u, pid %d)", (unsigned long long)c->id, c->uid,
                   c->pid);
@@ -126,7 +159,7 @@ static void conn__on_write(uv_write_t *req, int status)
         }
         if (c->closing)
                 return;
-        if (c->close_after_flush && c->queued == 0 && c->out.size == 0) {
+        if (c->close_after_flush && c->queued == 0 && c->out.size == 0 && c->nsegs == 0) {
                 conn__close(c);
                 return;
         }
@@ -180,16 +213,131 @@ static void conn__flush(struct conn *c)
         }
         return;
 check_close:
-        if (c->close_after_flush && !c->closing && c->queued == 0)
+        if (c->close_after_flush && !c->closing && c->queued == 0 && c->nsegs == 0)
                 conn__close(c);
+}
+
+/* ---- replies held for a commit ----------------------------------------- */
+
+/* Move the reply packed at out[mark..] behind the held ones. */
+static void conn__hold(struct conn *c, size_t mark, uint64_t seq, uint32_t msgid, bool changed)
+{
+        struct server *s = c->srv;
+        size_t len = c->out.size - mark;
+        if (c->nsegs == c->segs_cap) {
+                size_t cap = c->segs_cap ? c->segs_cap * 2 : 16;
+                struct conn_held *v = realloc(c->segs, cap * sizeof(*v));
+                if (!v) {
+                        conn__close(c); /* cannot keep the order: drop the client */
+                        return;
+                }
+                c->segs = v;
+                c->segs_cap = cap;
+        }
+        if (msgpack_sbuffer_write(&c->held, c->out.data + mark, len) != 0) {
+                conn__close(c);
+                return;
+        }
+        c->out.size = mark;
+        c->segs[c->nsegs++] = (struct conn_held){ seq, msgid, (uint32_t)len, changed };
+        if (c->nsegs == 1) {
+                c->wprev = NULL;
+                c->wnext = s->waiting;
+                if (s->waiting)
+                        s->waiting->wprev = c;
+                s->waiting = c;
+        }
+}
+
+static void conn__unwait(struct conn *c)
+{
+        struct server *s = c->srv;
+        if (c->wprev)
+                c->wprev->wnext = c->wnext;
+        else
+                s->waiting = c->wnext;
+        if (c->wnext)
+                c->wnext->wprev = c->wprev;
+        c->wprev = c->wnext = NULL;
+}
+
+/* Release the held replies whose batches are committed (seq <= upto), in
+ * order; with `failed_from`, every held change of a batch from that one on
+ * is answered `unavailable` instead, and everything is released. */
+static void conn__release(struct conn *c, uint64_t upto, uint64_t failed_from)
+{
+        size_t off = 0, k = 0;
+        for (; k < c->nsegs; k++) {
+                const struct conn_held *h = &c->segs[k];
+                if (!failed_from && h->seq > upto)
+                        break;
+                if (failed_from && h->changed && h->seq >= failed_from) {
+                        proto_pack_error(&c->pk, h->msgid, PROTO_UNAVAILABLE,
+                                         "the change could not be written to the database "
+                                         "(see the daemon's log); it was not recorded");
+                        c->srv->env->counters.errors_total++;
+                } else {
+                        msgpack_sbuffer_write(&c->out, c->held.data + off, h->len);
+                }
+                off += h->len;
+        }
+        if (k == 0)
+                return;
+        memmove(c->held.data, c->held.data + off, c->held.size - off);
+        c->held.size -= off;
+        memmove(c->segs, c->segs + k, (c->nsegs - k) * sizeof(*c->segs));
+        c->nsegs -= k;
+        if (c->nsegs == 0)
+                conn__unwait(c);
+        conn__process(c); /* flushes, and resumes a connection paused on them */
+}
+
+static void server__committed(void *data, uint64_t seq)
+{
+        struct server *s = data;
+        for (struct conn *c = s->waiting, *next; c; c = next) {
+                next = c->wnext;
+                conn__release(c, seq, 0);
+        }
+}
+
+static void server__failed(void *data, uint64_t seq)
+{
+        struct server *s = data;
+        for (struct conn *c = s->waiting, *next; c; c = next) {
+                next = c->wnext;
+                conn__release(c, 0, seq);
+        }
+}
+
+void server_attach_commit(struct server *s, struct commit *commit)
+{
+        s->commit = commit;
+        struct commit_hooks hooks = {
+                .committed = server__committed,
+                .failed = server__failed,
+                .data = s,
+        };
+        commit_set_hooks(commit, &hooks);
+}
+
+/* After a reply was packed at out[mark..]: hold it when it must wait. */
+static void conn__replied(struct conn *c, size_t mark, uint32_t msgid, bool changed)
+{
+        struct server *s = c->srv;
+        if (!s->commit || (!changed && c->nsegs == 0) || !commit_acks(s->commit))
+                return;
+        conn__hold(c, mark, changed ? commit_hold(s->commit) : 0, msgid, changed);
 }
 
 /* ---- reading and dispatch ---------------------------------------------- */
 
 static void conn__reply_error(struct conn *c, uint32_t msgid, enum proto_error e, const char *msg)
 {
+        size_t mark = c->out.size;
         proto_pack_error(&c->pk, msgid, e, msg);
         c->srv->env->counters.errors_total++;
+        conn__replied(c, mark, msgid, false);
 }
 
 static void conn__message(struct conn *c, const msgpack_object *o)
@@ -210,8 +358,9 @@ static void conn__message(struct conn *c, const msgpack_object *o)
                 conn__reply_error(c, m.msgid, PROTO_BAD_REQUEST, err);
                 return;
         }
+        bool changed;
         if (m.type == PROTO_NOTIFY) {
-                enum proto_error e = rpc_handle(s->env, &m, c->uid, &s->scratch_pk);
+                enum proto_error e = rpc_handle(s->env, &m, c->uid, &s->scratch_pk, &changed);
                 msgpack_sbuffer_clear(&s->scratch);
                 if (e != PROTO_OK) {
                         k->notify_errors_total++;
@@ -219,8 +368,10 @@ static void conn__message(struct conn *c, const msgpack_object *o)
                 }
                 return;
         }
-        if (rpc_handle(s->env, &m, c->uid, &c->pk) != PROTO_OK)
+        size_t mark = c->out.size;
+        if (rpc_handle(s->env, &m, c->uid, &c->pk, &changed) != PROTO_OK)
                 k->errors_total++;
+        conn__replied(c, mark, m.msgid, changed);
 }
 
 static void conn__on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
@@ -264,9 +415,14 @@ static void conn__process(struct conn *c)
 
         msgpack_unpacked_init(&res);
         while (c->ready > 0 && !c->close_after_flush && !c->closing) {
-                if (c->queued + c->out.size > soft) {
-                        paused = true;
-                        break;
+                if (c->queued + c->out.size + c->held.size > soft) {
+                        conn__flush(c);
+                        if (c->closing)
+                                break;
+                        if (c->queued + c->out.size + c->held.size > soft) {
+                                paused = true; /* a write or a commit resumes it */
+                                break;
+                        }
                 }
                 c->ready--;
                 if (msgpack_unpacker_next(&c->unp, &res) != MSGPACK_UNPACK_SUCCESS) {
@@ -351,6 +507,110 @@ static void conn__on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 
 /* ---- accepting --------------------------------------------------------- */
 
+#ifndef SO_PEERGROUPS
+#define SO_PEERGROUPS 59 /* Linux 4.13 */
+#endif
+
+/* Was gid among the peer's supplementary groups when it connected? */
+static bool server__peer_in_group(int fd, uint32_t gid)
+{
+        gid_t small[64], *groups = small;
+        socklen_t len = sizeof(small);
+        bool found = false;
+
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0) {
+                if (errno != ERANGE)
+                        return false;
+                groups = malloc(len); /* len now tells what is needed */
+                if (!groups || getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0)
+                        goto out;
+        }
+        for (size_t i = 0; i < len / sizeof(gid_t); i++) {
+                if (groups[i] == (gid_t)gid) {
+                        found = true;
+                        break;
+                }
+        }
+out:
+        if (groups != small)
+                free(groups);
+        return found;
+}
+
+/* May this peer connect?  Everyone may when neither allow_uids nor
+ * allow_group is set; else root, the daemon's own uid, a listed uid, or a
+ * member of allow_group.  A peer whose credentials are unknown may not. */
+static bool server__peer_allowed(const struct server *s, int fd, bool known, uint32_t uid,
+                                 uint32_t gid)
+{
+        const struct config *cfg = s->cfg;
+        if (cfg->nallow_uids == 0 && !cfg->allow_group)
+                return true;
+        if (!known)
+                return false;
+        if (uid == 0 || uid == (uint32_t)geteuid())
+                return true;
+        for (size_t i = 0; i < cfg->nallow_uids; i++)
+                if (cfg->allow_uids[i] == uid)
+                        return true;
+        if (!cfg->allow_group)
+                return false;
+        return gid == cfg->allow_gid || server__peer_in_group(fd, cfg->allow_gid);
+}
+
+/* Open connections of uid, the new one included. */
+static uint64_t server__uid_connections(const struct server *s, uint32_t uid)
+{
+        uint64_t n = 0;
+        for (const struct conn *c = s->conns; c; c = c->next)
+                if (c->uid == uid)
+                        n++;
+        return n;
+}
+
+/* The contract's refusal before any request: one reply with msgid 0, then
+ * close.  Nothing the client sent is read. */
+static void server__refuse(struct conn *c, enum proto_error e, const char *msg)
+{
+        c->srv->env->counters.refused_total++;
+        conn__reply_error(c, 0, e, msg);
+        c->close_after_flush = true;
+        conn__flush(c);
+}
+
+/* Check a new connection against allow_uids / allow_group and the
+ * connection limits; false when it was refused. */
+static bool server__admit(struct server *s, struct conn *c, int fd, bool known, uint32_t gid)
+{
+        const struct config_limits *lim = &s->cfg->limits;
+        char msg[160];
+
+        if (!server__peer_allowed(s, fd, known, c->uid, gid)) {
+                log_info("connection %llu from uid %u (pid %d) refused: not allowed by "
+                         "allow_uids / allow_group", (unsigned long long)c->id, c->uid, c->pid);
+                snprintf(msg, sizeof(msg), "uid %u may not connect to this daemon", c->uid);
+                server__refuse(c, PROTO_FORBIDDEN, msg);
+                return false;
+        }
+        if (s->env->counters.connections > lim->connections) {
+                snprintf(msg, sizeof(msg), "too many connections (limit %u); try again later",
+                         lim->connections);
+                server__refuse(c, PROTO_OVERLOADED, msg);
+                return false;
+        }
+        if (lim->connections_per_uid && server__uid_connections(s, c->uid) > lim->connections_per_uid) {
+                log_info("connection %llu from uid %u (pid %d) refused: connections_per_uid (%u) "
+                         "reached", (unsigned long long)c->id, c->uid, c->pid,
+                         lim->connections_per_uid);
+                snprintf(msg, sizeof(msg),
+                         "too many connections from uid %u (limit %u); try again later", c->uid,
+                         lim->connections_per_uid);
+                server__refuse(c, PROTO_OVERLOADED, msg);
+                return false;
+        }
+        return true;
+}
+
 static void server__on_connection(uv_stream_t *ls, int status)
 {
         struct server *s = ls->data;
@@ -365,6 +625,7 @@ static void server__on_connection(uv_stream_t *ls, int status)
                 return;
         }
         msgpack_sbuffer_init(&c->out);
+        msgpack_sbuffer_init(&c->held);
         msgpack_packer_init(&c->pk, &c->out, msgpack_sbuffer_write);
         c->srv = s;
         c->id = ++s->next_id;
@@ -380,11 +641,12 @@ static void server__on_connection(uv_stream_t *ls, int status)
                 return;
         }
 
-        uv_os_fd_t fd;
+        uv_os_fd_t fd = -1;
         struct ucred cred;
         socklen_t len = sizeof(cred);
-        if (uv_fileno((uv_handle_t *)&c->pipe, &fd) == 0 &&
-            getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+        bool known = uv_fileno((uv_handle_t *)&c->pipe, &fd) == 0 &&
+                     getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0;
+        if (known) {
                 c->uid = cred.uid;
                 c->pid = cred.pid;
         } else {
@@ -394,17 +656,8 @@ static void server__on_connection(uv_stream_t *ls, int status)
         log_debug("connection %llu from uid %u, pid %d", (unsigned long long)c->id, c->uid,
                   c->pid);
 
-        if (s->env->counters.connections > s->cfg->limits.connections) {
-                char msg[128];
-                snprintf(msg, sizeof(msg), "too many connections (limit %u); try again later",
-                         s->cfg->limits.connections);
-                s->env->counters.refused_total++;
-                conn__reply_error(c, 0, PROTO_OVERLOADED, msg);
-                c->close_after_flush = true;
-                conn__flush(c);
-                return;
-        }
-        conn__read_start(c);
+        if (server__admit(s, c, fd, known, known ? cred.gid : UINT32_MAX))
+                conn__read_start(c);
 }
 
 static void server__on_close(uv_handle_t *h)
@@ -449,6 +702,70 @@ static int server__claim_path(const char *path, char *err, size_t errlen)
         return 0;
 }
 
+static struct server *server__new(uv_loop_t *loop, struct rpc_env *env, const struct config *cfg)
+{
+        struct server *s = calloc(1, sizeof(*s));
+        if (!s)
+                return NULL;
+        s->loop = loop;
+        s->env = env;
+        s->cfg = cfg;
+        msgpack_sbuffer_init(&s->scratch);
+        msgpack_packer_init(&s->scratch_pk, &s->scratch, msgpack_sbuffer_write);
+        uv_pipe_init(loop, &s->listener, 0);
+        s->listener.data = s;
+        return s;
+}
+
+int server_socket_path(int fd, char *buf, size_t len)
+{
+        struct sockaddr_un sa;
+        socklen_t salen = sizeof(sa);
+        memset(&sa, 0, sizeof(sa));
+        if (getsockname(fd, (struct sockaddr *)&sa, &salen) < 0)
+                return -errno;
+        size_t off = offsetof(struct sockaddr_un, sun_path);
+        if (sa.sun_family != AF_UNIX || salen <= off || sa.sun_path[0] == '\0')
+                return -EAFNOSUPPORT; /* unnamed or abstract */
+        size_t n = strnlen(sa.sun_path, salen - off);
+        if (n >= len)
+                return -ENAMETOOLONG;
+        memcpy(buf, sa.sun_path, n);
+        buf[n] = '\0';
+        return 0;
+}
+
+int server_start_fd(struct server **out, uv_loop_t *loop, struct rpc_env *env,
+                    const struct config *cfg, int fd, char *err, size_t errlen)
+{
+        struct server *s = server__new(loop, env, cfg);
+        if (!s) {
+                close(fd);
+                snprintf(err, errlen, "out of memory");
+                return -ENOMEM;
+        }
+        int r = uv_pipe_open(&s->listener, fd);
+        if (r < 0) {
+                close(fd);
+                snprintf(err, errlen, "cannot use the socket passed by the service manager: %s",
+                         uv_strerror(r));
+                goto fail;
+        }
+        r = uv_listen((uv_stream_t *)&s->listener, 511, server__on_connection);
+        if (r < 0) {
+                snprintf(err, errlen, "cannot listen on the socket passed by the service manager: %s",
+                         uv_strerror(r));
+                goto fail;
+        }
+        s->listening = true;
+        *out = s;
+        return 0;
+fail:
+        msgpack_sbuffer_destroy(&s->scratch);
+        uv_close((uv_handle_t *)&s->listener, server__on_close);
+        return r;
+}
+
 int server_start(struct server **out, uv_loop_t *loop, struct rpc_env *env,
                  const struct config *cfg, char *err, size_t errlen)
 {
@@ -474,19 +791,14 @@ int server_start(struct server **out, uv_loop_t *loop, struct rpc_env *env,
         if (r < 0)
                 return r;
 
-        struct server *s = calloc(1, sizeof(*s));
-        if (!s || !(s->path = strdup(path))) {
-                free(s);
+        char *own = strdup(path);
+        struct server *s = own ? server__new(loop, env, cfg) : NULL;
+        if (!s) {
+                free(own);
                 snprintf(err, errlen, "out of memory");
                 return -ENOMEM;
         }
-        s->loop = loop;
-        s->env = env;
-        s->cfg = cfg;
-        msgpack_sbuffer_init(&s->scratch);
-        msgpack_packer_init(&s->scratch_pk, &s->scratch, msgpack_sbuffer_write);
-        uv_pipe_init(loop, &s->listener, 0);
-        s->listener.data = s;
+        s->path = own;
 
         /* The process umask is 077, so the socket is born 0600. */
         r = uv_pipe_bind(&s->listener, path);
@@ -530,7 +842,7 @@ void server_stop(struct server *s)
 {
         if (!s)
                 return;
-        if (s->path) {
+        if (s->path) { /* bound here, not passed: ours to remove */
                 unlink(s->path);
                 free(s->path);
                 s->path = NULL;

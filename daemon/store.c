@@ -52,6 +52,13 @@ extern const unsigned store_nmigrations;
 
 #define STORE_BUSY_TIMEOUT_MS 5000
 
+struct store__entry {
+        uint64_t at;
+        const char *op;          /* a static string */
+        size_t trace_id, model;  /* offsets into the arena, or SIZE_MAX */
+        size_t data, len;
+};
+
 struct store_batch {
         struct tracker_profile *profiles; /* deep copies, internal fields cleared */
         size_t nprofiles, profiles_cap;
@@ -61,6 +68,16 @@ struct store_batch {
         size_t ntraces, traces_cap;
         int status;                        /* -ENOMEM once a copy failed */
         bool full;                         /* replaces every row (store_batch_set_full) */
+        char **gone_models;                /* forgotten profiles */
+        size_t ngone, gone_cap;
+        struct store__entry *entries;      /* journal rows, data in `arena` */
+        size_t nentries, entries_cap;
+        char *arena;
+        size_t arena_len, arena_cap;
+        bool snapshot;                     /* the rows above are the state as of the last entry */
+        bool probe;                        /* write something even when empty */
+        uint64_t prune_before;             /* delete snapshotted journal rows older than this */
+        uint64_t pruned;                   /* set by the writer */
 
         /* Set by store_submit; result and errmsg are written by the writer. */
         store_done_cb cb;
@@ -82,6 +99,11 @@ enum {
         ST_TRACE_PUT,
         ST_CLEAR_PENDING,
         ST_CLEAR_PROFILES,
+        ST_PROFILE_DEL,
+        ST_ENTRY_PUT,
+        ST_SNAPSHOT_MARK,
+        ST_PRUNE,
+        ST_PROBE,
         ST__COUNT
 };
 
@@ -103,6 +125,16 @@ static const char *const store__sql[ST__COUNT] = {
         [ST_TRACE_DEL] = "DELETE FROM pending WHERE trace_id = ?1",
         [ST_CLEAR_PENDING] = "DELETE FROM pending",
         [ST_CLEAR_PROFILES] = "DELETE FROM profiles", /* task_stats cascade */
+        [ST_PROFILE_DEL] = "DELETE FROM profiles WHERE model = ?1",
+        [ST_ENTRY_PUT] = "INSERT INTO journal (at, op, trace_id, model, data)"
+                         " VALUES (?1, ?2, ?3, ?4, ?5)",
+        [ST_SNAPSHOT_MARK] =
+                "UPDATE meta SET value = coalesce((SELECT seq FROM sqlite_sequence"
+                " WHERE name = 'journal'), 0) WHERE key = 'snapshot_upto'",
+        [ST_PRUNE] = "DELETE FROM journal WHERE id IN (SELECT id FROM journal WHERE at < ?1"
+                     " AND id <= (SELECT value FROM meta WHERE key = 'snapshot_upto')"
+                     " ORDER BY id LIMIT ?2)",
+        [ST_PROBE] = "UPDATE meta SET value = value + 1 WHERE key = 'probe'",
         [ST_TRACE_PUT] =
                 "INSERT INTO pending (trace_id, seq, model, task, reason, repo, files, output,"
                 " started_at, completed, latency_ms, input_tokens, output_tokens, uid)"
@@ -134,7 +166,12 @@ struct store {
         int start_status;
         char start_err[256];
 
+        /* Settings the writer reads under lock before each commit. */
+        bool sync_full;        /* synchronous=FULL instead of NORMAL */
+        unsigned delay_ms;     /* a debug delay before each commit */
+
         /* Writer thread only. */
+        bool sync_applied;
         sqlite3 *wdb;
         sqlite3_stmt *st[ST__COUNT];
 };
@@ -314,14 +351,105 @@ void store_batch_free(struct store_batch *b)
                 free(b->deleted[i]);
         for (size_t i = 0; i < b->ntraces; i++)
                 store__trace_free(&b->traces[i]);
+        for (size_t i = 0; i < b->ngone; i++)
+                free(b->gone_models[i]);
+        free(b->gone_models);
+        free(b->entries);
+        free(b->arena);
         free(b->profiles);
         free(b->deleted);
         free(b->traces);
         free(b);
 }
 
+static void store__sink_profile_deleted(void *data, const char *model)
+{
+        struct store_batch *b = data;
+
+        if (b->status < 0)
+                return;
+        char **arr = store__grow(b->gone_models, &b->gone_cap, b->ngone, sizeof(*arr));
+        char *m = strdup(model);
+        if (!arr || !m) {
+                free(m);
+                b->status = -ENOMEM;
+                return;
+        }
+        b->gone_models = arr;
+        arr[b->ngone++] = m;
+}
+
+/* Append bytes to the batch's arena; SIZE_MAX when out of memory. */
+static size_t store__arena_put(struct store_batch *b, const void *p, size_t n)
+{
+        if (b->arena_len + n > b->arena_cap) {
+                size_t cap = b->arena_cap ? b->arena_cap : 4096;
+                while (cap < b->arena_len + n)
+                        cap *= 2;
+                char *a = realloc(b->arena, cap);
+                if (!a)
+                        return SIZE_MAX;
+                b->arena = a;
+                b->arena_cap = cap;
+        }
+        size_t off = b->arena_len;
+        memcpy(b->arena + off, p, n);
+        b->arena_len += n;
+        return off;
+}
+
+int store_batch_add_entry(struct store_batch *b, uint64_t at, const char *op,
+                          const char *trace_id, const char *model, const void *data, size_t len)
+{
+        if (b->status < 0)
+                return b->status;
+        struct store__entry *arr =
+                store__grow(b->entries, &b->entries_cap, b->nentries, sizeof(*arr));
+        if (!arr) {
+                b->status = -ENOMEM;
+                return b->status;
+        }
+        b->entries = arr;
+        struct store__entry e = { .at = at, .op = op, .trace_id = SIZE_MAX, .model = SIZE_MAX };
+        if (trace_id)
+                e.trace_id = store__arena_put(b, trace_id, strlen(trace_id) + 1);
+        if (model)
+                e.model = store__arena_put(b, model, strlen(model) + 1);
+        e.data = store__arena_put(b, data, len);
+        e.len = len;
+        if (e.data == SIZE_MAX || (trace_id && e.trace_id == SIZE_MAX) ||
+            (model && e.model == SIZE_MAX)) {
+                b->status = -ENOMEM;
+                return b->status;
+        }
+        arr[b->nentries++] = e;
+        return 0;
+}
+
+size_t store_batch_entries(const struct store_batch *b)
+{
+        return b->nentries;
+}
+
+void store_batch_set_snapshot(struct store_batch *b, uint64_t prune_before)
+{
+        b->snapshot = true;
+        b->prune_before = prune_before;
+}
+
+void store_batch_set_probe(struct store_batch *b)
+{
+        b->probe = true;
+}
+
+uint64_t store_batch_pruned(const struct store_batch *b)
+{
+        return b->pruned;
+}
+
 void store_batch_sink(struct store_batch *b, struct tracker_sink *sink)
 {
+        sink->profile_deleted = store__sink_profile_deleted;
         sink->profile = store__sink_profile;
         sink->deleted = store__sink_deleted;
         sink->trace = store__sink_trace;
@@ -330,7 +458,7 @@ void store_batch_sink(struct store_batch *b, struct tracker_sink *sink)
 
 size_t store_batch_rows(const struct store_batch *b)
 {
-        return b->nprofiles + b->ndeleted + b->ntraces;
+        return b->nprofiles + b->ndeleted + b->ntraces + b->ngone + b->nentries;
 }
 
 void store_batch_set_full(struct store_batch *b)
@@ -629,6 +757,18 @@ static void store__commit(struct store *s, struct store_batch *b)
 {
         int r;
 
+        uv_mutex_lock(&s->lock);
+        bool full = s->sync_full;
+        unsigned delay = s->delay_ms;
+        uv_mutex_unlock(&s->lock);
+        if (full != s->sync_applied) {
+                sqlite3_exec(s->wdb, full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
+                             NULL, NULL, NULL);
+                s->sync_applied = full;
+        }
+        if (delay)
+                uv_sleep(delay); /* debug_commit_delay_ms: to test group commit */
+
         b->errmsg[0] = '\0';
         if (b->status < 0) {
                 snprintf(b->errmsg, sizeof(b->errmsg), "%s: batch incomplete: out of memory",
@@ -636,15 +776,35 @@ static void store__commit(struct store *s, struct store_batch *b)
                 b->result = b->status;
                 return;
         }
-        if (store_batch_rows(b) == 0 && !b->full) {
+        if (store_batch_rows(b) == 0 && !b->full && !b->probe && !b->snapshot) {
                 b->result = 0;
                 return;
         }
         r = store__run(s, s->st[ST_BEGIN], SQLITE_OK, b);
+        /* The journal first: it is the record; the snapshot rows follow. */
+        for (size_t i = 0; r == 0 && i < b->nentries; i++) {
+                const struct store__entry *e = &b->entries[i];
+                sqlite3_stmt *st = s->st[ST_ENTRY_PUT];
+                int rc = SQLITE_OK;
+                store__bind_u64(st, 1, e->at, &rc);
+                store__bind_text(st, 2, e->op, &rc);
+                store__bind_text(st, 3, e->trace_id == SIZE_MAX ? NULL : b->arena + e->trace_id, &rc);
+                store__bind_text(st, 4, e->model == SIZE_MAX ? NULL : b->arena + e->model, &rc);
+                if (rc == SQLITE_OK)
+                        rc = sqlite3_bind_blob64(st, 5, b->arena + e->data, e->len, SQLITE_STATIC);
+                r = store__run(s, st, rc, b);
+        }
+        if (r == 0 && b->probe)
+                r = store__run(s, s->st[ST_PROBE], SQLITE_OK, b);
         if (r == 0 && b->full)
                 r = store__run(s, s->st[ST_CLEAR_PENDING], SQLITE_OK, b);
         if (r == 0 && b->full)
                 r = store__run(s, s->st[ST_CLEAR_PROFILES], SQLITE_OK, b);
+        for (size_t i = 0; r == 0 && i < b->ngone; i++) {
+                int rc = SQLITE_OK;
+                store__bind_text(s->st[ST_PROFILE_DEL], 1, b->gone_models[i], &rc);
+                r = store__run(s, s->st[ST_PROFILE_DEL], rc, b);
+        }
         for (size_t i = 0; r == 0 && i < b->nprofiles; i++)
                 r = store__put_profile(s, &b->profiles[i], b);
         for (size_t i = 0; r == 0 && i < b->ndeleted; i++) {
@@ -654,6 +814,18 @@ static void store__commit(struct store *s, struct store_batch *b)
         }
         for (size_t i = 0; r == 0 && i < b->ntraces; i++)
                 r = store__put_trace(s, &b->traces[i], b);
+        if (r == 0 && b->snapshot)
+                r = store__run(s, s->st[ST_SNAPSHOT_MARK], SQLITE_OK, b);
+        if (r == 0 && b->snapshot && b->prune_before) {
+                /* A small slice each time, so a commit never grows long. */
+                sqlite3_stmt *st = s->st[ST_PRUNE];
+                int rc = SQLITE_OK;
+                store__bind_u64(st, 1, b->prune_before, &rc);
+                store__bind_u64(st, 2, 1000, &rc);
+                r = store__run(s, st, rc, b);
+                if (r == 0)
+                        b->pruned = (uint64_t)sqlite3_changes(s->wdb);
+        }
         if (r == 0)
                 r = store__run(s, s->st[ST_COMMIT], SQLITE_OK, b);
         if (r < 0 && !sqlite3_get_autocommit(s->wdb)) {
@@ -1040,6 +1212,38 @@ out:
         return r;
 }
 
+long store_replay(struct store *s, store_replay_cb cb, void *data, char *err, size_t errlen)
+{
+        static const char sql[] =
+                "SELECT id, at, op, data FROM journal WHERE id >"
+                " (SELECT value FROM meta WHERE key = 'snapshot_upto') ORDER BY id";
+        sqlite3_stmt *st = NULL;
+        long n = 0;
+        int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                goto sqlerr;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                const char *op = COL_TEXT(st, 2);
+                int r = cb(data, COL_U64(st, 0), COL_U64(st, 1), op ? op : "",
+                           sqlite3_column_blob(st, 3), (size_t)sqlite3_column_bytes(st, 3), err,
+                           errlen);
+                if (r < 0) {
+                        sqlite3_finalize(st);
+                        return r;
+                }
+                n++;
+        }
+        if (rc == SQLITE_DONE) {
+                sqlite3_finalize(st);
+                return n;
+        }
+sqlerr:
+        store__err(err, errlen, "%s: cannot read the journal: %s", s->path, sqlite3_errmsg(s->db));
+        rc = store__errno(s->db, rc);
+        sqlite3_finalize(st);
+        return rc;
+}
+
 int store_submit(struct store *s, struct store_batch *b, store_done_cb cb, void *data)
 {
         if (!s || !b) {
@@ -1061,6 +1265,14 @@ int store_submit(struct store *s, struct store_batch *b, store_done_cb cb, void 
         uv_mutex_unlock(&s->lock);
         s->inflight++;
         return 0;
+}
+
+void store_set_sync(struct store *s, bool full, unsigned debug_delay_ms)
+{
+        uv_mutex_lock(&s->lock);
+        s->sync_full = full;
+        s->delay_ms = debug_delay_ms;
+        uv_mutex_unlock(&s->lock);
 }
 
 size_t store_inflight(const struct store *s)

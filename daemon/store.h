@@ -14,6 +14,7 @@
 #ifndef OUTCOMED_STORE_H
 #define OUTCOMED_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <uv.h>
 
@@ -31,7 +32,22 @@ void store_batch_sink(struct store_batch *b, struct tracker_sink *sink);
  * the daemon recovers from a failed write, whose deletions it no longer
  * knows. */
 void store_batch_set_full(struct store_batch *b);
-/* Rows in the batch (profiles + traces + deletions). */
+/* Journal rows: one per state change, committed before the snapshot rows
+ * of the same batch.  `op` must be a static string; the rest is copied.
+ * 0 or -ENOMEM. */
+int store_batch_add_entry(struct store_batch *b, uint64_t at, const char *op,
+                          const char *trace_id, const char *model, const void *data, size_t len);
+size_t store_batch_entries(const struct store_batch *b);
+/* The batch's snapshot rows (collected when it was sealed) are the state
+ * as of its last journal row: record that, so start-up replays only what
+ * follows.  prune_before (unix seconds, 0: never) also deletes a slice of
+ * journal rows older than that which the snapshot already covers. */
+void store_batch_set_snapshot(struct store_batch *b, uint64_t prune_before);
+/* Write something even when the batch is empty (a probe of the disk). */
+void store_batch_set_probe(struct store_batch *b);
+/* After the commit: how many journal rows were pruned. */
+uint64_t store_batch_pruned(const struct store_batch *b);
+/* Rows in the batch (profiles + traces + deletions + journal rows). */
 size_t store_batch_rows(const struct store_batch *b);
 /* 0, or -ENOMEM if a copy failed: the batch is then incomplete. */
 int store_batch_status(const struct store_batch *b);
@@ -44,9 +60,21 @@ typedef void (*store_done_cb)(void *data, int status, const char *errmsg);
 int store_open(struct store **out, const char *path, uv_loop_t *loop, char *err, size_t errlen);
 /* Load every profile and pending trace into t (pending in start order). */
 int store_load(struct store *s, struct tracker *t, char *err, size_t errlen);
+/* Replay the journal rows written after the last snapshot, in order, on
+ * the calling thread (after store_load).  cb returns 0 or a negative errno
+ * that stops the replay.  Returns the number of rows replayed or a
+ * negative errno with err filled. */
+typedef int (*store_replay_cb)(void *data, uint64_t id, uint64_t at, const char *op,
+                               const void *blob, size_t len, char *err, size_t errlen);
+long store_replay(struct store *s, store_replay_cb cb, void *data, char *err, size_t errlen);
 /* Hand b over (ownership passes, also on failure); cb runs on the loop
  * thread once it is committed or failed. */
 int store_submit(struct store *s, struct store_batch *b, store_done_cb cb, void *data);
+/* Commit with synchronous=FULL (survives power loss) or NORMAL (survives a
+ * crash of the process); sleep debug_delay_ms before each commit (a test
+ * setting: it makes batches grow, to show group commit).  Takes effect at
+ * the next commit. */
+void store_set_sync(struct store *s, bool full, unsigned debug_delay_ms);
 /* Batches submitted and not yet done. */
 size_t store_inflight(const struct store *s);
 /* Wait (blocking the caller) until every submitted batch is committed, then

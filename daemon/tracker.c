@@ -84,9 +84,11 @@ struct tracker {
         struct tracker__table profiles;
         struct tracker__table traces;
         struct tracker_trace *head, *tail; /* pending, in start order */
+        struct tracker_trace *task_head[TASK__COUNT], *task_tail[TASK__COUNT];
         struct tracker_profile *dirty_profiles;
         struct tracker_trace *dirty_traces;
         struct tracker__deleted *deleted;
+        struct tracker__deleted *deleted_profiles;
         char *last_id;  /* the id of the last trace resolved, for replies */
         bool lost_deletion; /* a deleted id could not be remembered */
         char *id_prefix;
@@ -242,6 +244,11 @@ void tracker_free(struct tracker *t)
                 t->deleted = d->next;
                 free(d);
         }
+        while (t->deleted_profiles) {
+                struct tracker__deleted *d = t->deleted_profiles;
+                t->deleted_profiles = d->next;
+                free(d);
+        }
         free(t->profiles.buckets);
         free(t->traces.buckets);
         free(t->id_prefix);
@@ -285,11 +292,19 @@ void tracker_mark_all_changed(struct tracker *t)
 
 bool tracker_has_changes(const struct tracker *t)
 {
-        return t->dirty_profiles || t->dirty_traces || t->deleted || t->lost_deletion;
+        return t->dirty_profiles || t->dirty_traces || t->deleted || t->deleted_profiles ||
+               t->lost_deletion;
 }
 
 int tracker_collect(struct tracker *t, const struct tracker_sink *sink)
 {
+        while (t->deleted_profiles) {
+                struct tracker__deleted *d = t->deleted_profiles;
+                t->deleted_profiles = d->next;
+                if (sink->profile_deleted)
+                        sink->profile_deleted(sink->data, d->id);
+                free(d);
+        }
         for (struct tracker_profile *p = t->dirty_profiles, *next; p; p = next) {
                 next = p->dirty_next;
                 p->dirty = false;
@@ -307,6 +322,7 @@ int tracker_collect(struct tracker *t, const struct tracker_sink *sink)
                 next = tr->dirty_next;
                 tr->dirty = false;
                 tr->dirty_next = NULL;
+                tr->stored = true;
                 sink->trace(sink->data, tr);
         }
         t->dirty_traces = NULL;
@@ -454,6 +470,28 @@ static void tracker__link(struct tracker *t, struct tracker_trace *tr)
         else
                 t->head = tr;
         t->tail = tr;
+        /* The task's own list, in start order too: expiry walks it. */
+        tr->task_prev = t->task_tail[tr->task];
+        tr->task_next = NULL;
+        if (t->task_tail[tr->task])
+                t->task_tail[tr->task]->task_next = tr;
+        else
+                t->task_head[tr->task] = tr;
+        t->task_tail[tr->task] = tr;
+}
+
+/* A deleted id for the store, unless the store never saw the row. */
+static void tracker__remember(struct tracker *t, struct tracker__deleted **list, const char *id)
+{
+        size_t len = strlen(id);
+        struct tracker__deleted *d = malloc(sizeof(*d) + len + 1);
+        if (!d) {
+                t->lost_deletion = true; /* the next collect says so */
+                return;
+        }
+        memcpy(d->id, id, len + 1);
+        d->next = *list;
+        *list = d;
 }
 
 /* Take a trace out of the pending set and remember its id for the store.
@@ -469,6 +507,14 @@ static void tracker__unlink(struct tracker *t, struct tracker_trace *tr)
                 tr->next->prev = tr->prev;
         else
                 t->tail = tr->prev;
+        if (tr->task_prev)
+                tr->task_prev->task_next = tr->task_next;
+        else
+                t->task_head[tr->task] = tr->task_next;
+        if (tr->task_next)
+                tr->task_next->task_prev = tr->task_prev;
+        else
+                t->task_tail[tr->task] = tr->task_prev;
         if (tr->dirty) {
                 struct tracker_trace **p = &t->dirty_traces;
                 while (*p != tr)
@@ -476,15 +522,8 @@ static void tracker__unlink(struct tracker *t, struct tracker_trace *tr)
                 *p = tr->dirty_next;
                 tr->dirty = false;
         }
-        size_t len = strlen(tr->id);
-        struct tracker__deleted *d = malloc(sizeof(*d) + len + 1);
-        if (d) {
-                memcpy(d->id, tr->id, len + 1);
-                d->next = t->deleted;
-                t->deleted = d;
-        } else {
-                t->lost_deletion = true; /* the next collect says so */
-        }
+        if (tr->stored)
+                tracker__remember(t, &t->deleted, tr->id);
 }
 
 static char *tracker__strdup0(const char *s)
@@ -671,6 +710,7 @@ void tracker_kind_score(enum tracker_kind kind, double c, struct tracker_result 
                 [KIND_IGNORED] = 0.1,
         };
         r->kind = kind;
+        r->confidence = c;
         r->deferred = false;
         r->has_quality = r->has_success = true;
         switch (kind) {
@@ -730,9 +770,9 @@ static void tracker__apply(struct tracker *t, struct tracker_profile *p, enum tr
 
 /* Resolve (or defer) one pending trace with a scored result. */
 static int tracker__resolve(struct tracker *t, struct tracker_trace *tr, struct tracker_result *r,
-                            uint64_t now)
+                            uint64_t now, enum tracker_source src)
 {
-        if (tr->repo) {
+        if (tr->repo && src == TRACKER_SRC_CONVERSATION) {
                 /* git is the ground truth for this trace: the conversation's
                  * view is recorded by the caller, the trace stays pending. */
                 r->deferred = true;
@@ -759,15 +799,23 @@ static int tracker__resolve(struct tracker *t, struct tracker_trace *tr, struct 
 int tracker_outcome(struct tracker *t, const char *trace_id, enum tracker_kind kind,
                     double confidence, uint32_t uid, uint64_t now, struct tracker_result *res)
 {
+        return tracker_resolve(t, trace_id, kind, confidence, uid, now, TRACKER_SRC_CONVERSATION,
+                               res);
+}
+
+int tracker_resolve(struct tracker *t, const char *trace_id, enum tracker_kind kind,
+                    double confidence, uint32_t uid, uint64_t now, enum tracker_source src,
+                    struct tracker_result *res)
+{
         struct tracker_trace *tr;
         if ((unsigned)kind >= KIND__COUNT)
                 return -EINVAL;
-        int r = tracker__find(t, trace_id, uid, &tr);
+        int r = tracker__find(t, trace_id, src == TRACKER_SRC_CONVERSATION ? uid : 0, &tr);
         if (r < 0)
                 return r;
         struct tracker_result out;
         tracker_kind_score(kind, confidence, &out);
-        r = tracker__resolve(t, tr, &out, now);
+        r = tracker__resolve(t, tr, &out, now, src);
         if (r < 0)
                 return r;
         *res = out;
@@ -869,12 +917,122 @@ int tracker_sequence(struct tracker *t, const struct tracker_action *acts, size_
                 struct tracker_result r;
                 tracker_infer_action(acts, n, i, &kind, &c);
                 tracker_kind_score(kind, c, &r);
-                int rc = tracker__resolve(t, tr, &r, now);
+                int rc = tracker__resolve(t, tr, &r, now, TRACKER_SRC_CONVERSATION);
                 if (rc < 0)
                         return rc;
                 if (cb)
                         cb(data, &r);
         }
+        return 0;
+}
+
+/* ---- expiry, forget, import ------------------------------------------- */
+
+size_t tracker_expire(struct tracker *t, uint64_t now, const uint64_t ttl[TASK__COUNT],
+                      size_t max, tracker_result_cb cb, void *data)
+{
+        size_t n = 0;
+        for (int task = 0; task < TASK__COUNT && n < max; task++) {
+                if (!ttl[task])
+                        continue; /* never expires */
+                while (n < max) {
+                        struct tracker_trace *tr = t->task_head[task];
+                        if (!tr || tr->started_at + ttl[task] > now)
+                                break;
+                        struct tracker_result r;
+                        tracker_kind_score(KIND_INCONCLUSIVE, 0.0, &r);
+                        if (tracker__resolve(t, tr, &r, now, TRACKER_SRC_EXPIRY) < 0)
+                                return n; /* out of memory or models: next time */
+                        n++;
+                        if (cb)
+                                cb(data, &r);
+                }
+        }
+        return n;
+}
+
+int tracker_forget(struct tracker *t, const char *model)
+{
+        struct tracker_profile *p = tracker__table_get(&t->profiles, model);
+        if (!p)
+                return -ENOENT;
+        tracker__table_del(&t->profiles, p);
+        if (p->dirty) {
+                struct tracker_profile **pp = &t->dirty_profiles;
+                while (*pp != p)
+                        pp = &(*pp)->dirty_next;
+                *pp = p->dirty_next;
+        }
+        tracker__remember(t, &t->deleted_profiles, p->model);
+        free(p->model);
+        free(p);
+        return 0;
+}
+
+/* Weighted mean of two values; equal weights when both are zero. */
+static double tracker__wmean(double a, uint64_t wa, double b, uint64_t wb)
+{
+        if (wa + wb == 0)
+                return (a + b) / 2.0;
+        return (a * (double)wa + b * (double)wb) / (double)(wa + wb);
+}
+
+int tracker_import(struct tracker *t, const struct tracker_profile *src, bool replace,
+                   uint64_t now, bool *created)
+{
+        struct tracker_profile *p = tracker__table_get(&t->profiles, src->model);
+        *created = p == NULL;
+        if (!p) {
+                if (t->max_models && t->profiles.count >= t->max_models)
+                        return -ENOSPC;
+                p = tracker__profile_new(t, src->model);
+                if (!p)
+                        return -ENOMEM;
+                replace = true;
+        }
+        if (replace) {
+                p->total_calls = src->total_calls;
+                p->success_count = src->success_count;
+                p->fail_count = src->fail_count;
+                p->total_latency_ms = src->total_latency_ms;
+                p->ema_quality = src->ema_quality;
+                memcpy(p->tasks, src->tasks, sizeof(p->tasks));
+        } else {
+                /* Merge: counts add; EMAs and mean latencies are weighted by
+                 * calls, or by judged outcomes when neither side has calls. */
+                uint64_t wa = p->total_calls, wb = src->total_calls;
+                if (wa + wb == 0) {
+                        wa = p->success_count + p->fail_count;
+                        wb = src->success_count + src->fail_count;
+                }
+                p->ema_quality = tracker__wmean(p->ema_quality, wa, src->ema_quality, wb);
+                p->total_calls += src->total_calls;
+                p->success_count += src->success_count;
+                p->fail_count += src->fail_count;
+                p->total_latency_ms += src->total_latency_ms;
+                for (int i = 0; i < TASK__COUNT; i++) {
+                        const struct tracker_task_stats *b = &src->tasks[i];
+                        struct tracker_task_stats *a = &p->tasks[i];
+                        if (!b->present)
+                                continue;
+                        if (!a->present) {
+                                *a = *b;
+                                continue;
+                        }
+                        uint64_t ta = a->calls, tb = b->calls;
+                        uint64_t ja = a->successes + a->failures, jb = b->successes + b->failures;
+                        a->avg_latency_ms = tracker__wmean(a->avg_latency_ms, ta,
+                                                           b->avg_latency_ms, tb);
+                        a->ema_quality = ta + tb ? tracker__wmean(a->ema_quality, ta,
+                                                                  b->ema_quality, tb)
+                                                 : tracker__wmean(a->ema_quality, ja,
+                                                                  b->ema_quality, jb);
+                        a->calls += b->calls;
+                        a->successes += b->successes;
+                        a->failures += b->failures;
+                }
+        }
+        tracker__touch_profile(t, p, src->updated_at > now ? src->updated_at : now);
         return 0;
 }
 
@@ -902,6 +1060,7 @@ int tracker_load_trace(struct tracker *t, const struct tracker_trace *src)
         struct tracker_trace *tr = tracker__trace_copy(src);
         if (!tr)
                 return -ENOMEM;
+        tr->stored = true;
         tracker__link(t, tr);
         if (tr->seq >= t->next_seq)
                 t->next_seq = tr->seq + 1;

@@ -102,8 +102,10 @@ struct tracker_trace {
         /* internal */
         struct tracker_trace *hnext;
         struct tracker_trace *prev, *next; /* start order */
+        struct tracker_trace *task_prev, *task_next; /* start order within the task */
         struct tracker_trace *dirty_next;
         bool dirty;
+        bool stored; /* the store has a row for it */
 };
 
 #define TRACKER_ID_PREFIX_MAX 47 /* so that "<prefix>-<hex counter>" <= 64 bytes */
@@ -152,9 +154,19 @@ struct tracker_complete {
 int tracker_complete(struct tracker *t, const struct tracker_complete *c);
 int tracker_fail(struct tracker *t, const char *trace_id, uint32_t uid, uint64_t now);
 
+/* Who judged a trace.  Only the conversation is deferred on a code trace
+ * with a repo and checked against the caller's uid; git and expiry are the
+ * daemon's own judgements. */
+enum tracker_source {
+        TRACKER_SRC_CONVERSATION,
+        TRACKER_SRC_GIT,
+        TRACKER_SRC_EXPIRY,
+};
+
 struct tracker_result {
         const char *trace_id; /* valid until the next tracker call */
         enum tracker_kind kind;
+        double confidence;    /* as scored (0.7c for an inferred accepted_with_edits) */
         bool has_quality;
         double quality;
         bool has_success;
@@ -169,6 +181,11 @@ void tracker_kind_score(enum tracker_kind kind, double confidence, struct tracke
 /* The single outcome form.  Fills *res on success. */
 int tracker_outcome(struct tracker *t, const char *trace_id, enum tracker_kind kind,
                     double confidence, uint32_t uid, uint64_t now, struct tracker_result *res);
+
+/* tracker_outcome with a source. */
+int tracker_resolve(struct tracker *t, const char *trace_id, enum tracker_kind kind,
+                    double confidence, uint32_t uid, uint64_t now, enum tracker_source src,
+                    struct tracker_result *res);
 
 struct tracker_action {
         const char *trace_id; /* "" is skipped but still "the next action" */
@@ -190,6 +207,22 @@ typedef void (*tracker_result_cb)(void *data, const struct tracker_result *res);
 int tracker_sequence(struct tracker *t, const struct tracker_action *acts, size_t n,
                      uint32_t uid, uint64_t now, tracker_result_cb cb, void *data);
 
+/* Resolve as inconclusive the pending traces whose task's time to live
+ * (ttl[task] seconds; 0: never) has passed, oldest first, at most max of
+ * them; cb is called for each.  Returns how many expired. */
+size_t tracker_expire(struct tracker *t, uint64_t now, const uint64_t ttl[TASK__COUNT],
+                      size_t max, tracker_result_cb cb, void *data);
+
+/* Remove a model's profile (its pending traces stay).  -ENOENT if none. */
+int tracker_forget(struct tracker *t, const char *model);
+
+/* Import a profile: a new model takes it as it is; an existing one is
+ * replaced, or merged (counts add; EMAs and mean latencies weighted by
+ * calls, or by judged outcomes when neither side has calls).  *created
+ * tells which.  -ENOSPC past the model limit. */
+int tracker_import(struct tracker *t, const struct tracker_profile *p, bool replace,
+                   uint64_t now, bool *created);
+
 /* Reads. */
 const struct tracker_profile *tracker_profile_get(const struct tracker *t, const char *model);
 /* Every profile sorted by model id (strcmp order); *out is malloc'ed and
@@ -207,7 +240,8 @@ double tracker_profile_avg_latency(const struct tracker_profile *p);
 bool tracker_profile_degraded(const struct tracker_profile *p, uint64_t threshold);
 
 /* Changes for the store.  tracker_collect calls profile_cb for each profile
- * changed since the last collect, deleted_cb for each trace id that left the
+ * changed since the last collect (after profile_deleted for each model
+ * forgotten), deleted_cb for each stored trace id that left the
  * pending set, then trace_cb for each pending trace that changed, and
  * forgets them.  (A trace that was resolved and started again with the same
  * id shows up in both, deletion first.)  Returns -ENOMEM when a deletion
@@ -218,6 +252,7 @@ struct tracker_sink {
         void (*deleted)(void *data, const char *trace_id);
         void (*trace)(void *data, const struct tracker_trace *tr);
         void *data;
+        void (*profile_deleted)(void *data, const char *model); /* may be NULL */
 };
 int tracker_collect(struct tracker *t, const struct tracker_sink *sink);
 bool tracker_has_changes(const struct tracker *t);

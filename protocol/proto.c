@@ -248,6 +248,36 @@ int proto_arg_check(const msgpack_object *o, const struct proto_arg *a, struct p
                         return proto__fail(err, errlen, "%s%s: must be a boolean", prefix, name);
                 v->b = o->via.boolean;
                 break;
+        case PROTO_ARG_U64:
+                if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+                        return proto__fail(err, errlen, "%s%s: must not be negative", prefix, name);
+                if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+                        return proto__fail(err, errlen, "%s%s: must be a non-negative integer",
+                                           prefix, name);
+                v->u64 = o->via.u64;
+                break;
+        case PROTO_ARG_REAL: {
+                double d;
+                if (o->type == MSGPACK_OBJECT_FLOAT32 || o->type == MSGPACK_OBJECT_FLOAT64)
+                        d = o->via.f64;
+                else if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+                        d = (double)o->via.u64;
+                else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+                        d = -1.0;
+                else
+                        return proto__fail(err, errlen, "%s%s: must be a number", prefix, name);
+                if (!isfinite(d) || d < 0.0)
+                        return proto__fail(err, errlen, "%s%s: must be a finite number >= 0",
+                                           prefix, name);
+                v->d = d;
+                break;
+        }
+        case PROTO_ARG_ANY:
+                break;
+        case PROTO_ARG_MAP:
+                if (o->type != MSGPACK_OBJECT_MAP)
+                        return proto__fail(err, errlen, "%s%s: must be a map", prefix, name);
+                break;
         case PROTO_ARG_ARRAY:
                 if (o->type != MSGPACK_OBJECT_ARRAY)
                         return proto__fail(err, errlen, "%s%s: must be an array", prefix, name);
@@ -381,7 +411,8 @@ static uint8_t proto__skim_need(uint8_t b)
                 /* ca cb float32/64 */ 5, 9,
                 /* cc-cf uint8..64 */ 2, 3, 5, 9,
                 /* d0-d3 int8..64 */ 2, 3, 5, 9,
-                /* d4-d8 fixext1..16 (type + data) */ 3, 4, 6, 10, 18,
+                /* d4-d8 fixext1..16 (type; the data is skipped as payload) */
+                2, 2, 2, 2, 2,
                 /* d9-db str8/16/32 */ 2, 3, 5,
                 /* dc dd array16/32 */ 3, 5,
                 /* de df map16/32 */ 3, 5,
@@ -442,6 +473,8 @@ enum proto_skim_status proto_skim_feed(struct proto_skim *s, const uint8_t *p, s
                                 payload = proto__be(s->hdr + 1, 2);
                         else if (b == 0xc9)
                                 payload = proto__be(s->hdr + 1, 4);
+                        else if (b >= 0xd4 && b <= 0xd8)
+                                payload = 1u << (b - 0xd4); /* fixext 1, 2, 4, 8, 16 */
                         else if (b == 0xdc)
                                 children = proto__be(s->hdr + 1, 2);
                         else if (b == 0xdd)

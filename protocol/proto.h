@@ -88,6 +88,10 @@ enum proto_arg_type {
         PROTO_ARG_MS,         /* U32, or a finite float >= 0 rounded to ms */
         PROTO_ARG_UNIT,       /* finite number in [0, 1], float or integer */
         PROTO_ARG_BOOL,
+        PROTO_ARG_U64,        /* integer in [0, 2^64-1] (imported counts) */
+        PROTO_ARG_REAL,       /* finite number >= 0, float or integer */
+        PROTO_ARG_ANY,        /* anything: accepted and ignored (derived fields) */
+        PROTO_ARG_MAP,        /* a map; its entries checked by the caller */
         PROTO_ARG_ARRAY,      /* count in [min, max]; elements checked by the caller */
 };
 
@@ -102,7 +106,8 @@ struct proto_val {
         bool set;
         struct proto_str s;   /* STR, TRACE_ID */
         uint32_t u;           /* U32, MS */
-        double d;             /* UNIT */
+        uint64_t u64;         /* U64 */
+        double d;             /* UNIT, REAL */
         bool b;               /* BOOL */
         const msgpack_object *o; /* ARRAY (and the raw object for every type) */
 };

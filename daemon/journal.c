@@ -1,0 +1,414 @@
+/* journal.c - encode state changes as msgpack maps, and apply them again.
+ *
+ * The map's keys are short and stable (they are on disk): "op", "at", "uid",
+ * "id", "model", then the op's own fields.  Floats are stored as float64,
+ * so a replay reproduces the live numbers bit for bit.
+ */
+#include "journal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto.h"
+
+static const char *const journal__ops[JOURNAL__COUNT] = {
+        [JOURNAL_START] = "start",     [JOURNAL_COMPLETE] = "complete",
+        [JOURNAL_FAIL] = "fail",       [JOURNAL_OUTCOME] = "outcome",
+        [JOURNAL_EXPIRE] = "expire",   [JOURNAL_FORGET] = "forget",
+        [JOURNAL_IMPORT] = "import",
+};
+
+static const char *const journal__sources[] = { "conversation", "git", "expiry" };
+
+const char *journal_op_name(enum journal_op op)
+{
+        return (unsigned)op < JOURNAL__COUNT ? journal__ops[op] : "?";
+}
+
+/* ---- encoding ---------------------------------------------------------- */
+
+static void journal__kv_str(msgpack_packer *pk, const char *k, const char *v)
+{
+        proto_pack_cstr(pk, k);
+        proto_pack_cstr(pk, v);
+}
+
+static void journal__kv_u64(msgpack_packer *pk, const char *k, uint64_t v)
+{
+        proto_pack_cstr(pk, k);
+        msgpack_pack_uint64(pk, v);
+}
+
+static void journal__kv_f64(msgpack_packer *pk, const char *k, double v)
+{
+        proto_pack_cstr(pk, k);
+        msgpack_pack_double(pk, v);
+}
+
+static void journal__pack_profile(msgpack_packer *pk, const struct tracker_profile *p)
+{
+        uint32_t ntasks = 0;
+        for (int i = 0; i < TASK__COUNT; i++)
+                ntasks += p->tasks[i].present;
+        msgpack_pack_map(pk, 8);
+        journal__kv_str(pk, "model", p->model);
+        journal__kv_u64(pk, "calls", p->total_calls);
+        journal__kv_u64(pk, "ok", p->success_count);
+        journal__kv_u64(pk, "failed", p->fail_count);
+        journal__kv_u64(pk, "latency", p->total_latency_ms);
+        journal__kv_f64(pk, "ema", p->ema_quality);
+        journal__kv_u64(pk, "updated", p->updated_at);
+        proto_pack_cstr(pk, "tasks");
+        msgpack_pack_map(pk, ntasks);
+        for (int i = 0; i < TASK__COUNT; i++) {
+                const struct tracker_task_stats *ts = &p->tasks[i];
+                if (!ts->present)
+                        continue;
+                proto_pack_cstr(pk, tracker_task_name((enum tracker_task)i));
+                msgpack_pack_array(pk, 5);
+                msgpack_pack_uint64(pk, ts->calls);
+                msgpack_pack_uint64(pk, ts->successes);
+                msgpack_pack_uint64(pk, ts->failures);
+                msgpack_pack_double(pk, ts->avg_latency_ms);
+                msgpack_pack_double(pk, ts->ema_quality);
+        }
+}
+
+int journal_encode(const struct journal_entry *e, msgpack_sbuffer *sb)
+{
+        msgpack_packer pk;
+        uint32_t n = 3; /* op, at, uid */
+        msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+
+        n += (e->trace_id != NULL) + (e->model != NULL);
+        switch (e->op) {
+        case JOURNAL_START: n += 2 + (e->repo != NULL) * 2; break;
+        case JOURNAL_COMPLETE: n += 3 + (e->output != NULL); break;
+        case JOURNAL_FAIL: n += e->error != NULL; break;
+        case JOURNAL_OUTCOME: n += 4 + (e->evidence != NULL); break;
+        case JOURNAL_IMPORT: n += 2; break;
+        default: break;
+        }
+        size_t before = sb->size;
+        msgpack_pack_map(&pk, n);
+        journal__kv_str(&pk, "op", journal_op_name(e->op));
+        journal__kv_u64(&pk, "at", e->at);
+        journal__kv_u64(&pk, "uid", e->uid);
+        if (e->trace_id)
+                journal__kv_str(&pk, "id", e->trace_id);
+        if (e->model)
+                journal__kv_str(&pk, "model", e->model);
+        switch (e->op) {
+        case JOURNAL_START:
+                journal__kv_str(&pk, "task", tracker_task_name(e->task));
+                journal__kv_str(&pk, "reason", e->reason ? e->reason : "");
+                if (e->repo) {
+                        journal__kv_str(&pk, "repo", e->repo);
+                        proto_pack_cstr(&pk, "files");
+                        msgpack_pack_array(&pk, e->nfiles);
+                        for (uint32_t i = 0; i < e->nfiles; i++)
+                                proto_pack_cstr(&pk, e->files[i]);
+                }
+                break;
+        case JOURNAL_COMPLETE:
+                journal__kv_u64(&pk, "latency", e->latency_ms);
+                journal__kv_u64(&pk, "in", e->input_tokens);
+                journal__kv_u64(&pk, "out", e->output_tokens);
+                if (e->output)
+                        journal__kv_str(&pk, "output", e->output);
+                break;
+        case JOURNAL_FAIL:
+                if (e->error)
+                        journal__kv_str(&pk, "error", e->error);
+                break;
+        case JOURNAL_OUTCOME:
+                journal__kv_str(&pk, "kind", tracker_kind_name(e->kind));
+                journal__kv_f64(&pk, "confidence", e->confidence);
+                journal__kv_str(&pk, "source", journal__sources[e->source]);
+                proto_pack_cstr(&pk, "deferred");
+                if (e->deferred)
+                        msgpack_pack_true(&pk);
+                else
+                        msgpack_pack_false(&pk);
+                if (e->evidence)
+                        journal__kv_str(&pk, "evidence", e->evidence);
+                break;
+        case JOURNAL_IMPORT:
+                proto_pack_cstr(&pk, "replace");
+                if (e->replace)
+                        msgpack_pack_true(&pk);
+                else
+                        msgpack_pack_false(&pk);
+                proto_pack_cstr(&pk, "profile");
+                journal__pack_profile(&pk, e->profile);
+                break;
+        default:
+                break;
+        }
+        /* msgpack_sbuffer_write fails only when realloc does. */
+        return sb->size > before ? 0 : -ENOMEM;
+}
+
+/* ---- applying ---------------------------------------------------------- */
+
+struct journal__reader {
+        const msgpack_object *map;
+        char *scratch[8]; /* NUL-terminated copies handed to the tracker */
+        int nscratch;
+        char *err;
+        size_t errlen;
+        int bad;
+};
+
+static const msgpack_object *journal__get(struct journal__reader *r, const char *key, int type)
+{
+        const msgpack_object *o = proto_map_get(r->map, key);
+        if (o && (int)o->type != type && !(type == MSGPACK_OBJECT_FLOAT64 &&
+                                          o->type == MSGPACK_OBJECT_FLOAT32)) {
+                if (!r->bad)
+                        snprintf(r->err, r->errlen, "journal entry: '%s' has the wrong type", key);
+                r->bad = -EINVAL;
+                return NULL;
+        }
+        return o;
+}
+
+static char *journal__cstr_of(struct journal__reader *r, const msgpack_object *o)
+{
+        if (r->nscratch == 8) {
+                r->bad = -EINVAL;
+                return NULL;
+        }
+        char *s = malloc(o->via.str.size + 1);
+        if (!s) {
+                r->bad = -ENOMEM;
+                return NULL;
+        }
+        memcpy(s, o->via.str.ptr, o->via.str.size);
+        s[o->via.str.size] = '\0';
+        r->scratch[r->nscratch++] = s;
+        return s;
+}
+
+/* A string field: NULL when absent (or when required, an error). */
+static char *journal__str(struct journal__reader *r, const char *key, bool required)
+{
+        const msgpack_object *o = journal__get(r, key, MSGPACK_OBJECT_STR);
+        if (!o) {
+                if (required && !r->bad) {
+                        snprintf(r->err, r->errlen, "journal entry: '%s' missing", key);
+                        r->bad = -EINVAL;
+                }
+                return NULL;
+        }
+        return journal__cstr_of(r, o);
+}
+
+static uint64_t journal__u64(struct journal__reader *r, const char *key)
+{
+        const msgpack_object *o = journal__get(r, key, MSGPACK_OBJECT_POSITIVE_INTEGER);
+        return o ? o->via.u64 : 0;
+}
+
+static double journal__f64(struct journal__reader *r, const char *key)
+{
+        const msgpack_object *o = journal__get(r, key, MSGPACK_OBJECT_FLOAT64);
+        return o ? o->via.f64 : 0.0;
+}
+
+static bool journal__bool(struct journal__reader *r, const char *key)
+{
+        const msgpack_object *o = journal__get(r, key, MSGPACK_OBJECT_BOOLEAN);
+        return o ? o->via.boolean : false;
+}
+
+static int journal__unpack_profile(struct journal__reader *r, const msgpack_object *m,
+                                   struct tracker_profile *p)
+{
+        struct journal__reader sub = { .map = m, .err = r->err, .errlen = r->errlen };
+        memset(p, 0, sizeof(*p));
+        const msgpack_object *model = journal__get(&sub, "model", MSGPACK_OBJECT_STR);
+        if (!model)
+                return -EINVAL;
+        p->model = journal__cstr_of(r, model);
+        p->total_calls = journal__u64(&sub, "calls");
+        p->success_count = journal__u64(&sub, "ok");
+        p->fail_count = journal__u64(&sub, "failed");
+        p->total_latency_ms = journal__u64(&sub, "latency");
+        p->ema_quality = journal__f64(&sub, "ema");
+        p->updated_at = journal__u64(&sub, "updated");
+        const msgpack_object *tasks = journal__get(&sub, "tasks", MSGPACK_OBJECT_MAP);
+        for (uint32_t i = 0; tasks && i < tasks->via.map.size; i++) {
+                const msgpack_object_kv *kv = &tasks->via.map.ptr[i];
+                enum tracker_task t;
+                const msgpack_object *v = &kv->val;
+                if (kv->key.type != MSGPACK_OBJECT_STR ||
+                    tracker_task_parse(kv->key.via.str.ptr, kv->key.via.str.size, &t) < 0 ||
+                    v->type != MSGPACK_OBJECT_ARRAY || v->via.array.size != 5)
+                        return -EINVAL;
+                const msgpack_object *a = v->via.array.ptr;
+                struct tracker_task_stats *ts = &p->tasks[t];
+                ts->present = true;
+                ts->calls = a[0].via.u64;
+                ts->successes = a[1].via.u64;
+                ts->failures = a[2].via.u64;
+                ts->avg_latency_ms = a[3].via.f64;
+                ts->ema_quality = a[4].via.f64;
+        }
+        return sub.bad ? sub.bad : (p->model ? 0 : -ENOMEM);
+}
+
+int journal_apply(struct tracker *t, const void *data, size_t len, char *err, size_t errlen)
+{
+        msgpack_unpacked u;
+        struct journal__reader r = { .err = err, .errlen = errlen };
+        size_t off = 0;
+        int rc = -EINVAL;
+
+        msgpack_unpacked_init(&u);
+        if (!data || msgpack_unpack_next(&u, data, len, &off) != MSGPACK_UNPACK_SUCCESS ||
+            u.data.type != MSGPACK_OBJECT_MAP) {
+                snprintf(err, errlen, "journal entry: not a msgpack map");
+                goto out;
+        }
+        r.map = &u.data;
+        const msgpack_object *opo = journal__get(&r, "op", MSGPACK_OBJECT_STR);
+        int op = -1;
+        for (int i = 0; opo && i < JOURNAL__COUNT; i++)
+                if (proto_str_eq(opo, journal__ops[i]))
+                        op = i;
+        uint64_t at = journal__u64(&r, "at");
+        uint32_t uid = (uint32_t)journal__u64(&r, "uid");
+        char *id = journal__str(&r, "id", op != JOURNAL_FORGET && op != JOURNAL_IMPORT);
+        if (op < 0) {
+                snprintf(err, errlen, "journal entry: unknown op");
+                goto out;
+        }
+        if (r.bad) {
+                rc = r.bad;
+                goto out;
+        }
+
+        switch ((enum journal_op)op) {
+        case JOURNAL_START: {
+                struct tracker_start s = { .uid = uid, .now = at, .trace_id = id };
+                const char *task = journal__str(&r, "task", true);
+                s.model = journal__str(&r, "model", true);
+                s.reason = journal__str(&r, "reason", false);
+                s.repo = journal__str(&r, "repo", false);
+                const msgpack_object *files = journal__get(&r, "files", MSGPACK_OBJECT_ARRAY);
+                const char **fv = NULL;
+                if (r.bad || !task || tracker_task_parse(task, strlen(task), &s.task) < 0) {
+                        rc = r.bad ? r.bad : -EINVAL;
+                        snprintf(err, errlen, "journal entry: bad start");
+                        goto out;
+                }
+                if (files && files->via.array.size) {
+                        fv = calloc(files->via.array.size, sizeof(*fv));
+                        if (!fv) {
+                                rc = -ENOMEM;
+                                goto out;
+                        }
+                        s.nfiles = files->via.array.size;
+                        for (uint32_t i = 0; i < s.nfiles; i++) {
+                                const msgpack_object *f = &files->via.array.ptr[i];
+                                if (f->type != MSGPACK_OBJECT_STR) {
+                                        free(fv);
+                                        rc = -EINVAL;
+                                        goto out;
+                                }
+                                /* Not NUL-terminated in place: copy. */
+                                char *c = malloc(f->via.str.size + 1);
+                                if (!c) {
+                                        for (uint32_t k = 0; k < i; k++)
+                                                free((char *)fv[k]);
+                                        free(fv);
+                                        rc = -ENOMEM;
+                                        goto out;
+                                }
+                                memcpy(c, f->via.str.ptr, f->via.str.size);
+                                c[f->via.str.size] = '\0';
+                                fv[i] = c;
+                        }
+                        s.files = fv;
+                }
+                const char *out_id;
+                rc = tracker_start(t, &s, &out_id);
+                for (uint32_t i = 0; i < s.nfiles; i++)
+                        free((char *)fv[i]);
+                free(fv);
+                break;
+        }
+        case JOURNAL_COMPLETE: {
+                struct tracker_complete c = {
+                        .trace_id = id,
+                        .latency_ms = (uint32_t)journal__u64(&r, "latency"),
+                        .input_tokens = (uint32_t)journal__u64(&r, "in"),
+                        .output_tokens = (uint32_t)journal__u64(&r, "out"),
+                        .output = journal__str(&r, "output", false),
+                        .uid = uid,
+                        .now = at,
+                };
+                rc = r.bad ? r.bad : tracker_complete(t, &c);
+                break;
+        }
+        case JOURNAL_FAIL:
+                rc = tracker_fail(t, id, uid, at);
+                break;
+        case JOURNAL_OUTCOME: {
+                const char *kind = journal__str(&r, "kind", true);
+                const char *src = journal__str(&r, "source", true);
+                double c = journal__f64(&r, "confidence");
+                enum tracker_kind k;
+                enum tracker_source so = TRACKER_SRC_CONVERSATION;
+                if (r.bad || !kind || !src || tracker_kind_parse(kind, strlen(kind), &k) < 0) {
+                        rc = r.bad ? r.bad : -EINVAL;
+                        snprintf(err, errlen, "journal entry: bad outcome");
+                        goto out;
+                }
+                for (int i = 0; i < 3; i++)
+                        if (strcmp(src, journal__sources[i]) == 0)
+                                so = (enum tracker_source)i;
+                if (journal__bool(&r, "deferred")) {
+                        rc = 0; /* the conversation's view of a git-judged trace */
+                        break;
+                }
+                struct tracker_result res;
+                rc = tracker_resolve(t, id, k, c, uid, at, so, &res);
+                break;
+        }
+        case JOURNAL_EXPIRE: {
+                struct tracker_result res;
+                rc = tracker_resolve(t, id, KIND_INCONCLUSIVE, 0.0, 0, at, TRACKER_SRC_EXPIRY, &res);
+                break;
+        }
+        case JOURNAL_FORGET: {
+                const char *model = journal__str(&r, "model", true);
+                rc = model ? tracker_forget(t, model) : -EINVAL;
+                if (rc == -ENOENT)
+                        rc = 0; /* forgetting nothing is still nothing */
+                break;
+        }
+        case JOURNAL_IMPORT: {
+                const msgpack_object *po = journal__get(&r, "profile", MSGPACK_OBJECT_MAP);
+                struct tracker_profile p;
+                bool created;
+                rc = po ? journal__unpack_profile(&r, po, &p) : -EINVAL;
+                if (rc == 0)
+                        rc = tracker_import(t, &p, journal__bool(&r, "replace"), at, &created);
+                break;
+        }
+        default:
+                break;
+        }
+        if (rc < 0 && err && !err[0])
+                snprintf(err, errlen, "journal entry %s %s: %s", journal__ops[op], id ? id : "",
+                         strerror(-rc));
+out:
+        for (int i = 0; i < r.nscratch; i++)
+                free(r.scratch[i]);
+        msgpack_unpacked_destroy(&u);
+        return rc;
+}

@@ -1,0 +1,22 @@
+-- 002_journal.sql - the journal: one row per state change, in order.
+-- The profiles/task_stats/pending tables become a snapshot of the state as of
+-- journal row meta.snapshot_upto; start-up loads the snapshot and replays the
+-- rows after it.  AUTOINCREMENT keeps ids growing even after old rows are
+-- pruned, so snapshot_upto never points past a newer row.
+
+CREATE TABLE journal (
+    id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    at       INTEGER NOT NULL,  -- unix seconds
+    op       TEXT    NOT NULL,  -- start, complete, fail, outcome, expire, forget, import
+    trace_id TEXT,
+    model    TEXT,
+    data     BLOB    NOT NULL   -- the change as a msgpack map (daemon/journal.c)
+);
+CREATE INDEX journal_at ON journal(at);
+
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
+
+INSERT INTO meta (key, value) VALUES ('snapshot_upto', 0), ('probe', 0);
