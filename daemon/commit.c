@@ -111,9 +111,11 @@ static int commit__seal(struct commit *c, bool force, bool probe)
         bool snap = c->snapshot_due || force;
         if (!c->open_entries && !c->open_needed && !snap && !probe)
                 return 0;
+        if (!c->open && !(c->open = store_batch_new()))
+                return -ENOMEM; /* try again at the next iteration */
         struct store_batch *next = store_batch_new();
         if (!next)
-                return -ENOMEM; /* try again at the next iteration */
+                return -ENOMEM;
         struct store_batch *b = c->open;
         if (snap) {
                 struct tracker_sink sink;
@@ -210,10 +212,12 @@ static void commit__done(void *data, int status, const char *errmsg)
         uint64_t seq = c->inflight_seq;
         c->inflight = false;
         if (status < 0) {
-                if (!c->closing)
+                if (!c->closing) {
                         commit__fail(c, seq, errmsg);
-                else
+                } else {
+                        c->env->counters.commit_errors_total++;
                         log_error("the last write to %s failed: %s", c->cfg->db_path, errmsg);
+                }
                 return;
         }
         struct rpc_counters *k = &c->env->counters;
@@ -365,7 +369,7 @@ int commit_final(struct commit *c)
         uv_timer_stop(&c->expiry_timer);
         uv_timer_stop(&c->probe_timer);
         if (!c->writable)
-                return -EIO; /* nothing new was accepted; the disk has the rest */
+                return 0; /* nothing was accepted since the reload: the disk has it all */
         return commit__seal(c, true, false);
 }
 

@@ -51,6 +51,8 @@ extern const char *const store_migrations[];
 extern const unsigned store_nmigrations;
 
 #define STORE_BUSY_TIMEOUT_MS 5000
+#define STORE_CKPT_PAGES 1000          /* SQLite's own default auto-checkpoint size */
+#define STORE_CKPT_RESTART_PAGES 16384 /* 64 MiB of WAL: start it over */
 
 struct store__entry {
         uint64_t at;
@@ -169,6 +171,14 @@ struct store {
         /* Settings the writer reads under lock before each commit. */
         bool sync_full;        /* synchronous=FULL instead of NORMAL */
         unsigned delay_ms;     /* a debug delay before each commit */
+
+        /* The checkpointer: copies the WAL into the database on a thread and
+         * connection of its own, so that no commit waits for it. */
+        uv_thread_t ckpt_thread;
+        uv_cond_t ckpt_cond;
+        bool ckpt_running;
+        bool ckpt_due;   /* the writer saw the WAL grow past STORE_CKPT_PAGES */
+        bool ckpt_stop;
 
         /* Writer thread only. */
         bool sync_applied;
@@ -560,7 +570,9 @@ static int store__configure(sqlite3 *db, const char *path, char *err, size_t err
                 return -EIO;
         }
         if (rc == SQLITE_OK)
-                rc = sqlite3_exec(db, "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON",
+                rc = sqlite3_exec(db,
+                                  "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
+                                  " PRAGMA journal_size_limit=67108864",
                                   NULL, NULL, NULL);
         if (rc != SQLITE_OK) {
                 store__err(err, errlen, "%s: cannot configure the database: %s", path,
@@ -821,7 +833,9 @@ static void store__commit(struct store *s, struct store_batch *b)
                 sqlite3_stmt *st = s->st[ST_PRUNE];
                 int rc = SQLITE_OK;
                 store__bind_u64(st, 1, b->prune_before, &rc);
-                store__bind_u64(st, 2, 1000, &rc);
+                /* Outpace the journal's growth: a slice of at least twice
+                 * the rows this batch adds. */
+                store__bind_u64(st, 2, 1000 + 2 * (uint64_t)b->nentries, &rc);
                 r = store__run(s, st, rc, b);
                 if (r == 0)
                         b->pruned = (uint64_t)sqlite3_changes(s->wdb);
@@ -835,12 +849,32 @@ static void store__commit(struct store *s, struct store_batch *b)
         b->result = r;
 }
 
+/* The writer's WAL hook: ask the checkpointer to run once the WAL is big. */
+static int store__wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
+{
+        struct store *s = arg;
+        if (pages >= STORE_CKPT_PAGES) {
+                uv_mutex_lock(&s->lock);
+                if (!s->ckpt_due) {
+                        s->ckpt_due = true;
+                        uv_cond_signal(&s->ckpt_cond);
+                }
+                uv_mutex_unlock(&s->lock);
+        }
+        return SQLITE_OK;
+}
+
 static int store__writer_open(struct store *s, char *err, size_t errlen)
 {
         int r = store__connect(s->path, &s->wdb, err, errlen);
 
         if (r == 0)
                 r = store__configure(s->wdb, s->path, err, errlen);
+        if (r == 0) {
+                /* Checkpoints run on the checkpointer's thread instead. */
+                sqlite3_wal_autocheckpoint(s->wdb, 0);
+                sqlite3_wal_hook(s->wdb, store__wal_hook, s);
+        }
         for (int i = 0; r == 0 && i < ST__COUNT; i++) {
                 int rc = sqlite3_prepare_v3(s->wdb, store__sql[i], -1, SQLITE_PREPARE_PERSISTENT,
                                             &s->st[i], NULL);
@@ -861,6 +895,50 @@ static void store__writer_close(struct store *s)
         }
         sqlite3_close(s->wdb);
         s->wdb = NULL;
+}
+
+/* Copy the WAL into the database without blocking the writer (PASSIVE).
+ * Under steady writes the WAL is never seen complete at the start of a
+ * write, so it would never start over and would grow without end: once it
+ * is long, a RESTART checkpoint waits a moment for the writer's current
+ * commit (busy_timeout) so that the next commit starts the WAL again.  The
+ * passive ones before it leave it little to copy. */
+static void store__checkpoint(sqlite3 *db)
+{
+        int frames = 0, done = 0;
+        if (sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, &frames, &done) ==
+                    SQLITE_OK &&
+            frames >= STORE_CKPT_RESTART_PAGES)
+                sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_RESTART, NULL, NULL);
+}
+
+static void store__checkpointer(void *arg)
+{
+        struct store *s = arg;
+        sqlite3 *db = NULL;
+        char err[256];
+        /* store__configure reads the header: until a connection has, it does
+         * not know the database is in WAL mode and checkpoints nothing. */
+        if (store__connect(s->path, &db, err, sizeof(err)) < 0 ||
+            store__configure(db, s->path, err, sizeof(err)) < 0) {
+                sqlite3_close(db);
+                db = NULL; /* without it, the WAL is checkpointed when the store closes */
+        }
+        uv_mutex_lock(&s->lock);
+        for (;;) {
+                while (!s->ckpt_due && !s->ckpt_stop)
+                        uv_cond_wait(&s->ckpt_cond, &s->lock);
+                if (s->ckpt_stop)
+                        break;
+                s->ckpt_due = false;
+                uv_mutex_unlock(&s->lock);
+                /* PASSIVE: never blocks the writer; it copies what it can. */
+                if (db)
+                        store__checkpoint(db);
+                uv_mutex_lock(&s->lock);
+        }
+        uv_mutex_unlock(&s->lock);
+        sqlite3_close(db);
 }
 
 static void store__writer(void *arg)
@@ -925,6 +1003,7 @@ static void store__async_cb(uv_async_t *h)
 
 static void store__free(struct store *s)
 {
+        uv_cond_destroy(&s->ckpt_cond);
         uv_cond_destroy(&s->cond);
         uv_mutex_destroy(&s->lock);
         free(s->path);
@@ -950,6 +1029,14 @@ static void store__stop_writer(struct store *s)
         uv_cond_broadcast(&s->cond);
         uv_mutex_unlock(&s->lock);
         uv_thread_join(&s->thread);
+        if (s->ckpt_running) {
+                uv_mutex_lock(&s->lock);
+                s->ckpt_stop = true;
+                uv_cond_signal(&s->ckpt_cond);
+                uv_mutex_unlock(&s->lock);
+                uv_thread_join(&s->ckpt_thread);
+                s->ckpt_running = false;
+        }
 }
 
 int store_open(struct store **out, const char *path, uv_loop_t *loop, char *err, size_t errlen)
@@ -982,7 +1069,7 @@ int store_open(struct store **out, const char *path, uv_loop_t *loop, char *err,
                 store__err(err, errlen, "%s: %s", path, uv_strerror(r));
                 return r;
         }
-        if ((r = uv_cond_init(&s->cond)) < 0) {
+        if ((r = uv_cond_init(&s->cond)) < 0 || (r = uv_cond_init(&s->ckpt_cond)) < 0) {
                 uv_mutex_destroy(&s->lock);
                 free(s->path);
                 free(s);
@@ -1019,6 +1106,8 @@ int store_open(struct store **out, const char *path, uv_loop_t *loop, char *err,
         uv_mutex_unlock(&s->lock);
         if (r < 0)
                 goto out;
+        if (uv_thread_create(&s->ckpt_thread, store__checkpointer, s) == 0)
+                s->ckpt_running = true; /* else SQLite checkpoints when it closes */
 
         /* Last, so that a failure above leaves no handle to close. */
         r = uv_async_init(loop, &s->async, store__async_cb);
