@@ -83,6 +83,8 @@ static int commit__load(struct commit *c, char *err, size_t errlen)
                 snprintf(err, errlen, "out of memory");
                 return -ENOMEM;
         }
+        /* Replay fades evidence as the live daemon did. */
+        tracker_set_half_life(t, c->cfg->half_life_s);
         struct tracker *old = c->env->tracker;
         c->env->tracker = t;
         c->env->counters.replayed = 0;
@@ -94,6 +96,7 @@ static int commit__load(struct commit *c, char *err, size_t errlen)
                 return (int)n;
         }
         tracker_set_limits(t, c->cfg->limits.models, c->cfg->limits.pending);
+        tracker_set_half_life(t, c->cfg->half_life_s);
         tracker_free(old);
         return 0;
 }
@@ -318,6 +321,7 @@ void commit_reconfigure(struct commit *c)
         uv_timer_start(&c->expiry_timer, commit__on_expiry_timer, 0,
                        (uint64_t)cfg->expiry_interval_s * 1000);
         tracker_set_limits(c->env->tracker, cfg->limits.models, cfg->limits.pending);
+        tracker_set_half_life(c->env->tracker, cfg->half_life_s);
 }
 
 int commit_open(struct commit **out, uv_loop_t *loop, struct store *store, struct rpc_env *env,

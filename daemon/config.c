@@ -21,7 +21,7 @@
 #include "proto.h"
 
 enum config__type { CFG_STR, CFG_U32, CFG_U64, CFG_LEVEL, CFG_REPO, CFG_DURABILITY, CFG_UIDS,
-                   CFG_GROUP };
+                   CFG_GROUP, CFG_UNIT };
 
 struct config__key {
         const char *section;
@@ -53,7 +53,12 @@ static const struct config__key config__keys[] = {
         { "expiry", "reasoning_ttl_s", CFG_U64, F(ttl_s[4]), 0, UINT32_MAX },
         { "expiry", "interval_s", CFG_U32, F(expiry_interval_s), 1, 86400 },
         { "query", "degrade_threshold", CFG_U32, F(degrade_threshold), 0, UINT32_MAX },
+        { "query", "half_life_s", CFG_U64, F(half_life_s), 0, UINT32_MAX },
         { "git", "repo", CFG_REPO, 0, 0, 0 },
+        { "git", "scan_interval_s", CFG_U32, F(git_scan_interval_s), 1, 86400 },
+        { "git", "settle_s", CFG_U64, F(git_settle_s), 0, UINT32_MAX },
+        { "git", "deadline_s", CFG_U64, F(git_deadline_s), 1, UINT32_MAX },
+        { "git", "text_threshold", CFG_UNIT, F(git_text_threshold), 0, 0 },
         { "limits", "message_bytes", CFG_U32, L(message_bytes), 1024, 1u << 30 },
         { "limits", "model_bytes", CFG_U32, L(model_bytes), 1, 65536 },
         { "limits", "text_bytes", CFG_U32, L(text_bytes), 0, 1u << 24 },
@@ -81,6 +86,10 @@ void config_init(struct config *c)
         c->ttl_s[3] = 7 * 86400;        /* code: a week, git may take that long */
         c->expiry_interval_s = 10;
         c->degrade_threshold = 3;
+        c->git_scan_interval_s = 30;
+        c->git_settle_s = 900;
+        c->git_deadline_s = 86400;
+        c->git_text_threshold = 0.8;
         c->limits = (struct config_limits){
                 .message_bytes = PROTO_MESSAGE_MAX,
                 .model_bytes = PROTO_MODEL_MAX,
@@ -108,6 +117,9 @@ void config_free(struct config *c)
         free(c->git_repos);
         free(c->allow_uids);
         free(c->allow_group);
+        for (size_t i = 0; i < c->nprices; i++)
+                free(c->prices[i].model);
+        free(c->prices);
         memset(c, 0, sizeof(*c));
 }
 
@@ -174,6 +186,7 @@ static int config__add_uids(struct config__parse *p, const char *value)
         if (!copy)
                 return config__bad(p, "allow_uids: out of memory");
         size_t before = c->nallow_uids;
+        int ok = 0;
         for (char *tok = strtok_r(copy, " \t,", &save); tok; tok = strtok_r(NULL, " \t,", &save)) {
                 uint32_t uid;
                 if (config__parse_id(tok, &uid) < 0) {
@@ -193,11 +206,14 @@ static int config__add_uids(struct config__parse *p, const char *value)
                 c->allow_uids = v;
                 c->allow_uids[c->nallow_uids++] = uid;
         }
-        if (c->nallow_uids == before)
+        if (c->nallow_uids == before) {
                 config__bad(p, "allow_uids: must list at least one uid or user name");
+                goto out;
+        }
+        ok = 1;
 out:
         free(copy);
-        return 0;
+        return ok; /* inih: 0 is an error on this line */
 }
 
 /* allow_group: a group name or a gid, resolved now. */
@@ -219,6 +235,49 @@ static int config__set_group(struct config__parse *p, const char *value)
         return 1;
 }
 
+const struct config_price *config_price(const struct config *c, const char *model)
+{
+        for (size_t i = 0; i < c->nprices; i++)
+                if (strcmp(c->prices[i].model, model) == 0)
+                        return &c->prices[i];
+        return NULL;
+}
+
+/* A key of a [price:MODEL] section. */
+static int config__price(struct config__parse *p, const char *model, const char *name,
+                         const char *value)
+{
+        struct config *c = p->c;
+        char *end;
+        if (!*model)
+                return config__bad(p, "[price:MODEL] needs a model id after the colon");
+        bool in = strcmp(name, "input_per_mtok") == 0;
+        if (!in && strcmp(name, "output_per_mtok") != 0)
+                return config__bad(p, "unknown key '%s' in [price:%s] (input_per_mtok, "
+                                   "output_per_mtok)", name, model);
+        errno = 0;
+        double d = strtod(value, &end);
+        if (errno || end == value || *end || !(d >= 0.0) || d > 1e12)
+                return config__bad(p, "%s: '%s' is not a price (a number >= 0)", name, value);
+        struct config_price *pr = (struct config_price *)config_price(c, model);
+        if (!pr) {
+                struct config_price *v = realloc(c->prices, (c->nprices + 1) * sizeof(*v));
+                if (!v)
+                        return config__bad(p, "out of memory");
+                c->prices = v;
+                pr = &v[c->nprices];
+                *pr = (struct config_price){ .model = strdup(model) };
+                if (!pr->model)
+                        return config__bad(p, "out of memory");
+                c->nprices++;
+        }
+        if (in)
+                pr->input_per_mtok = d;
+        else
+                pr->output_per_mtok = d;
+        return 1;
+}
+
 static int config__handler(void *user, const char *section, const char *name, const char *value)
 {
         struct config__parse *p = user;
@@ -228,6 +287,8 @@ static int config__handler(void *user, const char *section, const char *name, co
 
         if (!name)
                 return 1; /* a section header alone */
+        if (strncmp(section, "price:", 6) == 0)
+                return config__price(p, section + 6, name, value);
         for (size_t i = 0; i < sizeof(config__keys) / sizeof(config__keys[0]); i++) {
                 if (strcmp(config__keys[i].section, section) != 0)
                         continue;
@@ -297,6 +358,16 @@ static int config__handler(void *user, const char *section, const char *name, co
                 }
                 c->git_repos = v;
                 c->git_repos[c->ngit_repos++] = real;
+                return 1;
+        }
+        case CFG_UNIT: {
+                char *end;
+                errno = 0;
+                double d = strtod(value, &end);
+                if (errno || end == value || *end || !(d > 0.0 && d <= 1.0))
+                        return config__bad(p, "%s: '%s' is not a number above 0 and at most 1",
+                                           name, value);
+                *(double *)(base + k->off) = d;
                 return 1;
         }
         case CFG_UIDS:
@@ -464,6 +535,8 @@ static bool config__key_equal(const struct config__key *k, const struct config *
         case CFG_LEVEL:
         case CFG_DURABILITY:
                 return *(const int *)pa == *(const int *)pb;
+        case CFG_UNIT:
+                return *(const double *)pa == *(const double *)pb;
         case CFG_REPO:
                 if (a->ngit_repos != b->ngit_repos)
                         return false;

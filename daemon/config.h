@@ -29,6 +29,13 @@ enum config_durability {
         DURABILITY_FSYNC,   /* as ack, with synchronous=FULL: survives power loss */
 };
 
+/* [price:MODEL]: what a model's tokens cost, per million. */
+struct config_price {
+        char *model;
+        double input_per_mtok;
+        double output_per_mtok;
+};
+
 struct config {
         char *file;          /* the file read, or NULL */
         char *socket_path;
@@ -43,8 +50,15 @@ struct config {
         uint64_t ttl_s[5];             /* per task (tracker order); 0: never */
         uint32_t expiry_interval_s;
         uint32_t degrade_threshold;
+        uint64_t half_life_s;          /* evidence fades by half in this; 0: never */
+        struct config_price *prices;
+        size_t nprices;
         char **git_repos;    /* watched repositories, resolved (realpath) */
         size_t ngit_repos;
+        uint32_t git_scan_interval_s;  /* how often the scanner runs */
+        uint64_t git_settle_s;         /* structural judging waits this after complete */
+        uint64_t git_deadline_s;       /* no change by then after complete: ignored */
+        double git_text_threshold;     /* share of suggested lines found: applied */
         /* Who may connect.  Nobody is turned away when neither is set; else
          * root, the daemon's own uid, the uids listed and the members of
          * allow_group (primary or supplementary). */
@@ -75,6 +89,8 @@ int config_resolve_paths(struct config *c, char *err, size_t errlen);
 /* True when path (resolved) is a watched repository; *canon gets the
  * resolved path (malloc'ed) when it is. */
 bool config_repo_watched(const struct config *c, const char *path, char **canon);
+/* The price of a model's tokens; NULL when it has none. */
+const struct config_price *config_price(const struct config *c, const char *model);
 /* Replace a string field (a flag overriding the file). */
 int config_set_str(char **field, const char *value);
 

@@ -47,13 +47,26 @@ static void journal__kv_f64(msgpack_packer *pk, const char *k, double v)
         msgpack_pack_double(pk, v);
 }
 
+static void journal__pack_evidence(msgpack_packer *pk, const struct tracker_evidence *e)
+{
+        msgpack_pack_double(pk, e->alpha);
+        msgpack_pack_double(pk, e->beta);
+        msgpack_pack_double(pk, e->judged);
+        msgpack_pack_uint64(pk, e->at);
+        msgpack_pack_uint64(pk, e->input_tokens);
+        msgpack_pack_uint64(pk, e->output_tokens);
+}
+
 static void journal__pack_profile(msgpack_packer *pk, const struct tracker_profile *p)
 {
         uint32_t ntasks = 0;
         for (int i = 0; i < TASK__COUNT; i++)
                 ntasks += p->tasks[i].present;
-        msgpack_pack_map(pk, 8);
+        msgpack_pack_map(pk, 9);
         journal__kv_str(pk, "model", p->model);
+        proto_pack_cstr(pk, "ev");
+        msgpack_pack_array(pk, 6);
+        journal__pack_evidence(pk, &p->ev);
         journal__kv_u64(pk, "calls", p->total_calls);
         journal__kv_u64(pk, "ok", p->success_count);
         journal__kv_u64(pk, "failed", p->fail_count);
@@ -67,12 +80,13 @@ static void journal__pack_profile(msgpack_packer *pk, const struct tracker_profi
                 if (!ts->present)
                         continue;
                 proto_pack_cstr(pk, tracker_task_name((enum tracker_task)i));
-                msgpack_pack_array(pk, 5);
+                msgpack_pack_array(pk, 11);
                 msgpack_pack_uint64(pk, ts->calls);
                 msgpack_pack_uint64(pk, ts->successes);
                 msgpack_pack_uint64(pk, ts->failures);
                 msgpack_pack_double(pk, ts->avg_latency_ms);
                 msgpack_pack_double(pk, ts->ema_quality);
+                journal__pack_evidence(pk, &ts->ev);
         }
 }
 
@@ -84,7 +98,7 @@ int journal_encode(const struct journal_entry *e, msgpack_sbuffer *sb)
 
         n += (e->trace_id != NULL) + (e->model != NULL);
         switch (e->op) {
-        case JOURNAL_START: n += 2 + (e->repo != NULL) * 2; break;
+        case JOURNAL_START: n += 2 + (e->repo != NULL) * 2 + (e->base != NULL); break;
         case JOURNAL_COMPLETE: n += 3 + (e->output != NULL); break;
         case JOURNAL_FAIL: n += e->error != NULL; break;
         case JOURNAL_OUTCOME: n += 4 + (e->evidence != NULL); break;
@@ -111,6 +125,8 @@ int journal_encode(const struct journal_entry *e, msgpack_sbuffer *sb)
                         for (uint32_t i = 0; i < e->nfiles; i++)
                                 proto_pack_cstr(&pk, e->files[i]);
                 }
+                if (e->base)
+                        journal__kv_str(&pk, "base", e->base);
                 break;
         case JOURNAL_COMPLETE:
                 journal__kv_u64(&pk, "latency", e->latency_ms);
@@ -224,6 +240,16 @@ static bool journal__bool(struct journal__reader *r, const char *key)
         return o ? o->via.boolean : false;
 }
 
+static void journal__unpack_evidence(const msgpack_object *a, struct tracker_evidence *e)
+{
+        e->alpha = a[0].via.f64;
+        e->beta = a[1].via.f64;
+        e->judged = a[2].via.f64;
+        e->at = a[3].via.u64;
+        e->input_tokens = a[4].via.u64;
+        e->output_tokens = a[5].via.u64;
+}
+
 static int journal__unpack_profile(struct journal__reader *r, const msgpack_object *m,
                                    struct tracker_profile *p)
 {
@@ -246,7 +272,8 @@ static int journal__unpack_profile(struct journal__reader *r, const msgpack_obje
                 const msgpack_object *v = &kv->val;
                 if (kv->key.type != MSGPACK_OBJECT_STR ||
                     tracker_task_parse(kv->key.via.str.ptr, kv->key.via.str.size, &t) < 0 ||
-                    v->type != MSGPACK_OBJECT_ARRAY || v->via.array.size != 5)
+                    v->type != MSGPACK_OBJECT_ARRAY ||
+                    (v->via.array.size != 5 && v->via.array.size != 11))
                         return -EINVAL;
                 const msgpack_object *a = v->via.array.ptr;
                 struct tracker_task_stats *ts = &p->tasks[t];
@@ -256,7 +283,12 @@ static int journal__unpack_profile(struct journal__reader *r, const msgpack_obje
                 ts->failures = a[2].via.u64;
                 ts->avg_latency_ms = a[3].via.f64;
                 ts->ema_quality = a[4].via.f64;
+                if (v->via.array.size == 11)
+                        journal__unpack_evidence(a + 5, &ts->ev);
         }
+        const msgpack_object *ev = journal__get(&sub, "ev", MSGPACK_OBJECT_ARRAY);
+        if (ev && ev->via.array.size == 6)
+                journal__unpack_evidence(ev->via.array.ptr, &p->ev);
         return sub.bad ? sub.bad : (p->model ? 0 : -ENOMEM);
 }
 
@@ -298,6 +330,7 @@ int journal_apply(struct tracker *t, const void *data, size_t len, char *err, si
                 s.model = journal__str(&r, "model", true);
                 s.reason = journal__str(&r, "reason", false);
                 s.repo = journal__str(&r, "repo", false);
+                s.base = journal__str(&r, "base", false);
                 const msgpack_object *files = journal__get(&r, "files", MSGPACK_OBJECT_ARRAY);
                 const char **fv = NULL;
                 if (r.bad || !task || tracker_task_parse(task, strlen(task), &s.task) < 0) {

@@ -10,6 +10,7 @@
 #include "rpc.h"
 
 #include "journal.h"
+#include "rank.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -565,21 +566,68 @@ static const enum tracker_task rpc__tasks_sorted[TASK__COUNT] = {
         TASK_CLASSIFY, TASK_CODE, TASK_EMBED, TASK_GENERATE, TASK_REASONING,
 };
 
-static void rpc__pack_task(msgpack_packer *pk, const struct tracker_task_stats *ts)
+static void rpc__pack_nil_or(msgpack_packer *pk, const char *key, bool has, double v)
 {
+        rpc__pack_key(pk, key);
+        if (has)
+                msgpack_pack_double(pk, v);
+        else
+                msgpack_pack_nil(pk);
+}
+
+/* The evidence behind a profile's or a task's numbers: 7 pairs. */
+static void rpc__pack_evidence(struct rpc_req *r, msgpack_packer *pk, const char *model,
+                               const struct tracker_evidence *ev, const uint32_t *sketch,
+                               uint64_t successes)
+{
+        struct tracker_evidence now;
+        double mean, lo, hi;
+        tracker_evidence_at(r->env->tracker, ev, r->now, &now);
+        tracker_posterior(&now, &mean, &lo, &hi);
+        rpc__pack_key(pk, "posterior");
         msgpack_pack_map(pk, 6);
+        rpc__pack_kv_f64(pk, "alpha", now.alpha);
+        rpc__pack_kv_f64(pk, "beta", now.beta);
+        rpc__pack_kv_f64(pk, "judged", now.judged);
+        rpc__pack_kv_f64(pk, "mean", mean);
+        rpc__pack_kv_f64(pk, "lo", lo);
+        rpc__pack_kv_f64(pk, "hi", hi);
+        double p50 = tracker_sketch_percentile(sketch, 0.5);
+        double p95 = tracker_sketch_percentile(sketch, 0.95);
+        rpc__pack_nil_or(pk, "latency_p50_ms", p50 >= 0, p50);
+        rpc__pack_nil_or(pk, "latency_p95_ms", p95 >= 0, p95);
+        rpc__pack_kv_u64(pk, "input_tokens", now.input_tokens);
+        rpc__pack_kv_u64(pk, "output_tokens", now.output_tokens);
+        double tokens = (double)now.input_tokens + (double)now.output_tokens;
+        rpc__pack_nil_or(pk, "tokens_per_accepted", successes > 0, tokens / (double)successes);
+        const struct config_price *pr = config_price(r->env->cfg, model);
+        double cost = pr ? (double)now.input_tokens / 1e6 * pr->input_per_mtok +
+                                   (double)now.output_tokens / 1e6 * pr->output_per_mtok
+                         : 0.0;
+        rpc__pack_nil_or(pk, "cost_per_accepted", pr && successes > 0, cost / (double)successes);
+}
+
+#define RPC_EVIDENCE_PAIRS 7
+
+static void rpc__pack_task(struct rpc_req *r, msgpack_packer *pk, const char *model,
+                           const struct tracker_task_stats *ts)
+{
+        msgpack_pack_map(pk, 6 + RPC_EVIDENCE_PAIRS);
         rpc__pack_kv_u64(pk, "calls", ts->calls);
         rpc__pack_kv_u64(pk, "successes", ts->successes);
         rpc__pack_kv_u64(pk, "failures", ts->failures);
         rpc__pack_kv_f64(pk, "avg_latency_ms", ts->avg_latency_ms);
         rpc__pack_kv_f64(pk, "ema_quality", ts->ema_quality);
         rpc__pack_kv_f64(pk, "success_rate", tracker_success_rate(ts->successes, ts->failures));
+        rpc__pack_evidence(r, pk, model, &ts->ev, ts->latency, ts->successes);
 }
 
-static void rpc__pack_profile(msgpack_packer *pk, const struct tracker_profile *p, int only_task,
+static void rpc__pack_profile(struct rpc_req *r, const struct tracker_profile *p, int only_task,
                               uint64_t threshold)
 {
-        msgpack_pack_map(pk, 11);
+        msgpack_packer *pk = r->pk;
+        uint32_t sketch[TRACKER_SKETCH_BUCKETS];
+        msgpack_pack_map(pk, 11 + RPC_EVIDENCE_PAIRS);
         rpc__pack_kv_str(pk, "model", p->model);
         rpc__pack_kv_u64(pk, "total_calls", p->total_calls);
         rpc__pack_kv_u64(pk, "success_count", p->success_count);
@@ -590,6 +638,8 @@ static void rpc__pack_profile(msgpack_packer *pk, const struct tracker_profile *
         rpc__pack_kv_f64(pk, "ema_quality", p->ema_quality);
         rpc__pack_kv_bool(pk, "degraded", tracker_profile_degraded(p, threshold));
         rpc__pack_kv_u64(pk, "updated_at", p->updated_at);
+        tracker_profile_sketch(p, sketch);
+        rpc__pack_evidence(r, pk, p->model, &p->ev, sketch, p->success_count);
         rpc__pack_key(pk, "tasks");
         uint32_t n = 0;
         for (int i = 0; i < TASK__COUNT; i++)
@@ -601,7 +651,7 @@ static void rpc__pack_profile(msgpack_packer *pk, const struct tracker_profile *
                 if (!p->tasks[t].present || (only_task >= 0 && only_task != (int)t))
                         continue;
                 proto_pack_cstr(pk, tracker_task_name(t));
-                rpc__pack_task(pk, &p->tasks[t]);
+                rpc__pack_task(r, pk, p->model, &p->tasks[t]);
         }
 }
 
@@ -701,9 +751,124 @@ static int rpc__query(struct rpc_req *r)
         msgpack_pack_array(r->pk, count);
         for (long i = 0; i < n; i++)
                 if (only_task < 0 || all[i]->tasks[only_task].present)
-                        rpc__pack_profile(r->pk, all[i], only_task, threshold);
+                        rpc__pack_profile(r, all[i], only_task, threshold);
         if (!model)
                 free(all);
+        return 0;
+}
+
+/* ---- rank -------------------------------------------------------------- */
+
+static bool rpc__price(void *data, const char *model, double *in, double *out)
+{
+        const struct config_price *p = config_price(data, model);
+        if (!p)
+                return false;
+        *in = p->input_per_mtok;
+        *out = p->output_per_mtok;
+        return true;
+}
+
+static void rpc__pack_rank_item(msgpack_packer *pk, const struct rank_item *it)
+{
+        msgpack_pack_map(pk, 13);
+        rpc__pack_kv_str(pk, "model", it->model);
+        rpc__pack_kv_f64(pk, "score", it->score);
+        rpc__pack_kv_bool(pk, "prior", it->prior);
+        rpc__pack_kv_bool(pk, "degraded", it->degraded);
+        rpc__pack_kv_f64(pk, "quality", it->quality);
+        rpc__pack_kv_f64(pk, "mean", it->mean);
+        rpc__pack_kv_f64(pk, "lo", it->lo);
+        rpc__pack_kv_f64(pk, "hi", it->hi);
+        rpc__pack_kv_f64(pk, "judged", it->judged);
+        rpc__pack_nil_or(pk, "latency_ms", it->latency_ms >= 0, it->latency_ms);
+        rpc__pack_kv_f64(pk, "latency_penalty", it->latency_penalty);
+        rpc__pack_nil_or(pk, "cost_per_accepted", it->cost >= 0, it->cost);
+        rpc__pack_kv_f64(pk, "cost_penalty", it->cost_penalty);
+}
+
+static int rpc__rank(struct rpc_req *r)
+{
+        const struct config_limits *L = r->lim;
+        const struct proto_arg spec[] = {
+                { "task", PROTO_ARG_STR, true, 0, 64 },
+                { "candidates", PROTO_ARG_ARRAY, false, 0, L->list_entries },
+                { "strategy", PROTO_ARG_STR, false, 0, 32 },
+                { "latency_weight", PROTO_ARG_REAL, false, 0, 0 },
+                { "cost_weight", PROTO_ARG_REAL, false, 0, 0 },
+                { "exclude_degraded", PROTO_ARG_BOOL, false, 0, 0 },
+                { "degrade_threshold", PROTO_ARG_U32, false, 0, 0 },
+                { "seed", PROTO_ARG_U64, false, 0, 0 },
+        };
+        struct proto_val v[NARGS(spec)];
+        static uint64_t draws; /* varies thompson's seed from call to call */
+        struct rank_options o = {
+                .strategy = RANK_EMA,
+                .exclude_degraded = true,
+                .degrade_threshold = r->env->cfg->degrade_threshold,
+                .now = r->now,
+                .price = rpc__price,
+                .price_data = (void *)r->env->cfg,
+        };
+        if (rpc__args(r, spec, NARGS(spec), v) < 0 || rpc__task(r, &v[0], &o.task) < 0)
+                return -1;
+        if (v[2].set && rank_strategy_parse(v[2].s.ptr, v[2].s.len, &o.strategy) < 0)
+                return rpc__error(r, PROTO_BAD_REQUEST,
+                                  "strategy: unknown strategy '%.*s' (one of ema, mean, lcb, "
+                                  "thompson)",
+                                  (int)(v[2].s.len > 32 ? 32 : v[2].s.len), v[2].s.ptr);
+        o.latency_weight = v[3].d;
+        o.cost_weight = v[4].d;
+        if (v[5].set)
+                o.exclude_degraded = v[5].b;
+        if (v[6].set)
+                o.degrade_threshold = v[6].u;
+        o.seed = v[7].set ? v[7].u64 : r->now * 0x9e3779b97f4a7c15ull ^ ++draws;
+        if (v[1].set) {
+                const msgpack_object *arr = v[1].o;
+                const char **c = rpc__alloc(r, (arr->via.array.size + 1) * sizeof(char *));
+                if (!c)
+                        return RPC_OOM(r);
+                for (uint32_t i = 0; i < arr->via.array.size; i++) {
+                        struct proto_val cv;
+                        char err[512], name[32];
+                        snprintf(name, sizeof(name), "candidates[%u]", i);
+                        const struct proto_arg cs = { name, PROTO_ARG_STR, true, 1, L->model_bytes };
+                        if (proto_arg_check(&arr->via.array.ptr[i], &cs, &cv, "", err,
+                                            sizeof(err)) < 0)
+                                return rpc__error(r, PROTO_BAD_REQUEST, "%s", err);
+                        if (!(c[i] = rpc__cstr(r, &cv)))
+                                return RPC_OOM(r);
+                        for (uint32_t k = 0; k < i; k++)
+                                if (strcmp(c[k], c[i]) == 0)
+                                        return rpc__error(r, PROTO_BAD_REQUEST,
+                                                          "%s: '%s' appears twice", name, c[i]);
+                }
+                o.candidates = c;
+                o.ncandidates = arr->via.array.size;
+        }
+        struct rank_item *items;
+        long n = rank_compute(r->env->tracker, &o, &items);
+        if (n < 0)
+                return RPC_OOM(r);
+        uint32_t ranked = 0;
+        for (long i = 0; i < n; i++)
+                ranked += !items[i].excluded;
+        proto_pack_ok_head(r->pk, r->m->msgid);
+        msgpack_pack_map(r->pk, 4);
+        rpc__pack_kv_str(r->pk, "task", tracker_task_name(o.task));
+        rpc__pack_kv_str(r->pk, "strategy", rank_strategy_name(o.strategy));
+        rpc__pack_key(r->pk, "ranked");
+        msgpack_pack_array(r->pk, ranked);
+        for (long i = 0; i < n; i++)
+                if (!items[i].excluded)
+                        rpc__pack_rank_item(r->pk, &items[i]);
+        rpc__pack_key(r->pk, "excluded");
+        msgpack_pack_array(r->pk, (uint32_t)(n - ranked));
+        for (long i = 0; i < n; i++)
+                if (items[i].excluded)
+                        proto_pack_cstr(r->pk, items[i].model);
+        free(items);
         return 0;
 }
 
@@ -733,6 +898,48 @@ static int rpc__forget(struct rpc_req *r)
         return 0;
 }
 
+/* The evidence pairs of a profile or task as `query` answers them: the
+ * posterior's alpha, beta and judged, and the token sums, are imported;
+ * the derived ones are accepted and ignored (latency sketches are not
+ * exported: their percentiles start afresh). */
+#define RPC_EVIDENCE_ARGS \
+        { "posterior", PROTO_ARG_MAP, false, 0, 0 }, \
+        { "input_tokens", PROTO_ARG_U64, false, 0, 0 }, \
+        { "output_tokens", PROTO_ARG_U64, false, 0, 0 }, \
+        { "latency_p50_ms", PROTO_ARG_ANY, false, 0, 0 }, \
+        { "latency_p95_ms", PROTO_ARG_ANY, false, 0, 0 }, \
+        { "tokens_per_accepted", PROTO_ARG_ANY, false, 0, 0 }, \
+        { "cost_per_accepted", PROTO_ARG_ANY, false, 0, 0 }
+
+/* v[0..2]: posterior, input_tokens, output_tokens. */
+static int rpc__import_evidence(struct rpc_req *r, const struct proto_val *v, const char *prefix,
+                                struct tracker_evidence *ev)
+{
+        const struct proto_arg pspec[] = {
+                { "alpha", PROTO_ARG_REAL, true, 0, 0 },
+                { "beta", PROTO_ARG_REAL, true, 0, 0 },
+                { "judged", PROTO_ARG_REAL, true, 0, 0 },
+                { "mean", PROTO_ARG_ANY, false, 0, 0 },
+                { "lo", PROTO_ARG_ANY, false, 0, 0 },
+                { "hi", PROTO_ARG_ANY, false, 0, 0 },
+        };
+        struct proto_val pv[NARGS(pspec)];
+        char pprefix[128], err[512];
+        memset(ev, 0, sizeof(*ev));
+        ev->at = r->now;
+        ev->input_tokens = v[1].u64;
+        ev->output_tokens = v[2].u64;
+        if (!v[0].set)
+                return 0;
+        snprintf(pprefix, sizeof(pprefix), "%sposterior.", prefix);
+        if (proto_args_decode(v[0].o, pspec, NARGS(pspec), pv, pprefix, err, sizeof(err)) < 0)
+                return rpc__error(r, PROTO_BAD_REQUEST, "%s", err);
+        ev->alpha = pv[0].d;
+        ev->beta = pv[1].d;
+        ev->judged = pv[2].d;
+        return 0;
+}
+
 /* One profile of an import, in the shape `query` answers (derived fields
  * are accepted and ignored). */
 static int rpc__import_profile(struct rpc_req *r, const msgpack_object *o, uint32_t i,
@@ -750,6 +957,7 @@ static int rpc__import_profile(struct rpc_req *r, const msgpack_object *o, uint3
                 { "avg_latency_ms", PROTO_ARG_ANY, false, 0, 0 },
                 { "success_rate", PROTO_ARG_ANY, false, 0, 0 },
                 { "degraded", PROTO_ARG_ANY, false, 0, 0 },
+                RPC_EVIDENCE_ARGS,
         };
         const struct proto_arg tspec[] = {
                 { "calls", PROTO_ARG_U64, true, 0, 0 },
@@ -758,6 +966,7 @@ static int rpc__import_profile(struct rpc_req *r, const msgpack_object *o, uint3
                 { "avg_latency_ms", PROTO_ARG_REAL, true, 0, 0 },
                 { "ema_quality", PROTO_ARG_UNIT, true, 0, 0 },
                 { "success_rate", PROTO_ARG_ANY, false, 0, 0 },
+                RPC_EVIDENCE_ARGS,
         };
         struct proto_val v[NARGS(spec)], tv[NARGS(tspec)];
         char prefix[48], err[512];
@@ -776,6 +985,8 @@ static int rpc__import_profile(struct rpc_req *r, const msgpack_object *o, uint3
         p->total_latency_ms = v[4].u64;
         p->ema_quality = v[5].d;
         p->updated_at = v[6].u64;
+        if (rpc__import_evidence(r, &v[11], prefix, &p->ev) < 0)
+                return -1;
         const msgpack_object *tasks = v[7].set ? v[7].o : NULL;
         for (uint32_t k = 0; tasks && k < tasks->via.map.size; k++) {
                 const msgpack_object_kv *kv = &tasks->via.map.ptr[k];
@@ -797,6 +1008,8 @@ static int rpc__import_profile(struct rpc_req *r, const msgpack_object *o, uint3
                 ts->failures = tv[2].u64;
                 ts->avg_latency_ms = tv[3].d;
                 ts->ema_quality = tv[4].d;
+                if (rpc__import_evidence(r, &tv[6], tprefix, &ts->ev) < 0)
+                        return -1;
         }
         return 0;
 }
@@ -982,6 +1195,7 @@ static const struct rpc_method rpc__methods[] = {
         { "forget", rpc__forget, RPC_MUTATES },
         { "import", rpc__import, RPC_MUTATES },
         { "query", rpc__query, 0 },
+        { "rank", rpc__rank, 0 },
         { "ping", rpc__ping, 0 },
         { "stats", rpc__stats, 0 },
 };

@@ -115,15 +115,22 @@ static const char *const store__sql[ST__COUNT] = {
         [ST_ROLLBACK] = "ROLLBACK",
         [ST_PROFILE_PUT] =
                 "INSERT INTO profiles (model, total_calls, success_count, fail_count,"
-                " total_latency_ms, ema_quality, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+                " total_latency_ms, ema_quality, updated_at, alpha, beta, judged, evidence_at,"
+                " input_tokens, output_tokens)"
+                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
                 " ON CONFLICT(model) DO UPDATE SET total_calls = excluded.total_calls,"
                 " success_count = excluded.success_count, fail_count = excluded.fail_count,"
                 " total_latency_ms = excluded.total_latency_ms,"
-                " ema_quality = excluded.ema_quality, updated_at = excluded.updated_at",
+                " ema_quality = excluded.ema_quality, updated_at = excluded.updated_at,"
+                " alpha = excluded.alpha, beta = excluded.beta, judged = excluded.judged,"
+                " evidence_at = excluded.evidence_at, input_tokens = excluded.input_tokens,"
+                " output_tokens = excluded.output_tokens",
         [ST_TASKS_DEL] = "DELETE FROM task_stats WHERE model = ?1",
         [ST_TASK_PUT] =
                 "INSERT INTO task_stats (model, task, calls, successes, failures,"
-                " avg_latency_ms, ema_quality) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                " avg_latency_ms, ema_quality, alpha, beta, judged, evidence_at, input_tokens,"
+                " output_tokens, latency)"
+                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
         [ST_TRACE_DEL] = "DELETE FROM pending WHERE trace_id = ?1",
         [ST_CLEAR_PENDING] = "DELETE FROM pending",
         [ST_CLEAR_PROFILES] = "DELETE FROM profiles", /* task_stats cascade */
@@ -139,14 +146,16 @@ static const char *const store__sql[ST__COUNT] = {
         [ST_PROBE] = "UPDATE meta SET value = value + 1 WHERE key = 'probe'",
         [ST_TRACE_PUT] =
                 "INSERT INTO pending (trace_id, seq, model, task, reason, repo, files, output,"
-                " started_at, completed, latency_ms, input_tokens, output_tokens, uid)"
-                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+                " started_at, completed, latency_ms, input_tokens, output_tokens, uid, base,"
+                " completed_at)"
+                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
                 " ON CONFLICT(trace_id) DO UPDATE SET seq = excluded.seq,"
                 " model = excluded.model, task = excluded.task, reason = excluded.reason,"
                 " repo = excluded.repo, files = excluded.files, output = excluded.output,"
                 " started_at = excluded.started_at, completed = excluded.completed,"
                 " latency_ms = excluded.latency_ms, input_tokens = excluded.input_tokens,"
-                " output_tokens = excluded.output_tokens, uid = excluded.uid",
+                " output_tokens = excluded.output_tokens, uid = excluded.uid,"
+                " base = excluded.base, completed_at = excluded.completed_at",
 };
 
 struct store {
@@ -244,6 +253,7 @@ static void store__trace_free(struct tracker_trace *tr)
         free(tr->reason);
         free(tr->repo);
         free(tr->output);
+        free(tr->base);
         if (tr->files)
                 free(tr->files[0]); /* one buffer holds every path */
         free(tr->files);
@@ -261,9 +271,10 @@ static int store__trace_copy(struct tracker_trace *dst, const struct tracker_tra
         dst->reason = strdup(src->reason ? src->reason : "");
         dst->repo = src->repo ? strdup(src->repo) : NULL;
         dst->output = src->output ? strdup(src->output) : NULL;
+        dst->base = src->base ? strdup(src->base) : NULL;
         dst->files = NULL;
         bool ok = dst->id && dst->model && dst->reason && (!src->repo || dst->repo) &&
-                  (!src->output || dst->output);
+                  (!src->output || dst->output) && (!src->base || dst->base);
         if (ok && src->nfiles > 0) {
                 size_t total = 0;
                 for (uint32_t i = 0; i < src->nfiles; i++)
@@ -694,6 +705,17 @@ static int store__run(struct store *s, sqlite3_stmt *st, int rc, struct store_ba
         return r;
 }
 
+/* Bind the six evidence columns, from index i on. */
+static void store__bind_evidence(sqlite3_stmt *st, int i, const struct tracker_evidence *e, int *rc)
+{
+        store__bind_double(st, i, e->alpha, rc);
+        store__bind_double(st, i + 1, e->beta, rc);
+        store__bind_double(st, i + 2, e->judged, rc);
+        store__bind_u64(st, i + 3, e->at, rc);
+        store__bind_u64(st, i + 4, e->input_tokens, rc);
+        store__bind_u64(st, i + 5, e->output_tokens, rc);
+}
+
 /* Upsert a profile and replace its task rows with the present ones. */
 static int store__put_profile(struct store *s, const struct tracker_profile *p, struct store_batch *b)
 {
@@ -707,6 +729,7 @@ static int store__put_profile(struct store *s, const struct tracker_profile *p, 
         store__bind_u64(st, 5, p->total_latency_ms, &rc);
         store__bind_double(st, 6, p->ema_quality, &rc);
         store__bind_u64(st, 7, p->updated_at, &rc);
+        store__bind_evidence(st, 8, &p->ev, &rc);
         int r = store__run(s, st, rc, b);
         if (r < 0)
                 return r;
@@ -728,6 +751,21 @@ static int store__put_profile(struct store *s, const struct tracker_profile *p, 
                 store__bind_u64(st, 5, ts->failures, &rc);
                 store__bind_double(st, 6, ts->avg_latency_ms, &rc);
                 store__bind_double(st, 7, ts->ema_quality, &rc);
+                store__bind_evidence(st, 8, &ts->ev, &rc);
+                /* The sketch as little-endian u32s; NULL when empty. */
+                uint8_t blob[TRACKER_SKETCH_BUCKETS * 4];
+                bool any = false;
+                for (int i = 0; i < TRACKER_SKETCH_BUCKETS; i++) {
+                        uint32_t v = ts->latency[i];
+                        any |= v != 0;
+                        blob[4 * i] = (uint8_t)v;
+                        blob[4 * i + 1] = (uint8_t)(v >> 8);
+                        blob[4 * i + 2] = (uint8_t)(v >> 16);
+                        blob[4 * i + 3] = (uint8_t)(v >> 24);
+                }
+                if (rc == SQLITE_OK)
+                        rc = any ? sqlite3_bind_blob(st, 14, blob, sizeof(blob), SQLITE_TRANSIENT)
+                                 : sqlite3_bind_null(st, 14);
                 r = store__run(s, st, rc, b);
         }
         return r;
@@ -759,6 +797,8 @@ static int store__put_trace(struct store *s, const struct tracker_trace *tr, str
         store__bind_u64(st, 12, tr->input_tokens, &rc);
         store__bind_u64(st, 13, tr->output_tokens, &rc);
         store__bind_u64(st, 14, tr->uid, &rc);
+        store__bind_text(st, 15, tr->base, &rc);
+        store__bind_u64(st, 16, tr->completed_at, &rc);
         return store__run(s, st, rc, b);
 }
 
@@ -1159,17 +1199,29 @@ static int store__split_files(const void *blob, size_t len, char **buf, char ***
 #define COL_U64(st, i) ((uint64_t)sqlite3_column_int64((st), (i)))
 #define COL_TEXT(st, i) ((char *)sqlite3_column_text((st), (i)))
 
+static void store__col_evidence(sqlite3_stmt *st, int i, struct tracker_evidence *e)
+{
+        e->alpha = sqlite3_column_double(st, i);
+        e->beta = sqlite3_column_double(st, i + 1);
+        e->judged = sqlite3_column_double(st, i + 2);
+        e->at = COL_U64(st, i + 3);
+        e->input_tokens = COL_U64(st, i + 4);
+        e->output_tokens = COL_U64(st, i + 5);
+}
+
 int store_load(struct store *s, struct tracker *t, char *err, size_t errlen)
 {
         static const char profiles_sql[] =
                 "SELECT model, total_calls, success_count, fail_count, total_latency_ms,"
-                " ema_quality, updated_at FROM profiles ORDER BY model";
+                " ema_quality, updated_at, alpha, beta, judged, evidence_at, input_tokens,"
+                " output_tokens FROM profiles ORDER BY model";
         static const char tasks_sql[] =
-                "SELECT task, calls, successes, failures, avg_latency_ms, ema_quality"
+                "SELECT task, calls, successes, failures, avg_latency_ms, ema_quality,"
+                " alpha, beta, judged, evidence_at, input_tokens, output_tokens, latency"
                 " FROM task_stats WHERE model = ?1";
         static const char pending_sql[] =
                 "SELECT trace_id, seq, model, task, reason, repo, files, output, started_at,"
-                " completed, latency_ms, input_tokens, output_tokens, uid"
+                " completed, latency_ms, input_tokens, output_tokens, uid, base, completed_at"
                 " FROM pending ORDER BY seq";
         sqlite3_stmt *prof = NULL, *task = NULL, *pend = NULL;
         char *fbuf = NULL;
@@ -1200,6 +1252,7 @@ int store_load(struct store *s, struct tracker *t, char *err, size_t errlen)
                 p.total_latency_ms = COL_U64(prof, 4);
                 p.ema_quality = sqlite3_column_double(prof, 5);
                 p.updated_at = COL_U64(prof, 6);
+                store__col_evidence(prof, 7, &p.ev);
                 /* p.model stays valid while prof is on this row. */
                 if ((rc = sqlite3_bind_text(task, 1, p.model, -1, SQLITE_STATIC)) != SQLITE_OK)
                         goto sqlerr;
@@ -1218,6 +1271,14 @@ int store_load(struct store *s, struct tracker *t, char *err, size_t errlen)
                         ts->failures = COL_U64(task, 3);
                         ts->avg_latency_ms = sqlite3_column_double(task, 4);
                         ts->ema_quality = sqlite3_column_double(task, 5);
+                        store__col_evidence(task, 6, &ts->ev);
+                        const uint8_t *lb = sqlite3_column_blob(task, 12);
+                        if (lb && sqlite3_column_bytes(task, 12) == 4 * TRACKER_SKETCH_BUCKETS)
+                                for (int i = 0; i < TRACKER_SKETCH_BUCKETS; i++)
+                                        ts->latency[i] = (uint32_t)lb[4 * i] |
+                                                         (uint32_t)lb[4 * i + 1] << 8 |
+                                                         (uint32_t)lb[4 * i + 2] << 16 |
+                                                         (uint32_t)lb[4 * i + 3] << 24;
                 }
                 if (rc != SQLITE_DONE)
                         goto sqlerr;
@@ -1265,6 +1326,8 @@ int store_load(struct store *s, struct tracker *t, char *err, size_t errlen)
                 tr.input_tokens = (uint32_t)sqlite3_column_int64(pend, 11);
                 tr.output_tokens = (uint32_t)sqlite3_column_int64(pend, 12);
                 tr.uid = (uint32_t)sqlite3_column_int64(pend, 13);
+                tr.base = COL_TEXT(pend, 14); /* NULL for SQL NULL */
+                tr.completed_at = COL_U64(pend, 15);
                 if (!tr.id || !tr.model || !tr.reason) {
                         store__err(err, errlen, "%s: a pending trace lacks its id, model or reason",
                                    s->path);

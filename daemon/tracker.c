@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,6 +92,7 @@ struct tracker {
         struct tracker__deleted *deleted_profiles;
         char *last_id;  /* the id of the last trace resolved, for replies */
         bool lost_deletion; /* a deleted id could not be remembered */
+        uint64_t half_life; /* seconds; 0: evidence does not fade */
         char *id_prefix;
         uint64_t counter;
         uint64_t next_seq;
@@ -219,6 +221,7 @@ static void tracker__trace_free(struct tracker_trace *tr)
         free(tr->reason);
         free(tr->repo);
         free(tr->output);
+        free(tr->base);
         free(tr);
 }
 
@@ -426,6 +429,101 @@ double tracker_success_rate(uint64_t successes, uint64_t failures)
         return (double)successes / (double)total;
 }
 
+/* ---- evidence ---------------------------------------------------------- */
+
+void tracker_set_half_life(struct tracker *t, uint64_t seconds)
+{
+        t->half_life = seconds;
+}
+
+uint64_t tracker_half_life(const struct tracker *t)
+{
+        return t->half_life;
+}
+
+void tracker_evidence_fade(struct tracker_evidence *e, uint64_t now, uint64_t half_life)
+{
+        if (half_life && now > e->at) {
+                double f = exp2(-(double)(now - e->at) / (double)half_life);
+                e->alpha *= f;
+                e->beta *= f;
+                e->judged *= f;
+        }
+        if (now > e->at)
+                e->at = now;
+}
+
+void tracker_evidence_at(const struct tracker *t, const struct tracker_evidence *e, uint64_t now,
+                         struct tracker_evidence *out)
+{
+        *out = *e;
+        tracker_evidence_fade(out, now, t->half_life);
+}
+
+void tracker_posterior(const struct tracker_evidence *e, double *mean, double *lo, double *hi)
+{
+        double a = 1.0 + e->alpha, b = 1.0 + e->beta, n = a + b;
+        double m = a / n;
+        double sd = sqrt(a * b / (n * n * (n + 1.0)));
+        *mean = m;
+        *lo = m - 1.96 * sd < 0.0 ? 0.0 : m - 1.96 * sd;
+        *hi = m + 1.96 * sd > 1.0 ? 1.0 : m + 1.96 * sd;
+}
+
+/* One judged outcome of quality q and weight w, at `now`. */
+static void tracker__evidence_add(struct tracker_evidence *e, double q, double w, uint64_t now,
+                                  uint64_t half_life)
+{
+        tracker_evidence_fade(e, now, half_life);
+        e->alpha += w * q;
+        e->beta += w * (1.0 - q);
+        e->judged += 1.0;
+}
+
+unsigned tracker_sketch_bucket(uint32_t ms)
+{
+        if (ms == 0)
+                return 0;
+        /* 1 + floor(4 * log2(ms)), computed without rounding trouble at
+         * powers of two: compare ms against the bucket bounds. */
+        int b = 1 + (int)floor(4.0 * log2((double)ms));
+        while (b > 1 && (double)ms < exp2((double)(b - 1) / 4.0))
+                b--;
+        while (b < TRACKER_SKETCH_BUCKETS - 1 && (double)ms >= exp2((double)b / 4.0))
+                b++;
+        return b > TRACKER_SKETCH_BUCKETS - 1 ? TRACKER_SKETCH_BUCKETS - 1 : (unsigned)b;
+}
+
+double tracker_sketch_percentile(const uint32_t *sketch, double p)
+{
+        uint64_t total = 0;
+        for (int i = 0; i < TRACKER_SKETCH_BUCKETS; i++)
+                total += sketch[i];
+        if (total == 0)
+                return -1.0;
+        /* The smallest bucket whose cumulative count reaches p of the total. */
+        double want = p * (double)total;
+        uint64_t cum = 0;
+        int b = 0;
+        for (; b < TRACKER_SKETCH_BUCKETS; b++) {
+                cum += sketch[b];
+                if (sketch[b] && (double)cum >= want)
+                        break;
+        }
+        if (b >= TRACKER_SKETCH_BUCKETS)
+                b = TRACKER_SKETCH_BUCKETS - 1;
+        return b == 0 ? 0.0 : exp2(((double)b - 0.5) / 4.0);
+}
+
+void tracker_profile_sketch(const struct tracker_profile *p, uint32_t *out)
+{
+        memset(out, 0, TRACKER_SKETCH_BUCKETS * sizeof(*out));
+        for (int t = 0; t < TASK__COUNT; t++)
+                if (p->tasks[t].present)
+                        for (int i = 0; i < TRACKER_SKETCH_BUCKETS; i++)
+                                out[i] += p->tasks[t].latency[i];
+}
+
 double tracker_profile_avg_latency(const struct tracker_profile *p)
 {
         if (p->total_calls == 0)
@@ -542,10 +640,12 @@ static struct tracker_trace *tracker__trace_copy(const struct tracker_trace *src
         tr->reason = tracker__strdup0(src->reason);
         tr->repo = src->repo ? strdup(src->repo) : NULL;
         tr->output = src->output ? strdup(src->output) : NULL;
+        tr->base = src->base ? strdup(src->base) : NULL;
         if (src->nfiles)
                 tr->files = calloc(src->nfiles, sizeof(char *));
         bool ok = tr->id && tr->model && tr->reason && (!src->repo || tr->repo) &&
-                  (!src->output || tr->output) && (!src->nfiles || tr->files);
+                  (!src->output || tr->output) && (!src->base || tr->base) &&
+                  (!src->nfiles || tr->files);
         for (uint32_t i = 0; ok && i < src->nfiles; i++) {
                 tr->files[i] = strdup(src->files[i]);
                 tr->nfiles = i + 1;
@@ -557,6 +657,7 @@ static struct tracker_trace *tracker__trace_copy(const struct tracker_trace *src
         }
         tr->seq = src->seq;
         tr->started_at = src->started_at;
+        tr->completed_at = src->completed_at;
         tr->latency_ms = src->latency_ms;
         tr->input_tokens = src->input_tokens;
         tr->output_tokens = src->output_tokens;
@@ -619,6 +720,7 @@ int tracker_start(struct tracker *t, const struct tracker_start *s, const char *
                 .model = (char *)s->model,
                 .reason = (char *)s->reason,
                 .repo = (char *)s->repo,
+                .base = s->repo ? (char *)s->base : NULL,
                 .files = (char **)s->files,
                 .nfiles = s->nfiles,
                 .seq = t->next_seq,
@@ -655,6 +757,7 @@ int tracker_complete(struct tracker *t, const struct tracker_complete *c)
         }
 
         tr->completed = true;
+        tr->completed_at = c->now;
         tr->latency_ms = c->latency_ms;
         tr->input_tokens = c->input_tokens;
         tr->output_tokens = c->output_tokens;
@@ -666,7 +769,14 @@ int tracker_complete(struct tracker *t, const struct tracker_complete *c)
 
         p->total_calls += 1;
         p->total_latency_ms += c->latency_ms;
+        p->ev.input_tokens += c->input_tokens;
+        p->ev.output_tokens += c->output_tokens;
         struct tracker_task_stats *ts = tracker__task_entry(p, tr->task);
+        ts->ev.input_tokens += c->input_tokens;
+        ts->ev.output_tokens += c->output_tokens;
+        uint32_t *bucket = &ts->latency[tracker_sketch_bucket(c->latency_ms)];
+        if (*bucket < UINT32_MAX)
+                (*bucket)++;
         ts->calls += 1;
         ts->avg_latency_ms = ts->avg_latency_ms +
                              ((double)c->latency_ms - ts->avg_latency_ms) / (double)ts->calls;
@@ -690,6 +800,8 @@ int tracker_fail(struct tracker *t, const char *trace_id, uint32_t uid, uint64_t
         struct tracker_task_stats *ts = tracker__task_entry(p, tr->task);
         ts->failures += 1;
         ts->ema_quality = ts->ema_quality * (1.0 - TRACKER_EMA_ALPHA);
+        tracker__evidence_add(&p->ev, 0.0, 1.0, now, t->half_life);
+        tracker__evidence_add(&ts->ev, 0.0, 1.0, now, t->half_life);
         tracker__touch_profile(t, p, now);
 
         tracker__unlink(t, tr);
@@ -754,6 +866,11 @@ static void tracker__apply(struct tracker *t, struct tracker_profile *p, enum tr
                 p->ema_quality = p->ema_quality * (1.0 - TRACKER_EMA_ALPHA) + q * TRACKER_EMA_ALPHA;
                 struct tracker_task_stats *ts = tracker__task_entry(p, task);
                 ts->ema_quality = ts->ema_quality * (1.0 - TRACKER_EMA_ALPHA) + q * TRACKER_EMA_ALPHA;
+                /* The conversation's kinds count as much as their confidence;
+                 * git's kinds are ground truth. */
+                double w = tracker_kind_needs_confidence(r->kind) ? r->confidence : 1.0;
+                tracker__evidence_add(&p->ev, q, w, now, t->half_life);
+                tracker__evidence_add(&ts->ev, q, w, now, t->half_life);
         }
         if (r->has_success) {
                 struct tracker_task_stats *ts = tracker__task_entry(p, task);
@@ -969,6 +1086,21 @@ int tracker_forget(struct tracker *t, const char *model)
         return 0;
 }
 
+/* Add b's evidence to a's, both faded to the later of their times. */
+static void tracker__evidence_merge(struct tracker_evidence *a, const struct tracker_evidence *b,
+                                    uint64_t half_life)
+{
+        struct tracker_evidence bb = *b;
+        uint64_t at = a->at > b->at ? a->at : b->at;
+        tracker_evidence_fade(a, at, half_life);
+        tracker_evidence_fade(&bb, at, half_life);
+        a->alpha += bb.alpha;
+        a->beta += bb.beta;
+        a->judged += bb.judged;
+        a->input_tokens += bb.input_tokens;
+        a->output_tokens += bb.output_tokens;
+}
+
 /* Weighted mean of two values; equal weights when both are zero. */
 static double tracker__wmean(double a, uint64_t wa, double b, uint64_t wb)
 {
@@ -996,6 +1128,7 @@ int tracker_import(struct tracker *t, const struct tracker_profile *src, bool re
                 p->fail_count = src->fail_count;
                 p->total_latency_ms = src->total_latency_ms;
                 p->ema_quality = src->ema_quality;
+                p->ev = src->ev;
                 memcpy(p->tasks, src->tasks, sizeof(p->tasks));
         } else {
                 /* Merge: counts add; EMAs and mean latencies are weighted by
@@ -1010,6 +1143,7 @@ int tracker_import(struct tracker *t, const struct tracker_profile *src, bool re
                 p->success_count += src->success_count;
                 p->fail_count += src->fail_count;
                 p->total_latency_ms += src->total_latency_ms;
+                tracker__evidence_merge(&p->ev, &src->ev, t->half_life);
                 for (int i = 0; i < TASK__COUNT; i++) {
                         const struct tracker_task_stats *b = &src->tasks[i];
                         struct tracker_task_stats *a = &p->tasks[i];
@@ -1030,6 +1164,11 @@ int tracker_import(struct tracker *t, const struct tracker_profile *src, bool re
                         a->calls += b->calls;
                         a->successes += b->successes;
                         a->failures += b->failures;
+                        tracker__evidence_merge(&a->ev, &b->ev, t->half_life);
+                        for (int k = 0; k < TRACKER_SKETCH_BUCKETS; k++)
+                                a->latency[k] = a->latency[k] + b->latency[k] < a->latency[k]
+                                                        ? UINT32_MAX
+                                                        : a->latency[k] + b->latency[k];
                 }
         }
         tracker__touch_profile(t, p, src->updated_at > now ? src->updated_at : now);
@@ -1049,6 +1188,7 @@ int tracker_load_profile(struct tracker *t, const struct tracker_profile *src)
         p->total_latency_ms = src->total_latency_ms;
         p->ema_quality = src->ema_quality;
         p->updated_at = src->updated_at;
+        p->ev = src->ev;
         memcpy(p->tasks, src->tasks, sizeof(p->tasks));
         return 0;
 }

@@ -57,6 +57,27 @@ bool tracker_kind_needs_confidence(enum tracker_kind kind);
 #define TRACKER_EMA_ALPHA 0.2
 #define TRACKER_PRIOR 0.5
 
+/* The evidence behind the numbers, beside the seed's counters: a Beta
+ * posterior of the success probability, Beta(1 + alpha, 1 + beta).  Each
+ * judged outcome of quality q and weight w adds w*q to alpha and w*(1-q)
+ * to beta; w is the confidence for the conversation kinds (accepted,
+ * accepted_with_edits, rejected) and 1 for git's kinds, expiries' and
+ * failures' (a failure is q = 0).  Inconclusive adds nothing.  With a
+ * half-life set, alpha, beta and judged fade by 2^(-dt/half_life), applied
+ * lazily from `at`. */
+struct tracker_evidence {
+        double alpha, beta;
+        double judged;          /* judged outcomes (faded like alpha and beta) */
+        uint64_t at;            /* unix seconds alpha, beta and judged are as of */
+        uint64_t input_tokens;  /* sums over completes */
+        uint64_t output_tokens;
+};
+
+/* Latency histogram: bucket 0 holds 0 ms, bucket b >= 1 holds
+ * [2^((b-1)/4), 2^(b/4)) ms, the last one everything from 2^24 ms on.
+ * Sketches of one model's tasks merge by adding counts. */
+#define TRACKER_SKETCH_BUCKETS 98
+
 struct tracker_task_stats {
         bool present; /* the seed creates a task entry lazily */
         uint64_t calls;
@@ -64,6 +85,8 @@ struct tracker_task_stats {
         uint64_t failures;
         double avg_latency_ms; /* running mean */
         double ema_quality;
+        struct tracker_evidence ev;
+        uint32_t latency[TRACKER_SKETCH_BUCKETS];
 };
 
 /* A model's profile.  Callers get const pointers and only read them. */
@@ -75,6 +98,7 @@ struct tracker_profile {
         uint64_t total_latency_ms;
         double ema_quality;
         uint64_t updated_at;
+        struct tracker_evidence ev; /* the model's, over all tasks */
         struct tracker_task_stats tasks[TASK__COUNT];
         /* internal */
         struct tracker_profile *hnext;
@@ -90,8 +114,11 @@ struct tracker_trace {
         char *repo;   /* NULL unless a code trace named one */
         char **files; /* nfiles repository-relative paths */
         char *output; /* NULL until complete gives one */
+        char *base;   /* hex oid of the repo's HEAD at start; NULL: none (no
+                       * repo, or a repository with no commit yet) */
         uint64_t seq; /* start order, kept across restarts */
         uint64_t started_at;
+        uint64_t completed_at; /* 0 until complete */
         uint32_t latency_ms;
         uint32_t input_tokens;
         uint32_t output_tokens;
@@ -131,6 +158,7 @@ struct tracker_start {
         const char *reason;   /* may be NULL: "" */
         const char *trace_id; /* NULL: generate one */
         const char *repo;     /* may be NULL */
+        const char *base;     /* HEAD's hex oid when repo is given; may be NULL */
         const char *const *files;
         uint32_t nfiles;
         uint32_t uid;
@@ -236,6 +264,26 @@ size_t tracker_profile_count(const struct tracker *t);
 size_t tracker_pending_count(const struct tracker *t);
 
 double tracker_success_rate(uint64_t successes, uint64_t failures);
+
+/* Evidence faded to `now` under the tracker's half-life (a copy: reads
+ * change nothing). */
+void tracker_evidence_at(const struct tracker *t, const struct tracker_evidence *e, uint64_t now,
+                         struct tracker_evidence *out);
+/* Fade alpha, beta and judged from e->at to now by half_life seconds (0:
+ * no fading), in place. */
+void tracker_evidence_fade(struct tracker_evidence *e, uint64_t now, uint64_t half_life);
+/* The posterior's mean and a 95% interval (normal approximation of
+ * Beta(1 + alpha, 1 + beta), clamped to [0, 1]). */
+void tracker_posterior(const struct tracker_evidence *e, double *mean, double *lo, double *hi);
+/* Fading of old evidence; 0 (the default) keeps all evidence alike. */
+void tracker_set_half_life(struct tracker *t, uint64_t seconds);
+uint64_t tracker_half_life(const struct tracker *t);
+/* The sketch bucket of a latency, and a percentile (0..1) of a sketch
+ * (the geometric middle of its bucket; -1 when the sketch is empty). */
+unsigned tracker_sketch_bucket(uint32_t latency_ms);
+double tracker_sketch_percentile(const uint32_t *sketch, double p);
+/* The model's latency sketch: its tasks' added up. */
+void tracker_profile_sketch(const struct tracker_profile *p, uint32_t *out);
 double tracker_profile_avg_latency(const struct tracker_profile *p);
 bool tracker_profile_degraded(const struct tracker_profile *p, uint64_t threshold);
 

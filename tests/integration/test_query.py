@@ -14,9 +14,14 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import assert_error  # noqa: E402
 
+# The evidence beside the seed's numbers (issue 8): present on profiles and tasks.
+EVIDENCE_KEYS = {"posterior", "latency_p50_ms", "latency_p95_ms", "input_tokens",
+                 "output_tokens", "tokens_per_accepted", "cost_per_accepted"}
 PROFILE_KEYS = {"model", "total_calls", "success_count", "fail_count", "total_latency_ms",
-                "avg_latency_ms", "success_rate", "ema_quality", "degraded", "updated_at", "tasks"}
-TASK_KEYS = {"calls", "successes", "failures", "avg_latency_ms", "ema_quality", "success_rate"}
+                "avg_latency_ms", "success_rate", "ema_quality", "degraded", "updated_at",
+                "tasks"} | EVIDENCE_KEYS
+TASK_KEYS = {"calls", "successes", "failures", "avg_latency_ms", "ema_quality",
+             "success_rate"} | EVIDENCE_KEYS
 PENDING_KEYS = {"trace_id", "model", "task", "reason", "started_at", "completed", "latency_ms",
                 "input_tokens", "output_tokens"}
 
