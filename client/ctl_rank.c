@@ -1,0 +1,219 @@
+/* ctl_rank.c - `outcomectl rank`: which model now, for a task. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl.h"
+
+enum {
+        OPT_TASK = CTL_OPT_OWN,
+        OPT_STRATEGY,
+        OPT_CANDIDATE,
+        OPT_LATENCY_WEIGHT,
+        OPT_COST_WEIGHT,
+        OPT_INCLUDE_DEGRADED,
+        OPT_SEED,
+};
+
+#define RANK_MAX_CANDIDATES 1024
+
+/* A weight: a decimal number >= 0. */
+static int parse_weight(struct ctl *ctl, const char *opt, const char *s, double *out)
+{
+        char *end;
+        double d = strtod(s, &end);
+        if (end == s || *end || !(d >= 0.0) || d > 1e9)
+                return ctl_usage(ctl, "%s: '%s' is not a number >= 0", opt, s);
+        *out = d;
+        return 0;
+}
+
+static void print_num(const msgpack_object *o, int decimals)
+{
+        char buf[64];
+        if (!o || o->type == MSGPACK_OBJECT_NIL) {
+                printf("%10s", "-");
+                return;
+        }
+        ctl_fmt_num(buf, sizeof(buf), o, decimals, true);
+        printf("%10s", buf);
+}
+
+static void print_table(const msgpack_object *res)
+{
+        const msgpack_object *ranked = ctl_get(res, "ranked");
+        const msgpack_object *excluded = ctl_get(res, "excluded");
+        int width = 5;
+        for (uint32_t i = 0; ranked && i < ranked->via.array.size; i++) {
+                size_t len;
+                if (ctl_get_str(&ranked->via.array.ptr[i], "model", &len) && (int)len > width)
+                        width = (int)len;
+        }
+        printf("%-4s %-*s %10s %10s %10s %10s %10s  %s\n", "RANK", width, "MODEL", "SCORE",
+               "QUALITY", "MEAN", "JUDGED", "P50_MS", "NOTE");
+        for (uint32_t i = 0; ranked && i < ranked->via.array.size; i++) {
+                const msgpack_object *it = &ranked->via.array.ptr[i];
+                size_t len;
+                const char *model = ctl_get_str(it, "model", &len);
+                printf("%-4u ", i + 1);
+                ctl_put_text(model ? model : "?", model ? len : 1, width);
+                putchar(' ');
+                print_num(ctl_get(it, "score"), 3);
+                putchar(' ');
+                print_num(ctl_get(it, "quality"), 3);
+                putchar(' ');
+                print_num(ctl_get(it, "mean"), 3);
+                putchar(' ');
+                print_num(ctl_get(it, "judged"), 1);
+                putchar(' ');
+                print_num(ctl_get(it, "latency_ms"), 0);
+                const msgpack_object *prior = ctl_get(it, "prior");
+                const msgpack_object *degraded = ctl_get(it, "degraded");
+                printf("  %s%s\n",
+                       prior && prior->type == MSGPACK_OBJECT_BOOLEAN && prior->via.boolean
+                               ? "untried (prior)"
+                               : "",
+                       degraded && degraded->type == MSGPACK_OBJECT_BOOLEAN && degraded->via.boolean
+                               ? " degraded"
+                               : "");
+        }
+        for (uint32_t i = 0; excluded && i < excluded->via.array.size; i++) {
+                const msgpack_object *m = &excluded->via.array.ptr[i];
+                printf("-    ");
+                if (m->type == MSGPACK_OBJECT_STR)
+                        ctl_put_text(m->via.str.ptr, m->via.str.size, width);
+                printf("  excluded: degraded\n");
+        }
+}
+
+static int run_rank(struct ctl *ctl, int argc, char **argv)
+{
+        static const struct option opts[] = {
+                CTL_COMMON_OPTIONS,
+                { "task", required_argument, NULL, OPT_TASK },
+                { "strategy", required_argument, NULL, OPT_STRATEGY },
+                { "candidate", required_argument, NULL, OPT_CANDIDATE },
+                { "latency-weight", required_argument, NULL, OPT_LATENCY_WEIGHT },
+                { "cost-weight", required_argument, NULL, OPT_COST_WEIGHT },
+                { "include-degraded", no_argument, NULL, OPT_INCLUDE_DEGRADED },
+                { "seed", required_argument, NULL, OPT_SEED },
+                { 0 },
+        };
+        const char *task = NULL, *strategy = NULL;
+        const char *cand[RANK_MAX_CANDIDATES];
+        size_t ncand = 0;
+        double lw = 0, cw = 0;
+        bool have_lw = false, have_cw = false, include_degraded = false, have_seed = false;
+        uint32_t seed = 0;
+        int opt, status;
+
+        while ((opt = ctl_getopt(ctl, argc, argv, opts, &status)) != -1) {
+                switch (opt) {
+                case CTL_GETOPT_STOP: return status;
+                case OPT_TASK: task = optarg; break;
+                case OPT_STRATEGY: strategy = optarg; break;
+                case OPT_CANDIDATE:
+                        if (ncand == RANK_MAX_CANDIDATES)
+                                return ctl_usage(ctl, "--candidate: at most %d",
+                                                 RANK_MAX_CANDIDATES);
+                        cand[ncand++] = optarg;
+                        break;
+                case OPT_LATENCY_WEIGHT:
+                        if (parse_weight(ctl, "--latency-weight", optarg, &lw) < 0)
+                                return CTL_EXIT_USAGE;
+                        have_lw = true;
+                        break;
+                case OPT_COST_WEIGHT:
+                        if (parse_weight(ctl, "--cost-weight", optarg, &cw) < 0)
+                                return CTL_EXIT_USAGE;
+                        have_cw = true;
+                        break;
+                case OPT_INCLUDE_DEGRADED: include_degraded = true; break;
+                case OPT_SEED:
+                        if (ctl_parse_u32(ctl, "--seed", optarg, &seed) < 0)
+                                return CTL_EXIT_USAGE;
+                        have_seed = true;
+                        break;
+                default: return ctl_usage(ctl, "unknown option");
+                }
+        }
+        if (!task)
+                return ctl_usage(ctl, "--task is required");
+        if (optind < argc)
+                return ctl_usage(ctl, "unexpected argument '%s'", argv[optind]);
+
+        msgpack_packer *pk = ctl_begin(ctl, "rank");
+        if (!pk)
+                return CTL_EXIT_CONNECT;
+        uint32_t n = 1 + (strategy != NULL) + (ncand > 0) + have_lw + have_cw +
+                     include_degraded + have_seed;
+        msgpack_pack_array(pk, 1);
+        msgpack_pack_map(pk, n);
+        ctl_pack_str(pk, "task", task);
+        if (strategy)
+                ctl_pack_str(pk, "strategy", strategy);
+        if (ncand) {
+                ctl_pack_key(pk, "candidates");
+                msgpack_pack_array(pk, (uint32_t)ncand);
+                for (size_t i = 0; i < ncand; i++) {
+                        msgpack_pack_str(pk, strlen(cand[i]));
+                        msgpack_pack_str_body(pk, cand[i], strlen(cand[i]));
+                }
+        }
+        if (have_lw)
+                ctl_pack_double(pk, "latency_weight", lw);
+        if (have_cw)
+                ctl_pack_double(pk, "cost_weight", cw);
+        if (include_degraded)
+                ctl_pack_bool(pk, "exclude_degraded", false);
+        if (have_seed)
+                ctl_pack_u32(pk, "seed", seed);
+
+        struct oc_reply reply = { 0 };
+        status = ctl_call(ctl, &reply);
+        if (status != CTL_EXIT_OK)
+                return status;
+        if (ctl->json)
+                status = ctl_print_json(reply.result);
+        else
+                print_table(reply.result);
+        oc_reply_destroy(&reply);
+        return status;
+}
+
+const struct ctl_command ctl_cmd_rank = {
+        .name = "rank",
+        .run = run_rank,
+        .summary = "rank the models for a task: which one now",
+        .help =
+        "Usage: outcomectl rank --task TASK [OPTIONS]\n"
+        "\n"
+        "Rank models for TASK (generate, embed, classify, code, reasoning), best first.\n"
+        "score = quality - latency_weight * latency / slowest - cost_weight * cost / dearest,\n"
+        "where quality depends on the strategy:\n"
+        "  ema       the task's EMA quality (default; the seed's score)\n"
+        "  mean      the mean of the task's Beta posterior\n"
+        "  lcb       the lower end of its 95% interval (prefers well-known models)\n"
+        "  thompson  one draw from the posterior (explores while it exploits)\n"
+        "latency is the task's p50, cost the cost per accepted outcome (needs a\n"
+        "[price:MODEL] section in the daemon's configuration).  A candidate with no\n"
+        "stats for the task ranks with the prior and is marked 'untried'.\n"
+        "\n"
+        "Options:\n"
+        "  --task TASK            required\n"
+        "  --strategy NAME        ema, mean, lcb or thompson\n"
+        "  --candidate MODEL      rank only these (repeat); default: every model with\n"
+        "                         stats for the task\n"
+        "  --latency-weight W     weight of the latency penalty (default 0)\n"
+        "  --cost-weight W        weight of the cost penalty (default 0)\n"
+        "  --include-degraded     rank degraded models too (default: excluded)\n"
+        "  --seed N               thompson's draws, for a repeatable answer\n"
+        "  -s, --socket PATH, -j, --json, --timeout SECS, -h, --help\n"
+        "                         as in 'outcomectl --help'\n"
+        "\n"
+        "Examples:\n"
+        "  outcomectl rank --task code\n"
+        "  outcomectl rank --task code --strategy thompson --latency-weight 0.2\n"
+        "  outcomectl --json rank --task generate --candidate gpt-4o --candidate qwen3-4b\n",
+};
