@@ -12,6 +12,10 @@ enum log_level {
 };
 
 void log_set_level(enum log_level level);
+/* When stderr is the journal (systemd's JOURNAL_STREAM names it), start
+ * each line with its syslog priority ("<3>") for journald, instead of
+ * "outcomed[pid]: " which the journal adds itself. */
+void log_detect_journal(void);
 enum log_level log_get_level(void);
 /* "error", "warn", "info", "debug"; -1 when it is none. */
 int log_parse_level(const char *s);

@@ -7,7 +7,11 @@ set -eu
 cd "$(dirname "$0")/.."
 
 PACKAGES="build-essential meson ninja-build pkg-config libuv1-dev libmsgpack-dev
-libsqlite3-dev libinih-dev check python3-msgpack sqlite3"
+libsqlite3-dev libinih-dev check python3-msgpack sqlite3 libsystemd-dev scdoc
+systemd util-linux"
+# Hostile-input checks (.ci/run): clang and its libFuzzer runtime for
+# tests/fuzz/, valgrind for the leak runs.
+PACKAGES="$PACKAGES clang libclang-rt-14-dev valgrind"
 
 missing=""
 for p in $PACKAGES; do

@@ -11,11 +11,25 @@ Every option may also come from the environment (meson sets these):
 and defaults to the usual place in the source tree (build/daemon/outcomed,
 build/client/outcomectl, tests/data/parity).
 
+Checking the daemon under a tool:
+    OUTCOMED_WRAPPER   a command put before the daemon's, e.g.
+                       'valgrind --leak-check=full --error-exitcode=1'; the
+                       waits below are then multiplied by
+    OUTCOMED_TIMEOUT_SCALE (default 10 with a wrapper, else 1).
+A daemon built with sanitizers (meson setup -Db_sanitize=address,undefined)
+is run with ASAN_OPTIONS / UBSAN_OPTIONS that stop it at the first error
+(unless they are set already), and every stop, exit and tear-down looks for
+a sanitizer or valgrind report in its stderr: a report fails the test even
+when the exit code says nothing (a test that expects exit code 1, a daemon
+killed on purpose).
+
 Every wait here is bounded in time: a hung daemon fails a test, it never
 hangs the suite.
 """
 
 import os
+import re
+import shlex
 import shutil
 import signal
 import socket
@@ -36,9 +50,25 @@ except ImportError:  # pragma: no cover
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_ROOT = os.path.dirname(os.path.dirname(HERE))
 
-START_TIMEOUT = 10.0   # seconds for the socket to accept connections
-STOP_TIMEOUT = 10.0    # seconds for the daemon to exit after SIGTERM
-IO_TIMEOUT = 10.0      # seconds for any one reply
+WRAPPER = shlex.split(os.environ.get("OUTCOMED_WRAPPER", ""))
+TIMEOUT_SCALE = float(os.environ.get("OUTCOMED_TIMEOUT_SCALE") or (10 if WRAPPER else 1))
+
+START_TIMEOUT = 10.0 * TIMEOUT_SCALE   # seconds for the socket to accept connections
+STOP_TIMEOUT = 10.0 * TIMEOUT_SCALE    # seconds for the daemon to exit after SIGTERM
+IO_TIMEOUT = 10.0 * TIMEOUT_SCALE      # seconds for any one reply
+
+# Sanitizers stop at the first error; a report in the daemon's stderr fails
+# the test (see Daemon.sanitizer_report).
+SANITIZER_ENV = {
+    "ASAN_OPTIONS": "halt_on_error=1:abort_on_error=1:detect_leaks=1",
+    "UBSAN_OPTIONS": "halt_on_error=1:abort_on_error=1:print_stacktrace=1",
+}
+SANITIZER_REPORT = re.compile(
+    r"ERROR: (AddressSanitizer|LeakSanitizer|ThreadSanitizer|MemorySanitizer)"
+    r"|runtime error: "
+    r"|SUMMARY: UndefinedBehaviorSanitizer"
+    r"|ERROR SUMMARY: [1-9]"                       # valgrind
+    r"|(definitely|indirectly) lost: [1-9]")       # valgrind, leaks
 
 # The contract's default limits.
 MESSAGE_MAX = 4 << 20
@@ -147,8 +177,12 @@ class Daemon:
     """
 
     def __init__(self, binary=None, config="", tmpdir=None, socket_path=None, db_path=None,
-                 extra_args=(), env=None):
+                 extra_args=(), env=None, launcher=(), pass_fds=()):
         self.binary = binary or daemon_binary()
+        # A command that starts the daemon (e.g. systemd-socket-activate,
+        # setpriv), put before OUTCOMED_WRAPPER's and the daemon's.
+        self.launcher = list(launcher)
+        self.pass_fds = tuple(pass_fds)  # file descriptors the daemon inherits
         # /tmp explicitly: socket paths must stay under 107 bytes.
         self._own_tmpdir = tmpdir is None
         self.tmpdir = tmpdir or tempfile.mkdtemp(prefix="outcomed-it-", dir="/tmp")
@@ -160,6 +194,7 @@ class Daemon:
         self.proc = None
         self.runs = 0
         self._stderr_path = None
+        self._stderr_paths = []   # every run's, for sanitizer_report
         self._stderr_file = None
         self.write_config(config)
 
@@ -169,8 +204,9 @@ class Daemon:
             f.write(text)
 
     def argv(self, extra=()):
-        return ([self.binary, "--config", self.config_path, "--socket", self.socket_path,
-                 "--db", self.db_path] + self.extra_args + list(extra))
+        """The daemon's command line, after OUTCOMED_WRAPPER's when set."""
+        return (self.launcher + WRAPPER + [self.binary, "--config", self.config_path, "--socket", self.socket_path,
+                           "--db", self.db_path] + self.extra_args + list(extra))
 
     # ---- lifecycle
     def spawn(self, extra=()):
@@ -182,14 +218,17 @@ class Daemon:
                                     % self.binary)
         self.runs += 1
         self._stderr_path = os.path.join(self.tmpdir, "stderr.%d.log" % self.runs)
+        self._stderr_paths.append(self._stderr_path)
         self._stderr_file = open(self._stderr_path, "wb")
         env = dict(os.environ)
         env.pop("OUTCOMED_SOCKET", None)
+        for k, v in SANITIZER_ENV.items():
+            env.setdefault(k, v)
         if self.env:
             env.update(self.env)
         self.proc = subprocess.Popen(self.argv(extra), stdin=subprocess.DEVNULL,
                                      stdout=self._stderr_file, stderr=self._stderr_file,
-                                     env=env, close_fds=True)
+                                     env=env, close_fds=True, pass_fds=self.pass_fds)
         return self.proc
 
     def start(self, extra=(), timeout=START_TIMEOUT):
@@ -232,6 +271,7 @@ class Daemon:
             raise DaemonError("outcomed still running after %.0fs; stderr:\n%s"
                               % (timeout, _tail(self.stderr())))
         self._close_stderr()
+        self.assert_no_sanitizer_report()
         return rc, self.stderr()
 
     def running(self):
@@ -257,6 +297,7 @@ class Daemon:
         if rc != 0:
             raise DaemonError("outcomed exited with %s after %s (want 0); stderr:\n%s"
                               % (describe_rc(rc), signal.Signals(sig).name, _tail(self.stderr())))
+        self.assert_no_sanitizer_report()
         if os.path.lexists(self.socket_path):
             raise DaemonError("outcomed exited after %s but left its socket %s behind"
                               % (signal.Signals(sig).name, self.socket_path))
@@ -300,6 +341,29 @@ class Daemon:
         rc = self.proc.poll() if self.proc else None
         if rc is not None:
             raise DaemonError("outcomed died: %s; stderr:\n%s" % (describe_rc(rc), _tail(self.stderr())))
+
+    def sanitizer_report(self):
+        """The first sanitizer or valgrind report in the stderr of any run
+        of this daemon (from its first line on), or None."""
+        for path in self._stderr_paths:
+            try:
+                with open(path, "rb") as f:
+                    text = f.read().decode("utf-8", "replace")
+            except OSError:
+                continue
+            m = SANITIZER_REPORT.search(text)
+            if m:
+                if m.group(0).startswith(("ERROR SUMMARY", "definitely", "indirectly")):
+                    return "%s (valgrind):\n%s" % (path, _tail(text, 6000))
+                start = text.rfind("\n", 0, m.start()) + 1
+                return "%s:\n%s" % (path, text[start:start + 6000])
+        return None
+
+    def assert_no_sanitizer_report(self):
+        report = self.sanitizer_report()
+        if report:
+            raise DaemonError("outcomed reported a memory or undefined-behaviour error in %s"
+                              % report)
 
     # ---- clients
     def client(self, timeout=IO_TIMEOUT):
@@ -572,6 +636,8 @@ class DaemonTestCase(unittest.TestCase):
                 self.d.stop()
             else:
                 self.d.check_alive()
+        # Also after runs the test stopped or killed itself.
+        self.d.assert_no_sanitizer_report()
 
     def client(self):
         c = self.d.client()
