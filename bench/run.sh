@@ -1,0 +1,393 @@
+#!/bin/sh
+# bench/run.sh - outcomed beside Redis, one command from a fresh clone.
+#
+# Builds a release tree (build-release/), starts a fresh outcomed (temporary
+# socket, database and configuration file) and a fresh redis-server, both
+# on Unix sockets, and for each scenario runs redis-benchmark (INCR) and
+# then outcome-bench (the router cycle start -> complete -> outcome) with
+# the same number of clients, pipeline depth and requests.  The CPU time
+# each server spent (utime + stime from /proc/PID/stat, all its threads)
+# is divided by the requests it served.  Prints one table, with the
+# targets of issue 7 checked.
+#
+# Two comparisons, each against a fresh pair of servers:
+#   relaxed  outcomed `[store] durability = relaxed`, Redis without
+#            persistence (--save '' --appendonly no)
+#   ack      outcomed `durability = ack`, Redis with
+#            --appendonly yes --appendfsync everysec
+# A daemon that does not know the durability key yet runs with its
+# defaults; the table says so.
+#
+# Missing Debian packages (the build's, tools/setup.sh's list, and
+# redis-server, redis-tools) are installed with apt-get.  On a machine with
+# systemd, Debian's redis-server package starts a system Redis of its own;
+# this script does not use it (systemctl disable --now redis-server).
+#
+# Settings (environment variables):
+#   SCENARIOS   what to run, "VARIANT:CLIENTS:PIPELINE:REQUESTS ..."
+#               default "relaxed:1:1:100000 relaxed:50:1:300000
+#                        relaxed:50:16:3000000 ack:50:16:3000000"
+#   BUILD_DIR   release tree (default build-release)
+#   RESULTS     also write the raw figures (TSV) to this file
+#   KEEP_TMP=1  keep the temporary directory (logs, databases)
+#   NICE        priority of the whole run (servers and clients alike):
+#               default -20 as root, so that other work on the machine
+#               disturbs the figures less; NICE= to leave it alone.  The
+#               table's "others" column shows the CPU other processes still
+#               took during each run.
+#
+# Every run is bounded: outcome-bench stops after -n requests or 120 s,
+# and each command is killed after 300 s.
+set -eu
+
+if [ "$(id -u)" -eq 0 ]; then
+        NICE=${NICE--20}
+else
+        NICE=${NICE-}
+fi
+# Linux groups the processes of each session (autogroups) and `nice` acts
+# only inside a group: the run moves to a session of its own, whose
+# group's nice it may then set without touching the caller's.
+if [ -n "$NICE" ] && [ -z "${OUTCOMED_BENCH_SESSION:-}" ] && [ -e /proc/self/autogroup ]; then
+        OUTCOMED_BENCH_SESSION=1 setsid sh "$0" "$@" &
+        child=$!
+        trap 'kill -TERM $child 2>/dev/null || true' INT TERM
+        while :; do
+                rc=0
+                wait $child || rc=$?
+                kill -0 $child 2>/dev/null || exit $rc
+        done
+fi
+
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+BUILD_DIR=${BUILD_DIR:-build-release}
+SCENARIOS=${SCENARIOS:-"relaxed:1:1:100000 relaxed:50:1:300000 relaxed:50:16:3000000 ack:50:16:3000000"}
+RESULTS=${RESULTS:-}
+KEEP_TMP=${KEEP_TMP:-0}
+CMD_TIMEOUT=300
+
+say() { printf '%s\n' "run.sh: $*" >&2; }
+die() { say "$*"; exit 1; }
+
+# ---- packages and build --------------------------------------------------
+
+PACKAGES=""
+eval "$(sed -n '/^PACKAGES="/,/"$/p' tools/setup.sh)"
+[ -n "$PACKAGES" ] || PACKAGES="build-essential meson ninja-build pkg-config libuv1-dev
+libmsgpack-dev libsqlite3-dev libinih-dev check"
+PACKAGES="$PACKAGES python3 redis-server redis-tools"
+missing=""
+for p in $PACKAGES; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+        SUDO=""
+        [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+        say "installing$missing"
+        $SUDO apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+if [ ! -f "$BUILD_DIR/build.ninja" ]; then
+        say "configuring $BUILD_DIR (release)"
+        meson setup "$BUILD_DIR" --buildtype=release >/dev/null
+fi
+ninja -C "$BUILD_DIR" daemon/outcomed bench/outcome-bench >/dev/null
+OUTCOMED="$ROOT/$BUILD_DIR/daemon/outcomed"
+BENCH="$ROOT/$BUILD_DIR/bench/outcome-bench"
+
+# ---- servers -------------------------------------------------------------
+
+# Children inherit the priority: both servers and both clients.
+if [ -n "$NICE" ]; then
+        if [ -n "${OUTCOMED_BENCH_SESSION:-}" ]; then
+                echo "$NICE" 2>/dev/null >"/proc/$$/autogroup" || true
+        fi
+        renice -n "$NICE" -p $$ >/dev/null 2>&1 || say "cannot renice to $NICE; running as is"
+fi
+
+TMP=$(mktemp -d /tmp/outcomed-bench.XXXXXX)
+RAW="$TMP/results.tsv"
+REDIS_PID=""
+OUTCOMED_PID=""
+BUSY=""
+
+stop_pid() {
+        # stop_pid PID: SIGTERM, wait for it (servers exit in well under 10 s).
+        [ -n "$1" ] || return 0
+        kill -TERM "$1" 2>/dev/null || return 0
+        i=0
+        while kill -0 "$1" 2>/dev/null && [ $i -lt 100 ]; do
+                sleep 0.1
+                i=$((i + 1))
+        done
+        kill -KILL "$1" 2>/dev/null || true
+        wait "$1" 2>/dev/null || true
+}
+
+cleanup() {
+        stop_pid "$OUTCOMED_PID"
+        stop_pid "$REDIS_PID"
+        if [ "$KEEP_TMP" = 1 ]; then
+                say "kept $TMP"
+        else
+                rm -rf "$TMP"
+        fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# CPU ticks (utime + stime) of a process, all threads; comm may hold spaces.
+cpu_ticks() {
+        sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
+}
+
+start_redis() {
+        # start_redis VARIANT
+        rm -rf "$TMP/redis"
+        mkdir -p "$TMP/redis"
+        if [ "$1" = ack ]; then
+                persist="--appendonly yes --appendfsync everysec"
+        else
+                persist="--appendonly no"
+        fi
+        # shellcheck disable=SC2086
+        redis-server --port 0 --unixsocket "$TMP/redis.sock" --unixsocketperm 700 \
+                --dir "$TMP/redis" --save '' $persist --daemonize no \
+                --logfile "$TMP/redis.log" &
+        REDIS_PID=$!
+        i=0
+        until redis-cli -s "$TMP/redis.sock" ping >/dev/null 2>&1; do
+                kill -0 "$REDIS_PID" 2>/dev/null || die "redis-server did not start: $(tail -5 "$TMP/redis.log")"
+                [ $i -lt 100 ] || die "redis-server did not answer within 10 s"
+                sleep 0.1
+                i=$((i + 1))
+        done
+}
+
+# Start outcomed with `durability = $2` when it knows the key; sets
+# DURABILITY_USED to what it runs with.
+start_outcomed() {
+        # start_outcomed VARIANT DURABILITY
+        rm -f "$TMP"/outcomed.db*
+        for with_key in yes no; do
+                {
+                        printf '[daemon]\nsocket = %s\nlog_level = warn\n' "$TMP/outcomed.sock"
+                        printf '[store]\ndb = %s\n' "$TMP/outcomed.db"
+                        [ $with_key = no ] || printf 'durability = %s\n' "$2"
+                } >"$TMP/outcomed.conf"
+                "$OUTCOMED" --config "$TMP/outcomed.conf" 2>"$TMP/outcomed-$1.log" &
+                OUTCOMED_PID=$!
+                i=0
+                while ! "$BENCH" -s "$TMP/outcomed.sock" --method ping -n 1 --timeout 2 \
+                        >/dev/null 2>&1; do
+                        if ! kill -0 "$OUTCOMED_PID" 2>/dev/null; then
+                                wait "$OUTCOMED_PID" 2>/dev/null || true
+                                OUTCOMED_PID=""
+                                break
+                        fi
+                        [ $i -lt 100 ] || die "outcomed did not answer within 10 s"
+                        sleep 0.1
+                        i=$((i + 1))
+                done
+                if [ -n "$OUTCOMED_PID" ]; then
+                        if [ $with_key = yes ]; then
+                                DURABILITY_USED=$2
+                        else
+                                DURABILITY_USED="default"
+                        fi
+                        return 0
+                fi
+                if [ $with_key = yes ] && grep -q durability "$TMP/outcomed-$1.log"; then
+                        say "this outcomed does not know [store] durability; running it with its defaults"
+                        continue
+                fi
+                die "outcomed did not start: $(tail -5 "$TMP/outcomed-$1.log")"
+        done
+}
+
+# Percent of one CPU used by everything over half a second (the servers
+# are idle then): the figures mean little when other work shares the cores.
+busy_pct() {
+        a=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $5 + $6 }' /proc/stat)
+        sleep 0.5
+        b=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $5 + $6 }' /proc/stat)
+        echo "$a $b" | awk -v tck="$(getconf CLK_TCK)" '{ printf "%d", ($3 - $1) * 100 / (tck / 2) }'
+}
+
+# ---- runs ----------------------------------------------------------------
+
+# Busy ticks of the whole machine, all CPUs.
+machine_ticks() {
+        awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat
+}
+
+# Ticks between two outputs of `times` (children's user + system).  The
+# shell's `times` must run in the shell that waited for the benchmark (not
+# in a $(...)), hence the files.
+child_ticks() {
+        # child_ticks BEFORE AFTER
+        sed -n 2p "$1" "$2" | awk -v tck="$(getconf CLK_TCK)" '
+                { split($1, u, /[ms]/); split($2, s, /[ms]/); t[NR] = u[1] * 60 + u[2] + s[1] * 60 + s[2] }
+                END { printf "%d", (t[2] - t[1]) * tck + 0.5 }'
+}
+
+# Run a benchmark command with its output in $TMP/out; sets SERVER_TICKS
+# (the server's CPU over the run) and OTHER_TICKS (the machine's busy ticks
+# less the server's and the client's: other work sharing the cores).
+measure() {
+        # measure SERVER_PID COMMAND...
+        pid=$1
+        shift
+        m0=$(machine_ticks)
+        s0=$(cpu_ticks "$pid")
+        times >"$TMP/times0"
+        rc=0
+        timeout $CMD_TIMEOUT "$@" >"$TMP/out" 2>"$TMP/err" || rc=$?
+        times >"$TMP/times1"
+        s1=$(cpu_ticks "$pid")
+        m1=$(machine_ticks)
+        c=$(child_ticks "$TMP/times0" "$TMP/times1")
+        SERVER_TICKS=$((s1 - s0))
+        OTHER_TICKS=$((m1 - m0 - SERVER_TICKS - c))
+        [ $OTHER_TICKS -ge 0 ] || OTHER_TICKS=0
+        return $rc
+}
+
+run_redis() {
+        # run_redis CLIENTS PIPELINE REQUESTS -> "rps p99_ms cpu_ticks other_ticks"
+        measure "$REDIS_PID" redis-benchmark -s "$TMP/redis.sock" -c "$1" -P "$2" -n "$3" \
+                -t incr --csv || die "redis-benchmark failed: $(cat "$TMP/err")"
+        # "INCR","150375.94","0.180","0.040","0.167","0.263","0.375","1.023"
+        awk -F'"' -v cpu=$SERVER_TICKS -v other=$OTHER_TICKS \
+                '$2 == "INCR" { print $4, $14, cpu, other; found = 1 } END { if (!found) exit 1 }' \
+                "$TMP/out" || die "cannot read redis-benchmark's output: $(cat "$TMP/out")"
+}
+
+run_outcomed() {
+        # run_outcomed CLIENTS PIPELINE REQUESTS -> "JSON<tab>cpu_ticks<tab>other_ticks"
+        rc=0
+        measure "$OUTCOMED_PID" "$BENCH" -s "$TMP/outcomed.sock" -c "$1" -P "$2" -n "$3" \
+                -d 120 --json || rc=$?
+        [ $rc -le 1 ] || die "outcome-bench failed (exit $rc): $(cat "$TMP/err")"
+        printf '%s\t%s\t%s\n' "$(cat "$TMP/out")" $SERVER_TICKS $OTHER_TICKS
+}
+
+printf 'variant\tclients\tpipeline\trequests\tdurability\tredis_rps\tredis_p99_ms\tredis_cpu_ticks\tredis_other_ticks\toutcomed_json\toutcomed_cpu_ticks\toutcomed_other_ticks\n' >"$RAW"
+for variant in relaxed ack; do
+        scen=""
+        for s in $SCENARIOS; do
+                case $s in "$variant":*) scen="$scen $s" ;; esac
+        done
+        [ -n "$scen" ] || continue
+        say "$variant: starting redis-server and outcomed"
+        start_redis "$variant"
+        start_outcomed "$variant" "$variant"
+        busy=$(busy_pct)
+        if [ "$busy" -gt 20 ]; then
+                say "warning: other processes use ${busy}% of a CPU; the figures will be low"
+                BUSY="$BUSY $variant:$busy"
+        fi
+        for s in $scen; do
+                c=$(echo "$s" | cut -d: -f2)
+                p=$(echo "$s" | cut -d: -f3)
+                n=$(echo "$s" | cut -d: -f4)
+                say "$variant ${c}x$p: redis-benchmark -n $n"
+                r=$(run_redis "$c" "$p" "$n")
+                say "$variant ${c}x$p: outcome-bench -n $n"
+                o=$(run_outcomed "$c" "$p" "$n")
+                printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$variant" "$c" "$p" "$n" "$DURABILITY_USED" \
+                        "$(printf '%s' "$r" | tr ' ' '\t')" "$o" >>"$RAW"
+        done
+        stop_pid "$OUTCOMED_PID"
+        OUTCOMED_PID=""
+        stop_pid "$REDIS_PID"
+        REDIS_PID=""
+done
+[ -z "$RESULTS" ] || cp "$RAW" "$RESULTS"
+
+# ---- the table -----------------------------------------------------------
+
+REDIS_VERSION=$(redis-server --version | sed -n 's/.* v=\([^ ]*\).*/\1/p')
+GIT=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo "(not a git tree)")
+CPU=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+python3 - "$RAW" "$(getconf CLK_TCK)" "$REDIS_VERSION" "$GIT" "$CPU" "$(nproc)" "$(uname -r)" \
+        "$BUSY" <<'PY'
+import csv, json, sys
+
+raw, tck, redis_v, git, cpu, ncpu, kernel, busy = sys.argv[1:]
+tck = float(tck)
+csv.field_size_limit(1 << 24)
+rows = list(csv.DictReader(open(raw), delimiter="\t"))
+
+# Issue 7's targets per scenario: minimum throughput ratio, maximum CPU
+# ratio, maximum p99 ratio (None: no target).
+TARGETS = {
+    ("relaxed", "1", "1"): (0.9, None, None),
+    ("relaxed", "50", "1"): (1.0, 1.5, 2.0),
+    ("relaxed", "50", "16"): (0.5, None, 2.0),
+    ("ack", "50", "16"): (0.15, None, None),
+}
+
+def ratio(a, b):
+    return a / b if b else float("inf")
+
+print(f"outcomed {git} vs Redis {redis_v} on Unix sockets; {cpu}, {ncpu} cores, Linux {kernel}")
+print("outcomed: the router cycle (start -> complete -> outcome, 3 requests); Redis: INCR.")
+print("CPU: each server's utime+stime over the run / requests served.  Ratios: outcomed / Redis.")
+print()
+fmt = "{:<14} {:>8} {:>10} {:>10} {:>9} {:>6} {:>8} {:>8} {:>6} {:>8} {:>8} {:>6} {:>7}  {}"
+print(fmt.format("scenario", "outcomed", "redis", "outcomed", "outcomed", "ratio", "redis",
+                 "outcomed", "ratio", "redis", "outcomed", "ratio", "others",
+                 "targets (issue 7)"))
+print(fmt.format("", "durabil.", "req/s", "req/s", "cycles/s", "", "CPU us/r", "CPU us/r",
+                 "", "p99 ms", "p99 ms", "", "%CPU", ""))
+missed = 0
+notes = []
+noisy = []
+for r in rows:
+    o = json.loads(r["outcomed_json"])
+    name = f'{r["variant"]} {r["clients"]}x{r["pipeline"]}'
+    rrps, orps = float(r["redis_rps"]), o["requests_per_s"]
+    rcpu = float(r["redis_cpu_ticks"]) / tck * 1e6 / float(r["requests"])
+    ocpu = float(r["outcomed_cpu_ticks"]) / tck * 1e6 / max(o["requests"], 1)
+    rp99, op99 = float(r["redis_p99_ms"]), o["latency_us"]["p99"] / 1000.0
+    tr, cr, pr = ratio(orps, rrps), ratio(ocpu, rcpu), ratio(op99, rp99)
+    # CPU other processes took meanwhile, in % of one CPU (redis, outcomed)
+    r_el = float(r["requests"]) / rrps if rrps else 0
+    r_oth = float(r["redis_other_ticks"]) / tck / r_el * 100 if r_el else 0
+    o_oth = float(r["outcomed_other_ticks"]) / tck / o["elapsed_s"] * 100 if o["elapsed_s"] else 0
+    if max(r_oth, o_oth) > 10:
+        noisy.append(name)
+    checks = []
+    t = TARGETS.get((r["variant"], r["clients"], r["pipeline"]))
+    if t:
+        for label, val, lim, ge in (("req/s", tr, t[0], True), ("cpu", cr, t[1], False),
+                                    ("p99", pr, t[2], False)):
+            if lim is None:
+                continue
+            ok = val >= lim if ge else val <= lim
+            missed += not ok
+            checks.append(f'{label} {">=" if ge else "<="}{lim:g} {"ok" if ok else "MISSED"}')
+    if o["errors_total"]:
+        notes.append(f'{name}: outcome-bench saw errors {o["errors"]}')
+    print(fmt.format(name, r["durability"], f"{rrps:,.0f}", f"{orps:,.0f}",
+                     f'{o.get("cycles_per_s", 0):,.0f}', f"{tr:.2f}", f"{rcpu:.2f}",
+                     f"{ocpu:.2f}", f"{cr:.2f}", f"{rp99:.3f}", f"{op99:.3f}", f"{pr:.2f}",
+                     f"{r_oth:.0f}/{o_oth:.0f}", ", ".join(checks)))
+print()
+for n in notes:
+    print("note:", n)
+if any(r["durability"] == "default" for r in rows):
+    print("note: this outcomed does not know [store] durability: it ran with its defaults")
+if noisy:
+    print(f"warning: other processes took over 10% of a CPU during {', '.join(noisy)} "
+          "(column others: during the Redis run / the outcomed run): those rows are not reliable")
+for b in busy.split():
+    v, pct = b.split(":")
+    print(f"warning: before the {v} runs other processes used {pct}% of a CPU: "
+          "the figures are not reliable")
+print(f"targets missed: {missed}")
+PY
