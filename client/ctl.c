@@ -189,13 +189,15 @@ int ctl_check_text(struct ctl *ctl, const char *opt, const char *s, size_t len)
         return 0;
 }
 
-int ctl_read_file(struct ctl *ctl, const char *opt, const char *path, char **out, size_t *outlen)
+int ctl_slurp(const char *path, char **out, size_t *outlen, char *err, size_t errlen)
 {
         bool is_stdin = strcmp(path, "-") == 0;
+        const char *name = is_stdin ? "standard input" : path;
         FILE *f = is_stdin ? stdin : fopen(path, "rb");
         if (f == NULL) {
-                ctl_usage(ctl, "cannot open %s '%s': %s", opt, path, strerror(errno));
-                return -1;
+                int e = errno;
+                snprintf(err, errlen, "cannot open '%s': %s", path, strerror(e));
+                return -e;
         }
         char *buf = NULL;
         size_t len = 0, cap = 0;
@@ -205,8 +207,8 @@ int ctl_read_file(struct ctl *ctl, const char *opt, const char *path, char **out
                         cap = cap ? cap * 2 : 65536;
                         char *p = realloc(buf, cap);
                         if (p == NULL) {
-                                ctl_usage(ctl, "out of memory reading %s '%s'", opt, path);
-                                r = -1;
+                                snprintf(err, errlen, "out of memory reading %s", name);
+                                r = -ENOMEM;
                                 goto out;
                         }
                         buf = p;
@@ -217,8 +219,8 @@ int ctl_read_file(struct ctl *ctl, const char *opt, const char *path, char **out
                         break;
         }
         if (ferror(f)) {
-                ctl_usage(ctl, "cannot read %s '%s': %s", opt, path, strerror(errno));
-                r = -1;
+                r = errno ? -errno : -EIO;
+                snprintf(err, errlen, "cannot read %s: %s", name, strerror(-r));
                 goto out;
         }
         buf[len] = '\0';
@@ -230,6 +232,17 @@ out:
         if (!is_stdin)
                 fclose(f);
         return r;
+}
+
+int ctl_read_file(struct ctl *ctl, const char *opt, const char *path, char **out, size_t *outlen)
+{
+        char err[512];
+
+        if (ctl_slurp(path, out, outlen, err, sizeof(err)) < 0) {
+                ctl_usage(ctl, "%s: %s", opt, err);
+                return -1;
+        }
+        return 0;
 }
 
 /* ---- calling the daemon ---------------------------------------------- */

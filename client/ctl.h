@@ -21,7 +21,8 @@
 /* Exit statuses. */
 enum {
         CTL_EXIT_OK = 0,
-        CTL_EXIT_DAEMON = 1,    /* the daemon answered an error */
+        CTL_EXIT_DAEMON = 1,    /* the daemon answered an error; or a file
+                                 * could not be read, parsed or written */
         CTL_EXIT_USAGE = 2,     /* bad command line */
         CTL_EXIT_CONNECT = 3,   /* cannot reach the daemon, or lost it */
 };
@@ -44,7 +45,9 @@ struct ctl_command {
 };
 
 extern const struct ctl_command ctl_cmd_start, ctl_cmd_complete, ctl_cmd_fail, ctl_cmd_outcome,
-        ctl_cmd_query, ctl_cmd_ping, ctl_cmd_stats;
+        ctl_cmd_query, ctl_cmd_forget, ctl_cmd_export, ctl_cmd_import, ctl_cmd_ping, ctl_cmd_stats,
+        ctl_cmd_rank;
+extern const struct ctl_command ctl_cmd_scan; /* ctl_scan.c */
 
 /* Options every command takes besides its own (whose values must be
  * >= CTL_OPT_OWN or a letter other than s, j, h). */
@@ -87,8 +90,12 @@ int ctl_parse_ms(struct ctl *ctl, const char *opt, const char *s, uint32_t *u, d
 int ctl_parse_unit(struct ctl *ctl, const char *opt, const char *s, double *out);
 /* Text must be valid UTF-8 without NUL. */
 int ctl_check_text(struct ctl *ctl, const char *opt, const char *s, size_t len);
-/* Read a whole file ("-" is stdin) into a NUL-terminated buffer. */
+/* Read a whole file ("-" is stdin) into a NUL-terminated buffer; a failure
+ * is a usage error naming `opt`. */
 int ctl_read_file(struct ctl *ctl, const char *opt, const char *path, char **out, size_t *len);
+/* The same without printing: 0, or a negative errno with the reason (and
+ * the file's name) in err. */
+int ctl_slurp(const char *path, char **out, size_t *len, char *err, size_t errlen);
 
 /* Connect if needed and start a request.  NULL after printing why the
  * daemon cannot be reached (exit with CTL_EXIT_CONNECT). */

@@ -39,6 +39,7 @@ struct commit {
         uint64_t inflight_seq;
         uint64_t inflight_entries;
         bool inflight_snapshot;
+        bool inflight_probe;
         bool snapshot_due;
         uint64_t unsnapped;     /* entries recorded since the last snapshot was sealed */
         bool writable;
@@ -141,6 +142,7 @@ static int commit__seal(struct commit *c, bool force, bool probe)
         c->inflight_seq = c->open_seq;
         c->inflight_entries = c->open_entries;
         c->inflight_snapshot = snap;
+        c->inflight_probe = probe;
         c->open = next;
         c->open_seq++;
         c->open_entries = 0;
@@ -215,7 +217,10 @@ static void commit__done(void *data, int status, const char *errmsg)
         uint64_t seq = c->inflight_seq;
         c->inflight = false;
         if (status < 0) {
-                if (!c->closing) {
+                if (c->inflight_probe && !c->writable) {
+                        /* Still unwritable: memory already matches the disk,
+                         * nothing to fail, reload or log again. */
+                } else if (!c->closing) {
                         commit__fail(c, seq, errmsg);
                 } else {
                         c->env->counters.commit_errors_total++;

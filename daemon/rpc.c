@@ -37,6 +37,8 @@ struct rpc_req {
         uint64_t now;
         struct rpc__chunk *arena;
         enum proto_error code; /* what was answered */
+        const struct rpc_defer *defer; /* NULL: the reply cannot wait */
+        bool deferred;         /* the handler took a place for a later reply */
 };
 
 typedef int (*rpc_handler)(struct rpc_req *r);
@@ -295,6 +297,13 @@ static int rpc__start(struct rpc_req *r)
                 }
                 s.files = files;
         }
+        /* The base: HEAD when the suggestion was made, so that commits made
+         * after it count.  None when the repository has no commit yet, or
+         * cannot be read now (the scanner logs why). */
+        char base[48];
+        if (repo && r->env->git.head &&
+            r->env->git.head(r->env->git.data, repo, base, sizeof(base)) == 0)
+                s.base = base;
         s.model = rpc__cstr(r, &v[0]);
         s.reason = v[2].set ? rpc__cstr(r, &v[2]) : "";
         s.trace_id = rpc__cstr(r, &v[3]);
@@ -309,6 +318,7 @@ static int rpc__start(struct rpc_req *r)
         struct journal_entry e = {
                 .op = JOURNAL_START, .trace_id = id, .model = s.model, .task = s.task,
                 .reason = s.reason, .repo = s.repo, .files = s.files, .nfiles = s.nfiles,
+                .base = s.base,
         };
         if ((rc = rpc__record(r, &e)) < 0)
                 goto out;
@@ -1006,6 +1016,9 @@ static int rpc__import_profile(struct rpc_req *r, const msgpack_object *o, uint3
                 ts->calls = tv[0].u64;
                 ts->successes = tv[1].u64;
                 ts->failures = tv[2].u64;
+                if (tv[3].d > (double)UINT32_MAX)
+                        return rpc__error(r, PROTO_BAD_REQUEST,
+                                          "%savg_latency_ms: must be at most 4294967295", tprefix);
                 ts->avg_latency_ms = tv[3].d;
                 ts->ema_quality = tv[4].d;
                 if (rpc__import_evidence(r, &tv[6], tprefix, &ts->ev) < 0)
@@ -1065,6 +1078,86 @@ static int rpc__import(struct rpc_req *r)
         rpc__pack_kv_u64(r->pk, "imported", n);
         rpc__pack_kv_u64(r->pk, "created", created);
         rpc__pack_kv_str(r->pk, "mode", replace ? "replace" : "merge");
+        return 0;
+}
+
+/* ---- scan -------------------------------------------------------------- */
+
+/* The reply to `scan`: {"repos", "judged": [{"trace_id", "kind",
+ * "evidence"}...], "duration_ms"}. */
+static void rpc__pack_scan(msgpack_packer *pk, uint32_t msgid, const struct rpc_scan_report *rep)
+{
+        proto_pack_ok_head(pk, msgid);
+        msgpack_pack_map(pk, 3);
+        rpc__pack_kv_u64(pk, "repos", rep->repos);
+        rpc__pack_key(pk, "judged");
+        msgpack_pack_array(pk, (uint32_t)rep->njudged);
+        for (size_t i = 0; i < rep->njudged; i++) {
+                const struct rpc_scan_judged *j = &rep->judged[i];
+                msgpack_pack_map(pk, 3);
+                rpc__pack_kv_str(pk, "trace_id", j->trace_id);
+                rpc__pack_kv_str(pk, "kind", tracker_kind_name(j->kind));
+                rpc__pack_kv_str(pk, "evidence", j->evidence ? j->evidence : "");
+        }
+        rpc__pack_kv_u64(pk, "duration_ms", rep->duration_ms);
+}
+
+/* A `scan` waiting for its scan.  It is the scanner's callback argument
+ * from before the server holds the reply's place, so that a failure to
+ * hold it leaves nothing behind but this (later stays NULL). */
+struct rpc__scan_wait {
+        struct rpc_env *env;
+        struct rpc_later *later;
+};
+
+static void rpc__scan_done(void *arg, const struct rpc_scan_report *rep)
+{
+        struct rpc__scan_wait *w = arg;
+        if (w->later) {
+                msgpack_sbuffer sb;
+                msgpack_packer pk;
+                msgpack_sbuffer_init(&sb);
+                msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+                if (rep) {
+                        rpc__pack_scan(&pk, w->later->msgid, rep);
+                } else {
+                        proto_pack_error(&pk, w->later->msgid, PROTO_UNAVAILABLE,
+                                         "the daemon is stopping; the scan did not run");
+                        w->env->counters.errors_total++;
+                }
+                w->later->answer(w->later, sb.data, sb.size, rep && rep->njudged > 0);
+                msgpack_sbuffer_destroy(&sb);
+        }
+        free(w);
+}
+
+/* Run a git scan now and answer once it is done (the reply waits, and so
+ * do the replies after it on the connection).  Without a scanner (tests)
+ * the answer is an empty report, at once. */
+static int rpc__scan(struct rpc_req *r)
+{
+        const struct rpc_git *g = &r->env->git;
+        if (rpc__args(r, NULL, 0, NULL) < 0)
+                return -1;
+        if (!g->scan) {
+                struct rpc_scan_report none = { 0 };
+                rpc__pack_scan(r->pk, r->m->msgid, &none);
+                return 0;
+        }
+        if (!r->defer) /* a notification: the scan runs, nobody waits */
+                return g->scan(g->data, NULL, NULL) < 0 ? RPC_OOM(r) : 0;
+        struct rpc__scan_wait *w = calloc(1, sizeof(*w));
+        if (!w)
+                return RPC_OOM(r);
+        w->env = r->env;
+        if (g->scan(g->data, rpc__scan_done, w) < 0) {
+                free(w);
+                return RPC_OOM(r);
+        }
+        w->later = r->defer->hold(r->defer->ctx, r->m->msgid);
+        if (!w->later)
+                return RPC_OOM(r); /* w is freed when the scan is done */
+        r->deferred = true;
         return 0;
 }
 
@@ -1161,6 +1254,8 @@ static int rpc__stats(struct rpc_req *r)
         rpc__pack_kv_u64(r->pk, "expired_total", c->expired_total);
         rpc__pack_kv_u64(r->pk, "unavailable_total", c->unavailable_total);
         rpc__pack_kv_u64(r->pk, "replayed", c->replayed);
+        rpc__pack_kv_u64(r->pk, "scans_total", c->scans_total);
+        rpc__pack_kv_u64(r->pk, "git_judged_total", c->git_judged_total);
         rpc__pack_kv_bool(r->pk, "writable", rpc__writable(r->env));
         rpc__pack_kv_str(r->pk, "durability",
                          r->env->cfg->durability == DURABILITY_RELAXED ? "relaxed"
@@ -1198,10 +1293,19 @@ static const struct rpc_method rpc__methods[] = {
         { "rank", rpc__rank, 0 },
         { "ping", rpc__ping, 0 },
         { "stats", rpc__stats, 0 },
+        { "scan", rpc__scan, 0 },
 };
 
 enum proto_error rpc_handle(struct rpc_env *env, const struct proto_msg *m, uint32_t uid,
                             msgpack_packer *pk, bool *changed)
+{
+        bool deferred;
+        return rpc_handle_later(env, m, uid, pk, changed, NULL, &deferred);
+}
+
+enum proto_error rpc_handle_later(struct rpc_env *env, const struct proto_msg *m, uint32_t uid,
+                                  msgpack_packer *pk, bool *changed,
+                                  const struct rpc_defer *defer, bool *deferred)
 {
         struct rpc_req r = {
                 .env = env,
@@ -1211,6 +1315,7 @@ enum proto_error rpc_handle(struct rpc_env *env, const struct proto_msg *m, uint
                 .uid = uid,
                 .now = (uint64_t)time(NULL),
                 .code = PROTO_OK,
+                .defer = defer,
         };
         const struct rpc_method *method = NULL;
         for (size_t i = 0; i < NARGS(rpc__methods); i++) {
@@ -1238,6 +1343,7 @@ enum proto_error rpc_handle(struct rpc_env *env, const struct proto_msg *m, uint
                 method->handler(&r);
         }
         *changed = method && (method->flags & RPC_MUTATES) && r.code == PROTO_OK;
+        *deferred = r.deferred;
         while (r.arena) {
                 struct rpc__chunk *c = r.arena;
                 r.arena = c->next;

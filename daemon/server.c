@@ -1,5 +1,13 @@
 /* server.c - the listener and the connections.
  *
+ * Listening: on a socket bound here (a stale file removed first, never a
+ * live daemon's), or on one the service manager passed (server_start_fd),
+ * which is used as is and never removed.  Admission, right after accept and
+ * before anything is read: the peer's uid, gid and pid (SO_PEERCRED,
+ * SO_PEERGROUPS) against allow_uids / allow_group, then the connection
+ * limits overall and per uid; a refused client gets one reply with msgid 0
+ * (forbidden or overloaded) and is closed.
+ *
  * Reading: libuv reads straight into the msgpack unpacker's own buffer
  * (on_alloc reserves space there), so bytes are copied once.  After each
  * read every complete message is decoded and dispatched in order; a
@@ -19,6 +27,17 @@
  * and errors too) is held behind it, so the order holds.  When batch N is
  * committed, every connection on the waiting list releases its segments up
  * to N; when it fails, the held changes become `unavailable` errors.
+ *
+ * Replies given later (`scan`, which answers when its scan is done): the
+ * handler takes a `struct rpc_later` from conn__later, which puts an empty
+ * placeholder segment in `held`, behind the replies due before it.  The
+ * connection then neither reads nor dispatches until it is answered, so
+ * that the requests after it see what it did (and anything held behind
+ * it keeps its place, whatever the durability).  The answer fills the
+ * placeholder in place; when it reports changes, under durability = ack it
+ * waits for the batch that holds them, like the reply to any change.  A
+ * connection that closes first only detaches its placeholders (they are
+ * freed when answered).
  *
  * A connection is freed only in its close callback; outstanding writes
  * are cancelled by uv_close and their callbacks run first.
@@ -56,6 +75,7 @@ struct conn {
         struct conn_held *segs; /* one per reply in held */
         size_t nsegs, segs_cap;
         struct conn *wprev, *wnext; /* the server's waiting list (nsegs > 0) */
+        struct server_later *laters; /* replies given later, not yet answered */
         uint64_t id;
         uint32_t uid;
         int32_t pid;
@@ -70,6 +90,16 @@ struct conn_held {
         uint32_t msgid;
         uint32_t len;
         bool changed;  /* a state change: `unavailable` if its batch fails */
+        bool failed;   /* its batch failed: answered `unavailable` in its turn */
+        bool stateless; /* a reply no state change can spoil (ping) */
+        struct server_later *later; /* a placeholder (len 0) until answered */
+};
+
+/* A reply given later; pub first, so that a struct rpc_later * is one. */
+struct server_later {
+        struct rpc_later pub;
+        struct conn *c;            /* NULL once the connection is closed */
+        struct server_later *next; /* the connection's list */
 };
 
 struct conn_write {
@@ -86,6 +116,7 @@ struct server {
         const struct config *cfg;
         struct conn *conns;
         struct conn *waiting;    /* connections with held replies */
+        uint64_t committed;      /* the last batch committed */
         struct commit *commit;
         msgpack_sbuffer scratch; /* replies to notifications, discarded */
         msgpack_packer scratch_pk;
@@ -133,6 +164,9 @@ static void conn__close(struct conn *c)
                         c->wnext->wprev = c->wprev;
                 c->nsegs = 0;
         }
+        for (struct server_later *l = c->laters; l; l = l->next)
+                l->c = NULL; /* answered into the void */
+        c->laters = NULL;
         s->env->counters.connections--;
         log_debug("connection %llu closed (uid %u, pid %d)", (unsigned long long)c->id, c->uid,
                   c->pid);
@@ -219,27 +253,24 @@ check_close:
 
 /* ---- replies held for a commit ----------------------------------------- */
 
-/* Move the reply packed at out[mark..] behind the held ones. */
-static void conn__hold(struct conn *c, size_t mark, uint64_t seq, uint32_t msgid, bool changed)
+/* Room for one more segment.  0 or -ENOMEM. */
+static int conn__seg_room(struct conn *c)
+{
+        if (c->nsegs < c->segs_cap)
+                return 0;
+        size_t cap = c->segs_cap ? c->segs_cap * 2 : 16;
+        struct conn_held *v = realloc(c->segs, cap * sizeof(*v));
+        if (!v)
+                return -ENOMEM;
+        c->segs = v;
+        c->segs_cap = cap;
+        return 0;
+}
+
+static void conn__seg_push(struct conn *c, const struct conn_held *h)
 {
         struct server *s = c->srv;
-        size_t len = c->out.size - mark;
-        if (c->nsegs == c->segs_cap) {
-                size_t cap = c->segs_cap ? c->segs_cap * 2 : 16;
-                struct conn_held *v = realloc(c->segs, cap * sizeof(*v));
-                if (!v) {
-                        conn__close(c); /* cannot keep the order: drop the client */
-                        return;
-                }
-                c->segs = v;
-                c->segs_cap = cap;
-        }
-        if (msgpack_sbuffer_write(&c->held, c->out.data + mark, len) != 0) {
-                conn__close(c);
-                return;
-        }
-        c->out.size = mark;
-        c->segs[c->nsegs++] = (struct conn_held){ seq, msgid, (uint32_t)len, changed };
+        c->segs[c->nsegs++] = *h;
         if (c->nsegs == 1) {
                 c->wprev = NULL;
                 c->wnext = s->waiting;
@@ -247,6 +278,20 @@ static void conn__hold(struct conn *c, size_t mark, uint64_t seq, uint32_t msgid
                         s->waiting->wprev = c;
                 s->waiting = c;
         }
+}
+
+/* Move the reply packed at out[mark..] behind the held ones. */
+static void conn__hold(struct conn *c, size_t mark, uint64_t seq, uint32_t msgid, bool changed)
+{
+        size_t len = c->out.size - mark;
+        if (conn__seg_room(c) < 0 ||
+            msgpack_sbuffer_write(&c->held, c->out.data + mark, len) != 0) {
+                conn__close(c); /* cannot keep the order: drop the client */
+                return;
+        }
+        c->out.size = mark;
+        conn__seg_push(c, &(struct conn_held){ .seq = seq, .msgid = msgid, .len = (uint32_t)len,
+                                               .changed = changed });
 }
 
 static void conn__unwait(struct conn *c)
@@ -262,16 +307,29 @@ static void conn__unwait(struct conn *c)
 }
 
 /* Release the held replies whose batches are committed (seq <= upto), in
- * order; with `failed_from`, every held change of a batch from that one on
- * is answered `unavailable` instead, and everything is released. */
+ * order, up to the first placeholder of a reply given later; with
+ * `failed_from`, every held change of a batch from that one on is answered
+ * `unavailable` instead, and everything up to such a placeholder is
+ * released. */
 static void conn__release(struct conn *c, uint64_t upto, uint64_t failed_from)
 {
         size_t off = 0, k = 0;
+        if (failed_from) {
+                /* From the first lost change on (a notification's too), every
+                 * reply on the connection saw state that is gone: the
+                 * changes and the reads behind them answer `unavailable`. */
+                bool lost = false;
+                for (size_t i = 0; i < c->nsegs; i++) {
+                        lost |= c->segs[i].seq != 0 && c->segs[i].seq >= failed_from;
+                        if (lost && !c->segs[i].later && !c->segs[i].stateless)
+                                c->segs[i].failed = true;
+                }
+        }
         for (; k < c->nsegs; k++) {
                 const struct conn_held *h = &c->segs[k];
-                if (!failed_from && h->seq > upto)
+                if (h->later || (!failed_from && !h->failed && h->seq > upto))
                         break;
-                if (failed_from && h->changed && h->seq >= failed_from) {
+                if (h->failed && h->len > 0) {
                         proto_pack_error(&c->pk, h->msgid, PROTO_UNAVAILABLE,
                                          "the change could not be written to the database "
                                          "(see the daemon's log); it was not recorded");
@@ -295,6 +353,7 @@ static void conn__release(struct conn *c, uint64_t upto, uint64_t failed_from)
 static void server__committed(void *data, uint64_t seq)
 {
         struct server *s = data;
+        s->committed = seq;
         for (struct conn *c = s->waiting, *next; c; c = next) {
                 next = c->wnext;
                 conn__release(c, seq, 0);
@@ -321,13 +380,75 @@ void server_attach_commit(struct server *s, struct commit *commit)
         commit_set_hooks(commit, &hooks);
 }
 
-/* After a reply was packed at out[mark..]: hold it when it must wait. */
+/* After a reply was packed at out[mark..]: hold it when it must wait, for
+ * its commit or behind held ones. */
 static void conn__replied(struct conn *c, size_t mark, uint32_t msgid, bool changed)
 {
         struct server *s = c->srv;
-        if (!s->commit || (!changed && c->nsegs == 0) || !commit_acks(s->commit))
+        bool wait = changed && s->commit && commit_acks(s->commit);
+        if (!wait && c->nsegs == 0)
                 return;
-        conn__hold(c, mark, changed ? commit_hold(s->commit) : 0, msgid, changed);
+        conn__hold(c, mark, wait ? commit_hold(s->commit) : 0, msgid, wait);
+}
+
+/* ---- replies given later ------------------------------------------------ */
+
+static void server__later_answer(struct rpc_later *pub, const char *reply, size_t len,
+                                 bool changed)
+{
+        struct server_later *l = (struct server_later *)pub;
+        struct conn *c = l->c;
+        if (!c) {
+                free(l); /* the connection is gone */
+                return;
+        }
+        for (struct server_later **p = &c->laters; *p; p = &(*p)->next) {
+                if (*p == l) {
+                        *p = l->next;
+                        break;
+                }
+        }
+        /* Fill the placeholder where it is in `held`. */
+        size_t off = 0, k = 0;
+        while (k < c->nsegs && c->segs[k].later != l)
+                off += c->segs[k++].len;
+        free(l);
+        if (k == c->nsegs || len > UINT32_MAX)
+                return; /* cannot happen: every placeholder has a segment */
+        size_t tail = c->held.size - off;
+        if (msgpack_sbuffer_write(&c->held, reply, len) != 0) {
+                conn__close(c); /* cannot keep the order: drop the client */
+                return;
+        }
+        memmove(c->held.data + off + len, c->held.data + off, tail);
+        memcpy(c->held.data + off, reply, len);
+        c->segs[k].later = NULL;
+        c->segs[k].len = (uint32_t)len;
+        struct server *s = c->srv;
+        if (changed && s->commit && commit_acks(s->commit)) {
+                c->segs[k].seq = commit_hold(s->commit); /* the batch with its changes */
+                c->segs[k].changed = true;
+        }
+        conn__release(c, s->committed, 0);
+}
+
+/* rpc_defer's hold: a placeholder for the reply to the request being
+ * handled, behind everything due before it. */
+static struct rpc_later *conn__later(void *ctx, uint32_t msgid)
+{
+        struct conn *c = ctx;
+        struct server_later *l = calloc(1, sizeof(*l));
+        if (!l || conn__seg_room(c) < 0) {
+                free(l);
+                return NULL;
+        }
+        l->pub.answer = server__later_answer;
+        l->pub.msgid = msgid;
+        l->c = c;
+        l->next = c->laters;
+        c->laters = l;
+        conn__seg_push(c, &(struct conn_held){ .msgid = msgid, .later = l });
+        return &l->pub;
 }
 
 /* ---- reading and dispatch ---------------------------------------------- */
@@ -366,12 +487,23 @@ static void conn__message(struct conn *c, const msgpack_object *o)
                         k->notify_errors_total++;
                         k->errors_total++;
                 }
+                /* No reply, but what follows on this connection must not
+                 * overtake its commit: an empty held segment marks it. */
+                if (changed)
+                        conn__replied(c, c->out.size, 0, true);
                 return;
         }
         size_t mark = c->out.size;
-        if (rpc_handle(s->env, &m, c->uid, &c->pk, &changed) != PROTO_OK)
+        struct rpc_defer defer = { conn__later, c };
+        bool deferred;
+        if (rpc_handle_later(s->env, &m, c->uid, &c->pk, &changed, &defer, &deferred) != PROTO_OK)
                 k->errors_total++;
-        conn__replied(c, mark, m.msgid, changed);
+        if (!deferred) {
+                size_t held = c->nsegs;
+                conn__replied(c, mark, m.msgid, changed);
+                if (c->nsegs > held && m.method.len == 4 && memcmp(m.method.ptr, "ping", 4) == 0)
+                        c->segs[c->nsegs - 1].stateless = true; /* its answer holds whatever */
+        }
 }
 
 static void conn__on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
@@ -415,6 +547,10 @@ static void conn__process(struct conn *c)
 
         msgpack_unpacked_init(&res);
         while (c->ready > 0 && !c->close_after_flush && !c->closing) {
+                if (c->laters) {
+                        paused = true; /* its answer resumes it */
+                        break;
+                }
                 if (c->queued + c->out.size + c->held.size > soft) {
                         conn__flush(c);
                         if (c->closing)
@@ -462,6 +598,8 @@ static void conn__process(struct conn *c)
                         return;
                 }
         }
+        if (c->laters)
+                paused = true; /* nothing more is read before it is answered */
         if (c->eof && !paused)
                 c->close_after_flush = true;
         if (paused || c->close_after_flush || c->eof)

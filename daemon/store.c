@@ -42,6 +42,7 @@
 #include <sys/types.h>
 
 #include <sqlite3.h>
+#include <sys/statvfs.h>
 #include <uv.h>
 
 #include "store.h"
@@ -602,6 +603,23 @@ static int store__check(struct store *s, unsigned *version, char *err, size_t er
         int rc = store__query_text(s->db, "SELECT count(*) FROM sqlite_master", buf, sizeof(buf));
 
         if (rc != SQLITE_OK) {
+                /* A WAL database on a read-only file system cannot even be
+                 * read (SQLite must create its -shm file): say so, rather
+                 * than blame the database. */
+                struct statvfs fs;
+                char *dir = strdup(s->path);
+                char *slash = dir ? strrchr(dir, '/') : NULL;
+                if (slash)
+                        *(slash == dir ? slash + 1 : slash) = '\0';
+                bool ro = dir && statvfs(slash ? dir : ".", &fs) == 0 && (fs.f_flag & ST_RDONLY);
+                free(dir);
+                if (ro) {
+                        store__err(err, errlen,
+                                   "%s: the file system is read-only; outcomed needs to write "
+                                   "its database (and its -wal and -shm files beside it)",
+                                   s->path);
+                        return -EROFS;
+                }
                 store__err(err, errlen, "%s: not a usable SQLite database: %s", s->path,
                            sqlite3_errmsg(s->db));
                 return store__errno(s->db, rc);

@@ -1101,12 +1101,19 @@ static void tracker__evidence_merge(struct tracker_evidence *a, const struct tra
         a->output_tokens += bb.output_tokens;
 }
 
+/* a + b, saturating at UINT64_MAX (an import cannot wrap a count). */
+static uint64_t tracker__sadd(uint64_t a, uint64_t b)
+{
+        return a + b < a ? UINT64_MAX : a + b;
+}
+
 /* Weighted mean of two values; equal weights when both are zero. */
 static double tracker__wmean(double a, uint64_t wa, double b, uint64_t wb)
 {
-        if (wa + wb == 0)
+        double w = (double)wa + (double)wb; /* in doubles: the sum may not fit */
+        if (w == 0.0)
                 return (a + b) / 2.0;
-        return (a * (double)wa + b * (double)wb) / (double)(wa + wb);
+        return (a * (double)wa + b * (double)wb) / w;
 }
 
 int tracker_import(struct tracker *t, const struct tracker_profile *src, bool replace,
@@ -1134,15 +1141,15 @@ int tracker_import(struct tracker *t, const struct tracker_profile *src, bool re
                 /* Merge: counts add; EMAs and mean latencies are weighted by
                  * calls, or by judged outcomes when neither side has calls. */
                 uint64_t wa = p->total_calls, wb = src->total_calls;
-                if (wa + wb == 0) {
+                if (wa == 0 && wb == 0) {
                         wa = p->success_count + p->fail_count;
                         wb = src->success_count + src->fail_count;
                 }
                 p->ema_quality = tracker__wmean(p->ema_quality, wa, src->ema_quality, wb);
-                p->total_calls += src->total_calls;
-                p->success_count += src->success_count;
-                p->fail_count += src->fail_count;
-                p->total_latency_ms += src->total_latency_ms;
+                p->total_calls = tracker__sadd(p->total_calls, src->total_calls);
+                p->success_count = tracker__sadd(p->success_count, src->success_count);
+                p->fail_count = tracker__sadd(p->fail_count, src->fail_count);
+                p->total_latency_ms = tracker__sadd(p->total_latency_ms, src->total_latency_ms);
                 tracker__evidence_merge(&p->ev, &src->ev, t->half_life);
                 for (int i = 0; i < TASK__COUNT; i++) {
                         const struct tracker_task_stats *b = &src->tasks[i];
@@ -1157,13 +1164,13 @@ int tracker_import(struct tracker *t, const struct tracker_profile *src, bool re
                         uint64_t ja = a->successes + a->failures, jb = b->successes + b->failures;
                         a->avg_latency_ms = tracker__wmean(a->avg_latency_ms, ta,
                                                            b->avg_latency_ms, tb);
-                        a->ema_quality = ta + tb ? tracker__wmean(a->ema_quality, ta,
+                        a->ema_quality = (ta || tb) ? tracker__wmean(a->ema_quality, ta,
                                                                   b->ema_quality, tb)
                                                  : tracker__wmean(a->ema_quality, ja,
                                                                   b->ema_quality, jb);
-                        a->calls += b->calls;
-                        a->successes += b->successes;
-                        a->failures += b->failures;
+                        a->calls = tracker__sadd(a->calls, b->calls);
+                        a->successes = tracker__sadd(a->successes, b->successes);
+                        a->failures = tracker__sadd(a->failures, b->failures);
                         tracker__evidence_merge(&a->ev, &b->ev, t->half_life);
                         for (int k = 0; k < TRACKER_SKETCH_BUCKETS; k++)
                                 a->latency[k] = a->latency[k] + b->latency[k] < a->latency[k]
@@ -1171,7 +1178,9 @@ int tracker_import(struct tracker *t, const struct tracker_profile *src, bool re
                                                         : a->latency[k] + b->latency[k];
                 }
         }
-        tracker__touch_profile(t, p, src->updated_at > now ? src->updated_at : now);
+        /* A new model takes the profile as it is, its time included; an
+         * existing one changed now. */
+        tracker__touch_profile(t, p, *created && src->updated_at ? src->updated_at : now);
         return 0;
 }
 

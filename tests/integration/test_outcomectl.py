@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """outcomectl against a real outcomed: every command, --json, and the exit
-statuses (0 success, 1 the daemon answered an error, 2 usage error, 3 the
-daemon cannot be reached).
+statuses (0 success, 1 the daemon answered an error or a file could not be
+read, parsed or written, 2 usage error, 3 the daemon cannot be reached);
+forget, and export/import of profiles between daemons.
 
     /usr/bin/python3 tests/integration/test_outcomectl.py [--bin PATH] [--ctl PATH]
 """
@@ -9,9 +10,12 @@ daemon cannot be reached).
 import json
 import math
 import os
+import re
 import socket
+import struct
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -30,6 +34,64 @@ def approx_equal(a, b):
     if isinstance(a, list) and isinstance(b, list):
         return len(a) == len(b) and all(approx_equal(x, y) for x, y in zip(a, b))
     return a == b
+
+
+def exactly_equal(a, b):
+    """Equal values of equal types, floats bit for bit (ints stay ints)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, float):
+        return struct.pack("<d", a) == struct.pack("<d", b)
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(exactly_equal(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(exactly_equal(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+# What an import does not carry over: the latency sketches behind the
+# percentiles are not part of a profile, so they start afresh.  (updated_at
+# is checked on its own: a model new to the daemon keeps the file's, one
+# merged or replaced gets the time of the import.)
+NOT_CARRIED = ("updated_at", "latency_p50_ms", "latency_p95_ms")
+
+
+def carried(profile):
+    """A profile without the fields an import does not carry over."""
+    out = {k: v for k, v in profile.items() if k not in NOT_CARRIED}
+    if isinstance(out.get("tasks"), dict):
+        out["tasks"] = {t: {k: v for k, v in ts.items() if k not in NOT_CARRIED}
+                        for t, ts in out["tasks"].items()}
+    return out
+
+
+def export_doc(profiles, version=1, fmt="outcomed-profiles"):
+    return json.dumps({"format": fmt, "version": version, "exported_at": int(time.time()),
+                       "profiles": profiles})
+
+
+def profile(model, calls, ok, fail, total_ms, ema, tasks=None, updated_at=None):
+    """A PROFILE of the export format, by hand."""
+    p = {"model": model, "total_calls": calls, "success_count": ok, "fail_count": fail,
+         "total_latency_ms": total_ms, "ema_quality": ema, "tasks": tasks or {}}
+    if updated_at is not None:
+        p["updated_at"] = updated_at
+    return p
+
+
+def task(calls, ok, fail, avg_ms, ema):
+    return {"calls": calls, "successes": ok, "failures": fail, "avg_latency_ms": avg_ms,
+            "ema_quality": ema}
+
+
+def wmean(a, wa, b, wb):
+    """The documented merge of two means: weighted, equal weights at 0/0."""
+    if wa + wb == 0:
+        return (a + b) / 2.0
+    return (a * wa + b * wb) / (wa + wb)
+
+
+IMPORTED = re.compile(r"^imported (\d+) profiles? \((\d+) new\) in (\d+) calls?$")
 
 
 class OutcomectlTest(harness.DaemonTestCase):
@@ -186,6 +248,338 @@ class OutcomectlTest(harness.DaemonTestCase):
         self.run_ctl("ping", socket_path=False, env=self.env(OUTCOMED_SOCKET=self.d.socket_path),
                      want=OK)
 
+    # ---- forget
+
+    def test_forget(self):
+        self.populate()
+        r = self.run_ctl("forget", "alpha-model", want=OK)
+        self.assertEqual(r.stdout, "forgot alpha-model\n")
+        self.assertEqual(self.c.call("query", model="alpha-model"), {"profiles": []})
+        self.assertEqual([p["model"] for p in self.c.call("query")["profiles"]], ["beta-model"])
+        r = self.run_ctl("forget", "alpha-model", want=OK)
+        self.assertEqual(r.stdout, "no profile for alpha-model\n")
+        self.assertEqual(self.json_ctl("forget", "alpha-model"),
+                         {"model": "alpha-model", "forgotten": False})
+        self.assertEqual(self.json_ctl("forget", "beta-model"),
+                         {"model": "beta-model", "forgotten": True})
+        self.assertEqual(self.c.call("query"), {"profiles": []})
+        # Its pending trace is still there.
+        self.assertEqual(len(self.c.call("query", pending=True)["pending"]), 1)
+        for args in (("forget",), ("forget", "a", "b"), ("forget", "")):
+            with self.subTest(args=args):
+                self.run_ctl(*args, want=USAGE)
+
+    # ---- export and import
+
+    def other_daemon(self, config=""):
+        """A second daemon, stopped and checked at the end of the test."""
+        d = harness.Daemon(config=config)
+        self.addCleanup(d.cleanup)
+        d.start()
+        self.addCleanup(lambda: d.stop() if d.running() else None)
+        return d
+
+    def populate_rich(self):
+        """Profiles with every task, failures, awkward floats, a model with
+        judged outcomes but no calls, and names that need JSON escapes."""
+        confs = [0.1, 1 / 3, 0.7, 0.9999, 0.123456789, 0.5]
+        models = ["rich-a", "rich-b", 'quo"te\\back\tslash', "mod\u00e8le-\u00fc-\u65e5\u672c-\U0001f600"]
+        n = 0
+        for m, model in enumerate(models):
+            for k, task_name in enumerate(harness.TASKS):
+                for j in range(1 + (m + k) % 3):
+                    n += 1
+                    t = self.c.call("start", model=model, task=task_name)["trace_id"]
+                    if (n % 5) == 4:
+                        self.c.call("fail", trace_id=t, error="x")
+                        continue
+                    self.c.call("complete", trace_id=t, latency_ms=7 * n + j, input_tokens=n,
+                                output_tokens=2 * n)
+                    kind = ("accepted", "rejected", "accepted_with_edits")[n % 3]
+                    self.c.call("outcome", trace_id=t, kind=kind, confidence=confs[n % len(confs)])
+        t = self.c.call("start", model="judged-only", task="classify")["trace_id"]
+        self.c.call("outcome", trace_id=t, kind="accepted", confidence=0.3)
+        return len(models) + 1
+
+    def test_export_import_round_trip(self):
+        n = self.populate_rich()
+        want = self.c.call("query")["profiles"]
+        self.assertEqual(len(want), n)
+        path = os.path.join(self.d.tmpdir, "profiles.json")
+        before = time.time()
+        r = self.run_ctl("export", path, want=OK)
+        self.assertEqual(r.stdout, "exported %d profiles to %s\n" % (n, path))
+        # No temporary file left beside it.
+        self.assertEqual([f for f in os.listdir(self.d.tmpdir) if "profiles" in f], ["profiles.json"])
+        with open(path) as f:
+            doc = json.load(f)
+        self.assertEqual(sorted(doc), ["exported_at", "format", "profiles", "version"])
+        self.assertEqual((doc["format"], doc["version"]), ("outcomed-profiles", 1))
+        self.assertIsInstance(doc["exported_at"], int)
+        self.assertLessEqual(abs(doc["exported_at"] - before), 5)
+        # The file holds query's answer exactly: floats bit for bit, ints as ints.
+        self.assertTrue(exactly_equal(doc["profiles"], want),
+                        "export differs from query:\n%r\nwant\n%r" % (doc["profiles"], want))
+        # Standard output gives the same document.
+        for args in (("export",), ("export", "-")):
+            out = json.loads(self.run_ctl(*args, want=OK).stdout)
+            self.assertTrue(exactly_equal(out["profiles"], want))
+
+        d2 = self.other_daemon()
+        r = self.run_ctl("import", path, socket_path=d2.socket_path, want=OK)
+        self.assertEqual(r.stdout, "imported %d profiles (%d new) in 1 call\n" % (n, n))
+        with d2.client() as c2:
+            got = c2.call("query")["profiles"]
+        self.assertEqual([p["model"] for p in got], [p["model"] for p in want])
+        for g, w in zip(got, want):
+            with self.subTest(model=w["model"]):
+                self.assertTrue(exactly_equal(carried(g), carried(w)),
+                                "imported profile differs:\n%r\nwant\n%r" % (carried(g), carried(w)))
+                self.assertEqual(g["updated_at"], w["updated_at"], "a new model keeps its time")
+
+        # Again through standard input, --replace: nothing changes but updated_at.
+        before = int(time.time())
+        with open(path) as f:
+            r = self.run_ctl("--json", "import", "-", "--replace", socket_path=d2.socket_path,
+                             stdin=f.read(), want=OK)
+        self.assertEqual(json.loads(r.stdout),
+                         {"imported": n, "created": 0, "calls": 1, "mode": "replace"})
+        with d2.client() as c2:
+            again = c2.call("query")["profiles"]
+        self.assertTrue(exactly_equal([carried(p) for p in again], [carried(p) for p in got]))
+        for p in again:
+            self.assertGreaterEqual(p["updated_at"], before, "a replaced model changed now")
+
+    def test_import_merge_arithmetic(self):
+        # The daemon's side, from real calls.
+        for latency, conf in ((100, 0.9), (300, 0.4)):
+            t = self.c.call("start", model="m", task="code")["trace_id"]
+            self.c.call("complete", trace_id=t, latency_ms=latency)
+            self.c.call("outcome", trace_id=t, kind="accepted", confidence=conf)
+        t = self.c.call("start", model="m", task="generate")["trace_id"]
+        self.c.call("complete", trace_id=t, latency_ms=50)
+        self.c.call("fail", trace_id=t)
+        # A model with judged outcomes and no calls.
+        t = self.c.call("start", model="z", task="classify")["trace_id"]
+        self.c.call("outcome", trace_id=t, kind="accepted", confidence=0.9)
+        self.c.call("start", model="keep", task="embed", trace_id="k1")
+        self.c.call("complete", trace_id="k1", latency_ms=5)
+        old = {p["model"]: p for p in self.c.call("query")["profiles"]}
+
+        future = int(time.time()) + 100000
+        fm = profile("m", 7, 5, 1, 2100, 0.25, {
+            "code": task(4, 3, 1, 275.5, 0.3125),
+            "reasoning": task(3, 2, 0, 333.0, 0.75),
+        }, updated_at=1)
+        fm.update(posterior={"alpha": 2.5, "beta": 1.25, "judged": 6.0}, input_tokens=70,
+                  output_tokens=140)
+        fz = profile("z", 0, 2, 1, 0, 0.2, {"classify": task(0, 2, 1, 0.0, 0.2)},
+                     updated_at=future)
+        fn = profile("new-model", 2, 1, 1, 30, 1, {"embed": task(2, 1, 1, 15.0, 0)})
+        fo = profile("new-old-model", 1, 1, 0, 3, 0.5, updated_at=1000)
+        path = os.path.join(self.d.tmpdir, "merge.json")
+        with open(path, "w") as f:
+            f.write(export_doc([fm, fz, fn, fo]))
+        before = int(time.time())
+        r = self.run_ctl("import", path, "--merge", want=OK)
+        after = int(time.time())
+        self.assertEqual(r.stdout, "imported 4 profiles (2 new) in 1 call\n")
+        got = {p["model"]: p for p in self.c.call("query")["profiles"]}
+
+        def check(model, mine, theirs, by_judged=False):
+            a, b = old[model], theirs
+            g = got[model]
+            for k in ("total_calls", "success_count", "fail_count", "total_latency_ms"):
+                self.assertEqual(g[k], a[k] + b[k], "%s.%s" % (model, k))
+            wa, wb = a["total_calls"], b["total_calls"]
+            if by_judged:
+                wa, wb = a["success_count"] + a["fail_count"], b["success_count"] + b["fail_count"]
+            self.assertTrue(math.isclose(g["ema_quality"], wmean(a["ema_quality"], wa,
+                                                                 b["ema_quality"], wb),
+                                         rel_tol=1e-12), "%s.ema_quality" % model)
+            for name in set(a["tasks"]) | set(b["tasks"]):
+                ta, tb, tg = a["tasks"].get(name), b["tasks"].get(name), g["tasks"][name]
+                if ta is None or tb is None:
+                    only = ta or tb
+                    for k in ("calls", "successes", "failures", "avg_latency_ms", "ema_quality"):
+                        self.assertEqual(tg[k], only[k], "%s.%s.%s" % (model, name, k))
+                    continue
+                for k in ("calls", "successes", "failures"):
+                    self.assertEqual(tg[k], ta[k] + tb[k], "%s.%s.%s" % (model, name, k))
+                self.assertTrue(math.isclose(tg["avg_latency_ms"],
+                                             wmean(ta["avg_latency_ms"], ta["calls"],
+                                                   tb["avg_latency_ms"], tb["calls"]),
+                                             rel_tol=1e-12), "%s.%s.avg_latency_ms" % (model, name))
+                wa, wb = ta["calls"], tb["calls"]
+                if wa + wb == 0:
+                    wa, wb = ta["successes"] + ta["failures"], tb["successes"] + tb["failures"]
+                self.assertTrue(math.isclose(tg["ema_quality"], wmean(ta["ema_quality"], wa,
+                                                                      tb["ema_quality"], wb),
+                                             rel_tol=1e-12), "%s.%s.ema_quality" % (model, name))
+            self.assertEqual(sorted(g["tasks"]), sorted(set(a["tasks"]) | set(b["tasks"])))
+            # The evidence adds up too (no half-life configured: nothing fades).
+            for k in ("input_tokens", "output_tokens"):
+                if k in g:
+                    self.assertEqual(g[k], a[k] + b.get(k, 0), "%s.%s" % (model, k))
+            if "posterior" in g:
+                for k in ("alpha", "beta", "judged"):
+                    self.assertTrue(math.isclose(g["posterior"][k], a["posterior"][k]
+                                                 + b.get("posterior", {}).get(k, 0.0),
+                                                 rel_tol=1e-12), "%s.posterior.%s" % (model, k))
+
+        check("m", old["m"], fm)
+        check("z", old["z"], fz, by_judged=True)
+        # A new model is taken as it is (an integer ema_quality is fine).
+        n = got["new-model"]
+        self.assertEqual((n["total_calls"], n["success_count"], n["fail_count"],
+                          n["total_latency_ms"], n["ema_quality"]), (2, 1, 1, 30, 1.0))
+        self.assertEqual({k: n["tasks"]["embed"][k] for k in task(0, 0, 0, 0, 0)},
+                         task(2, 1, 1, 15.0, 0.0))
+        # updated_at: a merged model changed now, whatever the file says; a
+        # new one keeps the file's time (now when the file has none).
+        for model in ("m", "z", "new-model"):
+            self.assertTrue(before <= got[model]["updated_at"] <= after, model)
+        self.assertEqual(got["new-old-model"]["updated_at"], 1000)
+        # A model not in the file is untouched.
+        self.assertTrue(exactly_equal(got["keep"], old["keep"]))
+
+    def test_import_replace(self):
+        self.populate()
+        old = {p["model"]: p for p in self.c.call("query")["profiles"]}
+        fa = profile("alpha-model", 9, 4, 5, 900, 0.125, {"embed": task(9, 4, 5, 100.0, 0.125)})
+        path = os.path.join(self.d.tmpdir, "replace.json")
+        with open(path, "w") as f:
+            f.write(export_doc([fa]))
+        r = self.run_ctl("import", "--replace", path, want=OK)
+        self.assertEqual(r.stdout, "imported 1 profile (0 new) in 1 call\n")
+        got = {p["model"]: p for p in self.c.call("query")["profiles"]}
+        a = got["alpha-model"]
+        self.assertEqual((a["total_calls"], a["success_count"], a["fail_count"],
+                          a["total_latency_ms"], a["ema_quality"], a["degraded"]),
+                         (9, 4, 5, 900, 0.125, False))
+        self.assertEqual(sorted(a["tasks"]), ["embed"], "replace drops the tasks not in the file")
+        self.assertEqual({k: a["tasks"]["embed"][k] for k in task(0, 0, 0, 0, 0)},
+                         task(9, 4, 5, 100.0, 0.125))
+        self.assertTrue(exactly_equal(got["beta-model"], old["beta-model"]))
+
+    def assert_refused(self, text, *messages, args=(), want=DAEMON_ERROR):
+        """Import `text`: refused with exit `want`, stderr holding each of
+        messages, and nothing changed in the daemon."""
+        before = self.c.call("query")
+        path = os.path.join(self.d.tmpdir, "bad.json")
+        with open(path, "w", encoding="utf-8", errors="surrogateescape") as f:
+            f.write(text)
+        r = self.run_ctl("import", path, *args, want=want)
+        self.assertEqual(r.stdout, "")
+        for m in messages:
+            self.assertIn(m, r.stderr)
+        self.assertEqual(self.c.call("query"), before, "a refused import changes nothing")
+        return r
+
+    def test_import_bad_files(self):
+        self.populate()
+        good = profile("g", 1, 1, 0, 10, 0.5)
+        # Not JSON: the place is named as FILE:LINE:COLUMN.
+        r = self.assert_refused('{"format": "outcomed-profiles",\n "version": 1,\n "profiles": [,]}',
+                                "bad.json:3:15:")
+        self.assertIn("unexpected ','", r.stderr)
+        self.assert_refused('{"format": "outcomed-profiles", "version": 1, "profiles": []} x',
+                            "bad.json:1:", "after the JSON value")
+        self.assert_refused("", "bad.json:1:1:")
+        self.assert_refused('{"a": 1, "a": 2}', "given twice")
+        self.assert_refused('[1e999]', "out of range")
+        self.assert_refused('"\udcff"', "invalid UTF-8")
+        self.assert_refused("[" * 100 + "]" * 100, "deeper")
+        # JSON, but not an export of this format and version.
+        self.assert_refused("[]", "not an outcomed profile export")
+        self.assert_refused(export_doc([good], fmt="something-else"), "not an outcomed profile export")
+        self.assert_refused(export_doc([good], version=2), "version 2")
+        self.assert_refused(export_doc([good], version="1"), "version")
+        self.assert_refused(json.dumps({"format": "outcomed-profiles", "version": 1}), "profiles")
+        # A bad profile deep in the file: nothing at all is imported, even
+        # though the profiles before it would fill whole chunks.
+        many = [profile("p%04d" % i, i, 0, 0, i, 0.5) for i in range(2500)]
+        bad = [dict(p) for p in many]
+        bad[2100]["total_calls"] = -1
+        self.assert_refused(export_doc(bad), "profiles[2100].total_calls")
+        bad = [dict(p) for p in many]
+        bad[1999]["ema_quality"] = 1.5
+        self.assert_refused(export_doc(bad), "profiles[1999].ema_quality")
+        bad = [dict(p) for p in many]
+        bad[2400]["tasks"] = {"cooking": task(1, 1, 0, 1.0, 0.5)}
+        self.assert_refused(export_doc(bad), "profiles[2400].tasks", "cooking")
+        bad = [dict(p) for p in many]
+        del bad[1500]["success_count"]
+        self.assert_refused(export_doc(bad), "profiles[1500].success_count: required")
+        self.assert_refused(export_doc(many + [profile("p0007", 1, 1, 0, 1, 0.5)]),
+                            "profiles[2500].model", "p0007", "profiles[7]")
+        self.assert_refused(export_doc([good, 5]), "profiles[1]")
+        # A key the daemon does not know is its to refuse (first chunk: nothing changes).
+        self.assert_refused(export_doc([dict(good, colour="blue")]), "bad_request", "colour")
+        # Files that cannot be read.
+        r = self.run_ctl("import", os.path.join(self.d.tmpdir, "missing.json"), want=DAEMON_ERROR)
+        self.assertIn("missing.json", r.stderr)
+        r = self.run_ctl("import", self.d.tmpdir, want=DAEMON_ERROR)
+        self.assertIn("directory", r.stderr.lower())
+        # Usage errors.
+        for args in (("import",), ("import", "a.json", "b.json"),
+                     ("import", "a.json", "--merge", "--replace"), ("import", "a.json", "--bogus"),
+                     ("export", "a.json", "b.json")):
+            with self.subTest(args=args):
+                self.run_ctl(*args, want=USAGE)
+
+    def test_export_errors(self):
+        self.populate()
+        r = self.run_ctl("export", os.path.join(self.d.tmpdir, "no-such-dir", "p.json"),
+                         want=DAEMON_ERROR)
+        self.assertIn("no-such-dir", r.stderr)
+        r = self.run_ctl("export", self.d.tmpdir + "/", want=DAEMON_ERROR)
+        # Over an existing file: replaced whole.
+        path = os.path.join(self.d.tmpdir, "old.json")
+        with open(path, "w") as f:
+            f.write("old contents\n" * 1000)
+        self.assertEqual(self.json_ctl("export", path), {"exported": 2, "file": path})
+        with open(path) as f:
+            self.assertEqual(len(json.load(f)["profiles"]), 2)
+
+    def test_import_chunks(self):
+        n = 2500
+        profiles = [profile("gen-%05d" % i, i, i // 2, i // 3, 7 * i, (i % 101) / 100, {
+            harness.TASKS[i % 5]: task(i, i // 2, i // 3, 7.0 + i / 3, (i % 7) / 7)})
+            for i in range(n)]
+        path = os.path.join(self.d.tmpdir, "many.json")
+        with open(path, "w") as f:
+            f.write(export_doc(profiles))
+        r = self.run_ctl("import", path, want=OK)
+        m = IMPORTED.match(r.stdout.strip())
+        self.assertIsNotNone(m, r.stdout)
+        self.assertEqual((int(m.group(1)), int(m.group(2))), (n, n))
+        self.assertGreaterEqual(int(m.group(3)), 3)
+        got = self.c.call("query")["profiles"]
+        self.assertEqual(len(got), n)
+        for g, w in zip(got, profiles):
+            self.assertEqual(g["model"], w["model"])
+            self.assertEqual(g["total_calls"], w["total_calls"])
+            self.assertTrue(exactly_equal(g["ema_quality"], float(w["ema_quality"])))
+            (name, t), = w["tasks"].items()
+            self.assertTrue(exactly_equal(g["tasks"][name]["avg_latency_ms"], t["avg_latency_ms"]))
+
+        # A daemon with small limits: the chunks follow them.
+        d2 = self.other_daemon("[limits]\nmessage_bytes = 65536\nlist_entries = 100\n")
+        r = self.run_ctl("import", path, socket_path=d2.socket_path, want=OK)
+        self.assertEqual(r.stdout, "imported %d profiles (%d new) in 25 calls\n" % (n, n))
+        d3 = self.other_daemon("[limits]\nmessage_bytes = 32768\n")
+        r = self.run_ctl("--json", "import", path, socket_path=d3.socket_path, want=OK)
+        j = json.loads(r.stdout)
+        packed = sum(len(harness.pack(p)) for p in profiles)
+        self.assertGreaterEqual(j["calls"], math.ceil(packed / (0.9 * 32768)))
+        self.assertEqual((j["imported"], j["created"]), (n, n))
+        for d in (d2, d3):
+            with d.client() as c:
+                st = c.call("stats")
+                self.assertEqual(st["profiles"], n)
+                self.assertEqual(st["errors_total"], 0)
+
     # ---- exit 1: the daemon's errors
 
     def test_daemon_error_exit_1(self):
@@ -234,7 +628,10 @@ class OutcomectlTest(harness.DaemonTestCase):
     def test_help_exit_0(self):
         r = self.run_ctl("--help", socket_path=False, want=OK)
         self.assertIn("start", r.stdout)
-        for cmd in ("start", "complete", "fail", "outcome", "query", "ping", "stats"):
+        for cmd in ("start", "complete", "fail", "outcome", "forget", "export", "import"):
+            self.assertRegex(r.stdout, r"\n  %s +\S" % cmd, "--help lists %s" % cmd)
+        for cmd in ("start", "complete", "fail", "outcome", "query", "forget", "export", "import",
+                    "ping", "stats"):
             with self.subTest(cmd=cmd):
                 r = self.run_ctl(cmd, "--help", socket_path=False, want=OK)
                 self.assertTrue(r.stdout.strip())

@@ -967,7 +967,8 @@ static enum proto_skim_status skim_all(const uint8_t *buf, size_t n, size_t step
         for (size_t off = 0; off < n;) {
                 size_t len = n - off < step ? n - off : step, used;
                 enum proto_skim_status st = proto_skim_feed(&sk, buf + off, len, limit, &used);
-                ck_assert_uint_le(used, len);
+                if (used > len) /* a plain check: ck_assert is slow in a loop this long */
+                        ck_abort_msg("skim took %zu of %zu bytes", used, len);
                 off += used;
                 if (st == PROTO_SKIM_DONE)
                         (*done)++;
@@ -1117,6 +1118,7 @@ static Suite *proto_suite(void)
         suite_add_tcase(s, enc);
 
         TCase *skim = tcase_create("skim");
+        tcase_set_timeout(skim, 60); /* byte-at-a-time framing of ~200 KB, on a busy machine */
         tcase_add_test(skim, skim_frames_real_messages);
         tcase_add_test(skim, skim_refuses_declared_sizes);
         tcase_add_test(skim, skim_refuses_never_used_byte);

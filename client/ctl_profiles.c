@@ -1,0 +1,742 @@
+/* ctl_profiles.c - outcomectl's commands on whole profiles: forget (drop a
+ * model's profile), export (every profile to a JSON file) and import (load
+ * such a file through the daemon's `import` method, in chunks).
+ *
+ * The export format, version 1 (protocol/README.md, "Export format"):
+ *
+ *         {"format": "outcomed-profiles", "version": 1, "exported_at": UNIX_S,
+ *          "profiles": [PROFILE...]}
+ *
+ * PROFILE is exactly what `query` answers, one per line.  Floats print so
+ * that they read back to the same double and integers as integers, so an
+ * export read back by import hands the daemon the very numbers query gave.
+ *
+ * Import checks the whole file before it sends anything: JSON, envelope,
+ * no model twice, and each profile's contract fields with the daemon's own
+ * checks (proto_arg_check), so that a damaged profile deep in a big file
+ * does not leave the chunks before it imported.  Keys this outcomectl does
+ * not know are the daemon's to judge.
+ * A chunk holds at most IMPORT_CHUNK_MAX profiles (fewer when the daemon's
+ * list_entries is lower) and packs to at most 90% of the daemon's message
+ * limit; both limits come from `stats`.  Each profile is packed once alone
+ * to learn its size, and chunks are cut greedily by those sizes.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ctl.h"
+#include "json.h"
+#include "proto.h"
+
+#define EXPORT_FORMAT "outcomed-profiles"
+#define EXPORT_VERSION 1
+
+#define IMPORT_CHUNK_MAX 1000u   /* profiles per import call, at most */
+#define IMPORT_OVERHEAD 64u      /* bytes of a request besides its profiles */
+
+enum {
+        OPT_MERGE = CTL_OPT_OWN, OPT_REPLACE,
+};
+
+static const char *const task_names[] = { "generate", "embed", "classify", "code", "reasoning" };
+
+/* Check that exactly `want` positional arguments are left. */
+static int positionals(struct ctl *ctl, int argc, char **argv, int want, const char *names)
+{
+        int have = argc - optind;
+        if (have < want) {
+                ctl_usage(ctl, "missing %s", names);
+                return -1;
+        }
+        if (have > want) {
+                ctl_usage(ctl, "unexpected argument '%s'", argv[optind + want]);
+                return -1;
+        }
+        return 0;
+}
+
+/* ---- forget ------------------------------------------------------------- */
+
+static int run_forget(struct ctl *ctl, int argc, char **argv)
+{
+        static const struct option opts[] = {
+                CTL_COMMON_OPTIONS,
+                { NULL, 0, NULL, 0 },
+        };
+        struct oc_reply reply;
+        int opt, status;
+
+        while ((opt = ctl_getopt(ctl, argc, argv, opts, &status)) != -1)
+                if (opt == CTL_GETOPT_STOP)
+                        return status;
+        if (positionals(ctl, argc, argv, 1, "MODEL") < 0)
+                return CTL_EXIT_USAGE;
+        const char *model = argv[optind];
+        size_t len = strlen(model);
+        if (len == 0)
+                return ctl_usage(ctl, "MODEL must not be empty");
+        if (ctl_check_text(ctl, "MODEL", model, len) < 0)
+                return CTL_EXIT_USAGE;
+
+        msgpack_packer *pk = ctl_begin(ctl, "forget");
+        if (pk == NULL)
+                return CTL_EXIT_CONNECT;
+        msgpack_pack_array(pk, 1);
+        msgpack_pack_map(pk, 1);
+        ctl_pack_str(pk, "model", model);
+        status = ctl_call(ctl, &reply);
+        if (status != CTL_EXIT_OK)
+                return status;
+        const msgpack_object *f = ctl_get(reply.result, "forgotten");
+        if (ctl->json || f == NULL || f->type != MSGPACK_OBJECT_BOOLEAN) {
+                status = ctl_print_json(reply.result);
+        } else {
+                fputs(f->via.boolean ? "forgot " : "no profile for ", stdout);
+                ctl_put_text(model, len, 0);
+                putchar('\n');
+        }
+        oc_reply_destroy(&reply);
+        return status;
+}
+
+const struct ctl_command ctl_cmd_forget = {
+        .name = "forget",
+        .run = run_forget,
+        .summary = "remove a model's profile (a retired model, a misnamed one)",
+        .help =
+        "Usage: outcomectl forget MODEL\n"
+        "\n"
+        "Remove MODEL's profile and all its task statistics from the daemon (and,\n"
+        "through its journal, from its database).  Prints 'forgot MODEL', or 'no\n"
+        "profile for MODEL' when there was none; both exit 0.  With --json: the\n"
+        "daemon's {\"model\", \"forgotten\"}.\n"
+        "\n"
+        "Traces of MODEL still pending are kept: a later complete, fail or outcome\n"
+        "for one of them starts a new profile.  To keep a copy first:\n"
+        "'outcomectl export FILE'.\n"
+        "\n"
+        "Options:\n"
+        "  -s, --socket PATH, -j, --json, --timeout SECS, -h, --help\n"
+        "                    as in 'outcomectl --help'\n"
+        "\n"
+        "Example:\n"
+        "  outcomectl forget gpt-4o-typo\n",
+};
+
+/* ---- export ------------------------------------------------------------- */
+
+/* The export document: the profiles one per line, so that it diffs well. */
+static int write_export(FILE *f, const msgpack_object *list, long long at)
+{
+        fprintf(f, "{\"format\":\"%s\",\"version\":%d,\"exported_at\":%lld,\"profiles\":[",
+                EXPORT_FORMAT, EXPORT_VERSION, at);
+        for (uint32_t i = 0; i < list->via.array.size; i++) {
+                fputs(i ? ",\n" : "\n", f);
+                if (json_print(f, &list->via.array.ptr[i]) < 0)
+                        return -1;
+        }
+        fputs(list->via.array.size ? "\n]}\n" : "]}\n", f);
+        return ferror(f) ? -1 : 0;
+}
+
+/* Write the export to `path` through a temporary file in the same
+ * directory, synced and renamed over it, so that readers (and a crash) see
+ * the old file or the new one, never a part.  A symlink at `path` is
+ * replaced, not followed.  The new file's mode is 0666 less the umask. */
+static int export_to_file(const char *path, const msgpack_object *list, long long at,
+                          char *err, size_t errlen)
+{
+        const char *slash = strrchr(path, '/');
+        const char *base = slash ? slash + 1 : path;
+        char *tmp = NULL, *dir = NULL;
+        int r = 0, fd = -1;
+
+        if (*base == '\0') {
+                snprintf(err, errlen, "'%s' names a directory, not a file", path);
+                return -EISDIR;
+        }
+        if (slash == NULL)
+                dir = strdup(".");
+        else if (slash == path)
+                dir = strdup("/");
+        else
+                dir = strndup(path, (size_t)(slash - path));
+        if (dir == NULL || asprintf(&tmp, "%s/.%s.XXXXXX", dir, base) < 0) {
+                tmp = NULL;
+                snprintf(err, errlen, "out of memory");
+                r = -ENOMEM;
+                goto out;
+        }
+        fd = mkostemp(tmp, O_CLOEXEC);
+        if (fd < 0) {
+                r = -errno;
+                snprintf(err, errlen, "cannot create a temporary file in %s: %s", dir, strerror(-r));
+                free(tmp);
+                tmp = NULL;   /* nothing to remove */
+                goto out;
+        }
+        mode_t mask = umask(0);
+        umask(mask);
+        if (fchmod(fd, 0666 & ~mask) < 0) {
+                r = -errno;
+                snprintf(err, errlen, "cannot set the mode of %s: %s", tmp, strerror(-r));
+                goto out;
+        }
+        FILE *f = fdopen(fd, "w");
+        if (f == NULL) {
+                r = -errno;
+                snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(-r));
+                goto out;
+        }
+        fd = -1;   /* f owns it now */
+        errno = 0;
+        if (write_export(f, list, at) < 0 || fflush(f) != 0 || fsync(fileno(f)) < 0) {
+                r = errno ? -errno : -EIO;
+                snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(-r));
+                fclose(f);
+                goto out;
+        }
+        if (fclose(f) != 0) {
+                r = -errno;
+                snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(-r));
+                goto out;
+        }
+        if (rename(tmp, path) < 0) {
+                r = -errno;
+                snprintf(err, errlen, "cannot rename %s to %s: %s", tmp, path, strerror(-r));
+                goto out;
+        }
+        free(tmp);
+        tmp = NULL;   /* renamed: nothing to remove */
+        /* The rename itself lasts once the directory is synced. */
+        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0 || (fsync(dfd) < 0 && errno != EINVAL)) {
+                r = -errno;
+                snprintf(err, errlen, "wrote %s but cannot sync its directory %s: %s", path, dir,
+                         strerror(-r));
+        }
+        if (dfd >= 0)
+                close(dfd);
+out:
+        if (fd >= 0)
+                close(fd);
+        if (tmp != NULL) {
+                unlink(tmp);
+                free(tmp);
+        }
+        free(dir);
+        return r;
+}
+
+static int run_export(struct ctl *ctl, int argc, char **argv)
+{
+        static const struct option opts[] = {
+                CTL_COMMON_OPTIONS,
+                { NULL, 0, NULL, 0 },
+        };
+        struct oc_reply reply;
+        int opt, status;
+
+        while ((opt = ctl_getopt(ctl, argc, argv, opts, &status)) != -1)
+                if (opt == CTL_GETOPT_STOP)
+                        return status;
+        if (argc - optind > 1)
+                return ctl_usage(ctl, "unexpected argument '%s'", argv[optind + 1]);
+        const char *path = optind < argc ? argv[optind] : "-";
+        bool to_stdout = strcmp(path, "-") == 0;
+        if (path[0] == '\0')
+                return ctl_usage(ctl, "FILE must not be empty");
+
+        msgpack_packer *pk = ctl_begin(ctl, "query");
+        if (pk == NULL)
+                return CTL_EXIT_CONNECT;
+        msgpack_pack_array(pk, 0);
+        status = ctl_call(ctl, &reply);
+        if (status != CTL_EXIT_OK)
+                return status;
+        long long at = (long long)time(NULL);
+        const msgpack_object *list = ctl_get(reply.result, "profiles");
+        if (list == NULL || list->type != MSGPACK_OBJECT_ARRAY) {
+                fputs("outcomectl: export: the daemon's answer to query holds no profiles list\n",
+                      stderr);
+                status = CTL_EXIT_DAEMON;
+                goto out;
+        }
+        if (to_stdout) {
+                errno = 0;
+                if (write_export(stdout, list, at) < 0 || fflush(stdout) != 0) {
+                        fprintf(stderr, "outcomectl: export: cannot write the output: %s\n",
+                                strerror(errno ? errno : EIO));
+                        status = CTL_EXIT_DAEMON;
+                }
+                goto out;
+        }
+        char err[1024];
+        if (export_to_file(path, list, at, err, sizeof(err)) < 0) {
+                fprintf(stderr, "outcomectl: export: %s\n", err);
+                status = CTL_EXIT_DAEMON;
+                goto out;
+        }
+        if (ctl->json) {
+                printf("{\"exported\":%" PRIu32 ",\"file\":", list->via.array.size);
+                json_print_string(stdout, path, strlen(path));
+                puts("}");
+        } else {
+                printf("exported %" PRIu32 " profile%s to ", list->via.array.size,
+                       list->via.array.size == 1 ? "" : "s");
+                ctl_put_text(path, strlen(path), 0);
+                putchar('\n');
+        }
+out:
+        oc_reply_destroy(&reply);
+        return status;
+}
+
+const struct ctl_command ctl_cmd_export = {
+        .name = "export",
+        .run = run_export,
+        .summary = "write every profile to a JSON file (for import elsewhere)",
+        .help =
+        "Usage: outcomectl export [FILE]\n"
+        "\n"
+        "Write every model's profile, as 'query' returns it, to FILE as JSON (to\n"
+        "standard output when FILE is missing or '-'):\n"
+        "\n"
+        "  {\"format\":\"outcomed-profiles\",\"version\":1,\"exported_at\":UNIX_SECONDS,\n"
+        "   \"profiles\":[PROFILE,...]}\n"
+        "\n"
+        "one profile per line, floats written so that they read back exactly.\n"
+        "'outcomectl import FILE' loads it into a daemon; protocol/README.md\n"
+        "('Export format') describes it.\n"
+        "\n"
+        "FILE is written whole or not at all: to a temporary file in its directory,\n"
+        "synced, then renamed over FILE (a symlink at FILE is replaced, not\n"
+        "followed).  Prints 'exported N profiles to FILE' (with --json:\n"
+        "{\"exported\":N,\"file\":FILE}); nothing else when writing to standard output.\n"
+        "Exit status 1 when FILE cannot be written.\n"
+        "\n"
+        "Options:\n"
+        "  -s, --socket PATH, -j, --json, --timeout SECS, -h, --help\n"
+        "                    as in 'outcomectl --help'\n"
+        "\n"
+        "Examples:\n"
+        "  outcomectl export profiles.json\n"
+        "  outcomectl export | ssh newhost outcomectl import -\n",
+};
+
+/* ---- import ------------------------------------------------------------- */
+
+/* The fields of `map` that `spec` names, each checked when present and
+ * required ones present; keys not in spec are left to the daemon (a newer
+ * daemon's export may carry more than this outcomectl knows of). */
+static int check_fields(const msgpack_object *map, const struct proto_arg *spec, size_t n,
+                        const char *prefix, char *err, size_t errlen)
+{
+        for (size_t j = 0; j < n; j++) {
+                struct proto_val v;
+                const msgpack_object *o = proto_map_get(map, spec[j].name);
+                if (o == NULL && spec[j].required) {
+                        snprintf(err, errlen, "%s%s: required", prefix, spec[j].name);
+                        return -1;
+                }
+                if (o != NULL && proto_arg_check(o, &spec[j], &v, prefix, err, errlen) < 0)
+                        return -1;
+        }
+        return 0;
+}
+
+/* One profile of the file: the fields of the contract's PROFILE, checked
+ * as the daemon checks them (daemon/rpc.c, rpc__import_profile), so that a
+ * damaged profile deep in a file is found before the first chunk goes.
+ * The model's length is checked later, against the daemon's own limit.
+ * Returns 0 or -1 with err set. */
+static int check_profile(const msgpack_object *o, uint32_t i, char *err, size_t errlen)
+{
+        static const struct proto_arg spec[] = {
+                { "model", PROTO_ARG_STR, true, 1, UINT32_MAX },
+                { "total_calls", PROTO_ARG_U64, true, 0, 0 },
+                { "success_count", PROTO_ARG_U64, true, 0, 0 },
+                { "fail_count", PROTO_ARG_U64, true, 0, 0 },
+                { "total_latency_ms", PROTO_ARG_U64, true, 0, 0 },
+                { "ema_quality", PROTO_ARG_UNIT, true, 0, 0 },
+                { "updated_at", PROTO_ARG_U64, false, 0, 0 },
+                { "tasks", PROTO_ARG_MAP, false, 0, 0 },
+        };
+        static const struct proto_arg tspec[] = {
+                { "calls", PROTO_ARG_U64, true, 0, 0 },
+                { "successes", PROTO_ARG_U64, true, 0, 0 },
+                { "failures", PROTO_ARG_U64, true, 0, 0 },
+                { "avg_latency_ms", PROTO_ARG_REAL, true, 0, 0 },
+                { "ema_quality", PROTO_ARG_UNIT, true, 0, 0 },
+        };
+        char prefix[48];
+
+        snprintf(prefix, sizeof(prefix), "profiles[%" PRIu32 "].", i);
+        if (o->type != MSGPACK_OBJECT_MAP) {
+                snprintf(err, errlen, "profiles[%" PRIu32 "]: must be an object", i);
+                return -1;
+        }
+        if (check_fields(o, spec, sizeof(spec) / sizeof(spec[0]), prefix, err, errlen) < 0)
+                return -1;
+        const msgpack_object *tasks = proto_map_get(o, "tasks");
+        for (uint32_t k = 0; tasks && k < tasks->via.map.size; k++) {
+                const msgpack_object_kv *kv = &tasks->via.map.ptr[k];
+                const char *name = NULL;
+                for (size_t t = 0; t < sizeof(task_names) / sizeof(task_names[0]); t++)
+                        if (proto_str_eq(&kv->key, task_names[t]))
+                                name = task_names[t];
+                if (name == NULL) {
+                        bool str = kv->key.type == MSGPACK_OBJECT_STR;
+                        uint32_t klen = str ? kv->key.via.str.size : 0;
+                        snprintf(err, errlen, "%stasks: unknown task '%.*s' (tasks are generate, "
+                                 "embed, classify, code, reasoning)", prefix,
+                                 (int)(klen > 64 ? 64 : klen), str ? kv->key.via.str.ptr : "");
+                        return -1;
+                }
+                char tprefix[96];
+                snprintf(tprefix, sizeof(tprefix), "%stasks.%s.", prefix, name);
+                if (kv->val.type != MSGPACK_OBJECT_MAP) {
+                        snprintf(err, errlen, "%stasks.%s: must be an object", prefix, name);
+                        return -1;
+                }
+                if (check_fields(&kv->val, tspec, sizeof(tspec) / sizeof(tspec[0]), tprefix, err,
+                                 errlen) < 0)
+                        return -1;
+        }
+        return 0;
+}
+
+static const msgpack_object *model_of(const msgpack_object *profile)
+{
+        return proto_map_get(profile, "model");
+}
+
+/* qsort over pointers to profiles: by model, then in file order. */
+static int cmp_model(const void *a, const void *b)
+{
+        const msgpack_object *pa = *(const msgpack_object *const *)a;
+        const msgpack_object *pb = *(const msgpack_object *const *)b;
+        const msgpack_object *x = model_of(pa), *y = model_of(pb);
+        uint32_t n = x->via.str.size < y->via.str.size ? x->via.str.size : y->via.str.size;
+        int c = n ? memcmp(x->via.str.ptr, y->via.str.ptr, n) : 0;
+        if (c != 0)
+                return c;
+        if (x->via.str.size != y->via.str.size)
+                return x->via.str.size < y->via.str.size ? -1 : 1;
+        return (pa > pb) - (pa < pb);
+}
+
+/* The export document's envelope and every profile in it; a model given
+ * twice would be merged twice (or replaced by the later one), so it is an
+ * error.  Returns the profiles array, or NULL with err set. */
+static const msgpack_object *check_document(const msgpack_object *doc, char *err, size_t errlen)
+{
+        if (doc->type != MSGPACK_OBJECT_MAP) {
+                snprintf(err, errlen, "not an outcomed profile export: the top level is not a JSON "
+                         "object");
+                return NULL;
+        }
+        const msgpack_object *format = proto_map_get(doc, "format");
+        if (format == NULL || !proto_str_eq(format, EXPORT_FORMAT)) {
+                snprintf(err, errlen, "not an outcomed profile export: \"format\" is not \"%s\"",
+                         EXPORT_FORMAT);
+                return NULL;
+        }
+        const msgpack_object *version = proto_map_get(doc, "version");
+        if (version == NULL || version->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+                snprintf(err, errlen, "\"version\" must be an integer (this outcomectl reads "
+                         "version %d)", EXPORT_VERSION);
+                return NULL;
+        }
+        if (version->via.u64 != EXPORT_VERSION) {
+                snprintf(err, errlen, "export format version %" PRIu64 " is not known to this "
+                         "outcomectl, which reads version %d", version->via.u64, EXPORT_VERSION);
+                return NULL;
+        }
+        const msgpack_object *list = proto_map_get(doc, "profiles");
+        if (list == NULL || list->type != MSGPACK_OBJECT_ARRAY) {
+                snprintf(err, errlen, "\"profiles\" must be an array");
+                return NULL;
+        }
+        uint32_t n = list->via.array.size;
+        for (uint32_t i = 0; i < n; i++)
+                if (check_profile(&list->via.array.ptr[i], i, err, errlen) < 0)
+                        return NULL;
+        if (n < 2)
+                return list;
+
+        const msgpack_object **sorted = malloc(n * sizeof(*sorted));
+        if (sorted == NULL) {
+                snprintf(err, errlen, "out of memory");
+                return NULL;
+        }
+        for (uint32_t i = 0; i < n; i++)
+                sorted[i] = &list->via.array.ptr[i];
+        qsort(sorted, n, sizeof(*sorted), cmp_model);
+        for (uint32_t i = 1; i < n; i++) {
+                const msgpack_object *a = model_of(sorted[i - 1]), *b = model_of(sorted[i]);
+                if (a->via.str.size != b->via.str.size ||
+                    memcmp(a->via.str.ptr, b->via.str.ptr, a->via.str.size) != 0)
+                        continue;
+                snprintf(err, errlen, "profiles[%td].model: '%.*s' is also the model of "
+                         "profiles[%td]", sorted[i] - list->via.array.ptr,
+                         (int)(b->via.str.size > 64 ? 64 : b->via.str.size), b->via.str.ptr,
+                         sorted[i - 1] - list->via.array.ptr);
+                free(sorted);
+                return NULL;
+        }
+        free(sorted);
+        return list;
+}
+
+/* The daemon's limits that shape the chunks, from `stats` (the contract's
+ * defaults for any it does not report). */
+struct import_limits {
+        uint64_t message_bytes;
+        uint64_t list_entries;
+        uint64_t model_bytes;
+};
+
+static uint64_t stat_u64(const msgpack_object *map, const char *key, uint64_t dflt)
+{
+        const msgpack_object *o = ctl_get(map, key);
+        return o && o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 > 0 ? o->via.u64 : dflt;
+}
+
+static int import_limits(struct ctl *ctl, struct import_limits *lim)
+{
+        struct oc_reply reply;
+        msgpack_packer *pk = ctl_begin(ctl, "stats");
+        if (pk == NULL)
+                return CTL_EXIT_CONNECT;
+        msgpack_pack_array(pk, 0);
+        int status = ctl_call(ctl, &reply);
+        if (status != CTL_EXIT_OK)
+                return status;
+        const msgpack_object *limits = ctl_get(ctl_get(reply.result, "config"), "limits");
+        lim->message_bytes = stat_u64(reply.result, "max_message_bytes",
+                                      stat_u64(limits, "message_bytes", PROTO_MESSAGE_MAX));
+        lim->list_entries = stat_u64(limits, "list_entries", PROTO_LIST_MAX);
+        lim->model_bytes = stat_u64(limits, "model_bytes", PROTO_MODEL_MAX);
+        oc_reply_destroy(&reply);
+        return CTL_EXIT_OK;
+}
+
+/* Send profiles [from, to) in one `import` call; adds to *created. */
+static int import_chunk(struct ctl *ctl, const msgpack_object *list, uint32_t from, uint32_t to,
+                        const char *mode, uint64_t *created)
+{
+        struct oc_reply reply;
+        msgpack_packer *pk = ctl_begin(ctl, "import");
+        if (pk == NULL)
+                return CTL_EXIT_CONNECT;
+        msgpack_pack_array(pk, 1);
+        msgpack_pack_map(pk, 2);
+        ctl_pack_key(pk, "profiles");
+        msgpack_pack_array(pk, to - from);
+        for (uint32_t i = from; i < to; i++)
+                msgpack_pack_object(pk, list->via.array.ptr[i]);
+        ctl_pack_str(pk, "mode", mode);
+        int status = ctl_call(ctl, &reply);
+        if (status != CTL_EXIT_OK)
+                return status;
+        const msgpack_object *c = ctl_get(reply.result, "created");
+        if (c && c->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+                *created += c->via.u64;
+        oc_reply_destroy(&reply);
+        return CTL_EXIT_OK;
+}
+
+static int import_fail(const char *name, const char *err)
+{
+        fprintf(stderr, "outcomectl: import: %s: %s\n", name, err);
+        return CTL_EXIT_DAEMON;
+}
+
+static int run_import(struct ctl *ctl, int argc, char **argv)
+{
+        static const struct option opts[] = {
+                CTL_COMMON_OPTIONS,
+                { "merge", no_argument, NULL, OPT_MERGE },
+                { "replace", no_argument, NULL, OPT_REPLACE },
+                { NULL, 0, NULL, 0 },
+        };
+        bool merge = false, replace = false;
+        int opt, status;
+
+        while ((opt = ctl_getopt(ctl, argc, argv, opts, &status)) != -1) {
+                switch (opt) {
+                case CTL_GETOPT_STOP:
+                        return status;
+                case OPT_MERGE: merge = true; break;
+                case OPT_REPLACE: replace = true; break;
+                }
+        }
+        if (merge && replace)
+                return ctl_usage(ctl, "--merge and --replace exclude each other");
+        if (positionals(ctl, argc, argv, 1, "FILE (or - for standard input)") < 0)
+                return CTL_EXIT_USAGE;
+        const char *path = argv[optind];
+        const char *name = strcmp(path, "-") == 0 ? "<stdin>" : path;
+        const char *mode = replace ? "replace" : "merge";
+
+        char err[1024], *text = NULL;
+        size_t len = 0, *sizes = NULL;
+        msgpack_zone *zone = NULL;
+        msgpack_sbuffer sb;
+        msgpack_sbuffer_init(&sb);
+
+        if (ctl_slurp(path, &text, &len, err, sizeof(err)) < 0) {
+                fprintf(stderr, "outcomectl: import: %s\n", err);
+                status = CTL_EXIT_DAEMON;
+                goto out;
+        }
+        zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
+        if (zone == NULL) {
+                status = import_fail(name, "out of memory");
+                goto out;
+        }
+        msgpack_object doc;
+        if (json_parse(text, len, zone, &doc, err, sizeof(err)) < 0) {
+                fprintf(stderr, "outcomectl: import: %s:%s\n", name, err);
+                status = CTL_EXIT_DAEMON;
+                goto out;
+        }
+        const msgpack_object *list = check_document(&doc, err, sizeof(err));
+        if (list == NULL) {
+                status = import_fail(name, err);
+                goto out;
+        }
+
+        struct import_limits lim;
+        status = import_limits(ctl, &lim);
+        if (status != CTL_EXIT_OK)
+                goto out;
+        uint32_t n = list->via.array.size;
+        uint64_t per_call = lim.list_entries < IMPORT_CHUNK_MAX ? lim.list_entries : IMPORT_CHUNK_MAX;
+        uint64_t budget = lim.message_bytes / 10 * 9;
+
+        /* Each profile's packed size, and the checks that need the daemon's
+         * limits: no profile may be too large to travel alone. */
+        sizes = malloc((n ? n : 1) * sizeof(*sizes));
+        if (sizes == NULL) {
+                status = import_fail(name, "out of memory");
+                goto out;
+        }
+        msgpack_packer spk;
+        msgpack_packer_init(&spk, &sb, msgpack_sbuffer_write);
+        for (uint32_t i = 0; i < n; i++) {
+                const msgpack_object *p = &list->via.array.ptr[i], *model = model_of(p);
+                if (model->via.str.size > lim.model_bytes) {
+                        snprintf(err, sizeof(err), "profiles[%" PRIu32 "].model: %" PRIu32 " bytes "
+                                 "long, over the daemon's limit of %" PRIu64, i, model->via.str.size,
+                                 lim.model_bytes);
+                        status = import_fail(name, err);
+                        goto out;
+                }
+                sb.size = 0;
+                if (msgpack_pack_object(&spk, *p) != 0) {
+                        status = import_fail(name, "out of memory");
+                        goto out;
+                }
+                sizes[i] = sb.size;
+                if (IMPORT_OVERHEAD + sizes[i] > budget) {
+                        snprintf(err, sizeof(err), "profiles[%" PRIu32 "] packs to %zu bytes, too "
+                                 "large for the daemon's message limit of %" PRIu64 " bytes", i,
+                                 sizes[i], lim.message_bytes);
+                        status = import_fail(name, err);
+                        goto out;
+                }
+        }
+
+        uint64_t created = 0;
+        uint32_t calls = 0, from = 0;
+        while (from < n) {
+                uint32_t to = from;
+                uint64_t bytes = IMPORT_OVERHEAD;
+                while (to < n && to - from < per_call && bytes + sizes[to] <= budget)
+                        bytes += sizes[to++];
+                status = import_chunk(ctl, list, from, to, mode, &created);
+                if (status != CTL_EXIT_OK) {
+                        fprintf(stderr, "outcomectl: import: the refused call held profiles[%" PRIu32
+                                "..%" PRIu32 "] of %s", from, to - 1, name);
+                        if (calls > 0)
+                                fprintf(stderr, "; the %" PRIu32 " profile%s before it %s imported "
+                                        "(%s) in %" PRIu32 " call%s", from, from == 1 ? "" : "s",
+                                        from == 1 ? "was" : "were", mode, calls,
+                                        calls == 1 ? "" : "s");
+                        fputs("\n", stderr);
+                        goto out;
+                }
+                calls++;
+                from = to;
+        }
+        if (ctl->json)
+                printf("{\"imported\":%" PRIu32 ",\"created\":%" PRIu64 ",\"calls\":%" PRIu32
+                       ",\"mode\":\"%s\"}\n", n, created, calls, mode);
+        else
+                printf("imported %" PRIu32 " profile%s (%" PRIu64 " new) in %" PRIu32 " call%s\n",
+                       n, n == 1 ? "" : "s", created, calls, calls == 1 ? "" : "s");
+out:
+        free(sizes);
+        msgpack_sbuffer_destroy(&sb);
+        if (zone != NULL)
+                msgpack_zone_free(zone);
+        free(text);
+        return status;
+}
+
+const struct ctl_command ctl_cmd_import = {
+        .name = "import",
+        .run = run_import,
+        .summary = "load profiles from an export file, merged or replacing",
+        .help =
+        "Usage: outcomectl import FILE [--merge | --replace]\n"
+        "\n"
+        "Load the profiles of FILE (or of standard input when FILE is '-'), a file\n"
+        "written by 'outcomectl export' (format \"outcomed-profiles\", version 1; see\n"
+        "protocol/README.md, 'Export format'), into the daemon.\n"
+        "\n"
+        "  --merge     (the default) add to the profiles the daemon has: counts add up;\n"
+        "              each EMA quality and each task's mean latency becomes the mean of\n"
+        "              the two weighted by their calls (by their judged outcomes,\n"
+        "              successes + failures, when neither side has calls).  A model the\n"
+        "              daemon does not know is created as in the file.\n"
+        "  --replace   a model in the file replaces the daemon's profile of that model\n"
+        "              as a whole; models not in the file are left alone.\n"
+        "\n"
+        "The whole file is read and checked before anything is sent: it must be JSON\n"
+        "(errors name LINE:COLUMN), of this format and version, each profile of the\n"
+        "shape 'query' answers (derived fields such as avg_latency_ms and\n"
+        "success_rate are ignored), and no model may appear twice.  The profiles then\n"
+        "go in as few 'import' calls as the daemon's limits allow (at most 1000\n"
+        "profiles and 90% of its message limit each, learnt from 'stats').\n"
+        "\n"
+        "A model new to the daemon keeps the file's updated_at; one merged or\n"
+        "replaced gets the time of the import.  Latency percentiles start afresh\n"
+        "(their sketches are not exported).\n"
+        "\n"
+        "Prints 'imported N profiles (M new) in K calls'; with --json\n"
+        "{\"imported\":N,\"created\":M,\"calls\":K,\"mode\":MODE}.\n"
+        "\n"
+        "Exit status 1 when FILE cannot be read or is not a valid export (nothing\n"
+        "is sent), or when the daemon refuses a call: each call is all or nothing,\n"
+        "and the message says which profiles the calls before it imported.\n"
+        "\n"
+        "Options:\n"
+        "  --merge, --replace  as above\n"
+        "  -s, --socket PATH, -j, --json, --timeout SECS, -h, --help\n"
+        "                      as in 'outcomectl --help'\n"
+        "\n"
+        "Examples:\n"
+        "  outcomectl import profiles.json\n"
+        "  outcomectl import --replace profiles.json\n"
+        "  ssh oldhost outcomectl export | outcomectl import -\n",
+};
