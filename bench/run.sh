@@ -10,12 +10,13 @@
 # is divided by the requests it served.  Prints one table, with the
 # targets of issue 7 checked.
 #
-# Two comparisons, each against a fresh pair of servers:
-#   relaxed  outcomed `[store] durability = relaxed`, Redis without
-#            persistence (--save '' --appendonly no)
-#   ack      outcomed `durability = ack`, Redis with
-#            --appendonly yes --appendfsync everysec
-# A daemon that does not know the durability key yet runs with its
+# Each scenario names a durability, given to outcomed as `[store]
+# durability = VALUE` and matched by Redis's persistence; each durability
+# gets a fresh pair of servers:
+#   relaxed  Redis without persistence (--save '' --appendonly no)
+#   ack      Redis with --appendonly yes --appendfsync everysec
+#   fsync    Redis with --appendonly yes --appendfsync always
+# A daemon that refuses the key (one older than it) runs with its
 # defaults; the table says so.
 #
 # Missing Debian packages (the build's, tools/setup.sh's list, and
@@ -24,7 +25,7 @@
 # this script does not use it (systemctl disable --now redis-server).
 #
 # Settings (environment variables):
-#   SCENARIOS   what to run, "VARIANT:CLIENTS:PIPELINE:REQUESTS ..."
+#   SCENARIOS   what to run, "DURABILITY:CLIENTS:PIPELINE:REQUESTS ...",
 #               default "relaxed:1:1:100000 relaxed:50:1:300000
 #                        relaxed:50:16:3000000 ack:50:16:3000000"
 #   BUILD_DIR   release tree (default build-release)
@@ -33,8 +34,9 @@
 #   NICE        priority of the whole run (servers and clients alike):
 #               default -20 as root, so that other work on the machine
 #               disturbs the figures less; NICE= to leave it alone.  The
-#               table's "others" column shows the CPU other processes still
-#               took during each run.
+#               table's "CPU wait" column shows how long each server still
+#               waited for a CPU (run-queue wait); rows where Redis waited
+#               over 5% are flagged.
 #
 # Every run is bounded: outcome-bench stops after -n requests or 120 s,
 # and each command is killed after 300 s.
@@ -148,11 +150,11 @@ start_redis() {
         # start_redis VARIANT
         rm -rf "$TMP/redis"
         mkdir -p "$TMP/redis"
-        if [ "$1" = ack ]; then
-                persist="--appendonly yes --appendfsync everysec"
-        else
-                persist="--appendonly no"
-        fi
+        case $1 in
+        relaxed) persist="--appendonly no" ;;
+        fsync) persist="--appendonly yes --appendfsync always" ;;
+        *) persist="--appendonly yes --appendfsync everysec" ;;
+        esac
         # shellcheck disable=SC2086
         redis-server --port 0 --unixsocket "$TMP/redis.sock" --unixsocketperm 700 \
                 --dir "$TMP/redis" --save '' $persist --daemonize no \
@@ -201,7 +203,8 @@ start_outcomed() {
                         return 0
                 fi
                 if [ $with_key = yes ] && grep -q durability "$TMP/outcomed-$1.log"; then
-                        say "this outcomed does not know [store] durability; running it with its defaults"
+                        say "outcomed refused durability = $2 ($(grep durability "$TMP/outcomed-$1.log" |
+                                head -1)); running it with its defaults"
                         continue
                 fi
                 die "outcomed did not start: $(tail -5 "$TMP/outcomed-$1.log")"
@@ -219,64 +222,56 @@ busy_pct() {
 
 # ---- runs ----------------------------------------------------------------
 
-# Busy ticks of the whole machine, all CPUs.
-machine_ticks() {
-        awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat
-}
-
-# Ticks between two outputs of `times` (children's user + system).  The
-# shell's `times` must run in the shell that waited for the benchmark (not
-# in a $(...)), hence the files.
-child_ticks() {
-        # child_ticks BEFORE AFTER
-        sed -n 2p "$1" "$2" | awk -v tck="$(getconf CLK_TCK)" '
-                { split($1, u, /[ms]/); split($2, s, /[ms]/); t[NR] = u[1] * 60 + u[2] + s[1] * 60 + s[2] }
-                END { printf "%d", (t[2] - t[1]) * tck + 0.5 }'
+# Nanoseconds the threads of a process spent runnable but waiting for a
+# CPU (run-queue wait, /proc/PID/task/*/schedstat): what other work on
+# the machine, the client included, took from the server.
+wait_ns() {
+        cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $2 } END { printf "%.0f", s }'
 }
 
 # Run a benchmark command with its output in $TMP/out; sets SERVER_TICKS
-# (the server's CPU over the run) and OTHER_TICKS (the machine's busy ticks
-# less the server's and the client's: other work sharing the cores).
+# (the server's CPU time over the run) and WAIT_NS (its run-queue wait).
 measure() {
         # measure SERVER_PID COMMAND...
         pid=$1
         shift
-        m0=$(machine_ticks)
         s0=$(cpu_ticks "$pid")
-        times >"$TMP/times0"
+        w0=$(wait_ns "$pid")
         rc=0
         timeout $CMD_TIMEOUT "$@" >"$TMP/out" 2>"$TMP/err" || rc=$?
-        times >"$TMP/times1"
         s1=$(cpu_ticks "$pid")
-        m1=$(machine_ticks)
-        c=$(child_ticks "$TMP/times0" "$TMP/times1")
+        w1=$(wait_ns "$pid")
         SERVER_TICKS=$((s1 - s0))
-        OTHER_TICKS=$((m1 - m0 - SERVER_TICKS - c))
-        [ $OTHER_TICKS -ge 0 ] || OTHER_TICKS=0
+        WAIT_NS=$((w1 - w0))
         return $rc
 }
 
 run_redis() {
-        # run_redis CLIENTS PIPELINE REQUESTS -> "rps p99_ms cpu_ticks other_ticks"
+        # run_redis CLIENTS PIPELINE REQUESTS -> "rps p99_ms cpu_ticks wait_ns"
         measure "$REDIS_PID" redis-benchmark -s "$TMP/redis.sock" -c "$1" -P "$2" -n "$3" \
                 -t incr --csv || die "redis-benchmark failed: $(cat "$TMP/err")"
         # "INCR","150375.94","0.180","0.040","0.167","0.263","0.375","1.023"
-        awk -F'"' -v cpu=$SERVER_TICKS -v other=$OTHER_TICKS \
-                '$2 == "INCR" { print $4, $14, cpu, other; found = 1 } END { if (!found) exit 1 }' \
+        awk -F'"' -v cpu=$SERVER_TICKS -v wait=$WAIT_NS \
+                '$2 == "INCR" { print $4, $14, cpu, wait; found = 1 } END { if (!found) exit 1 }' \
                 "$TMP/out" || die "cannot read redis-benchmark's output: $(cat "$TMP/out")"
 }
 
 run_outcomed() {
-        # run_outcomed CLIENTS PIPELINE REQUESTS -> "JSON<tab>cpu_ticks<tab>other_ticks"
+        # run_outcomed CLIENTS PIPELINE REQUESTS -> "JSON<tab>cpu_ticks<tab>wait_ns"
         rc=0
         measure "$OUTCOMED_PID" "$BENCH" -s "$TMP/outcomed.sock" -c "$1" -P "$2" -n "$3" \
                 -d 120 --json || rc=$?
         [ $rc -le 1 ] || die "outcome-bench failed (exit $rc): $(cat "$TMP/err")"
-        printf '%s\t%s\t%s\n' "$(cat "$TMP/out")" $SERVER_TICKS $OTHER_TICKS
+        printf '%s\t%s\t%s\n' "$(cat "$TMP/out")" $SERVER_TICKS $WAIT_NS
 }
 
-printf 'variant\tclients\tpipeline\trequests\tdurability\tredis_rps\tredis_p99_ms\tredis_cpu_ticks\tredis_other_ticks\toutcomed_json\toutcomed_cpu_ticks\toutcomed_other_ticks\n' >"$RAW"
-for variant in relaxed ack; do
+printf 'variant\tclients\tpipeline\trequests\tdurability\tredis_rps\tredis_p99_ms\tredis_cpu_ticks\tredis_wait_ns\toutcomed_json\toutcomed_cpu_ticks\toutcomed_wait_ns\n' >"$RAW"
+variants=""
+for s in $SCENARIOS; do
+        v=${s%%:*}
+        case " $variants " in *" $v "*) ;; *) variants="$variants $v" ;; esac
+done
+for variant in $variants; do
         scen=""
         for s in $SCENARIOS; do
                 case $s in "$variant":*) scen="$scen $s" ;; esac
@@ -336,14 +331,16 @@ def ratio(a, b):
 
 print(f"outcomed {git} vs Redis {redis_v} on Unix sockets; {cpu}, {ncpu} cores, Linux {kernel}")
 print("outcomed: the router cycle (start -> complete -> outcome, 3 requests); Redis: INCR.")
-print("CPU: each server's utime+stime over the run / requests served.  Ratios: outcomed / Redis.")
+print("CPU us/r: each server's utime+stime over the run / requests served.  Ratios: outcomed / Redis.")
+print("CPU wait: time each server's threads were runnable but waiting for a CPU, % of the run")
+print("  (Redis/outcomed): other processes, the client, and for outcomed its own writer threads.")
 print()
 fmt = "{:<14} {:>8} {:>10} {:>10} {:>9} {:>6} {:>8} {:>8} {:>6} {:>8} {:>8} {:>6} {:>7}  {}"
 print(fmt.format("scenario", "outcomed", "redis", "outcomed", "outcomed", "ratio", "redis",
-                 "outcomed", "ratio", "redis", "outcomed", "ratio", "others",
+                 "outcomed", "ratio", "redis", "outcomed", "ratio", "CPU",
                  "targets (issue 7)"))
 print(fmt.format("", "durabil.", "req/s", "req/s", "cycles/s", "", "CPU us/r", "CPU us/r",
-                 "", "p99 ms", "p99 ms", "", "%CPU", ""))
+                 "", "p99 ms", "p99 ms", "", "wait %", ""))
 missed = 0
 notes = []
 noisy = []
@@ -355,11 +352,11 @@ for r in rows:
     ocpu = float(r["outcomed_cpu_ticks"]) / tck * 1e6 / max(o["requests"], 1)
     rp99, op99 = float(r["redis_p99_ms"]), o["latency_us"]["p99"] / 1000.0
     tr, cr, pr = ratio(orps, rrps), ratio(ocpu, rcpu), ratio(op99, rp99)
-    # CPU other processes took meanwhile, in % of one CPU (redis, outcomed)
+    # each server's run-queue wait, in % of its run's time
     r_el = float(r["requests"]) / rrps if rrps else 0
-    r_oth = float(r["redis_other_ticks"]) / tck / r_el * 100 if r_el else 0
-    o_oth = float(r["outcomed_other_ticks"]) / tck / o["elapsed_s"] * 100 if o["elapsed_s"] else 0
-    if max(r_oth, o_oth) > 10:
+    r_oth = float(r["redis_wait_ns"]) / 1e9 / r_el * 100 if r_el else 0
+    o_oth = float(r["outcomed_wait_ns"]) / 1e9 / o["elapsed_s"] * 100 if o["elapsed_s"] else 0
+    if r_oth > 5:  # Redis's one busy thread waits only for others
         noisy.append(name)
     checks = []
     t = TARGETS.get((r["variant"], r["clients"], r["pipeline"]))
@@ -381,10 +378,10 @@ print()
 for n in notes:
     print("note:", n)
 if any(r["durability"] == "default" for r in rows):
-    print("note: this outcomed does not know [store] durability: it ran with its defaults")
+    print("note: this outcomed refused [store] durability: it ran with its defaults")
 if noisy:
-    print(f"warning: other processes took over 10% of a CPU during {', '.join(noisy)} "
-          "(column others: during the Redis run / the outcomed run): those rows are not reliable")
+    print(f"warning: Redis waited for a CPU over 5% of the time during {', '.join(noisy)}: "
+          "other work shared the cores, those rows are not reliable")
 for b in busy.split():
     v, pct = b.split(":")
     print(f"warning: before the {v} runs other processes used {pct}% of a CPU: "

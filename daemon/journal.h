@@ -42,6 +42,7 @@ struct journal_entry {
         const char *repo;
         const char *const *files;
         uint32_t nfiles;
+        const char *base;        /* HEAD's oid at start (code traces with a repo) */
         /* complete */
         uint32_t latency_ms, input_tokens, output_tokens;
         const char *output;

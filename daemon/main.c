@@ -29,6 +29,7 @@
 
 #include "commit.h"
 #include "config.h"
+#include "gitscan.h"
 #include "log.h"
 #include "notify.h"
 #include "rpc.h"
@@ -49,6 +50,7 @@ struct daemon {
         struct config cfg;
         struct store *store;
         struct commit *commit;
+        struct gitscan *gitscan;
         struct server *server;
         struct rpc_env env;
         uv_signal_t sigterm, sigint;
@@ -56,7 +58,7 @@ struct daemon {
         /* configuration and the service manager (daemon_service_*) */
         struct daemon_args args;
         bool activated;         /* the socket was passed (socket activation) */
-        char listen_path[108];  /* its path, "" when unknown */
+        char listen_path[108];  /* its path (or what stands for it in logs) */
         bool service_on;        /* sighup and notify_timer are initialised */
         uv_signal_t sighup;
         uv_timer_t notify_timer;
@@ -119,6 +121,8 @@ static void daemon_stop(struct daemon *d, const char *why)
         log_info("%s: stopping", why);
         server_stop(d->server);
         d->server = NULL;
+        gitscan_close(d->gitscan); /* before the last write: it judges no more */
+        d->gitscan = NULL;
         uv_signal_stop(&d->sigterm);
         uv_signal_stop(&d->sigint);
         int r = commit_final(d->commit);
@@ -214,7 +218,7 @@ static int daemon_load_config(const struct daemon *d, struct config *c, bool sta
         }
         if (a->log_level >= 0)
                 c->log_level = a->log_level;
-        if (d->activated && d->listen_path[0]) {
+        if (d->activated) {
                 if (starting && c->socket_path && strcmp(c->socket_path, d->listen_path) != 0)
                         log_warn("the configured socket %s is not the one the service manager "
                                  "passed; serving on %s", c->socket_path, d->listen_path);
@@ -275,6 +279,7 @@ static void daemon_reload(struct daemon *d)
         config_free(&old);
         log_set_level((enum log_level)d->cfg.log_level);
         commit_reconfigure(d->commit);
+        gitscan_reconfigure(d->gitscan);
         d->env.counters.reloads_total++;
         d->env.counters.config_loaded_at = (uint64_t)time(NULL);
         log_info("SIGHUP: reloaded %s: %s", d->cfg.file ? d->cfg.file : "the built-in defaults",
@@ -331,6 +336,9 @@ static void daemon_service_start(struct daemon *d)
         uv_signal_start(&d->sighup, daemon_on_sighup, SIGHUP);
         uv_timer_init(&d->loop, &d->notify_timer);
         d->notify_timer.data = d;
+        /* Neither keeps the loop alive: stopping does not hinge on them. */
+        uv_unref((uv_handle_t *)&d->sighup);
+        uv_unref((uv_handle_t *)&d->notify_timer);
         d->service_on = true;
         if (!notify_enabled())
                 return;
@@ -387,6 +395,7 @@ int main(int argc, char **argv)
         r = parse_args(argc, argv, &d.args);
         if (r != 0)
                 return r;
+        log_detect_journal();
         int listen_fd = -1;
         r = notify_listen_fd(&listen_fd);
         if (r < 0) {
@@ -396,7 +405,8 @@ int main(int argc, char **argv)
         }
         d.activated = listen_fd >= 0;
         if (d.activated && server_socket_path(listen_fd, d.listen_path, sizeof(d.listen_path)) < 0)
-                d.listen_path[0] = '\0';
+                snprintf(d.listen_path, sizeof(d.listen_path), "(the socket passed as fd %d)",
+                         listen_fd); /* abstract or unnamed: for the log lines */
         if (daemon_load_config(&d, &d.cfg, true, err, sizeof(err)) < 0) {
                 fprintf(stderr, "outcomed: %s\n", err);
                 config_free(&d.cfg);
@@ -432,6 +442,13 @@ int main(int argc, char **argv)
                 .writable = daemon_writable,
                 .data = d.commit,
         };
+        r = gitscan_open(&d.gitscan, &d.loop, &d.env, &d.cfg, err, sizeof(err));
+        if (r < 0) {
+                log_error("%s", err);
+                d.exit_code = 1;
+                goto out;
+        }
+        gitscan_hooks(d.gitscan, &d.env.git);
         if (d.activated) {
                 r = server_start_fd(&d.server, &d.loop, &d.env, &d.cfg, listen_fd, err,
                                     sizeof(err));
@@ -469,6 +486,7 @@ int main(int argc, char **argv)
                 log_info("stopped");
 
 out:
+        gitscan_close(d.gitscan); /* start-up failed after it started */
         if (d.commit) { /* start-up failed after loading */
                 commit_final(d.commit);
                 commit_close(d.commit);

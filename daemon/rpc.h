@@ -31,6 +31,8 @@ struct rpc_counters {
         uint64_t expired_total;       /* pending traces expired */
         uint64_t unavailable_total;   /* changes refused or lost: store unwritable */
         uint64_t replayed;            /* journal entries replayed at the last load */
+        uint64_t scans_total;         /* git scans done */
+        uint64_t git_judged_total;    /* code traces judged by git */
 };
 
 struct journal_entry;
@@ -43,11 +45,64 @@ struct rpc_journal {
         void *data;
 };
 
+/* What the git scanner (daemon/gitscan.c) did in one scan. */
+struct rpc_scan_judged {
+        const char *trace_id;
+        enum tracker_kind kind;
+        const char *evidence;
+};
+
+struct rpc_scan_report {
+        uint32_t repos;               /* watched repositories looked at */
+        const struct rpc_scan_judged *judged;
+        size_t njudged;
+        uint64_t duration_ms;
+};
+
+typedef void (*rpc_scan_cb)(void *arg, const struct rpc_scan_report *rep);
+
+/* How handlers reach the git scanner; NULL hooks (tests) mean no git:
+ * `start` records no base, `scan` answers an empty report at once. */
+struct rpc_git {
+        /* HEAD's oid, 40 hex digits and a NUL, of a watched repository: a
+         * cheap reference lookup.  -ENOENT when it has no commit yet, or a
+         * negative errno when it cannot be read (the scanner logs why). */
+        int (*head)(void *data, const char *repo, char *oid, size_t len);
+        /* Ask for a scan that starts after this call.  done (may be NULL)
+         * runs on the loop thread once that scan is over, with rep NULL
+         * when the daemon stops first; never from within this call.
+         * 0 or -ENOMEM. */
+        int (*scan)(void *data, rpc_scan_cb done, void *arg);
+        void *data;
+};
+
+/* A reply given after its handler returned (`scan` answers once its scan
+ * is done).  The server keeps the request's place in the connection's
+ * reply order and handles none of the connection's later requests until it
+ * is answered, so that they see what it did. */
+struct rpc_later {
+        /* Give the reply, `[1, msgid, error, result]` packed in reply[0..len);
+         * `changed`: it reports state changes just journaled, so under
+         * durability = ack it waits for their commit.  Frees l.  When the
+         * connection is gone meanwhile, the reply is dropped. */
+        void (*answer)(struct rpc_later *l, const char *reply, size_t len, bool changed);
+        uint32_t msgid;
+};
+
+/* The server's offer to a handler: hold(ctx, msgid) makes a place for the
+ * reply of the request being handled (NULL: out of memory).  A handler
+ * that takes one packs nothing. */
+struct rpc_defer {
+        struct rpc_later *(*hold)(void *ctx, uint32_t msgid);
+        void *ctx;
+};
+
 struct rpc_env {
         struct tracker *tracker;
         const struct config *cfg;
         struct rpc_counters counters;
         struct rpc_journal journal;
+        struct rpc_git git;
         uint64_t started_at;          /* unix seconds */
 };
 
@@ -58,5 +113,11 @@ struct rpc_env {
  * commit under durability = ack). */
 enum proto_error rpc_handle(struct rpc_env *env, const struct proto_msg *m, uint32_t uid,
                             msgpack_packer *pk, bool *changed);
+/* The same, where a reply may come later: defer (NULL: never, as for a
+ * notification) lets a handler hold the request's place.  *deferred tells
+ * whether it did: nothing was packed then. */
+enum proto_error rpc_handle_later(struct rpc_env *env, const struct proto_msg *m, uint32_t uid,
+                                  msgpack_packer *pk, bool *changed,
+                                  const struct rpc_defer *defer, bool *deferred);
 
 #endif

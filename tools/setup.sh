@@ -12,6 +12,11 @@ systemd util-linux"
 # Hostile-input checks (.ci/run): clang and its libFuzzer runtime for
 # tests/fuzz/, valgrind for the leak runs.
 PACKAGES="$PACKAGES clang libclang-rt-14-dev valgrind"
+# Ground truth from git: libgit2 and the tree-sitter runtime; git for the
+# tests' repositories; npm fetches the grammars (below) unless the machine
+# has it already.
+PACKAGES="$PACKAGES libgit2-dev libtree-sitter-dev git"
+command -v npm >/dev/null 2>&1 || PACKAGES="$PACKAGES npm"
 
 missing=""
 for p in $PACKAGES; do
@@ -23,6 +28,16 @@ if [ -n "$missing" ]; then
         echo "setup: installing$missing"
         $SUDO apt-get update -qq
         DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+# The tree-sitter grammars compiled into outcomed: generated C sources from
+# the npm registry at the versions grammars/package-lock.json pins (no
+# install scripts run), into grammars/node_modules/, which git ignores.
+# Fetched again only when the lock file changes.
+if [ ! -f grammars/node_modules/.package-lock.json ] ||
+   [ grammars/package-lock.json -nt grammars/node_modules/.package-lock.json ]; then
+        echo "setup: fetching the tree-sitter grammars (npm ci)"
+        (cd grammars && npm ci --ignore-scripts --omit=peer --no-audit --no-fund --loglevel=error)
 fi
 
 if [ ! -f build/build.ninja ]; then

@@ -84,7 +84,15 @@ static void check_reply(const char *buf, size_t len, uint32_t msgid, enum proto_
 
         msgpack_unpacked_init(&u);
         FUZZ_CHECK(len > 0);
-        FUZZ_CHECK(msgpack_unpack_next(&u, buf, len, &off) == MSGPACK_UNPACK_SUCCESS);
+        int r = msgpack_unpack_next(&u, buf, len, &off);
+        if (r != MSGPACK_UNPACK_SUCCESS) {
+                fprintf(stderr, "reply to msgid %u: msgpack_unpack_next %d after %zu of %zu bytes:",
+                        msgid, r, off, len);
+                for (size_t i = 0; i < len && i < 256; i++)
+                        fprintf(stderr, " %02x", (unsigned char)buf[i]);
+                fprintf(stderr, "\n");
+        }
+        FUZZ_CHECK(r == MSGPACK_UNPACK_SUCCESS);
         FUZZ_CHECK(off == len); /* exactly one reply */
         FUZZ_CHECK(proto_parse_response(&u.data, &id, &err, &res) == 0);
         FUZZ_CHECK(id == msgid);

@@ -3,8 +3,9 @@
  *
  * The input is read as a program: one byte picks an operation (start,
  * complete, fail, outcome, an action sequence, collect, new limits, the
- * clock moving on, or a reload: every profile and pending trace copied into
- * a fresh tracker through tracker_load_*, as the store does at start), the
+ * clock moving on, expiry, forget, import, or a reload: every profile and
+ * pending trace copied into a fresh tracker through tracker_load_*, as the
+ * store does at start), the
  * next bytes its arguments, drawn from small pools (4 models, 12 client
  * trace ids, the last generated ids, 3 uids including root) so that
  * operations meet the same traces again.
@@ -20,8 +21,8 @@
  *     until it is started again: never both pending and resolved;
  *   - an operation that added a profile or a pending trace kept to the
  *     limits.
- * Written against the committed API; tracker_expire, _forget and _import
- * can join the operation table once they are in.
+ * Only forget (the profile goes) and import with replace (the imported
+ * counts stand) may lower a model's counts: the baseline starts again.
  */
 #include <errno.h>
 #include <math.h>
@@ -300,6 +301,13 @@ static void sink_deleted(void *d, const char *id)
         s->calls++;
 }
 
+static void sink_profile_deleted(void *d, const char *model)
+{
+        struct sink_log *s = d;
+        FUZZ_CHECK(model && model[0]); /* (it may be back since: reported after) */
+        s->calls++;
+}
+
 static void sink_trace(void *d, const struct tracker_trace *tr)
 {
         struct sink_log *s = d;
@@ -519,6 +527,7 @@ static void op_collect(struct state *st)
         struct sink_log s = { .t = st->t };
         struct tracker_sink sink = {
                 .profile = sink_profile, .deleted = sink_deleted, .trace = sink_trace, .data = &s,
+                .profile_deleted = sink_profile_deleted,
         };
         bool changes = tracker_has_changes(st->t);
         struct snap before;
@@ -530,6 +539,111 @@ static void op_collect(struct state *st)
         FUZZ_CHECK(tracker_collect(st->t, &sink) == 0);
         FUZZ_CHECK(s.calls == once); /* reported once only */
         snap_same(st->t, &before);  /* collecting changes no data */
+        check(st, &before);
+}
+
+struct expire_log {
+        struct state *st;
+        size_t n;
+};
+
+static void expire_cb(void *data, const struct tracker_result *r)
+{
+        struct expire_log *log = data;
+        FUZZ_CHECK(r->kind == KIND_INCONCLUSIVE && !r->has_quality && !r->has_success);
+        FUZZ_CHECK(!r->deferred);
+        FUZZ_CHECK(!tracker_trace_get(log->st->t, r->trace_id));
+        mark(log->st, r->trace_id, true);
+        log->n++;
+}
+
+static void op_expire(struct state *st, struct in *in)
+{
+        uint64_t ttl[TASK__COUNT];
+        for (int k = 0; k < TASK__COUNT; k++)
+                ttl[k] = next(in) % 8; /* 0: never */
+        size_t max = next(in) % 6;
+        struct expire_log log = { .st = st };
+        struct snap before;
+        snap_take(st->t, &before);
+        size_t n = tracker_expire(st->t, st->now, ttl, max, expire_cb, &log);
+        FUZZ_CHECK(n == log.n && n <= max);
+        FUZZ_CHECK(tracker_pending_count(st->t) == before.npending - n);
+        /* What is left is not due, unless the model limit held it back. */
+        if (n < max && !st->max_models)
+                for (const struct tracker_trace *tr = tracker_pending_first(st->t); tr;
+                     tr = tracker_pending_next(tr))
+                        FUZZ_CHECK(!ttl[tr->task] || tr->started_at + ttl[tr->task] > st->now);
+        check(st, &before);
+}
+
+static void op_forget(struct state *st, struct in *in)
+{
+        int m = next(in) % NMODELS;
+        struct snap before;
+        snap_take(st->t, &before);
+        int rc = tracker_forget(st->t, models[m]);
+        if (rc < 0) {
+                FUZZ_CHECK(rc == -ENOENT && !before.exists[m]);
+                snap_same(st->t, &before);
+        } else {
+                FUZZ_CHECK(before.exists[m] && !tracker_profile_get(st->t, models[m]));
+                FUZZ_CHECK(tracker_profile_count(st->t) == before.nprofiles - 1);
+                FUZZ_CHECK(tracker_pending_count(st->t) == before.npending); /* traces stay */
+                st->existed[m] = false;
+                before.nprofiles--;
+        }
+        check(st, &before);
+}
+
+/* A consistent profile (each count of the model the sum of its tasks'),
+ * imported as it is or merged. */
+static void op_import(struct state *st, struct in *in)
+{
+        struct tracker_profile src;
+        memset(&src, 0, sizeof(src));
+        int m = next(in) % NMODELS;
+        uint8_t b = next(in);
+        bool replace = b & 1;
+        src.model = (char *)models[m];
+        src.ema_quality = next(in) / 255.0;
+        src.updated_at = st->now;
+        for (int k = 0; k < TASK__COUNT; k++) {
+                if (!(b & (2u << k)))
+                        continue;
+                struct tracker_task_stats *ts = &src.tasks[k];
+                ts->present = true;
+                ts->calls = next(in) % 16;
+                ts->successes = next(in) % 16;
+                ts->failures = next(in) % 16;
+                ts->avg_latency_ms = ts->calls ? next(in) * 100.0 : 0.0;
+                ts->ema_quality = next(in) / 255.0;
+                src.total_calls += ts->calls;
+                src.success_count += ts->successes;
+                src.fail_count += ts->failures;
+                src.total_latency_ms += (uint64_t)(ts->avg_latency_ms * (double)ts->calls);
+        }
+        struct snap before;
+        snap_take(st->t, &before);
+        bool created = false;
+        int rc = tracker_import(st->t, &src, replace, st->now, &created);
+        if (rc < 0) {
+                FUZZ_CHECK(rc == -ENOSPC && !before.exists[m]);
+                snap_same(st->t, &before);
+        } else {
+                const struct tracker_profile *p = tracker_profile_get(st->t, models[m]);
+                FUZZ_CHECK(p && created == !before.exists[m]);
+                if (replace || created) {
+                        FUZZ_CHECK(p->total_calls == src.total_calls);
+                        FUZZ_CHECK(p->success_count == src.success_count);
+                        FUZZ_CHECK(p->fail_count == src.fail_count);
+                        st->existed[m] = false; /* the imported counts stand */
+                } else {
+                        FUZZ_CHECK(p->total_calls == before.p[m].total_calls + src.total_calls);
+                        FUZZ_CHECK(p->success_count ==
+                                   before.p[m].success_count + src.success_count);
+                }
+        }
         check(st, &before);
 }
 
@@ -587,11 +701,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                         break;
                 }
                 default:
-                        if (op & 0x80) {
-                                reload(&st);
-                        } else {
+                        /* 0x0f..0x7f: the clock; 0x8f: reload, 0x9f: expiry,
+                         * 0xaf: forget, 0xbf: import, 0xcf..0xff: reload. */
+                        if (!(op & 0x80))
                                 st.now += next(&in);
-                        }
+                        else if (op == 0x9f)
+                                op_expire(&st, &in);
+                        else if (op == 0xaf)
+                                op_forget(&st, &in);
+                        else if (op == 0xbf)
+                                op_import(&st, &in);
+                        else
+                                reload(&st);
                         break;
                 }
         }

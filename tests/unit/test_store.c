@@ -129,6 +129,9 @@ static struct tracker *new_tracker(void)
         return t;
 }
 
+/* HEAD's oid when a code trace with a repo started. */
+#define TEST_BASE "0123456789abcdef0123456789abcdef01234567"
+
 static const char *start(struct tracker *t, const char *id, const char *model, enum tracker_task task,
                          const char *reason, const char *repo, const char *const *files,
                          uint32_t nfiles, uint32_t uid, uint64_t now)
@@ -136,6 +139,7 @@ static const char *start(struct tracker *t, const char *id, const char *model, e
         struct tracker_start st = {
                 .model = model, .task = task, .reason = reason, .trace_id = id, .repo = repo,
                 .files = files, .nfiles = nfiles, .uid = uid, .now = now,
+                .base = repo ? TEST_BASE : NULL,
         };
         const char *out = NULL;
         ck_assert_int_eq(tracker_start(t, &st, &out), 0);
@@ -206,6 +210,8 @@ static void assert_same_state(const struct tracker *a, const struct tracker *b)
                 ck_assert_str_eq(x->reason, y->reason);
                 assert_str_eq_null(x->repo, y->repo);
                 assert_str_eq_null(x->output, y->output);
+                assert_str_eq_null(x->base, y->base);
+                ck_assert_uint_eq(x->completed_at, y->completed_at);
                 ck_assert_uint_eq(x->nfiles, y->nfiles);
                 for (uint32_t i = 0; i < x->nfiles; i++)
                         ck_assert_str_eq(x->files[i], y->files[i]);
@@ -320,6 +326,12 @@ START_TEST(test_round_trip)
         ck_assert_uint_eq(tr->nfiles, 1);
         ck_assert_str_eq(tr->files[0], "");
         ck_assert_str_eq(tr->output, "");
+        ck_assert_str_eq(tr->base, TEST_BASE);
+        ck_assert_uint_eq(tr->completed_at, 120);
+        tr = tracker_trace_get(t2, t1);
+        ck_assert_ptr_nonnull(tr);
+        ck_assert_str_eq(tr->base, TEST_BASE);
+        ck_assert_uint_eq(tr->completed_at, 110);
 
         /* Reopening a migrated database changes nothing; a later batch
          * updates rows in place. */

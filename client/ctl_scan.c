@@ -1,0 +1,83 @@
+/* ctl_scan.c - outcomectl scan: run a git scan now and show what it judged.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "ctl.h"
+
+static int run_scan(struct ctl *ctl, int argc, char **argv)
+{
+        static const struct option opts[] = {
+                CTL_COMMON_OPTIONS,
+                { NULL, 0, NULL, 0 },
+        };
+        struct oc_reply reply = { 0 };
+        int opt, status;
+
+        while ((opt = ctl_getopt(ctl, argc, argv, opts, &status)) != -1)
+                if (opt == CTL_GETOPT_STOP)
+                        return status;
+        if (optind < argc)
+                return ctl_usage(ctl, "unexpected argument '%s'", argv[optind]);
+        msgpack_packer *pk = ctl_begin(ctl, "scan");
+        if (pk == NULL)
+                return CTL_EXIT_CONNECT;
+        msgpack_pack_array(pk, 0);
+        status = ctl_call(ctl, &reply);
+        if (status != CTL_EXIT_OK)
+                return status;
+
+        const msgpack_object *m = reply.result;
+        const msgpack_object *judged = m ? ctl_get(m, "judged") : NULL;
+        if (ctl->json || !judged || judged->type != MSGPACK_OBJECT_ARRAY) {
+                status = ctl_print_json(m);
+                oc_reply_destroy(&reply);
+                return status;
+        }
+        uint32_t n = judged->via.array.size;
+        if (n)
+                printf("%-24s %-18s %s\n", "TRACE_ID", "KIND", "EVIDENCE");
+        for (uint32_t i = 0; i < n; i++) {
+                const msgpack_object *j = &judged->via.array.ptr[i];
+                size_t len = 0;
+                const char *s = ctl_get_str(j, "trace_id", &len);
+                ctl_put_text(s ? s : "-", s ? len : 1, 24);
+                putchar(' ');
+                s = ctl_get_str(j, "kind", &len);
+                ctl_put_text(s ? s : "-", s ? len : 1, 18);
+                putchar(' ');
+                s = ctl_get_str(j, "evidence", &len);
+                ctl_put_text(s ? s : "", s ? len : 0, 0);
+                putchar('\n');
+        }
+        char repos[32], ms[32];
+        ctl_fmt_num(repos, sizeof(repos), ctl_get(m, "repos"), 0, false);
+        ctl_fmt_num(ms, sizeof(ms), ctl_get(m, "duration_ms"), 0, false);
+        printf("scanned %s repositor%s in %s ms; judged %u\n", repos,
+               strcmp(repos, "1") == 0 ? "y" : "ies", ms, n);
+        oc_reply_destroy(&reply);
+        return CTL_EXIT_OK;
+}
+
+const struct ctl_command ctl_cmd_scan = {
+        .name = "scan",
+        .run = run_scan,
+        .summary = "judge pending code traces by their git repositories now",
+        .help =
+        "Usage: outcomectl scan\n"
+        "\n"
+        "Ask the daemon to scan its watched git repositories now (it also does every\n"
+        "[git] scan_interval_s) and wait until that scan is done.  Each pending completed\n"
+        "code trace is judged by what happened to its files since it started: applied,\n"
+        "signature_changed, body_modified, symbol_added, modified or ignored (see\n"
+        "\"Watching a repository\" in the README).  Prints the traces judged, with the\n"
+        "evidence, then how many repositories were scanned and how long it took.\n"
+        "\n"
+        "Options:\n"
+        "  -s, --socket PATH, -j, --json, --timeout SECS, -h, --help\n"
+        "                    as in 'outcomectl --help'\n"
+        "\n"
+        "Example:\n"
+        "  outcomectl scan\n"
+        "  outcomectl --json scan\n",
+};

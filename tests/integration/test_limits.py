@@ -1,0 +1,426 @@
+#!/usr/bin/python3
+"""Every limit of the [limits] section (daemon/config.c), set in the
+configuration and enforced at exactly its value, against a real outcomed.
+
+test_errors.py already covers the defaults of the request limits (model id,
+text, output, files, paths, actions, message size) and, with a small
+configuration, `pending`, `models` and `connections`; this file adds what it
+lacks:
+
+  - every limit key refused at start outside its range (the file and line
+    named), and accepted at both ends of it;
+  - message_bytes, model_bytes, text_bytes, output_bytes, files, path_bytes
+    and list_entries set small: a value of exactly the limit passes, one byte
+    or entry more is refused, and nothing changes;
+  - reply_buffer_bytes: a client that does not read its replies is paused
+    (the daemon stops dispatching its requests, and answers them all in
+    order once it reads), and past the limit it is dropped, while the others
+    carry on;
+  - file descriptors running out (a connection storm against a low
+    RLIMIT_NOFILE): the daemon stops accepting for a while, does not crash,
+    serves the connections it has, and accepts again once some close.
+
+    /usr/bin/python3 tests/integration/test_limits.py [--bin PATH]
+"""
+
+import os
+import socket
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import assert_error, assert_ok, pack  # noqa: E402
+
+U64_MAX = 2 ** 64 - 1
+
+# [limits] keys: (minimum, maximum) as daemon/config.c's table has them.
+LIMIT_RANGES = {
+    "message_bytes": (1024, 1 << 30),
+    "model_bytes": (1, 65536),
+    "text_bytes": (0, 1 << 24),
+    "output_bytes": (0, 1 << 30),
+    "files": (0, 1 << 20),
+    "path_bytes": (1, 65536),
+    "list_entries": (1, 1 << 24),
+    "models": (1, U64_MAX),
+    "pending": (1, U64_MAX),
+    "connections": (1, 1 << 24),
+    "reply_buffer_bytes": (4096, U64_MAX),
+}
+
+
+def start(c, model="m", task="generate", **kw):
+    args = {"model": model, "task": task}
+    args.update(kw)
+    return c.call("start", args)["trace_id"]
+
+
+def state(c):
+    return c.call("query")["profiles"], c.call("query", pending=True)["pending"]
+
+
+def fd_count(pid):
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
+# --------------------------------------------------------------------------
+# The configuration
+
+
+class ConfigRangeTest(unittest.TestCase):
+    """Each limit outside its range stops the daemon at start, naming the
+    file, the line and the key; each end of every range is accepted."""
+
+    def run_daemon(self, text):
+        d = harness.Daemon(config=text)
+        self.addCleanup(d.cleanup)
+        return d
+
+    def test_out_of_range_refused(self):
+        for key, (lo, hi) in sorted(LIMIT_RANGES.items()):
+            bad = ["-1", "ten", ""]
+            if lo > 0:
+                bad.append(str(lo - 1))
+            bad.append(str(hi + 1))
+            for value in bad:
+                with self.subTest(key=key, value=value):
+                    d = self.run_daemon("[limits]\n# a comment line\n%s = %s\n" % (key, value))
+                    d.spawn()
+                    rc, err = d.wait_exit()
+                    self.assertNotEqual(rc, 0, "%s = %r was accepted" % (key, value))
+                    self.assertIn("%s:3" % d.config_path, err,
+                                  "the error should name the file and line: %r" % err)
+                    self.assertIn(key, err)
+                    self.assertFalse(os.path.exists(d.socket_path))
+
+    def test_range_ends_accepted(self):
+        for end in (0, 1):
+            text = "[limits]\n" + "".join("%s = %d\n" % (k, r[end])
+                                          for k, r in sorted(LIMIT_RANGES.items()))
+            with self.subTest(ends="minimums" if end == 0 else "maximums"):
+                d = self.run_daemon(text)
+                d.start()
+                # connections = 1: the start-up probe may hold the one slot
+                # for a moment.
+                self.assertTrue(harness.wait_until(lambda: _can_ping(d)),
+                                "no ping answered with every limit at its %s"
+                                % ("minimum" if end == 0 else "maximum"))
+                d.stop()
+
+
+# --------------------------------------------------------------------------
+# Request limits, set small
+
+
+class Base(harness.DaemonTestCase):
+    def expect_error(self, c, method, args, code="bad_request", names=None):
+        return assert_error(self, c.request(method, args), code, message_contains=names)
+
+
+class MessageBytesTest(Base):
+    config = "[limits]\nmessage_bytes = 2048\n"
+
+    def message_of_size(self, size, msgid):
+        def build(n):
+            return pack([0, msgid, "start", [{"model": "big", "task": "generate",
+                                               "reason": "r" * n}]])
+        data = build(size - len(build(1000)) + 1000)
+        self.assertEqual(len(data), size)
+        return data
+
+    def test_exactly_the_limit_is_answered(self):
+        c = self.client()
+        c.send_raw(self.message_of_size(2048, 5))
+        got, err, res = c.recv_response()
+        self.assertEqual(got, 5)
+        self.assertIsNone(err, "a 2048-byte message under message_bytes = 2048: %r" % (err,))
+        self.assertIn("version", c.call("ping"))
+
+    def test_one_byte_over_closes_after_earlier_replies(self):
+        c = self.client()
+        head = c.request_bytes("ping", None, 1)[1]
+        c.send_raw(head + self.message_of_size(2049, 2) + c.request_bytes("ping", None, 3)[1])
+        self.assertEqual(c.recv_response()[:2], (1, None))
+        assert_error(self, c.recv_response(), "too_large", msgid=0, message_contains="2048")
+        c.expect_closed()
+        with self.d.client() as c2:
+            self.assertEqual(c2.call("query", pending=True)["pending"], [],
+                             "the oversized start must not be applied")
+
+    def test_declared_size_over_limit_refused_early(self):
+        # A str header declaring 4096 bytes: refused without the bytes.
+        c = self.client()
+        c.send_raw(b"\x94\x00\x01\xa5start\x91\x81\xa6reason\xda\x10\x00")
+        assert_error(self, c.recv_response(), "too_large", msgid=0)
+        c.expect_closed()
+        self.assert_alive()
+
+    def test_stats_reports_it(self):
+        c = self.client()
+        self.assertEqual(c.call("stats")["max_message_bytes"], 2048)
+
+
+class FieldLimitsTest(Base):
+    """model_bytes, text_bytes, output_bytes, files, path_bytes and
+    list_entries set small: the limit passes, one more is refused."""
+
+    def make_config(self, tmpdir):
+        # A watched repository whose path is exactly path_bytes (16) long.
+        self.repo = tempfile.mkdtemp(prefix="ocl", dir="/tmp")
+        self.addCleanup(os.rmdir, self.repo)
+        self.assertEqual(len(self.repo), 16, self.repo)
+        return ("[git]\nrepo = %s\n[limits]\nmodel_bytes = 8\ntext_bytes = 10\n"
+                "output_bytes = 16\nfiles = 2\npath_bytes = 16\nlist_entries = 3\n" % self.repo)
+
+    def setUp(self):
+        super().setUp()
+        self.c = self.client()
+        self.t = start(self.c, model="m" * 8, task="code", trace_id="lim-1", reason="r" * 10)
+
+    def refused(self, method, args, names):
+        before = state(self.c)
+        self.expect_error(self.c, method, args, "bad_request", names)
+        self.assertEqual(state(self.c), before, "a refused %s changed state" % method)
+
+    def test_model_bytes(self):
+        c = self.c
+        start(c, model="\u00e9" * 4)                     # 8 bytes of UTF-8
+        self.refused("start", {"model": "m" * 9, "task": "generate"}, "model")
+        self.refused("start", {"model": "\u00e9" * 4 + "x", "task": "generate"}, "model")
+        self.refused("query", {"model": "m" * 9}, "model")
+        self.assertEqual(len(c.call("query", model="m" * 8)["profiles"]), 0)
+
+    def test_text_bytes(self):
+        c = self.c
+        self.refused("start", {"model": "m", "task": "generate", "reason": "r" * 11}, "reason")
+        t = start(c, model="m", reason="\u00e9" * 5)     # 10 bytes
+        self.refused("fail", {"trace_id": t, "error": "e" * 11}, "error")
+        c.call("fail", trace_id=t, error="e" * 10)
+
+    def test_output_bytes(self):
+        c = self.c
+        self.refused("complete", {"trace_id": self.t, "latency_ms": 1, "output": "o" * 17},
+                     "output")
+        self.refused("outcome", {"actions": [{"trace_id": self.t, "success": True,
+                                              "confidence": 0.5, "output": "o" * 17}]}, "output")
+        c.call("complete", trace_id=self.t, latency_ms=1, output="o" * 16)
+        r = c.call("outcome", actions=[{"trace_id": self.t, "success": True, "confidence": 0.5,
+                                        "output": "o" * 16}])
+        self.assertEqual([x["trace_id"] for x in r["results"]], [self.t])
+
+    def test_files_and_path_bytes(self):
+        c = self.c
+        args = {"model": "m", "task": "code", "repo": self.repo}
+        self.refused("start", dict(args, files=["a.c", "b.c", "c.c"]), "files")
+        self.refused("start", dict(args, files=["f" * 17]), "files[0]")
+        self.refused("start", dict(args, files=["a.c", "d/" + "f" * 15]), "files[1]")
+        self.refused("start", dict(args, repo=self.repo + "/"), "repo")     # 17 bytes
+        t = start(c, files=["a.c", "f" * 16], **args)
+        p = [x for x in c.call("query", pending=True)["pending"] if x["trace_id"] == t]
+        self.assertEqual(p[0]["files"], ["a.c", "f" * 16])
+        self.assertEqual(p[0]["repo"], self.repo)
+
+    def test_list_entries(self):
+        c = self.c
+        act = {"trace_id": "", "success": True, "confidence": 0.5}
+        self.refused("outcome", {"actions": [act] * 4}, "actions")
+        self.assertEqual(c.call("outcome", actions=[act] * 3)["results"], [])
+
+
+# --------------------------------------------------------------------------
+# reply_buffer_bytes: clients that do not read
+
+
+def fill_pending(c, n, reason_bytes=4096):
+    """n pending traces with long reasons: each `query pending` reply is
+    then about n * (reason_bytes + 200) bytes."""
+    for i in range(n):
+        start(c, model="R" * 64, reason="r" * reason_bytes, trace_id="big-%d" % i)
+
+
+def reply_size(c):
+    msgid, data = c.request_bytes("query", {"pending": True})
+    c.send_raw(data)
+    obj, raw = c.recv_raw()
+    return len(raw)
+
+
+class ReplyBufferPauseTest(Base):
+    """Replies piling up unread past the soft mark (min(limit, 4 MiB)): the
+    daemon stops dispatching the client's requests (and so stops reading
+    them); once the client reads, every request is answered, in order."""
+
+    config = "[limits]\nreply_buffer_bytes = 16777216\n"   # 16 MiB: soft mark 4 MiB
+
+    def test_unread_replies_pause_dispatch(self):
+        c = self.client()
+        fill_pending(c, 30)
+        size = reply_size(c)
+        self.assertGreater(size, 100000)
+        requests = 200                  # ~25 MB of replies if all were sent
+        calls = [0]
+
+        def processed():
+            calls[0] += 1               # each stats call is one request of c's
+            return c.call("stats")["requests_total"]
+        base = processed()
+        hog = self.d.client()
+        self.addCleanup(hog.close)
+        ids = hog.send_many([("query", {"pending": True})] * requests)
+        # Let the daemon run until it stops dispatching the hog's requests.
+        last, t0 = None, time.monotonic()
+        while time.monotonic() - t0 < 20 * harness.TIMEOUT_SCALE:
+            time.sleep(0.3)
+            now = processed() - calls[0]
+            if now == last:
+                break
+            last = now
+        s1 = processed() - calls[0]
+        time.sleep(0.5)
+        s2 = processed() - calls[0]
+        self.assertEqual(s2, s1, "the daemon kept dispatching an unread client's requests")
+        answered = s1 - (base - 1)
+        self.assertLess(answered, requests * 0.8,
+                        "the daemon answered %d of %d requests nobody read" % (answered, requests))
+        self.assertEqual(c.call("stats")["connections"], 2, "a paused client must not be dropped")
+        # The hog reads: everything comes, in order, complete.
+        got = []
+        for _ in range(requests):
+            msgid, err, res = hog.recv_response(timeout=30 * harness.TIMEOUT_SCALE)
+            self.assertIsNone(err)
+            self.assertEqual(len(res["pending"]), 30)
+            got.append(msgid)
+        self.assertEqual(got, ids)
+        self.assertIn("version", hog.call("ping"))
+
+
+class ReplyBufferDropTest(Base):
+    """Past reply_buffer_bytes of unread replies the client is dropped; the
+    daemon and the other clients carry on."""
+
+    config = "[limits]\nreply_buffer_bytes = 65536\n"
+
+    def test_unread_replies_past_the_limit_drop_the_client(self):
+        c = self.client()
+        fill_pending(c, 30)
+        self.assertGreater(reply_size(c), 65536)
+        hog = self.d.client()
+        self.addCleanup(hog.close)
+        hog.send_many([("query", {"pending": True})] * 50)
+        # The hog is gone from the daemon's side while it still holds its
+        # end open: only c is connected.
+        self.assertTrue(harness.wait_until(lambda: c.call("stats")["connections"] == 1,
+                                           timeout=10 * harness.TIMEOUT_SCALE),
+                        "a client with more than reply_buffer_bytes unread was not dropped")
+        # What it can still read ends early: fewer replies than requests.
+        n = 0
+        try:
+            while True:
+                hog.recv_response(timeout=5 * harness.TIMEOUT_SCALE)
+                n += 1
+        except harness.ConnectionClosed:
+            pass
+        self.assertLess(n, 50)
+        self.assertIn("dropped", self.d.stderr())
+        self.assertEqual(len(c.call("query", pending=True)["pending"]), 30)
+        self.assert_alive()
+
+
+# --------------------------------------------------------------------------
+# File descriptors running out
+
+
+class LowFdDaemon(harness.Daemon):
+    """A daemon started under `prlimit --nofile=N`."""
+
+    nofile = 48
+
+    def argv(self, extra=()):
+        return ["prlimit", "--nofile=%d:%d" % (self.nofile, self.nofile), "--"] + \
+            super().argv(extra)
+
+
+class FdExhaustionTest(Base):
+    """A connection storm past RLIMIT_NOFILE: accept fails with EMFILE; the
+    daemon must neither crash nor spin, must keep serving the connections it
+    has, and must accept again once some close.  (The connections limit is
+    far above the fd limit here.)"""
+
+    start_daemon = False
+
+    def setUp(self):
+        if harness.WRAPPER:
+            self.skipTest("a tool wrapping the daemon needs descriptors of its own")
+        super().setUp()
+        self.d = LowFdDaemon()
+        self.addCleanup(self.d.cleanup)
+        self.d.start()
+
+    def test_storm_past_the_fd_limit(self):
+        pid = self.d.proc.pid
+        first = self.client()
+        t = start(first, model="fd", trace_id="fd-1")
+        base_fds = fd_count(pid)
+        storm = []
+        for _ in range(LowFdDaemon.nofile + 40):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.settimeout(2)
+            try:
+                s.connect(self.d.socket_path)
+            except OSError:
+                s.close()
+                break
+            storm.append(s)
+        self.addCleanup(lambda: [s.close() for s in storm])
+        for s in storm:
+            try:
+                s.sendall(pack([0, 1, "ping", []]))
+            except OSError:
+                pass
+        answered = 0
+        for s in storm:
+            try:
+                if s.recv(64):
+                    answered += 1
+            except OSError:
+                pass
+        self.d.check_alive()
+        self.assertLess(answered, len(storm), "no descriptor ever ran out: raise the storm")
+        # The connection it had still works, state changes included.
+        self.assertIn("version", first.call("ping"))
+        first.call("complete", trace_id=t, latency_ms=5)
+        # CPU: the daemon must not spin on a failing accept.
+        ticks = cpu_ticks(pid)
+        time.sleep(1.0)
+        self.assertLess(cpu_ticks(pid) - ticks, 50, "the daemon spins while it cannot accept")
+        for s in storm:
+            s.close()
+        storm.clear()
+        # It accepts again, and its descriptors come back to what they were.
+        self.assertTrue(harness.wait_until(lambda: _can_ping(self.d), timeout=10),
+                        "no new connection accepted after the storm ended")
+        self.assertTrue(harness.wait_until(lambda: fd_count(pid) <= base_fds, timeout=10),
+                        "descriptors leaked: %d, was %d" % (fd_count(pid), base_fds))
+        r = first.call("outcome", trace_id=t, kind="accepted", confidence=1.0)
+        self.assertIs(r["success"], True)
+
+
+def cpu_ticks(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])   # utime + stime
+
+
+def _can_ping(d):
+    try:
+        d.ping()
+        return True
+    except Exception:  # noqa: BLE001
+        return False
+
+
+if __name__ == "__main__":
+    harness.main()
