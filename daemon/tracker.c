@@ -276,6 +276,9 @@ static void tracker__touch_trace(struct tracker *t, struct tracker_trace *tr)
         if (!tr->dirty) {
                 tr->dirty = true;
                 tr->dirty_next = t->dirty_traces;
+                if (t->dirty_traces)
+                        t->dirty_traces->dirty_pprev = &tr->dirty_next;
+                tr->dirty_pprev = &t->dirty_traces;
                 t->dirty_traces = tr;
         }
 }
@@ -613,11 +616,10 @@ static void tracker__unlink(struct tracker *t, struct tracker_trace *tr)
                 tr->task_next->task_prev = tr->task_prev;
         else
                 t->task_tail[tr->task] = tr->task_prev;
-        if (tr->dirty) {
-                struct tracker_trace **p = &t->dirty_traces;
-                while (*p != tr)
-                        p = &(*p)->dirty_next;
-                *p = tr->dirty_next;
+        if (tr->dirty) { /* O(1): the list is long when commits lag */
+                *tr->dirty_pprev = tr->dirty_next;
+                if (tr->dirty_next)
+                        tr->dirty_next->dirty_pprev = tr->dirty_pprev;
                 tr->dirty = false;
         }
         if (tr->stored)
@@ -684,6 +686,26 @@ static int tracker__find(struct tracker *t, const char *id, uint32_t uid, struct
         return 0;
 }
 
+/* "<prefix>-<counter in hex>" into buf (96 bytes), without snprintf: this
+ * runs for every start. */
+static void tracker__gen_id(struct tracker *t, char *buf)
+{
+        static const char hex[] = "0123456789abcdef";
+        size_t n = strlen(t->id_prefix); /* <= TRACKER_ID_PREFIX_MAX */
+        char digits[16];
+        int k = 0;
+        uint64_t v = ++t->counter;
+        memcpy(buf, t->id_prefix, n);
+        buf[n++] = '-';
+        do {
+                digits[k++] = hex[v & 15];
+                v >>= 4;
+        } while (v);
+        while (k)
+                buf[n++] = digits[--k];
+        buf[n] = '\0';
+}
+
 int tracker_start(struct tracker *t, const struct tracker_start *s, const char **id)
 {
         char gen[96];
@@ -710,7 +732,7 @@ int tracker_start(struct tracker *t, const struct tracker_start *s, const char *
                 return -ENOSPC;
         if (!tid) {
                 do {
-                        snprintf(gen, sizeof(gen), "%s-%" PRIx64, t->id_prefix, ++t->counter);
+                        tracker__gen_id(t, gen);
                 } while (tracker__table_get(&t->traces, gen));
                 tid = gen;
         }

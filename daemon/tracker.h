@@ -130,7 +130,7 @@ struct tracker_trace {
         struct tracker_trace *hnext;
         struct tracker_trace *prev, *next; /* start order */
         struct tracker_trace *task_prev, *task_next; /* start order within the task */
-        struct tracker_trace *dirty_next;
+        struct tracker_trace *dirty_next, **dirty_pprev;
         bool dirty;
         bool stored; /* the store has a row for it */
 };
