@@ -352,8 +352,34 @@ int proto_pack_ok_head(msgpack_packer *pk, uint32_t msgid)
         return msgpack_pack_nil(pk);
 }
 
+/* Copy s into buf (size n), replacing each byte that does not start or
+ * continue a valid UTF-8 sequence with '?': messages quote client text,
+ * cut to fit, and a cut may fall inside a character. */
+static const char *proto__utf8_clean(const char *s, char *buf, size_t n)
+{
+        size_t len = strlen(s), o = 0;
+        if (len >= n)
+                len = n - 1;
+        for (size_t i = 0; i < len;) {
+                size_t k = 1;
+                while (k <= 4 && i + k <= len && !proto_utf8_valid(s + i, k))
+                        k++;
+                if (k <= 4 && i + k <= len) {
+                        memcpy(buf + o, s + i, k);
+                        o += k;
+                        i += k;
+                } else {
+                        buf[o++] = '?';
+                        i++;
+                }
+        }
+        buf[o] = '\0';
+        return buf;
+}
+
 int proto_pack_error(msgpack_packer *pk, uint32_t msgid, enum proto_error e, const char *message)
 {
+        char clean[1024];
         msgpack_pack_array(pk, 4);
         msgpack_pack_uint8(pk, PROTO_RESPONSE);
         msgpack_pack_uint32(pk, msgid);
@@ -361,7 +387,8 @@ int proto_pack_error(msgpack_packer *pk, uint32_t msgid, enum proto_error e, con
         proto_pack_cstr(pk, "code");
         proto_pack_cstr(pk, proto_error_name(e));
         proto_pack_cstr(pk, "message");
-        proto_pack_cstr(pk, message ? message : proto_error_name(e));
+        proto_pack_cstr(pk, message ? proto__utf8_clean(message, clean, sizeof(clean))
+                                    : proto_error_name(e));
         return msgpack_pack_nil(pk);
 }
 
