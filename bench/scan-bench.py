@@ -10,11 +10,14 @@ outcomed watching it, and for each count of changed files in CHANGED
     `files`), edits each file (half pasted as suggested, half a body edit),
     and times the `scan` that judges them: the daemon's duration_ms and the
     round trip seen by the client, best of REPEAT runs (a fresh set of
-    traces each run, the files reset by a commit in between);
+    traces each run; the files are written back in between, so the index
+    stays as it is: a scan after a commit or `git add` also reads the index
+    again, which is the part of the cost that grows with the repository);
   - meanwhile a second connection pings in a loop: the round trips of the
     pings sent while scans ran (p50, p99, max).
-Then the same with the traces naming no files (the whole repository is
-diffed), for contrast.
+Then the same with the edits staged (`git add`: the scan reads the index
+again, which grows with the repository), and with the traces naming no
+files (the whole working tree is walked), for contrast.
 
 Targets: a scan of 50,000 tracked files with 10 changed under 1 s, its cost
 growing with the changed files; ping within 1 ms during a scan.
@@ -147,11 +150,13 @@ class Pinger:
         self.proc.wait(10)
 
 
-def one_round(d, c, repo, n, with_files, pinger):
-    """n traces on n files, edited; returns (duration_ms, round trip s)."""
-    ids = []
+def one_round(d, c, repo, n, with_files, pinger, staged=False):
+    """n traces on n files, edited (and staged: the index changed);
+    returns (duration_ms, round trip s)."""
+    ids, edited = [], []
     for i in range(n):
         rel = path_of((i * 7919) % FILES)
+        edited.append(rel)
         args = {"model": "bench", "task": "code", "repo": repo}
         if with_files:
             args["files"] = [rel]
@@ -161,6 +166,8 @@ def one_round(d, c, repo, n, with_files, pinger):
         with open(os.path.join(repo, rel), "a") as f:
             f.write(SUGGESTION if i % 2 == 0 else "# an edit\n")
         ids.append(t)
+    if staged:
+        git(repo, "add", "--", *edited)
     t0 = time.monotonic()
     r = c.call("scan")
     rt = time.monotonic() - t0
@@ -168,7 +175,13 @@ def one_round(d, c, repo, n, with_files, pinger):
     judged = {j["trace_id"] for j in r["judged"]}
     if not set(ids) <= judged:
         raise SystemExit("scan judged %d of %d traces" % (len(set(ids) & judged), n))
-    reset(repo)
+    # Undo the edits as an editor would: the index stays as it is (a
+    # commit or `git add` would make the next scan read it again).
+    if staged:
+        git(repo, "reset", "-q", "--", *edited)
+    for rel in edited:
+        with open(os.path.join(repo, rel), "w") as f:
+            f.write(body(int(rel[-8:-3])))
     return r["duration_ms"], rt
 
 
@@ -206,19 +219,20 @@ def main():
                                                        statistics.median(idle) * 1000,
                                                        pct(idle, 0.99) * 1000, max(idle) * 1000))
     try:
-        for with_files in (True, False):
+        for mode in ("given", "staged", "none"):
+            with_files = mode != "none"
             for n in CHANGED:
-                if not with_files and n > 10:
+                if mode != "given" and n > 10:
                     continue
                 since = len(pinger.windows)
                 durs, rts = [], []
                 for _ in range(REPEAT):
-                    dur, rt = one_round(d, c, repo, n, with_files, pinger)
+                    dur, rt = one_round(d, c, repo, n, with_files, pinger, mode == "staged")
                     durs.append(dur)
                     rts.append(rt)
                 p = pinger.rtts(since)
                 print("%-8s %-8d %12d %14.1f %12.3f %12.3f %12.3f"
-                      % ("given" if with_files else "none", n, min(durs), min(rts) * 1000,
+                      % (mode, n, min(durs), min(rts) * 1000,
                          statistics.median(p) * 1000 if p else float("nan"),
                          pct(p, 0.99) * 1000, max(p) * 1000 if p else float("nan")))
                 sys.stdout.flush()

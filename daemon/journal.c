@@ -202,7 +202,8 @@ static char *journal__cstr_of(struct journal__reader *r, const msgpack_object *o
                 r->bad = -ENOMEM;
                 return NULL;
         }
-        memcpy(s, o->via.str.ptr, o->via.str.size);
+        if (o->via.str.size) /* an empty str may have no pointer */
+                memcpy(s, o->via.str.ptr, o->via.str.size);
         s[o->via.str.size] = '\0';
         r->scratch[r->nscratch++] = s;
         return s;
@@ -361,7 +362,8 @@ int journal_apply(struct tracker *t, const void *data, size_t len, char *err, si
                                         rc = -ENOMEM;
                                         goto out;
                                 }
-                                memcpy(c, f->via.str.ptr, f->via.str.size);
+                                if (f->via.str.size)
+                                        memcpy(c, f->via.str.ptr, f->via.str.size);
                                 c[f->via.str.size] = '\0';
                                 fv[i] = c;
                         }

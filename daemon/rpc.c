@@ -120,7 +120,8 @@ static char *rpc__cstr(struct rpc_req *r, const struct proto_val *v)
         struct rpc__chunk *c = malloc(sizeof(*c) + v->s.len + 1);
         if (!c)
                 return NULL;
-        memcpy(c->data, v->s.ptr, v->s.len);
+        if (v->s.len) /* an empty str may have no pointer */
+                memcpy(c->data, v->s.ptr, v->s.len);
         c->data[v->s.len] = '\0';
         c->next = r->arena;
         r->arena = c;

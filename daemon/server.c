@@ -285,7 +285,7 @@ static void conn__hold(struct conn *c, size_t mark, uint64_t seq, uint32_t msgid
 {
         size_t len = c->out.size - mark;
         if (conn__seg_room(c) < 0 ||
-            msgpack_sbuffer_write(&c->held, c->out.data + mark, len) != 0) {
+            (len && msgpack_sbuffer_write(&c->held, c->out.data + mark, len) != 0)) {
                 conn__close(c); /* cannot keep the order: drop the client */
                 return;
         }
@@ -334,14 +334,15 @@ static void conn__release(struct conn *c, uint64_t upto, uint64_t failed_from)
                                          "the change could not be written to the database "
                                          "(see the daemon's log); it was not recorded");
                         c->srv->env->counters.errors_total++;
-                } else {
+                } else if (h->len) { /* a notification's mark has no bytes */
                         msgpack_sbuffer_write(&c->out, c->held.data + off, h->len);
                 }
                 off += h->len;
         }
         if (k == 0)
                 return;
-        memmove(c->held.data, c->held.data + off, c->held.size - off);
+        if (c->held.size > off)
+                memmove(c->held.data, c->held.data + off, c->held.size - off);
         c->held.size -= off;
         memmove(c->segs, c->segs + k, (c->nsegs - k) * sizeof(*c->segs));
         c->nsegs -= k;

@@ -67,6 +67,8 @@ const msgpack_object *proto_map_get(const msgpack_object *map, const char *key)
 /* Strict UTF-8: no overlong forms, no surrogates, nothing past U+10FFFF. */
 bool proto_utf8_valid(const char *str, size_t len)
 {
+        if (len == 0)
+                return true; /* an empty msgpack str may come with no pointer */
         const unsigned char *s = (const unsigned char *)str, *end = s + len;
         while (s < end) {
                 unsigned char c = *s;
@@ -186,7 +188,7 @@ int proto_arg_check(const msgpack_object *o, const struct proto_arg *a, struct p
                                                            "%s%s: may only hold A-Z a-z 0-9 . _ : -",
                                                            prefix, name);
                 } else {
-                        if (memchr(s, '\0', len))
+                        if (len && memchr(s, '\0', len)) /* an empty str may have no pointer */
                                 return proto__fail(err, errlen, "%s%s: must not hold NUL bytes",
                                                    prefix, name);
                         if (!proto_utf8_valid(s, len))

@@ -420,6 +420,19 @@ class StructuralTest(GitCase):
         self.repo.write("elsewhere/x.py", SUGGESTION)
         self.assertEqual(self.judged(self.scan())[t][0], "applied")
 
+    def test_whole_repository_traces_share_a_scan(self):
+        # Traces naming no files share one diff of the working tree; each is
+        # still judged on its own suggestion.
+        a = self.code_trace([])
+        b = self.code_trace([], output=UNRELATED)
+        c = self.code_trace([], output="def other_function(arg):\n    return arg\n")
+        self.repo.write("elsewhere/x.py", SUGGESTION)
+        got = self.judged(self.scan())
+        self.assertEqual(got[a][0], "applied")
+        self.assertEqual(got[b][0], "symbol_added")
+        self.assertEqual(got[c][0], "symbol_added")
+        self.assertIn("new file elsewhere/x.py", got[b][1])
+
 
 class RefusalTest(GitCase):
     def test_unwatched_repository_refused(self):

@@ -11,7 +11,8 @@ lacks:
     named), and accepted at both ends of it;
   - message_bytes, model_bytes, text_bytes, output_bytes, files, path_bytes
     and list_entries set small: a value of exactly the limit passes, one byte
-    or entry more is refused, and nothing changes;
+    or entry more is refused, and nothing changes; an error message quoting a
+    long string cuts it on a character boundary;
   - reply_buffer_bytes: a client that does not read its replies is paused
     (the daemon stops dispatching its requests, and answers them all in
     order once it reads), and past the limit it is dropped, while the others
@@ -228,6 +229,23 @@ class FieldLimitsTest(Base):
         act = {"trace_id": "", "success": True, "confidence": 0.5}
         self.refused("outcome", {"actions": [act] * 4}, "actions")
         self.assertEqual(c.call("outcome", actions=[act] * 3)["results"], [])
+
+
+class QuotedTextTest(Base):
+    """An error message that quotes a long client string cuts it on a
+    character boundary: replies are valid UTF-8 (the contract's text), or a
+    strict client cannot even read the error.  (path_bytes at its default:
+    rpc.c quotes at most 200 bytes of an unwatched repo path.)"""
+
+    def test_cut_quote_is_valid_utf8(self):
+        for pad in range(4):
+            repo = "/" + "x" * pad + "\u00e9" * 125        # 2-byte characters across byte 200
+            with self.subTest(pad=pad):
+                c = self.client()
+                err = assert_error(self, c.request("start", {"model": "m", "task": "code",
+                                                             "repo": repo}), "bad_request")
+                self.assertIn("repo", err["message"])
+        self.assert_alive()
 
 
 # --------------------------------------------------------------------------

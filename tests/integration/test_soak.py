@@ -457,7 +457,7 @@ class SoakTest(harness.DaemonTestCase):
         d.check_alive()
         self.assertEqual(errors, [], "client errors:\n" + "\n".join(errors))
         sys.stderr.write("soak: %.0fs, %s\n" % (SOAK_SECONDS, dict(sorted(stats.items()))))
-        self.assertGreater(stats["ops"], 100, "the well-behaved clients barely ran")
+        self.assertGreater(stats["ops"], 20, "the well-behaved clients barely ran")
         for k in ("garbage", "huge", "half", "noread", "storm"):
             self.assertGreater(stats[k], 0, "no %s client got through" % k)
 
