@@ -70,6 +70,7 @@ static const struct config__key config__keys[] = {
         { "limits", "pending", CFG_U64, L(pending), 1, UINT64_MAX },
         { "limits", "connections", CFG_U32, L(connections), 1, 1u << 24 },
         { "limits", "connections_per_uid", CFG_U32, L(connections_per_uid), 0, 1u << 24 },
+        { "limits", "requests_in_flight", CFG_U32, L(requests_in_flight), 1, 1u << 24 },
         { "limits", "reply_buffer_bytes", CFG_U64, L(reply_buffer_bytes), 4096, UINT64_MAX },
 };
 
@@ -102,6 +103,7 @@ void config_init(struct config *c)
                 .pending = PROTO_MAX_PENDING,
                 .connections = 1024,
                 .connections_per_uid = 256,
+                .requests_in_flight = 4096,
                 .reply_buffer_bytes = 64u << 20,
         };
 }

@@ -20,6 +20,7 @@ struct config_limits {
         uint64_t pending;            /* pending traces */
         uint32_t connections;        /* open connections */
         uint32_t connections_per_uid; /* open connections of one uid; 0: no limit */
+        uint32_t requests_in_flight;  /* per connection: read, not yet answered */
         uint64_t reply_buffer_bytes; /* unread replies before a client is dropped */
 };
 

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -415,6 +416,12 @@ int main(int argc, char **argv)
         d.env.counters.config_loaded_at = (uint64_t)time(NULL);
         log_set_level((enum log_level)d.cfg.log_level);
         umask(077);
+        /* Every connection is a descriptor: take all the kernel allows. */
+        struct rlimit nofile;
+        if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+                nofile.rlim_cur = nofile.rlim_max;
+                setrlimit(RLIMIT_NOFILE, &nofile);
+        }
         signal(SIGPIPE, SIG_IGN);
         signal(SIGHUP, SIG_IGN); /* until the loop handles it: no reload while starting */
 

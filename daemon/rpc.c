@@ -1242,6 +1242,7 @@ static int rpc__stats(struct rpc_req *r)
         rpc__pack_kv_u64(r->pk, "connections", c->connections);
         rpc__pack_kv_u64(r->pk, "connections_total", c->connections_total);
         rpc__pack_kv_u64(r->pk, "connections_refused_total", c->refused_total);
+        rpc__pack_kv_u64(r->pk, "connections_dropped_total", c->dropped_total);
         rpc__pack_kv_u64(r->pk, "requests_total", c->requests_total);
         rpc__pack_kv_u64(r->pk, "errors_total", c->errors_total);
         rpc__pack_kv_u64(r->pk, "notify_errors_total", c->notify_errors_total);

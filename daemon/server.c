@@ -49,6 +49,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -123,12 +124,26 @@ struct server {
         char *path;              /* the socket file we created; NULL when passed */
         uint64_t next_id;
         bool listening;
+        uint64_t fd_budget;      /* connections the descriptor limit allows */
 };
 
+/* Past this many unread reply bytes a connection is paused: half the hard
+ * limit, at most 4 MiB, so that a client is paused well before it could be
+ * dropped. */
 static size_t server__soft_limit(const struct server *s)
 {
-        uint64_t hard = s->cfg->limits.reply_buffer_bytes;
-        return hard < (4u << 20) ? (size_t)hard : (4u << 20);
+        uint64_t half = s->cfg->limits.reply_buffer_bytes / 2;
+        return half < (4u << 20) ? (size_t)half : (4u << 20);
+}
+
+/* Connections this process can hold with the descriptors it may open,
+ * keeping a reserve for the database, the scanner and the listener. */
+static uint64_t server__fd_budget(void)
+{
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+                return UINT64_MAX;
+        return rl.rlim_cur > 128 ? rl.rlim_cur - 64 : rl.rlim_cur / 2;
 }
 
 /* ---- closing ----------------------------------------------------------- */
@@ -239,10 +254,14 @@ static void conn__flush(struct conn *c)
                 conn__close(c);
                 return;
         }
+        /* Unread replies past the hard limit: the client is not keeping
+         * up.  (So is one reply larger than the limit the kernel cannot
+         * take at once: raise reply_buffer_bytes for huge query answers.) */
         c->queued += len;
         if (c->queued > c->srv->cfg->limits.reply_buffer_bytes) {
                 log_warn("connection %llu (uid %u, pid %d) dropped: %zu bytes of replies unread",
                          (unsigned long long)c->id, c->uid, c->pid, c->queued);
+                c->srv->env->counters.dropped_total++;
                 conn__close(c);
         }
         return;
@@ -552,6 +571,10 @@ static void conn__process(struct conn *c)
                         paused = true; /* its answer resumes it */
                         break;
                 }
+                if (c->nsegs >= s->cfg->limits.requests_in_flight) {
+                        paused = true; /* a commit releases some and resumes it */
+                        break;
+                }
                 if (c->queued + c->out.size + c->held.size > soft) {
                         conn__flush(c);
                         if (c->closing)
@@ -737,6 +760,14 @@ static bool server__admit(struct server *s, struct conn *c, int fd, bool known, 
                 server__refuse(c, PROTO_OVERLOADED, msg);
                 return false;
         }
+        /* Near the descriptor limit: refuse rather than let the database or
+         * the scanner fail to open a file. */
+        if (s->env->counters.connections > s->fd_budget) {
+                snprintf(msg, sizeof(msg), "out of file descriptors (%llu connections); try "
+                         "again later", (unsigned long long)s->fd_budget);
+                server__refuse(c, PROTO_OVERLOADED, msg);
+                return false;
+        }
         if (lim->connections_per_uid && server__uid_connections(s, c->uid) > lim->connections_per_uid) {
                 log_info("connection %llu from uid %u (pid %d) refused: connections_per_uid (%u) "
                          "reached", (unsigned long long)c->id, c->uid, c->pid,
@@ -849,6 +880,11 @@ static struct server *server__new(uv_loop_t *loop, struct rpc_env *env, const st
         s->loop = loop;
         s->env = env;
         s->cfg = cfg;
+        s->fd_budget = server__fd_budget();
+        if (cfg->limits.connections > s->fd_budget)
+                log_warn("[limits] connections = %u, but the descriptor limit (RLIMIT_NOFILE) "
+                         "allows about %llu: connections past that are refused",
+                         cfg->limits.connections, (unsigned long long)s->fd_budget);
         msgpack_sbuffer_init(&s->scratch);
         msgpack_packer_init(&s->scratch_pk, &s->scratch, msgpack_sbuffer_write);
         uv_pipe_init(loop, &s->listener, 0);

@@ -315,6 +315,32 @@ class ReplyBufferPauseTest(Base):
         self.assertIn("version", hog.call("ping"))
 
 
+class RequestsInFlightTest(Base):
+    """requests_in_flight bounds what one connection has read and not yet
+    had answered: with slow commits and a pipelined burst, the daemon reads
+    it a few at a time, and every request is still answered, in order."""
+
+    config = "[limits]\nrequests_in_flight = 4\n[store]\ndebug_commit_delay_ms = 20\n"
+
+    def test_pipelined_burst_is_read_a_few_at_a_time(self):
+        c = self.client()
+        calls = [("start", {"model": "f", "task": "embed", "trace_id": "f:%d" % i})
+                 for i in range(60)]
+        t0 = time.monotonic()
+        ids = c.send_many(calls)
+        for i in range(20):  # notifications are changes too: marks in flight
+            c.notify("start", {"model": "f", "task": "embed", "trace_id": "n:%d" % i})
+        got = c.recv_many(len(ids), timeout=30 * harness.TIMEOUT_SCALE)
+        self.assertEqual([g[0] for g in got], ids)
+        self.assertTrue(all(g[1] is None for g in got), got[:3])
+        # At most 4 in flight, each batch waiting 20 ms: at least 60 / 4
+        # commits, so the burst took 15 x 20 ms at the very least.
+        self.assertGreaterEqual(time.monotonic() - t0, 0.29)
+        self.assertGreaterEqual(c.call("stats")["commits_total"], 15)
+        pending = c.call("query", pending=True, model="f")["pending"]
+        self.assertEqual(len(pending), 80)
+
+
 class ReplyBufferDropTest(Base):
     """Past reply_buffer_bytes of unread replies the client is dropped; the
     daemon and the other clients carry on."""
@@ -398,15 +424,21 @@ class FdExhaustionTest(Base):
                 s.sendall(pack([0, 1, "ping", []]))
             except OSError:
                 pass
-        answered = 0
+        answered = refused = 0
         for s in storm:
             try:
-                if s.recv(64):
+                data = s.recv(256)
+                if data:
                     answered += 1
+                    refused += b"overloaded" in data
             except OSError:
                 pass
         self.d.check_alive()
-        self.assertLess(answered, len(storm), "no descriptor ever ran out: raise the storm")
+        # Near its descriptor limit the daemon refuses with `overloaded`
+        # (it keeps a reserve for its database); past it libuv closes what
+        # it cannot accept.  Either way some of the storm was turned away.
+        self.assertTrue(refused or answered < len(storm),
+                        "no descriptor ever ran out: raise the storm")
         # The connection it had still works, state changes included.
         self.assertIn("version", first.call("ping"))
         first.call("complete", trace_id=t, latency_ms=5)
