@@ -1215,6 +1215,13 @@ int gitscan_open(struct gitscan **out, uv_loop_t *loop, struct rpc_env *env,
          * opened, and they are often another user's: do not refuse them as
          * git's safe.directory check would. */
         git_libgit2_opts(GIT_OPT_SET_OWNER_VALIDATION, 0);
+        /* Nor read the user's or the system's git configuration: the daemon
+         * needs none of it, and a HOME it may not read (a service user's,
+         * or root's under setpriv) would make every open fail. */
+        git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, GIT_CONFIG_LEVEL_GLOBAL, "");
+        git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, GIT_CONFIG_LEVEL_XDG, "");
+        git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, GIT_CONFIG_LEVEL_SYSTEM, "");
+        git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, GIT_CONFIG_LEVEL_PROGRAMDATA, "");
         g->loop = loop;
         g->env = env;
         g->cfg = cfg;
