@@ -158,6 +158,18 @@ static void conn__on_close(uv_handle_t *h)
         free(c);
 }
 
+static void conn__unwait(struct conn *c)
+{
+        struct server *s = c->srv;
+        if (c->wprev)
+                c->wprev->wnext = c->wnext;
+        else
+                s->waiting = c->wnext;
+        if (c->wnext)
+                c->wnext->wprev = c->wprev;
+        c->wprev = c->wnext = NULL;
+}
+
 static void conn__close(struct conn *c)
 {
         if (c->closing)
@@ -171,12 +183,7 @@ static void conn__close(struct conn *c)
         if (c->next)
                 c->next->prev = c->prev;
         if (c->nsegs) { /* leave the waiting list */
-                if (c->wprev)
-                        c->wprev->wnext = c->wnext;
-                else
-                        s->waiting = c->wnext;
-                if (c->wnext)
-                        c->wnext->wprev = c->wprev;
+                conn__unwait(c);
                 c->nsegs = 0;
         }
         for (struct server_later *l = c->laters; l; l = l->next)
@@ -313,17 +320,6 @@ static void conn__hold(struct conn *c, size_t mark, uint64_t seq, uint32_t msgid
                                                .changed = changed });
 }
 
-static void conn__unwait(struct conn *c)
-{
-        struct server *s = c->srv;
-        if (c->wprev)
-                c->wprev->wnext = c->wnext;
-        else
-                s->waiting = c->wnext;
-        if (c->wnext)
-                c->wnext->wprev = c->wprev;
-        c->wprev = c->wnext = NULL;
-}
 
 /* Release the held replies whose batches are committed (seq <= upto), in
  * order, up to the first placeholder of a reply given later; with
