@@ -1108,6 +1108,18 @@ int tracker_forget(struct tracker *t, const char *model)
         return 0;
 }
 
+/* p takes src's numbers (not its model, links or time). */
+static void tracker__profile_assign(struct tracker_profile *p, const struct tracker_profile *src)
+{
+        p->total_calls = src->total_calls;
+        p->success_count = src->success_count;
+        p->fail_count = src->fail_count;
+        p->total_latency_ms = src->total_latency_ms;
+        p->ema_quality = src->ema_quality;
+        p->ev = src->ev;
+        memcpy(p->tasks, src->tasks, sizeof(p->tasks));
+}
+
 /* Add b's evidence to a's, both faded to the later of their times. */
 static void tracker__evidence_merge(struct tracker_evidence *a, const struct tracker_evidence *b,
                                     uint64_t half_life)
@@ -1152,13 +1164,7 @@ int tracker_import(struct tracker *t, const struct tracker_profile *src, bool re
                 replace = true;
         }
         if (replace) {
-                p->total_calls = src->total_calls;
-                p->success_count = src->success_count;
-                p->fail_count = src->fail_count;
-                p->total_latency_ms = src->total_latency_ms;
-                p->ema_quality = src->ema_quality;
-                p->ev = src->ev;
-                memcpy(p->tasks, src->tasks, sizeof(p->tasks));
+                tracker__profile_assign(p, src);
         } else {
                 /* Merge: counts add; EMAs and mean latencies are weighted by
                  * calls, or by judged outcomes when neither side has calls. */
@@ -1213,14 +1219,8 @@ int tracker_load_profile(struct tracker *t, const struct tracker_profile *src)
         struct tracker_profile *p = tracker__profile_entry(t, src->model);
         if (!p)
                 return -ENOMEM;
-        p->total_calls = src->total_calls;
-        p->success_count = src->success_count;
-        p->fail_count = src->fail_count;
-        p->total_latency_ms = src->total_latency_ms;
-        p->ema_quality = src->ema_quality;
+        tracker__profile_assign(p, src);
         p->updated_at = src->updated_at;
-        p->ev = src->ev;
-        memcpy(p->tasks, src->tasks, sizeof(p->tasks));
         return 0;
 }
 
