@@ -29,24 +29,6 @@ const char *journal_op_name(enum journal_op op)
 
 /* ---- encoding ---------------------------------------------------------- */
 
-static void journal__kv_str(msgpack_packer *pk, const char *k, const char *v)
-{
-        proto_pack_cstr(pk, k);
-        proto_pack_cstr(pk, v);
-}
-
-static void journal__kv_u64(msgpack_packer *pk, const char *k, uint64_t v)
-{
-        proto_pack_cstr(pk, k);
-        msgpack_pack_uint64(pk, v);
-}
-
-static void journal__kv_f64(msgpack_packer *pk, const char *k, double v)
-{
-        proto_pack_cstr(pk, k);
-        msgpack_pack_double(pk, v);
-}
-
 static void journal__pack_evidence(msgpack_packer *pk, const struct tracker_evidence *e)
 {
         msgpack_pack_double(pk, e->alpha);
@@ -63,16 +45,16 @@ static void journal__pack_profile(msgpack_packer *pk, const struct tracker_profi
         for (int i = 0; i < TASK__COUNT; i++)
                 ntasks += p->tasks[i].present;
         msgpack_pack_map(pk, 9);
-        journal__kv_str(pk, "model", p->model);
+        proto_pack_kv_str(pk, "model", p->model);
         proto_pack_cstr(pk, "ev");
         msgpack_pack_array(pk, 6);
         journal__pack_evidence(pk, &p->ev);
-        journal__kv_u64(pk, "calls", p->total_calls);
-        journal__kv_u64(pk, "ok", p->success_count);
-        journal__kv_u64(pk, "failed", p->fail_count);
-        journal__kv_u64(pk, "latency", p->total_latency_ms);
-        journal__kv_f64(pk, "ema", p->ema_quality);
-        journal__kv_u64(pk, "updated", p->updated_at);
+        proto_pack_kv_u64(pk, "calls", p->total_calls);
+        proto_pack_kv_u64(pk, "ok", p->success_count);
+        proto_pack_kv_u64(pk, "failed", p->fail_count);
+        proto_pack_kv_u64(pk, "latency", p->total_latency_ms);
+        proto_pack_kv_f64(pk, "ema", p->ema_quality);
+        proto_pack_kv_u64(pk, "updated", p->updated_at);
         proto_pack_cstr(pk, "tasks");
         msgpack_pack_map(pk, ntasks);
         for (int i = 0; i < TASK__COUNT; i++) {
@@ -107,56 +89,48 @@ int journal_encode(const struct journal_entry *e, msgpack_sbuffer *sb)
         }
         size_t before = sb->size;
         msgpack_pack_map(&pk, n);
-        journal__kv_str(&pk, "op", journal_op_name(e->op));
-        journal__kv_u64(&pk, "at", e->at);
-        journal__kv_u64(&pk, "uid", e->uid);
+        proto_pack_kv_str(&pk, "op", journal_op_name(e->op));
+        proto_pack_kv_u64(&pk, "at", e->at);
+        proto_pack_kv_u64(&pk, "uid", e->uid);
         if (e->trace_id)
-                journal__kv_str(&pk, "id", e->trace_id);
+                proto_pack_kv_str(&pk, "id", e->trace_id);
         if (e->model)
-                journal__kv_str(&pk, "model", e->model);
+                proto_pack_kv_str(&pk, "model", e->model);
         switch (e->op) {
         case JOURNAL_START:
-                journal__kv_str(&pk, "task", tracker_task_name(e->task));
-                journal__kv_str(&pk, "reason", e->reason ? e->reason : "");
+                proto_pack_kv_str(&pk, "task", tracker_task_name(e->task));
+                proto_pack_kv_str(&pk, "reason", e->reason ? e->reason : "");
                 if (e->repo) {
-                        journal__kv_str(&pk, "repo", e->repo);
+                        proto_pack_kv_str(&pk, "repo", e->repo);
                         proto_pack_cstr(&pk, "files");
                         msgpack_pack_array(&pk, e->nfiles);
                         for (uint32_t i = 0; i < e->nfiles; i++)
                                 proto_pack_cstr(&pk, e->files[i]);
                 }
                 if (e->base)
-                        journal__kv_str(&pk, "base", e->base);
+                        proto_pack_kv_str(&pk, "base", e->base);
                 break;
         case JOURNAL_COMPLETE:
-                journal__kv_u64(&pk, "latency", e->latency_ms);
-                journal__kv_u64(&pk, "in", e->input_tokens);
-                journal__kv_u64(&pk, "out", e->output_tokens);
+                proto_pack_kv_u64(&pk, "latency", e->latency_ms);
+                proto_pack_kv_u64(&pk, "in", e->input_tokens);
+                proto_pack_kv_u64(&pk, "out", e->output_tokens);
                 if (e->output)
-                        journal__kv_str(&pk, "output", e->output);
+                        proto_pack_kv_str(&pk, "output", e->output);
                 break;
         case JOURNAL_FAIL:
                 if (e->error)
-                        journal__kv_str(&pk, "error", e->error);
+                        proto_pack_kv_str(&pk, "error", e->error);
                 break;
         case JOURNAL_OUTCOME:
-                journal__kv_str(&pk, "kind", tracker_kind_name(e->kind));
-                journal__kv_f64(&pk, "confidence", e->confidence);
-                journal__kv_str(&pk, "source", journal__sources[e->source]);
-                proto_pack_cstr(&pk, "deferred");
-                if (e->deferred)
-                        msgpack_pack_true(&pk);
-                else
-                        msgpack_pack_false(&pk);
+                proto_pack_kv_str(&pk, "kind", tracker_kind_name(e->kind));
+                proto_pack_kv_f64(&pk, "confidence", e->confidence);
+                proto_pack_kv_str(&pk, "source", journal__sources[e->source]);
+                proto_pack_kv_bool(&pk, "deferred", e->deferred);
                 if (e->evidence)
-                        journal__kv_str(&pk, "evidence", e->evidence);
+                        proto_pack_kv_str(&pk, "evidence", e->evidence);
                 break;
         case JOURNAL_IMPORT:
-                proto_pack_cstr(&pk, "replace");
-                if (e->replace)
-                        msgpack_pack_true(&pk);
-                else
-                        msgpack_pack_false(&pk);
+                proto_pack_kv_bool(&pk, "replace", e->replace);
                 proto_pack_cstr(&pk, "profile");
                 journal__pack_profile(&pk, e->profile);
                 break;

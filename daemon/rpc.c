@@ -159,41 +159,11 @@ static void rpc__pack_key(msgpack_packer *pk, const char *key)
         proto_pack_cstr(pk, key);
 }
 
-static void rpc__pack_kv_str(msgpack_packer *pk, const char *key, const char *val)
-{
-        proto_pack_cstr(pk, key);
-        if (val)
-                proto_pack_cstr(pk, val);
-        else
-                msgpack_pack_nil(pk);
-}
-
-static void rpc__pack_kv_u64(msgpack_packer *pk, const char *key, uint64_t val)
-{
-        proto_pack_cstr(pk, key);
-        msgpack_pack_uint64(pk, val);
-}
-
-static void rpc__pack_kv_f64(msgpack_packer *pk, const char *key, double val)
-{
-        proto_pack_cstr(pk, key);
-        msgpack_pack_double(pk, val);
-}
-
-static void rpc__pack_kv_bool(msgpack_packer *pk, const char *key, bool val)
-{
-        proto_pack_cstr(pk, key);
-        if (val)
-                msgpack_pack_true(pk);
-        else
-                msgpack_pack_false(pk);
-}
-
 static void rpc__pack_trace_id_result(struct rpc_req *r, const char *id)
 {
         proto_pack_ok_head(r->pk, r->m->msgid);
         msgpack_pack_map(r->pk, 1);
-        rpc__pack_kv_str(r->pk, "trace_id", id);
+        proto_pack_kv_str(r->pk, "trace_id", id);
 }
 
 static int rpc__task(struct rpc_req *r, const struct proto_val *v, enum tracker_task *task)
@@ -404,8 +374,8 @@ static int rpc__fail(struct rpc_req *r)
 static void rpc__pack_result(msgpack_packer *pk, const struct tracker_result *res)
 {
         msgpack_pack_map(pk, res->deferred ? 5 : 4);
-        rpc__pack_kv_str(pk, "trace_id", res->trace_id);
-        rpc__pack_kv_str(pk, "kind", tracker_kind_name(res->kind));
+        proto_pack_kv_str(pk, "trace_id", res->trace_id);
+        proto_pack_kv_str(pk, "kind", tracker_kind_name(res->kind));
         rpc__pack_key(pk, "quality");
         if (res->has_quality)
                 msgpack_pack_double(pk, res->quality);
@@ -419,7 +389,7 @@ static void rpc__pack_result(msgpack_packer *pk, const struct tracker_result *re
         else
                 msgpack_pack_false(pk);
         if (res->deferred)
-                rpc__pack_kv_bool(pk, "deferred", true);
+                proto_pack_kv_bool(pk, "deferred", true);
 }
 
 struct rpc__seq_results {
@@ -597,18 +567,18 @@ static void rpc__pack_evidence(struct rpc_req *r, msgpack_packer *pk, const char
         tracker_posterior(&now, &mean, &lo, &hi);
         rpc__pack_key(pk, "posterior");
         msgpack_pack_map(pk, 6);
-        rpc__pack_kv_f64(pk, "alpha", now.alpha);
-        rpc__pack_kv_f64(pk, "beta", now.beta);
-        rpc__pack_kv_f64(pk, "judged", now.judged);
-        rpc__pack_kv_f64(pk, "mean", mean);
-        rpc__pack_kv_f64(pk, "lo", lo);
-        rpc__pack_kv_f64(pk, "hi", hi);
+        proto_pack_kv_f64(pk, "alpha", now.alpha);
+        proto_pack_kv_f64(pk, "beta", now.beta);
+        proto_pack_kv_f64(pk, "judged", now.judged);
+        proto_pack_kv_f64(pk, "mean", mean);
+        proto_pack_kv_f64(pk, "lo", lo);
+        proto_pack_kv_f64(pk, "hi", hi);
         double p50 = tracker_sketch_percentile(sketch, 0.5);
         double p95 = tracker_sketch_percentile(sketch, 0.95);
         rpc__pack_nil_or(pk, "latency_p50_ms", p50 >= 0, p50);
         rpc__pack_nil_or(pk, "latency_p95_ms", p95 >= 0, p95);
-        rpc__pack_kv_u64(pk, "input_tokens", now.input_tokens);
-        rpc__pack_kv_u64(pk, "output_tokens", now.output_tokens);
+        proto_pack_kv_u64(pk, "input_tokens", now.input_tokens);
+        proto_pack_kv_u64(pk, "output_tokens", now.output_tokens);
         double tokens = (double)now.input_tokens + (double)now.output_tokens;
         rpc__pack_nil_or(pk, "tokens_per_accepted", successes > 0, tokens / (double)successes);
         const struct config_price *pr = config_price(r->env->cfg, model);
@@ -624,12 +594,12 @@ static void rpc__pack_task(struct rpc_req *r, msgpack_packer *pk, const char *mo
                            const struct tracker_task_stats *ts)
 {
         msgpack_pack_map(pk, 6 + RPC_EVIDENCE_PAIRS);
-        rpc__pack_kv_u64(pk, "calls", ts->calls);
-        rpc__pack_kv_u64(pk, "successes", ts->successes);
-        rpc__pack_kv_u64(pk, "failures", ts->failures);
-        rpc__pack_kv_f64(pk, "avg_latency_ms", ts->avg_latency_ms);
-        rpc__pack_kv_f64(pk, "ema_quality", ts->ema_quality);
-        rpc__pack_kv_f64(pk, "success_rate", tracker_success_rate(ts->successes, ts->failures));
+        proto_pack_kv_u64(pk, "calls", ts->calls);
+        proto_pack_kv_u64(pk, "successes", ts->successes);
+        proto_pack_kv_u64(pk, "failures", ts->failures);
+        proto_pack_kv_f64(pk, "avg_latency_ms", ts->avg_latency_ms);
+        proto_pack_kv_f64(pk, "ema_quality", ts->ema_quality);
+        proto_pack_kv_f64(pk, "success_rate", tracker_success_rate(ts->successes, ts->failures));
         rpc__pack_evidence(r, pk, model, &ts->ev, ts->latency, ts->successes);
 }
 
@@ -639,16 +609,16 @@ static void rpc__pack_profile(struct rpc_req *r, const struct tracker_profile *p
         msgpack_packer *pk = r->pk;
         uint32_t sketch[TRACKER_SKETCH_BUCKETS];
         msgpack_pack_map(pk, 11 + RPC_EVIDENCE_PAIRS);
-        rpc__pack_kv_str(pk, "model", p->model);
-        rpc__pack_kv_u64(pk, "total_calls", p->total_calls);
-        rpc__pack_kv_u64(pk, "success_count", p->success_count);
-        rpc__pack_kv_u64(pk, "fail_count", p->fail_count);
-        rpc__pack_kv_u64(pk, "total_latency_ms", p->total_latency_ms);
-        rpc__pack_kv_f64(pk, "avg_latency_ms", tracker_profile_avg_latency(p));
-        rpc__pack_kv_f64(pk, "success_rate", tracker_success_rate(p->success_count, p->fail_count));
-        rpc__pack_kv_f64(pk, "ema_quality", p->ema_quality);
-        rpc__pack_kv_bool(pk, "degraded", tracker_profile_degraded(p, threshold));
-        rpc__pack_kv_u64(pk, "updated_at", p->updated_at);
+        proto_pack_kv_str(pk, "model", p->model);
+        proto_pack_kv_u64(pk, "total_calls", p->total_calls);
+        proto_pack_kv_u64(pk, "success_count", p->success_count);
+        proto_pack_kv_u64(pk, "fail_count", p->fail_count);
+        proto_pack_kv_u64(pk, "total_latency_ms", p->total_latency_ms);
+        proto_pack_kv_f64(pk, "avg_latency_ms", tracker_profile_avg_latency(p));
+        proto_pack_kv_f64(pk, "success_rate", tracker_success_rate(p->success_count, p->fail_count));
+        proto_pack_kv_f64(pk, "ema_quality", p->ema_quality);
+        proto_pack_kv_bool(pk, "degraded", tracker_profile_degraded(p, threshold));
+        proto_pack_kv_u64(pk, "updated_at", p->updated_at);
         tracker_profile_sketch(p, sketch);
         rpc__pack_evidence(r, pk, p->model, &p->ev, sketch, p->success_count);
         rpc__pack_key(pk, "tasks");
@@ -670,17 +640,17 @@ static void rpc__pack_pending(msgpack_packer *pk, const struct tracker_trace *tr
 {
         uint32_t n = 9 + (tr->repo ? 2 : 0);
         msgpack_pack_map(pk, n);
-        rpc__pack_kv_str(pk, "trace_id", tr->id);
-        rpc__pack_kv_str(pk, "model", tr->model);
-        rpc__pack_kv_str(pk, "task", tracker_task_name(tr->task));
-        rpc__pack_kv_str(pk, "reason", tr->reason);
-        rpc__pack_kv_u64(pk, "started_at", tr->started_at);
-        rpc__pack_kv_bool(pk, "completed", tr->completed);
-        rpc__pack_kv_u64(pk, "latency_ms", tr->latency_ms);
-        rpc__pack_kv_u64(pk, "input_tokens", tr->input_tokens);
-        rpc__pack_kv_u64(pk, "output_tokens", tr->output_tokens);
+        proto_pack_kv_str(pk, "trace_id", tr->id);
+        proto_pack_kv_str(pk, "model", tr->model);
+        proto_pack_kv_str(pk, "task", tracker_task_name(tr->task));
+        proto_pack_kv_str(pk, "reason", tr->reason);
+        proto_pack_kv_u64(pk, "started_at", tr->started_at);
+        proto_pack_kv_bool(pk, "completed", tr->completed);
+        proto_pack_kv_u64(pk, "latency_ms", tr->latency_ms);
+        proto_pack_kv_u64(pk, "input_tokens", tr->input_tokens);
+        proto_pack_kv_u64(pk, "output_tokens", tr->output_tokens);
         if (tr->repo) {
-                rpc__pack_kv_str(pk, "repo", tr->repo);
+                proto_pack_kv_str(pk, "repo", tr->repo);
                 rpc__pack_key(pk, "files");
                 msgpack_pack_array(pk, tr->nfiles);
                 for (uint32_t i = 0; i < tr->nfiles; i++)
@@ -783,19 +753,19 @@ static bool rpc__price(void *data, const char *model, double *in, double *out)
 static void rpc__pack_rank_item(msgpack_packer *pk, const struct rank_item *it)
 {
         msgpack_pack_map(pk, 13);
-        rpc__pack_kv_str(pk, "model", it->model);
-        rpc__pack_kv_f64(pk, "score", it->score);
-        rpc__pack_kv_bool(pk, "prior", it->prior);
-        rpc__pack_kv_bool(pk, "degraded", it->degraded);
-        rpc__pack_kv_f64(pk, "quality", it->quality);
-        rpc__pack_kv_f64(pk, "mean", it->mean);
-        rpc__pack_kv_f64(pk, "lo", it->lo);
-        rpc__pack_kv_f64(pk, "hi", it->hi);
-        rpc__pack_kv_f64(pk, "judged", it->judged);
+        proto_pack_kv_str(pk, "model", it->model);
+        proto_pack_kv_f64(pk, "score", it->score);
+        proto_pack_kv_bool(pk, "prior", it->prior);
+        proto_pack_kv_bool(pk, "degraded", it->degraded);
+        proto_pack_kv_f64(pk, "quality", it->quality);
+        proto_pack_kv_f64(pk, "mean", it->mean);
+        proto_pack_kv_f64(pk, "lo", it->lo);
+        proto_pack_kv_f64(pk, "hi", it->hi);
+        proto_pack_kv_f64(pk, "judged", it->judged);
         rpc__pack_nil_or(pk, "latency_ms", it->latency_ms >= 0, it->latency_ms);
-        rpc__pack_kv_f64(pk, "latency_penalty", it->latency_penalty);
+        proto_pack_kv_f64(pk, "latency_penalty", it->latency_penalty);
         rpc__pack_nil_or(pk, "cost_per_accepted", it->cost >= 0, it->cost);
-        rpc__pack_kv_f64(pk, "cost_penalty", it->cost_penalty);
+        proto_pack_kv_f64(pk, "cost_penalty", it->cost_penalty);
 }
 
 static int rpc__rank(struct rpc_req *r)
@@ -867,8 +837,8 @@ static int rpc__rank(struct rpc_req *r)
                 ranked += !items[i].excluded;
         proto_pack_ok_head(r->pk, r->m->msgid);
         msgpack_pack_map(r->pk, 4);
-        rpc__pack_kv_str(r->pk, "task", tracker_task_name(o.task));
-        rpc__pack_kv_str(r->pk, "strategy", rank_strategy_name(o.strategy));
+        proto_pack_kv_str(r->pk, "task", tracker_task_name(o.task));
+        proto_pack_kv_str(r->pk, "strategy", rank_strategy_name(o.strategy));
         rpc__pack_key(r->pk, "ranked");
         msgpack_pack_array(r->pk, ranked);
         for (long i = 0; i < n; i++)
@@ -904,8 +874,8 @@ static int rpc__forget(struct rpc_req *r)
         }
         proto_pack_ok_head(r->pk, r->m->msgid);
         msgpack_pack_map(r->pk, 2);
-        rpc__pack_kv_str(r->pk, "model", model);
-        rpc__pack_kv_bool(r->pk, "forgotten", forgotten);
+        proto_pack_kv_str(r->pk, "model", model);
+        proto_pack_kv_bool(r->pk, "forgotten", forgotten);
         return 0;
 }
 
@@ -1076,9 +1046,9 @@ static int rpc__import(struct rpc_req *r)
         }
         proto_pack_ok_head(r->pk, r->m->msgid);
         msgpack_pack_map(r->pk, 3);
-        rpc__pack_kv_u64(r->pk, "imported", n);
-        rpc__pack_kv_u64(r->pk, "created", created);
-        rpc__pack_kv_str(r->pk, "mode", replace ? "replace" : "merge");
+        proto_pack_kv_u64(r->pk, "imported", n);
+        proto_pack_kv_u64(r->pk, "created", created);
+        proto_pack_kv_str(r->pk, "mode", replace ? "replace" : "merge");
         return 0;
 }
 
@@ -1090,17 +1060,17 @@ static void rpc__pack_scan(msgpack_packer *pk, uint32_t msgid, const struct rpc_
 {
         proto_pack_ok_head(pk, msgid);
         msgpack_pack_map(pk, 3);
-        rpc__pack_kv_u64(pk, "repos", rep->repos);
+        proto_pack_kv_u64(pk, "repos", rep->repos);
         rpc__pack_key(pk, "judged");
         msgpack_pack_array(pk, (uint32_t)rep->njudged);
         for (size_t i = 0; i < rep->njudged; i++) {
                 const struct rpc_scan_judged *j = &rep->judged[i];
                 msgpack_pack_map(pk, 3);
-                rpc__pack_kv_str(pk, "trace_id", j->trace_id);
-                rpc__pack_kv_str(pk, "kind", tracker_kind_name(j->kind));
-                rpc__pack_kv_str(pk, "evidence", j->evidence ? j->evidence : "");
+                proto_pack_kv_str(pk, "trace_id", j->trace_id);
+                proto_pack_kv_str(pk, "kind", tracker_kind_name(j->kind));
+                proto_pack_kv_str(pk, "evidence", j->evidence ? j->evidence : "");
         }
-        rpc__pack_kv_u64(pk, "duration_ms", rep->duration_ms);
+        proto_pack_kv_u64(pk, "duration_ms", rep->duration_ms);
 }
 
 /* A `scan` waiting for its scan.  It is the scanner's callback argument
@@ -1175,7 +1145,7 @@ static int rpc__ping(struct rpc_req *r)
                 return -1;
         proto_pack_ok_head(r->pk, r->m->msgid);
         msgpack_pack_map(r->pk, 1);
-        rpc__pack_kv_str(r->pk, "version", OUTCOMED_VERSION);
+        proto_pack_kv_str(r->pk, "version", OUTCOMED_VERSION);
         return 0;
 }
 
@@ -1190,14 +1160,14 @@ static void rpc__pack_config(struct rpc_req *r)
         msgpack_packer *pk = r->pk;
 
         msgpack_pack_map(pk, 11);
-        rpc__pack_kv_str(pk, "file", cfg->file);
-        rpc__pack_kv_u64(pk, "loaded_at", c->config_loaded_at);
-        rpc__pack_kv_u64(pk, "reloads_total", c->reloads_total);
-        rpc__pack_kv_u64(pk, "reload_errors_total", c->reload_errors_total);
-        rpc__pack_kv_str(pk, "log_level",
+        proto_pack_kv_str(pk, "file", cfg->file);
+        proto_pack_kv_u64(pk, "loaded_at", c->config_loaded_at);
+        proto_pack_kv_u64(pk, "reloads_total", c->reloads_total);
+        proto_pack_kv_u64(pk, "reload_errors_total", c->reload_errors_total);
+        proto_pack_kv_str(pk, "log_level",
                          cfg->log_level >= 0 && cfg->log_level < 4 ? levels[cfg->log_level] : NULL);
-        rpc__pack_kv_u64(pk, "flush_interval_ms", cfg->flush_interval_ms);
-        rpc__pack_kv_u64(pk, "degrade_threshold", cfg->degrade_threshold);
+        proto_pack_kv_u64(pk, "flush_interval_ms", cfg->flush_interval_ms);
+        proto_pack_kv_u64(pk, "degrade_threshold", cfg->degrade_threshold);
         rpc__pack_key(pk, "watched_repos");
         msgpack_pack_array(pk, cfg->ngit_repos);
         for (size_t i = 0; i < cfg->ngit_repos; i++)
@@ -1206,21 +1176,21 @@ static void rpc__pack_config(struct rpc_req *r)
         msgpack_pack_array(pk, cfg->nallow_uids);
         for (size_t i = 0; i < cfg->nallow_uids; i++)
                 msgpack_pack_uint32(pk, cfg->allow_uids[i]);
-        rpc__pack_kv_str(pk, "allow_group", cfg->allow_group);
+        proto_pack_kv_str(pk, "allow_group", cfg->allow_group);
         rpc__pack_key(pk, "limits");
         msgpack_pack_map(pk, 12);
-        rpc__pack_kv_u64(pk, "message_bytes", l->message_bytes);
-        rpc__pack_kv_u64(pk, "model_bytes", l->model_bytes);
-        rpc__pack_kv_u64(pk, "text_bytes", l->text_bytes);
-        rpc__pack_kv_u64(pk, "output_bytes", l->output_bytes);
-        rpc__pack_kv_u64(pk, "files", l->files);
-        rpc__pack_kv_u64(pk, "path_bytes", l->path_bytes);
-        rpc__pack_kv_u64(pk, "list_entries", l->list_entries);
-        rpc__pack_kv_u64(pk, "models", l->models);
-        rpc__pack_kv_u64(pk, "pending", l->pending);
-        rpc__pack_kv_u64(pk, "connections", l->connections);
-        rpc__pack_kv_u64(pk, "connections_per_uid", l->connections_per_uid);
-        rpc__pack_kv_u64(pk, "reply_buffer_bytes", l->reply_buffer_bytes);
+        proto_pack_kv_u64(pk, "message_bytes", l->message_bytes);
+        proto_pack_kv_u64(pk, "model_bytes", l->model_bytes);
+        proto_pack_kv_u64(pk, "text_bytes", l->text_bytes);
+        proto_pack_kv_u64(pk, "output_bytes", l->output_bytes);
+        proto_pack_kv_u64(pk, "files", l->files);
+        proto_pack_kv_u64(pk, "path_bytes", l->path_bytes);
+        proto_pack_kv_u64(pk, "list_entries", l->list_entries);
+        proto_pack_kv_u64(pk, "models", l->models);
+        proto_pack_kv_u64(pk, "pending", l->pending);
+        proto_pack_kv_u64(pk, "connections", l->connections);
+        proto_pack_kv_u64(pk, "connections_per_uid", l->connections_per_uid);
+        proto_pack_kv_u64(pk, "reply_buffer_bytes", l->reply_buffer_bytes);
 }
 
 static int rpc__stats(struct rpc_req *r)
@@ -1236,34 +1206,34 @@ static int rpc__stats(struct rpc_req *r)
         msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
         msgpack_packer *out = r->pk;
         r->pk = &pk;
-        rpc__pack_kv_str(r->pk, "version", OUTCOMED_VERSION);
-        rpc__pack_kv_u64(r->pk, "uptime_s",
+        proto_pack_kv_str(r->pk, "version", OUTCOMED_VERSION);
+        proto_pack_kv_u64(r->pk, "uptime_s",
                          r->now > r->env->started_at ? r->now - r->env->started_at : 0);
-        rpc__pack_kv_u64(r->pk, "connections", c->connections);
-        rpc__pack_kv_u64(r->pk, "connections_total", c->connections_total);
-        rpc__pack_kv_u64(r->pk, "connections_refused_total", c->refused_total);
-        rpc__pack_kv_u64(r->pk, "connections_dropped_total", c->dropped_total);
-        rpc__pack_kv_u64(r->pk, "requests_total", c->requests_total);
-        rpc__pack_kv_u64(r->pk, "errors_total", c->errors_total);
-        rpc__pack_kv_u64(r->pk, "notify_errors_total", c->notify_errors_total);
-        rpc__pack_kv_u64(r->pk, "pending", tracker_pending_count(r->env->tracker));
-        rpc__pack_kv_u64(r->pk, "profiles", tracker_profile_count(r->env->tracker));
-        rpc__pack_kv_u64(r->pk, "commits_total", c->commits_total);
-        rpc__pack_kv_u64(r->pk, "commit_errors_total", c->commit_errors_total);
-        rpc__pack_kv_u64(r->pk, "journal_total", c->journal_total);
-        rpc__pack_kv_u64(r->pk, "snapshots_total", c->snapshots_total);
-        rpc__pack_kv_u64(r->pk, "last_commit_at", c->last_commit_at);
-        rpc__pack_kv_u64(r->pk, "expired_total", c->expired_total);
-        rpc__pack_kv_u64(r->pk, "unavailable_total", c->unavailable_total);
-        rpc__pack_kv_u64(r->pk, "replayed", c->replayed);
-        rpc__pack_kv_u64(r->pk, "scans_total", c->scans_total);
-        rpc__pack_kv_u64(r->pk, "git_judged_total", c->git_judged_total);
-        rpc__pack_kv_bool(r->pk, "writable", rpc__writable(r->env));
-        rpc__pack_kv_str(r->pk, "durability",
+        proto_pack_kv_u64(r->pk, "connections", c->connections);
+        proto_pack_kv_u64(r->pk, "connections_total", c->connections_total);
+        proto_pack_kv_u64(r->pk, "connections_refused_total", c->refused_total);
+        proto_pack_kv_u64(r->pk, "connections_dropped_total", c->dropped_total);
+        proto_pack_kv_u64(r->pk, "requests_total", c->requests_total);
+        proto_pack_kv_u64(r->pk, "errors_total", c->errors_total);
+        proto_pack_kv_u64(r->pk, "notify_errors_total", c->notify_errors_total);
+        proto_pack_kv_u64(r->pk, "pending", tracker_pending_count(r->env->tracker));
+        proto_pack_kv_u64(r->pk, "profiles", tracker_profile_count(r->env->tracker));
+        proto_pack_kv_u64(r->pk, "commits_total", c->commits_total);
+        proto_pack_kv_u64(r->pk, "commit_errors_total", c->commit_errors_total);
+        proto_pack_kv_u64(r->pk, "journal_total", c->journal_total);
+        proto_pack_kv_u64(r->pk, "snapshots_total", c->snapshots_total);
+        proto_pack_kv_u64(r->pk, "last_commit_at", c->last_commit_at);
+        proto_pack_kv_u64(r->pk, "expired_total", c->expired_total);
+        proto_pack_kv_u64(r->pk, "unavailable_total", c->unavailable_total);
+        proto_pack_kv_u64(r->pk, "replayed", c->replayed);
+        proto_pack_kv_u64(r->pk, "scans_total", c->scans_total);
+        proto_pack_kv_u64(r->pk, "git_judged_total", c->git_judged_total);
+        proto_pack_kv_bool(r->pk, "writable", rpc__writable(r->env));
+        proto_pack_kv_str(r->pk, "durability",
                          r->env->cfg->durability == DURABILITY_RELAXED ? "relaxed"
                          : r->env->cfg->durability == DURABILITY_FSYNC ? "fsync"
                                                                         : "ack");
-        rpc__pack_kv_u64(r->pk, "max_message_bytes", r->lim->message_bytes);
+        proto_pack_kv_u64(r->pk, "max_message_bytes", r->lim->message_bytes);
         rpc__pack_key(r->pk, "config");
         rpc__pack_config(r);
         r->pk = out;

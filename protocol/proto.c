@@ -160,6 +160,21 @@ static bool proto__trace_id_char(unsigned char c)
                c == '.' || c == '_' || c == ':' || c == '-';
 }
 
+/* A float or an integer as a double; every negative integer is -1 (any
+ * negative number fails the range checks alike).  -1 when o is no number. */
+static int proto__number(const msgpack_object *o, double *d)
+{
+        if (o->type == MSGPACK_OBJECT_FLOAT32 || o->type == MSGPACK_OBJECT_FLOAT64)
+                *d = o->via.f64;
+        else if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+                *d = (double)o->via.u64;
+        else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+                *d = -1.0;
+        else
+                return -1;
+        return 0;
+}
+
 int proto_arg_check(const msgpack_object *o, const struct proto_arg *a, struct proto_val *v,
                     const char *prefix, char *err, size_t errlen)
 {
@@ -231,13 +246,7 @@ int proto_arg_check(const msgpack_object *o, const struct proto_arg *a, struct p
                 break;
         case PROTO_ARG_UNIT: {
                 double d;
-                if (o->type == MSGPACK_OBJECT_FLOAT32 || o->type == MSGPACK_OBJECT_FLOAT64)
-                        d = o->via.f64;
-                else if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-                        d = o->via.u64 > 1 ? 2.0 : (double)o->via.u64;
-                else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
-                        d = -1.0;
-                else
+                if (proto__number(o, &d) < 0)
                         return proto__fail(err, errlen, "%s%s: must be a number", prefix, name);
                 if (!isfinite(d) || d < 0.0 || d > 1.0)
                         return proto__fail(err, errlen, "%s%s: must be a finite number in [0, 1]",
@@ -260,13 +269,7 @@ int proto_arg_check(const msgpack_object *o, const struct proto_arg *a, struct p
                 break;
         case PROTO_ARG_REAL: {
                 double d;
-                if (o->type == MSGPACK_OBJECT_FLOAT32 || o->type == MSGPACK_OBJECT_FLOAT64)
-                        d = o->via.f64;
-                else if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-                        d = (double)o->via.u64;
-                else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
-                        d = -1.0;
-                else
+                if (proto__number(o, &d) < 0)
                         return proto__fail(err, errlen, "%s%s: must be a number", prefix, name);
                 if (!isfinite(d) || d < 0.0)
                         return proto__fail(err, errlen, "%s%s: must be a finite number >= 0",
@@ -344,6 +347,30 @@ int proto_pack_str(msgpack_packer *pk, const char *s, size_t len)
 int proto_pack_cstr(msgpack_packer *pk, const char *s)
 {
         return proto_pack_str(pk, s, strlen(s));
+}
+
+int proto_pack_kv_str(msgpack_packer *pk, const char *key, const char *val)
+{
+        proto_pack_cstr(pk, key);
+        return val ? proto_pack_cstr(pk, val) : msgpack_pack_nil(pk);
+}
+
+int proto_pack_kv_u64(msgpack_packer *pk, const char *key, uint64_t val)
+{
+        proto_pack_cstr(pk, key);
+        return msgpack_pack_uint64(pk, val);
+}
+
+int proto_pack_kv_f64(msgpack_packer *pk, const char *key, double val)
+{
+        proto_pack_cstr(pk, key);
+        return msgpack_pack_double(pk, val);
+}
+
+int proto_pack_kv_bool(msgpack_packer *pk, const char *key, bool val)
+{
+        proto_pack_cstr(pk, key);
+        return val ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
 }
 
 int proto_pack_ok_head(msgpack_packer *pk, uint32_t msgid)

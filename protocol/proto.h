@@ -131,6 +131,12 @@ const msgpack_object *proto_map_get(const msgpack_object *map, const char *key);
 /* Encoding. */
 int proto_pack_cstr(msgpack_packer *pk, const char *s);
 int proto_pack_str(msgpack_packer *pk, const char *s, size_t len);
+/* One key/value pair of a map: a string key, then the value (a NULL
+ * string packs nil). */
+int proto_pack_kv_str(msgpack_packer *pk, const char *key, const char *val);
+int proto_pack_kv_u64(msgpack_packer *pk, const char *key, uint64_t val);
+int proto_pack_kv_f64(msgpack_packer *pk, const char *key, double val);
+int proto_pack_kv_bool(msgpack_packer *pk, const char *key, bool val);
 /* [1, msgid, nil, ... : the caller packs the result next. */
 int proto_pack_ok_head(msgpack_packer *pk, uint32_t msgid);
 /* [1, msgid, {"code": ..., "message": ...}, nil] */
