@@ -53,16 +53,22 @@ static int commit__replay_one(void *data, uint64_t id, uint64_t at, const char *
                               const void *blob, size_t len, char *err, size_t errlen)
 {
         struct commit *c = data;
-        char why[256] = "";
-        int r = journal_apply(c->env->tracker, blob, len, why, sizeof(why));
-        if (r == -ENOMEM) {
-                snprintf(err, errlen, "out of memory replaying journal row %" PRIu64, id);
-                return r;
+        size_t off = 0;
+        for (unsigned k = 0; off < len || k == 0; k++) {
+                char why[256] = "";
+                int r = journal_apply(c->env->tracker, blob, len, &off, why, sizeof(why));
+                if (r == -ENOMEM) {
+                        snprintf(err, errlen, "out of memory replaying journal row %" PRIu64, id);
+                        return r;
+                }
+                if (r < 0) /* a change that does not apply is logged, not fatal */
+                        log_warn("journal row %" PRIu64 " (%s at %" PRIu64 "), change %u, not "
+                                 "replayed: %s",
+                                 id, op, at, k, why[0] ? why : strerror(-r));
+                c->env->counters.replayed++;
+                if (r == -EBADMSG)
+                        break; /* not msgpack: the rest of the row cannot be found */
         }
-        if (r < 0) /* a row that does not apply is logged, not fatal */
-                log_warn("journal row %" PRIu64 " (%s at %" PRIu64 ") not replayed: %s", id, op, at,
-                         why[0] ? why : strerror(-r));
-        c->env->counters.replayed++;
         return 0;
 }
 
@@ -115,9 +121,9 @@ static int commit__seal(struct commit *c, bool force, bool probe)
         bool snap = c->snapshot_due || force;
         if (!c->open_entries && !c->open_needed && !snap && !probe)
                 return 0;
-        if (!c->open && !(c->open = store_batch_new()))
+        if (!c->open && !(c->open = store_batch_reuse(c->store)))
                 return -ENOMEM; /* try again at the next iteration */
-        struct store_batch *next = store_batch_new();
+        struct store_batch *next = store_batch_reuse(c->store);
         if (!next)
                 return -ENOMEM;
         struct store_batch *b = c->open;
@@ -150,10 +156,16 @@ static int commit__seal(struct commit *c, bool force, bool probe)
         return store_submit(c->store, b, commit__done, c);
 }
 
+/* Relaxed: a batch this big is sealed without waiting for the flush
+ * timer, so that a busy daemon's batches stay a few MiB (and their memory
+ * is reused, see store_batch_reuse) instead of a whole interval's worth. */
+#define COMMIT_SEAL_ENTRIES 32768
+
 static void commit__on_check(uv_check_t *h)
 {
         struct commit *c = h->data;
-        if (c->writable && (commit_acks(c) || c->snapshot_due))
+        if (c->writable &&
+            (commit_acks(c) || c->snapshot_due || c->open_entries >= COMMIT_SEAL_ENTRIES))
                 commit__seal(c, false, false);
 }
 
@@ -193,7 +205,7 @@ static void commit__fail(struct commit *c, uint64_t seq, const char *errmsg)
         c->env->counters.commit_errors_total++;
         c->env->counters.unavailable_total += c->inflight_entries + c->open_entries;
         store_batch_free(c->open);
-        c->open = store_batch_new(); /* NULL is handled at the next record */
+        c->open = store_batch_reuse(c->store); /* NULL is handled at the next record */
         c->open_entries = 0;
         c->open_needed = false;
         c->open_seq++;
@@ -287,7 +299,7 @@ bool commit_writable(const struct commit *c)
 
 int commit_record(struct commit *c, const struct journal_entry *e)
 {
-        if (!c->open && !(c->open = store_batch_new()))
+        if (!c->open && !(c->open = store_batch_reuse(c->store)))
                 return -ENOMEM;
         msgpack_sbuffer_clear(&c->scratch);
         int r = journal_encode(e, &c->scratch);

@@ -267,16 +267,22 @@ static int journal__unpack_profile(struct journal__reader *r, const msgpack_obje
         return sub.bad ? sub.bad : (p->model ? 0 : -ENOMEM);
 }
 
-int journal_apply(struct tracker *t, const void *data, size_t len, char *err, size_t errlen)
+int journal_apply(struct tracker *t, const void *data, size_t len, size_t *off, char *err,
+                  size_t errlen)
 {
         msgpack_unpacked u;
         struct journal__reader r = { .err = err, .errlen = errlen };
-        size_t off = 0;
         int rc = -EINVAL;
 
         msgpack_unpacked_init(&u);
-        if (!data || msgpack_unpack_next(&u, data, len, &off) != MSGPACK_UNPACK_SUCCESS ||
-            u.data.type != MSGPACK_OBJECT_MAP) {
+        if (!data || *off >= len ||
+            msgpack_unpack_next(&u, data, len, off) != MSGPACK_UNPACK_SUCCESS) {
+                snprintf(err, errlen, "journal entry: not msgpack");
+                *off = len;
+                rc = -EBADMSG;
+                goto out;
+        }
+        if (u.data.type != MSGPACK_OBJECT_MAP) {
                 snprintf(err, errlen, "journal entry: not a msgpack map");
                 goto out;
         }

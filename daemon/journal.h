@@ -65,9 +65,12 @@ const char *journal_op_name(enum journal_op op);
 /* Append e to sb as one msgpack map.  0 or -ENOMEM. */
 int journal_encode(const struct journal_entry *e, msgpack_sbuffer *sb);
 
-/* Apply one encoded entry to t (its limits should be lifted during a
- * replay).  Returns 0, or a negative errno with err filled when the entry
- * cannot be read or applied. */
-int journal_apply(struct tracker *t, const void *data, size_t len, char *err, size_t errlen);
+/* Apply the encoded entry at data[*off..] to t (its limits should be
+ * lifted during a replay) and move *off past it: a journal row holds one
+ * or more entries back to back.  Returns 0, or a negative errno with err
+ * filled when the entry cannot be applied; -EBADMSG when it is not msgpack
+ * (*off is then len: the rest of the row cannot be read). */
+int journal_apply(struct tracker *t, const void *data, size_t len, size_t *off, char *err,
+                  size_t errlen);
 
 #endif

@@ -54,6 +54,9 @@ extern const unsigned store_nmigrations;
 #define STORE_BUSY_TIMEOUT_MS 5000
 #define STORE_CKPT_PAGES 1000          /* SQLite's own default auto-checkpoint size */
 #define STORE_CKPT_RESTART_PAGES 16384 /* 64 MiB of WAL: start it over */
+#define STORE_SPARE_BYTES (16u << 20)  /* largest arena kept for reuse */
+#define STORE_ROW_BYTES (64u << 10)    /* journal changes per row, about */
+#define STORE_ROW_CHANGES 1024
 
 struct store__entry {
         uint64_t at;
@@ -165,6 +168,7 @@ struct store {
         char *path;
         sqlite3 *db;     /* loop thread: migrations and load */
         size_t inflight; /* loop thread only */
+        struct store_batch *spare; /* loop thread only: a done batch, emptied */
         void (*on_closed)(void *data);
         void *closed_data;
 
@@ -194,6 +198,8 @@ struct store {
         bool sync_applied;
         sqlite3 *wdb;
         sqlite3_stmt *st[ST__COUNT];
+        char *rowbuf; /* one journal row of several changes */
+        size_t rowbuf_cap;
 };
 
 __attribute__((format(printf, 3, 4)))
@@ -363,10 +369,9 @@ struct store_batch *store_batch_new(void)
         return calloc(1, sizeof(struct store_batch));
 }
 
-void store_batch_free(struct store_batch *b)
+/* Free what the batch's rows own; its arrays stay. */
+static void store__batch_clear(struct store_batch *b)
 {
-        if (!b)
-                return;
         for (size_t i = 0; i < b->nprofiles; i++)
                 free(b->profiles[i].model);
         for (size_t i = 0; i < b->ndeleted; i++)
@@ -375,6 +380,44 @@ void store_batch_free(struct store_batch *b)
                 store__trace_free(&b->traces[i]);
         for (size_t i = 0; i < b->ngone; i++)
                 free(b->gone_models[i]);
+}
+
+/* Empty the batch for another round, keeping its arrays and arena: a busy
+ * daemon fills one batch after another of about the same size, and growing
+ * each one anew (realloc, copies, fresh pages) cost more than encoding. */
+static void store__batch_reset(struct store_batch *b)
+{
+        store__batch_clear(b);
+        struct store_batch keep = *b;
+        memset(b, 0, sizeof(*b));
+        b->profiles = keep.profiles;
+        b->profiles_cap = keep.profiles_cap;
+        b->deleted = keep.deleted;
+        b->deleted_cap = keep.deleted_cap;
+        b->traces = keep.traces;
+        b->traces_cap = keep.traces_cap;
+        b->gone_models = keep.gone_models;
+        b->gone_cap = keep.gone_cap;
+        b->entries = keep.entries;
+        b->entries_cap = keep.entries_cap;
+        b->arena = keep.arena;
+        b->arena_cap = keep.arena_cap;
+}
+
+struct store_batch *store_batch_reuse(struct store *s)
+{
+        struct store_batch *b = s ? s->spare : NULL;
+        if (!b)
+                return store_batch_new();
+        s->spare = NULL;
+        return b;
+}
+
+void store_batch_free(struct store_batch *b)
+{
+        if (!b)
+                return;
+        store__batch_clear(b);
         free(b->gone_models);
         free(b->entries);
         free(b->arena);
@@ -820,6 +863,70 @@ static int store__put_trace(struct store *s, const struct tracker_trace *tr, str
         return store__run(s, st, rc, b);
 }
 
+/* How many changes from entries[i] on go into one journal row: up to
+ * STORE_ROW_CHANGES, or about STORE_ROW_BYTES of them.  One row a change
+ * made the writer's per-row work (a statement, a B-tree insert) the
+ * largest cost of a busy daemon; the rows' bytes are the same either way. */
+static size_t store__row_entries(const struct store_batch *b, size_t i)
+{
+        size_t n = 0, bytes = 0;
+        while (i + n < b->nentries && n < STORE_ROW_CHANGES &&
+               (n == 0 || bytes + b->entries[i + n].len <= STORE_ROW_BYTES))
+                bytes += b->entries[i + n++].len;
+        return n;
+}
+
+/* A row of one change: its op, trace id and model in their columns. */
+static int store__put_entry(struct store *s, struct store_batch *b, const struct store__entry *e)
+{
+        sqlite3_stmt *st = s->st[ST_ENTRY_PUT];
+        int rc = SQLITE_OK;
+        store__bind_u64(st, 1, e->at, &rc);
+        store__bind_text(st, 2, e->op, &rc);
+        store__bind_text(st, 3, e->trace_id == SIZE_MAX ? NULL : b->arena + e->trace_id, &rc);
+        store__bind_text(st, 4, e->model == SIZE_MAX ? NULL : b->arena + e->model, &rc);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_bind_blob64(st, 5, b->arena + e->data, e->len, SQLITE_STATIC);
+        return store__run(s, st, rc, b);
+}
+
+/* A row of n changes, their maps back to back in `data`; op "batch", no
+ * trace id or model, `at` the latest change's (pruning keeps the row
+ * while any of its changes is inside the window). */
+static int store__put_entries(struct store *s, struct store_batch *b, size_t i, size_t n)
+{
+        size_t len = 0;
+        uint64_t at = 0;
+        for (size_t k = i; k < i + n; k++) {
+                len += b->entries[k].len;
+                if (b->entries[k].at > at)
+                        at = b->entries[k].at;
+        }
+        if (len > s->rowbuf_cap) {
+                char *p = realloc(s->rowbuf, len);
+                if (!p) {
+                        snprintf(b->errmsg, sizeof(b->errmsg), "%s: out of memory", s->path);
+                        return -ENOMEM;
+                }
+                s->rowbuf = p;
+                s->rowbuf_cap = len;
+        }
+        size_t off = 0;
+        for (size_t k = i; k < i + n; k++) {
+                memcpy(s->rowbuf + off, b->arena + b->entries[k].data, b->entries[k].len);
+                off += b->entries[k].len;
+        }
+        sqlite3_stmt *st = s->st[ST_ENTRY_PUT];
+        int rc = SQLITE_OK;
+        store__bind_u64(st, 1, at, &rc);
+        store__bind_text(st, 2, "batch", &rc);
+        store__bind_text(st, 3, NULL, &rc);
+        store__bind_text(st, 4, NULL, &rc);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_bind_blob64(st, 5, s->rowbuf, len, SQLITE_STATIC);
+        return store__run(s, st, rc, b);
+}
+
 /* Commit one batch: profiles, then deletions, then trace upserts (a trace
  * resolved and started again with the same id is deleted, then re-added).
  * Sets b->result and b->errmsg. */
@@ -852,17 +959,10 @@ static void store__commit(struct store *s, struct store_batch *b)
         }
         r = store__run(s, s->st[ST_BEGIN], SQLITE_OK, b);
         /* The journal first: it is the record; the snapshot rows follow. */
-        for (size_t i = 0; r == 0 && i < b->nentries; i++) {
-                const struct store__entry *e = &b->entries[i];
-                sqlite3_stmt *st = s->st[ST_ENTRY_PUT];
-                int rc = SQLITE_OK;
-                store__bind_u64(st, 1, e->at, &rc);
-                store__bind_text(st, 2, e->op, &rc);
-                store__bind_text(st, 3, e->trace_id == SIZE_MAX ? NULL : b->arena + e->trace_id, &rc);
-                store__bind_text(st, 4, e->model == SIZE_MAX ? NULL : b->arena + e->model, &rc);
-                if (rc == SQLITE_OK)
-                        rc = sqlite3_bind_blob64(st, 5, b->arena + e->data, e->len, SQLITE_STATIC);
-                r = store__run(s, st, rc, b);
+        for (size_t i = 0, n; r == 0 && i < b->nentries; i += n) {
+                n = store__row_entries(b, i);
+                r = n == 1 ? store__put_entry(s, b, &b->entries[i])
+                           : store__put_entries(s, b, i, n);
         }
         if (r == 0 && b->probe)
                 r = store__run(s, s->st[ST_PROBE], SQLITE_OK, b);
@@ -953,6 +1053,9 @@ static void store__writer_close(struct store *s)
         }
         sqlite3_close(s->wdb);
         s->wdb = NULL;
+        free(s->rowbuf);
+        s->rowbuf = NULL;
+        s->rowbuf_cap = 0;
 }
 
 /* Copy the WAL into the database without blocking the writer (PASSIVE).
@@ -1049,7 +1152,15 @@ static void store__drain(struct store *s)
                 s->inflight--;
                 if (b->cb)
                         b->cb(b->data, b->result, b->errmsg);
-                store_batch_free(b);
+                /* Keep one for store_batch_reuse, unless it grew huge (an
+                 * import): that memory goes back. */
+                if (!s->spare && b->arena_cap <= STORE_SPARE_BYTES &&
+                    b->entries_cap * sizeof(*b->entries) <= STORE_SPARE_BYTES) {
+                        store__batch_reset(b);
+                        s->spare = b;
+                } else {
+                        store_batch_free(b);
+                }
                 b = next;
         }
 }
@@ -1061,6 +1172,7 @@ static void store__async_cb(uv_async_t *h)
 
 static void store__free(struct store *s)
 {
+        store_batch_free(s->spare);
         uv_cond_destroy(&s->ckpt_cond);
         uv_cond_destroy(&s->cond);
         uv_mutex_destroy(&s->lock);

@@ -24,6 +24,9 @@ struct store;
 struct store_batch;
 
 struct store_batch *store_batch_new(void);
+/* An empty batch: the last one the store finished with, its memory kept,
+ * or a new one.  Loop thread only. */
+struct store_batch *store_batch_reuse(struct store *s);
 void store_batch_free(struct store_batch *b); /* accepts NULL */
 /* A tracker sink that copies rows into b (tracker_collect(t, &sink)). */
 void store_batch_sink(struct store_batch *b, struct tracker_sink *sink);
@@ -32,8 +35,9 @@ void store_batch_sink(struct store_batch *b, struct tracker_sink *sink);
  * the daemon recovers from a failed write, whose deletions it no longer
  * knows. */
 void store_batch_set_full(struct store_batch *b);
-/* Journal rows: one per state change, committed before the snapshot rows
- * of the same batch.  `op` must be a static string; the rest is copied.
+/* Journal changes, committed before the snapshot rows of the same batch:
+ * a row of one change, or a row (op "batch") of several, their maps back
+ * to back.  `op` must be a static string; the rest is copied.
  * 0 or -ENOMEM. */
 int store_batch_add_entry(struct store_batch *b, uint64_t at, const char *op,
                           const char *trace_id, const char *model, const void *data, size_t len);
@@ -61,7 +65,8 @@ int store_open(struct store **out, const char *path, uv_loop_t *loop, char *err,
 /* Load every profile and pending trace into t (pending in start order). */
 int store_load(struct store *s, struct tracker *t, char *err, size_t errlen);
 /* Replay the journal rows written after the last snapshot, in order, on
- * the calling thread (after store_load).  cb returns 0 or a negative errno
+ * the calling thread (after store_load); a row's blob holds one or more
+ * changes back to back.  cb returns 0 or a negative errno
  * that stops the replay.  Returns the number of rows replayed or a
  * negative errno with err filled. */
 typedef int (*store_replay_cb)(void *data, uint64_t id, uint64_t at, const char *op,

@@ -1,4 +1,7 @@
--- 002_journal.sql - the journal: one row per state change, in order.
+-- 002_journal.sql - the journal: the state changes, in order.  A row holds one
+-- change, or (op 'batch', since 005_journal_rows.sql) several of one commit,
+-- their msgpack maps back to back in `data`; trace_id and model are set for a
+-- row of one change only.
 -- The profiles/task_stats/pending tables become a snapshot of the state as of
 -- journal row meta.snapshot_upto; start-up loads the snapshot and replays the
 -- rows after it.  AUTOINCREMENT keeps ids growing even after old rows are
@@ -7,10 +10,10 @@
 CREATE TABLE journal (
     id       INTEGER PRIMARY KEY AUTOINCREMENT,
     at       INTEGER NOT NULL,  -- unix seconds
-    op       TEXT    NOT NULL,  -- start, complete, fail, outcome, expire, forget, import
+    op       TEXT    NOT NULL,  -- start, complete, fail, outcome, expire, forget, import; batch
     trace_id TEXT,
     model    TEXT,
-    data     BLOB    NOT NULL   -- the change as a msgpack map (daemon/journal.c)
+    data     BLOB    NOT NULL   -- the change(s), msgpack maps (daemon/journal.c)
 );
 -- No index on `at`: rows are in time order by id, so pruning the oldest reads
 -- from the start of the table, and each commit stays one B-tree insert a row.

@@ -1,7 +1,8 @@
 /* test_store.c - the SQLite store: a tracker's state survives a close and a
  * reopen bit for bit; newer, foreign and corrupt databases are refused and
  * left alone; a batch commits whole or not at all; a bad task name in the
- * database fails the load.
+ * database fails the load; journal changes go into rows of several, which
+ * replay whole and in order; a finished batch is handed out again empty.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -486,6 +487,108 @@ START_TEST(test_restart_same_id_in_one_batch)
 }
 END_TEST
 
+/* Replay callback: appends each row's blob and notes its op. */
+struct rows {
+        char data[65536];
+        size_t len;
+        int n;
+        char ops[8][16];
+};
+
+static int collect_row(void *data, uint64_t id, uint64_t at, const char *op, const void *blob,
+                       size_t len, char *err, size_t errlen)
+{
+        struct rows *r = data;
+        ck_assert_uint_le(r->len + len, sizeof(r->data));
+        memcpy(r->data + r->len, blob, len);
+        r->len += len;
+        if (r->n < 8)
+                snprintf(r->ops[r->n], sizeof(r->ops[0]), "%s", op);
+        r->n++;
+        return 0;
+}
+
+START_TEST(test_journal_rows)
+{
+        uv_loop_t loop;
+        ck_assert_int_eq(uv_loop_init(&loop), 0);
+        const char *path = db_path("rows.db");
+        struct store *s = open_store(&loop, path);
+        struct done d = { 0 };
+        struct done_ref ref = { &d, 1 };
+        char want[65536];
+        size_t wlen = 0;
+
+        /* 2,500 changes of 10 bytes in one batch: rows of at most 1,024. */
+        struct store_batch *b = store_batch_reuse(s);
+        ck_assert_ptr_nonnull(b);
+        for (int i = 0; i < 2500; i++) {
+                char one[16];
+                snprintf(one, sizeof(one), "%09d;", i);
+                ck_assert_int_eq(store_batch_add_entry(b, 100 + (uint64_t)i, "start", "id", "m",
+                                                       one, 10), 0);
+                memcpy(want + wlen, one, 10);
+                wlen += 10;
+        }
+        ck_assert_uint_eq(store_batch_entries(b), 2500);
+        ck_assert_int_eq(store_submit(s, b, on_done, &ref), 0);
+        run_until(&loop, &d, 1);
+        ck_assert_msg(d.status == 0, "commit: %d %s", d.status, d.msg);
+
+        /* The finished batch comes back, empty. */
+        struct store_batch *again = store_batch_reuse(s);
+        ck_assert_ptr_eq(again, b);
+        ck_assert_uint_eq(store_batch_entries(again), 0);
+        ck_assert_uint_eq(store_batch_rows(again), 0);
+        ck_assert_int_eq(store_batch_status(again), 0);
+        ck_assert_int_eq(store_batch_add_entry(again, 9999, "fail", "x", NULL, "single", 6), 0);
+        memcpy(want + wlen, "single", 6);
+        wlen += 6;
+        ck_assert_int_eq(store_submit(s, again, on_done, &ref), 0);
+        run_until(&loop, &d, 2);
+        ck_assert_msg(d.status == 0, "commit: %d %s", d.status, d.msg);
+        struct store_batch *spare = store_batch_reuse(s);
+        ck_assert_ptr_eq(spare, again);
+        store_batch_free(spare);
+        close_store(&loop, s);
+
+        s = open_store(&loop, path);
+        struct rows r = { .len = 0 };
+        char err[256] = "";
+        ck_assert_int_eq(store_replay(s, collect_row, &r, err, sizeof(err)), 4);
+        ck_assert_int_eq(r.n, 4);
+        ck_assert_str_eq(r.ops[0], "batch");
+        ck_assert_str_eq(r.ops[2], "batch");
+        ck_assert_str_eq(r.ops[3], "fail"); /* a row of one change keeps its op */
+        ck_assert_uint_eq(r.len, wlen);
+        ck_assert_int_eq(memcmp(r.data, want, wlen), 0);
+        close_store(&loop, s);
+
+        /* A row's `at` is its latest change's, and trace_id/model are set
+         * for a row of one change only. */
+        sqlite3 *db;
+        ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+        sqlite3_stmt *st;
+        ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT at, trace_id IS NULL FROM journal ORDER BY id",
+                                            -1, &st, NULL), SQLITE_OK);
+        uint64_t ats[4];
+        int nulls[4];
+        for (int i = 0; i < 4; i++) {
+                ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+                ats[i] = (uint64_t)sqlite3_column_int64(st, 0);
+                nulls[i] = sqlite3_column_int(st, 1);
+        }
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+        ck_assert_uint_eq(ats[0], 100 + 1023);
+        ck_assert_uint_eq(ats[2], 100 + 2499);
+        ck_assert_uint_eq(ats[3], 9999);
+        ck_assert_int_eq(nulls[0], 1);
+        ck_assert_int_eq(nulls[3], 0);
+        ck_assert_int_eq(uv_loop_close(&loop), 0);
+}
+END_TEST
+
 static void put_trace(const struct tracker_sink *sink, const char *id, uint64_t seq)
 {
         struct tracker_trace tr = {
@@ -587,6 +690,7 @@ static Suite *store_suite(void)
         tcase_add_test(tc, test_not_a_database_refused);
         tcase_add_test(tc, test_corrupt_database_refused);
         tcase_add_test(tc, test_restart_same_id_in_one_batch);
+        tcase_add_test(tc, test_journal_rows);
         tcase_add_test(tc, test_failed_batch_rolls_back);
         tcase_add_test(tc, test_bad_task_name_refused);
         suite_add_tcase(su, tc);
