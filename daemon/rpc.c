@@ -35,7 +35,9 @@ struct rpc_req {
         msgpack_packer *pk;
         uint32_t uid;
         uint64_t now;
-        struct rpc__chunk *arena;
+        struct rpc__chunk *arena; /* what did not fit in `small` */
+        char *small;              /* the first bytes of the arena, on the stack */
+        size_t small_used, small_cap;
         enum proto_error code; /* what was answered */
         const struct rpc_defer *defer; /* NULL: the reply cannot wait */
         bool deferred;         /* the handler took a place for a later reply */
@@ -112,30 +114,44 @@ static int rpc__args(struct rpc_req *r, const struct proto_arg *spec, size_t n,
         return 0;
 }
 
-/* A NUL-terminated copy of s in the request's arena (NULL when unset). */
-static char *rpc__cstr(struct rpc_req *r, const struct proto_val *v)
+/* size bytes of the request's arena, aligned for any type: from the
+ * request's small buffer on the stack while it lasts (a router's request
+ * needs a few hundred bytes), else a malloc'ed chunk freed with it. */
+static void *rpc__alloc_raw(struct rpc_req *r, size_t size)
 {
-        if (!v->set)
-                return NULL;
-        struct rpc__chunk *c = malloc(sizeof(*c) + v->s.len + 1);
+        size_t at = (r->small_used + 15) & ~(size_t)15;
+        if (at <= r->small_cap && size <= r->small_cap - at) {
+                r->small_used = at + size;
+                return r->small + at;
+        }
+        struct rpc__chunk *c = malloc(sizeof(*c) + size);
         if (!c)
                 return NULL;
-        if (v->s.len) /* an empty str may have no pointer */
-                memcpy(c->data, v->s.ptr, v->s.len);
-        c->data[v->s.len] = '\0';
         c->next = r->arena;
         r->arena = c;
         return c->data;
 }
 
+/* A NUL-terminated copy of s in the request's arena (NULL when unset). */
+static char *rpc__cstr(struct rpc_req *r, const struct proto_val *v)
+{
+        if (!v->set)
+                return NULL;
+        char *p = rpc__alloc_raw(r, v->s.len + 1);
+        if (!p)
+                return NULL;
+        if (v->s.len) /* an empty str may have no pointer */
+                memcpy(p, v->s.ptr, v->s.len);
+        p[v->s.len] = '\0';
+        return p;
+}
+
 static void *rpc__alloc(struct rpc_req *r, size_t size)
 {
-        struct rpc__chunk *c = calloc(1, sizeof(*c) + size);
-        if (!c)
-                return NULL;
-        c->next = r->arena;
-        r->arena = c;
-        return c->data;
+        void *p = rpc__alloc_raw(r, size);
+        if (p)
+                memset(p, 0, size);
+        return p;
 }
 
 #define RPC_OOM(r) rpc__error((r), PROTO_INTERNAL, "out of memory")
@@ -1279,7 +1295,10 @@ enum proto_error rpc_handle_later(struct rpc_env *env, const struct proto_msg *m
                                   msgpack_packer *pk, bool *changed,
                                   const struct rpc_defer *defer, bool *deferred)
 {
+        char small[2048];
         struct rpc_req r = {
+                .small = small,
+                .small_cap = sizeof(small),
                 .env = env,
                 .m = m,
                 .lim = &env->cfg->limits,

@@ -8,11 +8,13 @@
  * limits overall and per uid; a refused client gets one reply with msgid 0
  * (forbidden or overloaded) and is closed.
  *
- * Reading: libuv reads straight into the msgpack unpacker's own buffer
- * (on_alloc reserves space there), so bytes are copied once.  After each
- * read every complete message is decoded and dispatched in order; a
- * message over the size limit, or bytes that are not msgpack, end the
- * connection after the replies already due.
+ * Reading: libuv reads straight into the connection's read buffer, which
+ * is reused (compacted, not reallocated, while its bytes fit), and
+ * proto_skim frames the new bytes.  After each read every complete message
+ * is decoded in place (msgpack_unpack: strings point into the buffer) into
+ * the connection's zone, cleared after each message, and dispatched in
+ * order; a message over the size limit, or bytes that are not msgpack, end
+ * the connection after the replies already due.
  *
  * Writing: the replies of one read batch are packed back to back into the
  * connection's out buffer and handed over in one go: first uv_try_write,
@@ -60,14 +62,17 @@
 #include "proto.h"
 
 #define SERVER_READ_RESERVE (64 * 1024)
+#define SERVER_ZONE_CHUNK 2048 /* a router's request decodes into well under this */
 
 struct conn {
         uv_pipe_t pipe; /* first: the handle's memory is the conn's */
         struct server *srv;
         struct conn *prev, *next;
-        msgpack_unpacker unp;
-        struct proto_skim skim; /* frames the bytes before unp sees them */
-        uint64_t ready;         /* complete messages in unp, not yet dispatched */
+        char *rbuf;             /* bytes read: rbuf[rpos..rlen) not yet dispatched */
+        size_t rpos, rlen, rcap;
+        msgpack_zone zone;      /* the message being handled */
+        struct proto_skim skim; /* frames the bytes as they arrive */
+        uint64_t ready;         /* complete messages in rbuf, not yet dispatched */
         enum proto_skim_status bad; /* after them: too large, or not msgpack */
         msgpack_sbuffer out;    /* replies not yet handed to libuv */
         msgpack_packer pk;      /* packs into out */
@@ -151,7 +156,8 @@ static uint64_t server__fd_budget(void)
 static void conn__on_close(uv_handle_t *h)
 {
         struct conn *c = (struct conn *)h;
-        msgpack_unpacker_destroy(&c->unp);
+        free(c->rbuf);
+        msgpack_zone_destroy(&c->zone);
         msgpack_sbuffer_destroy(&c->out);
         msgpack_sbuffer_destroy(&c->held);
         free(c->segs);
@@ -522,15 +528,28 @@ static void conn__message(struct conn *c, const msgpack_object *o)
         }
 }
 
+/* Room for SERVER_READ_RESERVE more bytes at rbuf[rlen..]: move the bytes
+ * not yet dispatched to the front, grow only when they still do not fit. */
 static void conn__on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
         struct conn *c = (struct conn *)h;
-        if (!msgpack_unpacker_reserve_buffer(&c->unp, SERVER_READ_RESERVE)) {
-                *buf = uv_buf_init(NULL, 0); /* on_read gets UV_ENOBUFS */
-                return;
+        if (c->rcap - c->rlen < SERVER_READ_RESERVE && c->rpos > 0) {
+                memmove(c->rbuf, c->rbuf + c->rpos, c->rlen - c->rpos);
+                c->rlen -= c->rpos;
+                c->rpos = 0;
         }
-        size_t cap = msgpack_unpacker_buffer_capacity(&c->unp);
-        *buf = uv_buf_init(msgpack_unpacker_buffer(&c->unp), cap > UINT32_MAX ? UINT32_MAX : (unsigned)cap);
+        if (c->rcap - c->rlen < SERVER_READ_RESERVE) {
+                size_t cap = c->rlen + SERVER_READ_RESERVE;
+                char *p = realloc(c->rbuf, cap);
+                if (!p) {
+                        *buf = uv_buf_init(NULL, 0); /* on_read gets UV_ENOBUFS */
+                        return;
+                }
+                c->rbuf = p;
+                c->rcap = cap;
+        }
+        size_t room = c->rcap - c->rlen;
+        *buf = uv_buf_init(c->rbuf + c->rlen, room > UINT32_MAX ? UINT32_MAX : (unsigned)room);
 }
 
 static void conn__on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
@@ -558,10 +577,8 @@ static void conn__process(struct conn *c)
 {
         struct server *s = c->srv;
         size_t soft = server__soft_limit(s);
-        msgpack_unpacked res;
         bool paused = false;
 
-        msgpack_unpacked_init(&res);
         while (c->ready > 0 && !c->close_after_flush && !c->closing) {
                 if (c->laters) {
                         paused = true; /* its answer resumes it */
@@ -581,18 +598,26 @@ static void conn__process(struct conn *c)
                         }
                 }
                 c->ready--;
-                if (msgpack_unpacker_next(&c->unp, &res) != MSGPACK_UNPACK_SUCCESS) {
+                msgpack_object o;
+                size_t off = c->rpos;
+                msgpack_unpack_return ur =
+                        msgpack_unpack(c->rbuf, c->rlen, &off, &c->zone, &o);
+                if (ur != MSGPACK_UNPACK_SUCCESS && ur != MSGPACK_UNPACK_EXTRA_BYTES) {
                         /* Framed, yet msgpack-c refuses it (nesting deeper
                          * than it allows, out of memory). */
+                        msgpack_zone_clear(&c->zone);
                         conn__reply_error(c, 0, PROTO_BAD_REQUEST,
                                           "a message msgpack-c cannot decode (nested too deeply?); "
                                           "closing the connection");
                         c->close_after_flush = true;
                         break;
                 }
-                conn__message(c, &res.data);
+                c->rpos = off;
+                conn__message(c, &o);
+                msgpack_zone_clear(&c->zone);
         }
-        msgpack_unpacked_destroy(&res);
+        if (c->rpos == c->rlen)
+                c->rpos = c->rlen = 0; /* all dispatched: the buffer starts over */
 
         if (c->ready == 0 && c->bad != PROTO_SKIM_MORE && !c->close_after_flush) {
                 char msg[128];
@@ -609,14 +634,10 @@ static void conn__process(struct conn *c)
         }
 
         /* Give back the memory of one large message once it is handled. */
-        if (!c->close_after_flush && c->ready == 0 && c->unp.used == c->unp.off &&
-            c->skim.bytes == 0 && c->unp.used + c->unp.free > 4 * SERVER_READ_RESERVE) {
-                msgpack_unpacker_destroy(&c->unp);
-                if (!msgpack_unpacker_init(&c->unp, SERVER_READ_RESERVE)) {
-                        memset(&c->unp, 0, sizeof(c->unp));
-                        conn__close(c);
-                        return;
-                }
+        if (c->rlen == 0 && c->rcap > 4 * SERVER_READ_RESERVE) {
+                free(c->rbuf); /* on_alloc takes a small one again */
+                c->rbuf = NULL;
+                c->rcap = 0;
         }
         if (c->laters)
                 paused = true; /* nothing more is read before it is answered */
@@ -646,7 +667,7 @@ static void conn__on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         if (nread == 0)
                 return;
         /* Frame the new bytes; after a framing error the rest is ignored. */
-        const uint8_t *p = (const uint8_t *)msgpack_unpacker_buffer(&c->unp);
+        const uint8_t *p = (const uint8_t *)c->rbuf + c->rlen;
         size_t n = (size_t)nread, off = 0;
         while (off < n && c->bad == PROTO_SKIM_MORE) {
                 size_t used;
@@ -659,7 +680,7 @@ static void conn__on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
                 else if (fs != PROTO_SKIM_MORE)
                         c->bad = fs;
         }
-        msgpack_unpacker_buffer_consumed(&c->unp, off);
+        c->rlen += off;
         conn__process(c);
 }
 
@@ -785,7 +806,7 @@ static void server__on_connection(uv_stream_t *ls, int status)
                 return;
         }
         struct conn *c = calloc(1, sizeof(*c));
-        if (!c || !msgpack_unpacker_init(&c->unp, SERVER_READ_RESERVE)) {
+        if (!c || !msgpack_zone_init(&c->zone, SERVER_ZONE_CHUNK)) {
                 log_error("out of memory accepting a connection");
                 free(c);
                 return;

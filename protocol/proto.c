@@ -338,41 +338,6 @@ int proto_args_decode(const msgpack_object *map, const struct proto_arg *spec, s
         return 0;
 }
 
-int proto_pack_str(msgpack_packer *pk, const char *s, size_t len)
-{
-        int r = msgpack_pack_str(pk, len);
-        return r ? r : msgpack_pack_str_body(pk, s, len);
-}
-
-int proto_pack_cstr(msgpack_packer *pk, const char *s)
-{
-        return proto_pack_str(pk, s, strlen(s));
-}
-
-int proto_pack_kv_str(msgpack_packer *pk, const char *key, const char *val)
-{
-        proto_pack_cstr(pk, key);
-        return val ? proto_pack_cstr(pk, val) : msgpack_pack_nil(pk);
-}
-
-int proto_pack_kv_u64(msgpack_packer *pk, const char *key, uint64_t val)
-{
-        proto_pack_cstr(pk, key);
-        return msgpack_pack_uint64(pk, val);
-}
-
-int proto_pack_kv_f64(msgpack_packer *pk, const char *key, double val)
-{
-        proto_pack_cstr(pk, key);
-        return msgpack_pack_double(pk, val);
-}
-
-int proto_pack_kv_bool(msgpack_packer *pk, const char *key, bool val)
-{
-        proto_pack_cstr(pk, key);
-        return val ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
-}
-
 int proto_pack_ok_head(msgpack_packer *pk, uint32_t msgid)
 {
         msgpack_pack_array(pk, 4);

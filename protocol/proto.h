@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include <msgpack.h>
+#include <string.h>
 
 #define PROTO_VERSION "0.1.0"
 
@@ -128,15 +129,44 @@ bool proto_utf8_valid(const char *s, size_t len);
 /* The value of `key` in a map whose keys are strings, or NULL. */
 const msgpack_object *proto_map_get(const msgpack_object *map, const char *key);
 
-/* Encoding. */
-int proto_pack_cstr(msgpack_packer *pk, const char *s);
-int proto_pack_str(msgpack_packer *pk, const char *s, size_t len);
+/* Encoding.  Inline, so that the length of a literal key is known when
+ * compiling (these run several times for every reply and journal entry). */
+static inline int proto_pack_str(msgpack_packer *pk, const char *s, size_t len)
+{
+        int r = msgpack_pack_str(pk, len);
+        return r ? r : msgpack_pack_str_body(pk, s, len);
+}
+
+static inline int proto_pack_cstr(msgpack_packer *pk, const char *s)
+{
+        return proto_pack_str(pk, s, strlen(s));
+}
+
 /* One key/value pair of a map: a string key, then the value (a NULL
  * string packs nil). */
-int proto_pack_kv_str(msgpack_packer *pk, const char *key, const char *val);
-int proto_pack_kv_u64(msgpack_packer *pk, const char *key, uint64_t val);
-int proto_pack_kv_f64(msgpack_packer *pk, const char *key, double val);
-int proto_pack_kv_bool(msgpack_packer *pk, const char *key, bool val);
+static inline int proto_pack_kv_str(msgpack_packer *pk, const char *key, const char *val)
+{
+        proto_pack_cstr(pk, key);
+        return val ? proto_pack_cstr(pk, val) : msgpack_pack_nil(pk);
+}
+
+static inline int proto_pack_kv_u64(msgpack_packer *pk, const char *key, uint64_t val)
+{
+        proto_pack_cstr(pk, key);
+        return msgpack_pack_uint64(pk, val);
+}
+
+static inline int proto_pack_kv_f64(msgpack_packer *pk, const char *key, double val)
+{
+        proto_pack_cstr(pk, key);
+        return msgpack_pack_double(pk, val);
+}
+
+static inline int proto_pack_kv_bool(msgpack_packer *pk, const char *key, bool val)
+{
+        proto_pack_cstr(pk, key);
+        return val ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+}
 /* [1, msgid, nil, ... : the caller packs the result next. */
 int proto_pack_ok_head(msgpack_packer *pk, uint32_t msgid);
 /* [1, msgid, {"code": ..., "message": ...}, nil] */
