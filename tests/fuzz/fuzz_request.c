@@ -6,8 +6,8 @@
  * stream; the rest is the stream.  Each read goes through what server.c's
  * conn__on_read and conn__process do, with the same public functions:
  * proto_skim_feed frames the bytes (the guard that keeps msgpack-c from
- * reserving memory for declared sizes), msgpack_unpacker decodes the framed
- * messages, proto_parse_msg checks their shape, and rpc_handle runs them
+ * reserving memory for declared sizes), msgpack_unpack decodes each framed
+ * message in place into the connection's zone (cleared after each), proto_parse_msg checks their shape, and rpc_handle runs them
  * against a real tracker.  The limits are small, so that `too_large`,
  * `overloaded` and every "too long" refusal are reachable from short
  * inputs.  The end of the input is the peer's EOF: the messages already
@@ -25,6 +25,7 @@
  * finding too.
  */
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <msgpack.h>
@@ -61,9 +62,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 /* One connection, as server.c's struct conn has it (minus libuv). */
 struct fconn {
         struct rpc_env *env;
-        msgpack_unpacker unp;
+        char *rbuf;                  /* rbuf[rpos..rlen): read, not dispatched */
+        size_t rpos, rlen, rcap;
+        msgpack_zone zone;
         struct proto_skim skim;
-        uint64_t ready;              /* framed messages in unp, not dispatched */
+        uint64_t ready;              /* framed messages in rbuf, not dispatched */
         enum proto_skim_status bad;  /* after them: too large, or not msgpack */
         msgpack_sbuffer out;         /* replies */
         msgpack_packer pk;
@@ -177,19 +180,24 @@ static void fconn_message(struct fconn *c, const msgpack_object *o)
 /* server.c's conn__process, without backpressure (nothing is written). */
 static void fconn_process(struct fconn *c)
 {
-        msgpack_unpacked res;
-
-        msgpack_unpacked_init(&res);
         while (c->ready > 0 && !c->close_after_flush) {
                 c->ready--;
-                if (msgpack_unpacker_next(&c->unp, &res) != MSGPACK_UNPACK_SUCCESS) {
+                msgpack_object o;
+                size_t off = c->rpos;
+                msgpack_unpack_return ur = msgpack_unpack(c->rbuf, c->rlen, &off, &c->zone, &o);
+                if (ur != MSGPACK_UNPACK_SUCCESS && ur != MSGPACK_UNPACK_EXTRA_BYTES) {
+                        msgpack_zone_clear(&c->zone);
                         fconn_error(c, 0, PROTO_BAD_REQUEST, "msgpack-c cannot decode it");
                         c->close_after_flush = true;
                         break;
                 }
-                fconn_message(c, &res.data);
+                FUZZ_CHECK(off > c->rpos && off <= c->rlen);
+                c->rpos = off;
+                fconn_message(c, &o);
+                msgpack_zone_clear(&c->zone);
         }
-        msgpack_unpacked_destroy(&res);
+        if (c->rpos == c->rlen)
+                c->rpos = c->rlen = 0;
         if (c->ready == 0 && c->bad != PROTO_SKIM_MORE && !c->close_after_flush) {
                 fconn_error(c, 0, c->bad == PROTO_SKIM_TOO_LARGE ? PROTO_TOO_LARGE
                                                                  : PROTO_BAD_REQUEST,
@@ -201,9 +209,20 @@ static void fconn_process(struct fconn *c)
 /* server.c's conn__on_read for n bytes. */
 static void fconn_read(struct fconn *c, const uint8_t *data, size_t n)
 {
-        FUZZ_CHECK(msgpack_unpacker_reserve_buffer(&c->unp, n));
-        memcpy(msgpack_unpacker_buffer(&c->unp), data, n);
-        const uint8_t *p = (const uint8_t *)msgpack_unpacker_buffer(&c->unp);
+        /* conn__on_alloc: compact, then grow only when still short (here
+         * to the exact size, so that a read past the bytes is caught). */
+        if (c->rcap - c->rlen < n && c->rpos > 0) {
+                memmove(c->rbuf, c->rbuf + c->rpos, c->rlen - c->rpos);
+                c->rlen -= c->rpos;
+                c->rpos = 0;
+        }
+        if (c->rcap - c->rlen < n) {
+                c->rbuf = realloc(c->rbuf, c->rlen + n);
+                FUZZ_CHECK(c->rbuf);
+                c->rcap = c->rlen + n;
+        }
+        memcpy(c->rbuf + c->rlen, data, n);
+        const uint8_t *p = (const uint8_t *)c->rbuf + c->rlen;
         size_t off = 0;
         while (off < n && c->bad == PROTO_SKIM_MORE) {
                 size_t used = SIZE_MAX;
@@ -219,7 +238,7 @@ static void fconn_read(struct fconn *c, const uint8_t *data, size_t n)
                 else
                         FUZZ_CHECK(off == n);
         }
-        msgpack_unpacker_buffer_consumed(&c->unp, off);
+        c->rlen += off;
         fconn_process(c);
 }
 
@@ -250,7 +269,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         env.tracker = tracker_new(&topts);
         FUZZ_CHECK(env.tracker);
-        FUZZ_CHECK(msgpack_unpacker_init(&c.unp, 4096));
+        FUZZ_CHECK(msgpack_zone_init(&c.zone, 2048));
         msgpack_sbuffer_init(&c.out);
         msgpack_packer_init(&c.pk, &c.out, msgpack_sbuffer_write);
         msgpack_sbuffer_init(&c.scratch);
@@ -278,7 +297,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         msgpack_sbuffer_destroy(&c.scratch);
         msgpack_sbuffer_destroy(&c.out);
-        msgpack_unpacker_destroy(&c.unp);
+        msgpack_zone_destroy(&c.zone);
+        free(c.rbuf);
         tracker_free(env.tracker);
         return 0;
 }
