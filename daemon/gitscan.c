@@ -889,8 +889,15 @@ static void gitscan__thread(void *arg)
 {
         struct gitscan *g = arg;
         /* Background work: under CPU contention the loop thread (and the
-         * store's writer) go first.  A nice value is per thread on Linux. */
-        (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
+         * store's writer) go first.  A nice value is per thread on Linux;
+         * this one starts with the daemon's, and goes 10 below it (an
+         * absolute 10 would weigh nothing beside a daemon run at -20 and
+         * starve the scans). */
+        id_t tid = (id_t)syscall(SYS_gettid);
+        errno = 0;
+        int nice = getpriority(PRIO_PROCESS, tid);
+        if (nice != -1 || errno == 0)
+                (void)setpriority(PRIO_PROCESS, tid, nice + 10 > 19 ? 19 : nice + 10);
         if (symbols_new(&g->sy) < 0)
                 g->sy = NULL; /* structural evidence then falls back to `modified` */
         uv_mutex_lock(&g->mu);
@@ -968,7 +975,8 @@ static bool gitscan__wanted(const struct config *cfg, const struct tracker_trace
 
 /* The snapshot: copies of the traces to judge, oldest first, starting
  * where the last capped snapshot stopped (so that no trace waits behind
- * thousands of older ones forever). */
+ * thousands of older ones forever).  It runs on the loop, so it walks the
+ * code traces only, not every pending trace. */
 static struct gitscan_job *gitscan__snapshot(struct gitscan *g)
 {
         struct tracker *t = g->env->tracker;
@@ -984,11 +992,11 @@ static struct gitscan_job *gitscan__snapshot(struct gitscan *g)
         if (!cfg->ngit_repos)
                 return job;
 
-        const struct tracker_trace *start = tracker_pending_first(t);
+        const struct tracker_trace *start = tracker_task_first(t, TASK_CODE);
         while (start && g->resume_seq && start->seq < g->resume_seq)
-                start = tracker_pending_next(start);
+                start = tracker_task_next(start);
         if (!start)
-                start = tracker_pending_first(t);
+                start = tracker_task_first(t, TASK_CODE);
         g->resume_seq = 0;
         size_t bytes = 0;
         const struct tracker_trace *tr = start;
@@ -1013,10 +1021,10 @@ static struct gitscan_job *gitscan__snapshot(struct gitscan *g)
                         job->nitems++;
                         bytes += out;
                 }
-                tr = tracker_pending_next(tr);
+                tr = tracker_task_next(tr);
                 if (!tr && !wrapped) {
                         wrapped = true;
-                        tr = tracker_pending_first(t);
+                        tr = tracker_task_first(t, TASK_CODE);
                 }
                 if (wrapped && tr == start)
                         break;

@@ -260,6 +260,9 @@ const struct tracker_trace *tracker_trace_get(const struct tracker *t, const cha
 /* Pending traces oldest first: first, then next(prev). */
 const struct tracker_trace *tracker_pending_first(const struct tracker *t);
 const struct tracker_trace *tracker_pending_next(const struct tracker_trace *tr);
+/* The pending traces of one task, oldest first. */
+const struct tracker_trace *tracker_task_first(const struct tracker *t, enum tracker_task task);
+const struct tracker_trace *tracker_task_next(const struct tracker_trace *tr);
 size_t tracker_profile_count(const struct tracker *t);
 size_t tracker_pending_count(const struct tracker *t);
 

@@ -1254,6 +1254,37 @@ START_TEST(pending_order)
 }
 END_TEST
 
+/* The per-task walk (the git scanner's snapshot): only that task's
+ * pending traces, oldest first, through resolutions at either end. */
+START_TEST(task_walk)
+{
+        struct tracker *t = new_tracker("t", 0, 0);
+        char ids[6][64];
+        const enum tracker_task tasks[6] = { TASK_CODE, TASK_GENERATE, TASK_CODE,
+                                             TASK_EMBED, TASK_CODE, TASK_GENERATE };
+        ck_assert_ptr_null(tracker_task_first(t, TASK_CODE));
+        for (int i = 0; i < 6; i++)
+                start_ok(t, "m", tasks[i], ids[i], sizeof(ids[i]));
+        const struct tracker_trace *tr = tracker_task_first(t, TASK_CODE);
+        ck_assert_str_eq(tr->id, ids[0]);
+        ck_assert_str_eq((tr = tracker_task_next(tr))->id, ids[2]);
+        ck_assert_str_eq((tr = tracker_task_next(tr))->id, ids[4]);
+        ck_assert_ptr_null(tracker_task_next(tr));
+        ck_assert_str_eq(tracker_task_first(t, TASK_EMBED)->id, ids[3]);
+        ck_assert_ptr_null(tracker_task_next(tracker_task_first(t, TASK_EMBED)));
+        ck_assert_ptr_null(tracker_task_first(t, (enum tracker_task)TASK__COUNT));
+        ck_assert_int_eq(tracker_fail(t, ids[0], 1000, 1), 0); /* head */
+        ck_assert_int_eq(tracker_fail(t, ids[4], 1000, 1), 0); /* tail */
+        tr = tracker_task_first(t, TASK_CODE);
+        ck_assert_str_eq(tr->id, ids[2]);
+        ck_assert_ptr_null(tracker_task_next(tr));
+        ck_assert_int_eq(tracker_fail(t, ids[2], 1000, 1), 0);
+        ck_assert_ptr_null(tracker_task_first(t, TASK_CODE));
+        ck_assert_str_eq(tracker_task_first(t, TASK_GENERATE)->id, ids[1]);
+        tracker_free(t);
+}
+END_TEST
+
 /* A recording sink: one line per callback, in call order. */
 struct rec {
         size_t n;
@@ -1833,6 +1864,7 @@ static Suite *tracker_suite(void)
         tcase_add_test(rules, sequence_forbidden);
         tcase_add_test(rules, deferred_repo_trace);
         tcase_add_test(rules, pending_order);
+        tcase_add_test(rules, task_walk);
         tcase_add_test(rules, collect_changes);
         tcase_add_test(rules, mark_all_changed);
         tcase_add_test(rules, load_trace);
