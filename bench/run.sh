@@ -11,11 +11,24 @@
 # targets of issue 7 checked.
 #
 # Each scenario names a durability, given to outcomed as `[store]
-# durability = VALUE` and matched by Redis's persistence; each durability
+# durability = VALUE` and matched by Redis's persistence, or `scan`; each
 # gets a fresh pair of servers:
 #   relaxed  Redis without persistence (--save '' --appendonly no)
 #   ack      Redis with --appendonly yes --appendfsync everysec
 #   fsync    Redis with --appendonly yes --appendfsync always
+#   scan     outcomed with durability = relaxed, Redis as for relaxed, and
+#            git scans running all through outcome-bench's run (not
+#            Redis's): bench/scan-load.py makes a repository of 30,000
+#            tracked files (C and Python; built once and kept in
+#            /tmp/outcomed-bench-scan-repo), which outcomed watches
+#            ([git] settle_s = 0), puts 500 pending code traces on it,
+#            and then runs `scan` after `scan`, committing changes to 20
+#            of the traces' files during each (a scan diffs every pending
+#            trace, reads the new index, parses the changed files); the
+#            table gives the scans that ran during outcome-bench's run
+#            (counted from the scan replies and stats.scans_total), how
+#            long they took and the scanner thread's CPU, and checks only
+#            p99 (<= 2x Redis's).
 # A daemon that refuses the key (one older than it) runs with its
 # defaults; the table says so.
 #
@@ -27,9 +40,19 @@
 # Settings (environment variables):
 #   SCENARIOS   what to run, "DURABILITY:CLIENTS:PIPELINE:REQUESTS ...",
 #               default "relaxed:1:1:100000 relaxed:50:1:300000
-#                        relaxed:50:16:3000000 ack:50:16:3000000"
+#                        relaxed:50:16:3000000 ack:50:16:3000000
+#                        scan:50:1:300000"
 #   BUILD_DIR   release tree (default build-release)
 #   RESULTS     also write the raw figures (TSV) to this file
+#   SCAN_FILES, SCAN_TRACES, SCAN_CHANGED, SCAN_REPO_CACHE
+#               the scan scenario's repository size (30000), pending
+#               traces (500), files changed during each scan (20) and
+#               cache directory (see bench/scan-load.py)
+#   SCAN_OTHER_PENDING
+#               the scan scenario: this many more pending traces (generate
+#               traces started and never completed, as routers leave them)
+#               before the runs (default 0); every scan's snapshot, taken
+#               on the event loop, walks all pending traces
 #   KEEP_TMP=1  keep the temporary directory (logs, databases)
 #   NICE        priority of the whole run (servers and clients alike):
 #               default -20 as root, so that other work on the machine
@@ -65,7 +88,7 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
 BUILD_DIR=${BUILD_DIR:-build-release}
-SCENARIOS=${SCENARIOS:-"relaxed:1:1:100000 relaxed:50:1:300000 relaxed:50:16:3000000 ack:50:16:3000000"}
+SCENARIOS=${SCENARIOS:-"relaxed:1:1:100000 relaxed:50:1:300000 relaxed:50:16:3000000 ack:50:16:3000000 scan:50:1:300000"}
 RESULTS=${RESULTS:-}
 KEEP_TMP=${KEEP_TMP:-0}
 CMD_TIMEOUT=300
@@ -96,9 +119,10 @@ if [ ! -f "$BUILD_DIR/build.ninja" ]; then
         say "configuring $BUILD_DIR (release)"
         meson setup "$BUILD_DIR" --buildtype=release >/dev/null
 fi
-ninja -C "$BUILD_DIR" daemon/outcomed bench/outcome-bench >/dev/null
+ninja -C "$BUILD_DIR" daemon/outcomed bench/outcome-bench client/outcomectl >/dev/null
 OUTCOMED="$ROOT/$BUILD_DIR/daemon/outcomed"
 BENCH="$ROOT/$BUILD_DIR/bench/outcome-bench"
+CTL="$ROOT/$BUILD_DIR/client/outcomectl"
 
 # ---- servers -------------------------------------------------------------
 
@@ -114,6 +138,7 @@ TMP=$(mktemp -d /tmp/outcomed-bench.XXXXXX)
 RAW="$TMP/results.tsv"
 REDIS_PID=""
 OUTCOMED_PID=""
+LOAD_PID=""
 BUSY=""
 
 stop_pid() {
@@ -130,6 +155,7 @@ stop_pid() {
 }
 
 cleanup() {
+        stop_pid "$LOAD_PID"
         stop_pid "$OUTCOMED_PID"
         stop_pid "$REDIS_PID"
         if [ "$KEEP_TMP" = 1 ]; then
@@ -151,7 +177,7 @@ start_redis() {
         rm -rf "$TMP/redis"
         mkdir -p "$TMP/redis"
         case $1 in
-        relaxed) persist="--appendonly no" ;;
+        relaxed | scan) persist="--appendonly no" ;;
         fsync) persist="--appendonly yes --appendfsync always" ;;
         *) persist="--appendonly yes --appendfsync everysec" ;;
         esac
@@ -169,16 +195,18 @@ start_redis() {
         done
 }
 
-# Start outcomed with `durability = $2` when it knows the key; sets
-# DURABILITY_USED to what it runs with.
+# Start outcomed with `durability = $2` when it knows the key, watching
+# the repository $3 when given; sets DURABILITY_USED to what it runs with.
 start_outcomed() {
-        # start_outcomed VARIANT DURABILITY
+        # start_outcomed VARIANT DURABILITY [REPO]
         rm -f "$TMP"/outcomed.db*
         for with_key in yes no; do
                 {
                         printf '[daemon]\nsocket = %s\nlog_level = warn\n' "$TMP/outcomed.sock"
                         printf '[store]\ndb = %s\n' "$TMP/outcomed.db"
                         [ $with_key = no ] || printf 'durability = %s\n' "$2"
+                        [ -z "${3:-}" ] ||
+                                printf '[git]\nrepo = %s\nsettle_s = 0\nscan_interval_s = 86400\n' "$3"
                 } >"$TMP/outcomed.conf"
                 "$OUTCOMED" --config "$TMP/outcomed.conf" 2>"$TMP/outcomed-$1.log" &
                 OUTCOMED_PID=$!
@@ -265,7 +293,95 @@ run_outcomed() {
         printf '%s\t%s\t%s\n' "$(cat "$TMP/out")" $SERVER_TICKS $WAIT_NS
 }
 
-printf 'variant\tclients\tpipeline\trequests\tdurability\tredis_rps\tredis_p99_ms\tredis_cpu_ticks\tredis_wait_ns\toutcomed_json\toutcomed_cpu_ticks\toutcomed_wait_ns\n' >"$RAW"
+# ---- the scan scenario: git scans all through outcome-bench's run --------
+
+SCAN_DIR="$TMP/scan"
+
+# Wait for a file bench/scan-load.py writes (at most $2 s).
+wait_load_file() {
+        # wait_load_file FILE SECONDS
+        i=0
+        until [ -e "$1" ]; do
+                kill -0 "$LOAD_PID" 2>/dev/null ||
+                        die "bench/scan-load.py stopped: $(tail -5 "$SCAN_DIR/log")"
+                [ $i -lt $(($2 * 10)) ] ||
+                        die "bench/scan-load.py wrote no $(basename "$1") within $2 s: $(tail -5 "$SCAN_DIR/log")"
+                sleep 0.1
+                i=$((i + 1))
+        done
+}
+
+# Start bench/scan-load.py, which makes the repository (SCAN_REPO) and,
+# once outcomed answers, the pending traces; it scans only while
+# $SCAN_DIR/go exists.
+start_load() {
+        rm -rf "$SCAN_DIR"
+        mkdir -p "$SCAN_DIR"
+        /usr/bin/python3 "$ROOT/bench/scan-load.py" "$TMP/outcomed.sock" "$SCAN_DIR" \
+                2>"$SCAN_DIR/log" &
+        LOAD_PID=$!
+        wait_load_file "$SCAN_DIR/repo" 300
+        SCAN_REPO=$(cat "$SCAN_DIR/repo")
+}
+
+# "CPU ticks, run-queue wait (ns)" of the threads of a process that run
+# at a lower priority than its main thread: outcomed's git scanner (nice
+# 10 of its own).
+background_cpu() {
+        main=$(sed 's/.*) //' "/proc/$1/stat" | awk '{ print $17 }')
+        for t in /proc/"$1"/task/*; do
+                printf '%s %s\n' "$(sed 's/.*) //' "$t/stat" 2>/dev/null)" \
+                        "$(cut -d' ' -f2 "$t/schedstat" 2>/dev/null)"
+        done | awk -v m="$main" 'NF > 40 && $17 > m { s += $12 + $13; w += $NF }
+                END { printf "%d %.0f", s, w }'
+}
+
+# "wall-clock scans_total git_judged_total scanner_ticks scanner_wait_ns
+# load_ticks" now (load: scan-load.py and its git commands).
+scan_mark() {
+        st=$("$CTL" --socket "$TMP/outcomed.sock" --json stats) || die "outcomectl stats failed"
+        printf '%s %s %s %s %s\n' "$(date +%s.%N)" \
+                "$(printf '%s' "$st" | sed -n 's/.*"scans_total":\([0-9]*\).*/\1/p')" \
+                "$(printf '%s' "$st" | sed -n 's/.*"git_judged_total":\([0-9]*\).*/\1/p')" \
+                "$(background_cpu "$OUTCOMED_PID")" \
+                "$(sed 's/.*) //' "/proc/$LOAD_PID/stat" | awk '{ print $12 + $13 + $14 + $15 }')"
+}
+
+# The scans of scans.log seen from a window of marks: JSON for the table.
+scan_summary() {
+        # scan_summary MARK_BEFORE MARK_AFTER
+        python3 - "$SCAN_DIR/scans.log" "$1" "$2" <<'PY'
+import json, sys
+log, m0, m1 = sys.argv[1], sys.argv[2].split(), sys.argv[3].split()
+t0, t1 = float(m0[0]), float(m1[0])
+scans, begun = [], {}
+for line in open(log):
+    f = line.split()
+    if f[0] == "begin":
+        begun[f[1]] = True
+    elif f[0] in ("load", "warm"):
+        begun.pop(f[1], None)
+        if f[0] == "load" and float(f[2]) > t0 and float(f[1]) < t1:
+            scans.append((float(f[1]), float(f[2]), int(f[3]), int(f[4]), int(f[5])))
+busy = sum(min(b, t1) - max(a, t0) for a, b, _, _, _ in scans)
+running = [float(a) for a in begun if float(a) < t1]  # no reply yet
+busy += sum(t1 - max(a, t0) for a in running)
+print(json.dumps({
+    "window_s": t1 - t0,
+    "scans": len(scans) + len(running),                 # overlapping the run
+    "scans_total": int(m1[1]) - int(m0[1]),             # stats.scans_total
+    "judged_total": int(m1[2]) - int(m0[2]),            # stats.git_judged_total
+    "duration_ms": [s[2] for s in scans],
+    "pending": scans[-1][4] if scans else 0,
+    "busy_pct": busy / (t1 - t0) * 100 if t1 > t0 else 0,
+    "scanner_ticks": int(m1[3]) - int(m0[3]),
+    "scanner_wait_ns": int(m1[4]) - int(m0[4]),
+    "load_ticks": int(m1[5]) - int(m0[5]),
+}))
+PY
+}
+
+printf 'variant\tclients\tpipeline\trequests\tdurability\tredis_rps\tredis_p99_ms\tredis_cpu_ticks\tredis_wait_ns\toutcomed_json\toutcomed_cpu_ticks\toutcomed_wait_ns\tscan_json\n' >"$RAW"
 variants=""
 for s in $SCENARIOS; do
         v=${s%%:*}
@@ -278,8 +394,23 @@ for variant in $variants; do
         done
         [ -n "$scen" ] || continue
         say "$variant: starting redis-server and outcomed"
-        start_redis "$variant"
-        start_outcomed "$variant" "$variant"
+        if [ "$variant" = scan ]; then
+                say "scan: making the repository (bench/scan-load.py)"
+                start_load
+                start_redis "$variant"
+                start_outcomed "$variant" relaxed "$SCAN_REPO"
+                wait_load_file "$SCAN_DIR/ready" 300
+                say "scan: $(cat "$SCAN_DIR/ready")"
+                if [ "${SCAN_OTHER_PENDING:-0}" -gt 0 ]; then
+                        say "scan: starting $SCAN_OTHER_PENDING more pending traces (generate)"
+                        "$BENCH" -s "$TMP/outcomed.sock" -m start --task generate -c 4 -P 64 \
+                                -n "$SCAN_OTHER_PENDING" --timeout 30 >/dev/null ||
+                                die "outcome-bench -m start failed"
+                fi
+        else
+                start_redis "$variant"
+                start_outcomed "$variant" "$variant"
+        fi
         busy=$(busy_pct)
         if [ "$busy" -gt 20 ]; then
                 say "warning: other processes use ${busy}% of a CPU; the figures will be low"
@@ -289,13 +420,38 @@ for variant in $variants; do
                 c=$(echo "$s" | cut -d: -f2)
                 p=$(echo "$s" | cut -d: -f3)
                 n=$(echo "$s" | cut -d: -f4)
+                # the scan scenario: no scan while Redis runs
+                [ "$variant" != scan ] || wait_load_file "$SCAN_DIR/paused" 300
                 say "$variant ${c}x$p: redis-benchmark -n $n"
                 r=$(run_redis "$c" "$p" "$n")
+                scan_json=""
+                if [ "$variant" = scan ]; then
+                        # Scans start, and outcome-bench starts once the
+                        # first of them is done (the scanner is at work).
+                        k=$(grep -c '^load ' "$SCAN_DIR/scans.log" || true)
+                        touch "$SCAN_DIR/go"
+                        i=0
+                        while [ "$(grep -c '^load ' "$SCAN_DIR/scans.log" || true)" -le "$k" ]; do
+                                kill -0 "$LOAD_PID" 2>/dev/null ||
+                                        die "bench/scan-load.py stopped: $(tail -5 "$SCAN_DIR/log")"
+                                [ $i -lt 1200 ] || die "no scan was done within 120 s"
+                                sleep 0.1
+                                i=$((i + 1))
+                        done
+                        m0=$(scan_mark)
+                fi
                 say "$variant ${c}x$p: outcome-bench -n $n"
                 o=$(run_outcomed "$c" "$p" "$n")
-                printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$variant" "$c" "$p" "$n" "$DURABILITY_USED" \
-                        "$(printf '%s' "$r" | tr ' ' '\t')" "$o" >>"$RAW"
+                if [ "$variant" = scan ]; then
+                        m1=$(scan_mark)
+                        rm -f "$SCAN_DIR/go"
+                        scan_json=$(scan_summary "$m0" "$m1")
+                fi
+                printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$variant" "$c" "$p" "$n" "$DURABILITY_USED" \
+                        "$(printf '%s' "$r" | tr ' ' '\t')" "$o" "$scan_json" >>"$RAW"
         done
+        stop_pid "$LOAD_PID"
+        LOAD_PID=""
         stop_pid "$OUTCOMED_PID"
         OUTCOMED_PID=""
         stop_pid "$REDIS_PID"
@@ -318,12 +474,19 @@ csv.field_size_limit(1 << 24)
 rows = list(csv.DictReader(open(raw), delimiter="\t"))
 
 # Issue 7's targets per scenario: minimum throughput ratio, maximum CPU
-# ratio, maximum p99 ratio (None: no target).
+# ratio, maximum p99 ratio (None: no target).  The p99 target is the
+# 50-client one (one request at a time, also during git scans); with 16
+# in flight each a request's latency is mostly its wait behind the 799
+# others (Little's law: 800 / throughput), so at the 0.5x throughput the
+# target allows, twice Redis's latency is already the expected median:
+# that row shows p99 and does not check it.
 TARGETS = {
     ("relaxed", "1", "1"): (0.9, None, None),
     ("relaxed", "50", "1"): (1.0, 1.5, 2.0),
-    ("relaxed", "50", "16"): (0.5, None, 2.0),
+    ("relaxed", "50", "16"): (0.5, None, None),
     ("ack", "50", "16"): (0.15, None, None),
+    # git scans during outcomed's run: only p99 (the others are shown)
+    ("scan", "50", "1"): (None, None, 2.0),
 }
 
 def ratio(a, b):
@@ -333,7 +496,8 @@ print(f"outcomed {git} vs Redis {redis_v} on Unix sockets; {cpu}, {ncpu} cores, 
 print("outcomed: the router cycle (start -> complete -> outcome, 3 requests); Redis: INCR.")
 print("CPU us/r: each server's utime+stime over the run / requests served.  Ratios: outcomed / Redis.")
 print("CPU wait: time each server's threads were runnable but waiting for a CPU, % of the run")
-print("  (Redis/outcomed): other processes, the client, and for outcomed its own writer threads.")
+print("  (Redis/outcomed): other processes, the client, and for outcomed its own writer threads")
+print("  (not its git scanner's: that is on the `git scans` line).")
 print()
 fmt = "{:<14} {:>8} {:>10} {:>10} {:>9} {:>6} {:>8} {:>8} {:>6} {:>8} {:>8} {:>6} {:>7}  {}"
 print(fmt.format("scenario", "outcomed", "redis", "outcomed", "outcomed", "ratio", "redis",
@@ -344,6 +508,7 @@ print(fmt.format("", "durabil.", "req/s", "req/s", "cycles/s", "", "CPU us/r", "
 missed = 0
 notes = []
 noisy = []
+scan_lines = []
 for r in rows:
     o = json.loads(r["outcomed_json"])
     name = f'{r["variant"]} {r["clients"]}x{r["pipeline"]}'
@@ -355,7 +520,11 @@ for r in rows:
     # each server's run-queue wait, in % of its run's time
     r_el = float(r["requests"]) / rrps if rrps else 0
     r_oth = float(r["redis_wait_ns"]) / 1e9 / r_el * 100 if r_el else 0
-    o_oth = float(r["outcomed_wait_ns"]) / 1e9 / o["elapsed_s"] * 100 if o["elapsed_s"] else 0
+    o_wait = float(r["outcomed_wait_ns"])
+    s = json.loads(r["scan_json"]) if r.get("scan_json") else None
+    if s:  # the scanner's own wait (it runs at nice 10) is shown below
+        o_wait = max(0.0, o_wait - s["scanner_wait_ns"])
+    o_oth = o_wait / 1e9 / o["elapsed_s"] * 100 if o["elapsed_s"] else 0
     if r_oth > 5:  # Redis's one busy thread waits only for others
         noisy.append(name)
     checks = []
@@ -370,11 +539,30 @@ for r in rows:
             checks.append(f'{label} {">=" if ge else "<="}{lim:g} {"ok" if ok else "MISSED"}')
     if o["errors_total"]:
         notes.append(f'{name}: outcome-bench saw errors {o["errors"]}')
+    if s:
+        d = sorted(s["duration_ms"])
+        scan_lines.append(
+            f'{name}: a scan ran {s["busy_pct"]:.0f}% of the {s["window_s"]:.1f} s run: '
+            f'{s["scans"]} scans overlapped it, {s["scans_total"]} ended in it '
+            f'(stats.scans_total); '
+            + (f'the finished ones took {d[0]}-{d[-1]} ms (median {d[len(d) // 2]})' if d
+               else "none has finished yet")
+            + f'; {s["judged_total"]} traces judged, {s["pending"]} pending\n'
+            f'  scanner thread: CPU {s["scanner_ticks"] / tck / s["window_s"] * 100:.0f}% '
+            f'of a core, waited for a CPU '
+            f'{s["scanner_wait_ns"] / 1e9 / s["window_s"] * 100:.0f}% of the run; '
+            f'scan-load.py and its git commands: CPU '
+            f'{s["load_ticks"] / tck / s["window_s"] * 100:.0f}% of a core')
+        if not s["scans"]:
+            missed += 1
+            checks.append("no scan ran: MISSED")
     print(fmt.format(name, r["durability"], f"{rrps:,.0f}", f"{orps:,.0f}",
                      f'{o.get("cycles_per_s", 0):,.0f}', f"{tr:.2f}", f"{rcpu:.2f}",
                      f"{ocpu:.2f}", f"{cr:.2f}", f"{rp99:.3f}", f"{op99:.3f}", f"{pr:.2f}",
                      f"{r_oth:.0f}/{o_oth:.0f}", ", ".join(checks)))
 print()
+for n in scan_lines:
+    print("git scans:", n)
 for n in notes:
     print("note:", n)
 if any(r["durability"] == "default" for r in rows):
