@@ -168,6 +168,10 @@ struct store {
         char *path;
         sqlite3 *db;     /* loop thread: migrations and load */
         size_t inflight; /* loop thread only */
+        uv_thread_t check_thread; /* quick_check beside the load */
+        bool check_running;
+        int check_status;
+        char check_err[256];
         struct store_batch *spare; /* loop thread only: a done batch, emptied */
         void (*on_closed)(void *data);
         void *closed_data;
@@ -404,6 +408,14 @@ static void store__batch_reset(struct store_batch *b)
         b->arena_cap = keep.arena_cap;
 }
 
+/* The memory a reset batch keeps. */
+static size_t store__batch_bytes(const struct store_batch *b)
+{
+        return b->arena_cap + b->entries_cap * sizeof(*b->entries) +
+               b->traces_cap * sizeof(*b->traces) + b->profiles_cap * sizeof(*b->profiles) +
+               (b->deleted_cap + b->gone_cap) * sizeof(char *);
+}
+
 struct store_batch *store_batch_reuse(struct store *s)
 {
         struct store_batch *b = s ? s->spare : NULL;
@@ -637,9 +649,48 @@ static int store__configure(sqlite3 *db, const char *path, char *err, size_t err
         return 0;
 }
 
-/* Refuse, before writing anything, a file that is not a database, a corrupt
- * or read-only database, or one newer than this binary.  *version is its
- * PRAGMA user_version. */
+/* PRAGMA quick_check: it reads the whole file (half a second for a
+ * quarter GiB). */
+static int store__quick_check(sqlite3 *db, const char *path, char *err, size_t errlen)
+{
+        char buf[256];
+        int rc = store__query_text(db, "PRAGMA quick_check", buf, sizeof(buf));
+        if (rc != SQLITE_OK || strcmp(buf, "ok") != 0) {
+                store__err(err, errlen, "%s: the database is corrupt: %s", path,
+                           rc != SQLITE_OK ? sqlite3_errmsg(db) : buf);
+                return rc != SQLITE_OK ? store__errno(db, rc) : -EIO;
+        }
+        return 0;
+}
+
+/* The checker thread: quick_check on a connection of its own, while the
+ * loop thread loads the state (store_load waits for its verdict). */
+static void store__checker(void *arg)
+{
+        struct store *s = arg;
+        sqlite3 *db = NULL;
+        int r = store__connect(s->path, &db, s->check_err, sizeof(s->check_err));
+        if (r == 0)
+                r = store__quick_check(db, s->path, s->check_err, sizeof(s->check_err));
+        sqlite3_close(db);
+        s->check_status = r; /* read after uv_thread_join */
+}
+
+/* The checker's verdict (0 when none runs); joins it. */
+static int store__check_wait(struct store *s, char *err, size_t errlen)
+{
+        if (!s->check_running)
+                return 0;
+        uv_thread_join(&s->check_thread);
+        s->check_running = false;
+        if (s->check_status < 0)
+                store__err(err, errlen, "%s", s->check_err);
+        return s->check_status;
+}
+
+/* Refuse, before writing anything, a file that is not a database, a
+ * read-only database, or one newer than this binary.  *version is its
+ * PRAGMA user_version.  Corruption: see store_open. */
 static int store__check(struct store *s, unsigned *version, char *err, size_t errlen)
 {
         char buf[256];
@@ -666,12 +717,6 @@ static int store__check(struct store *s, unsigned *version, char *err, size_t er
                 store__err(err, errlen, "%s: not a usable SQLite database: %s", s->path,
                            sqlite3_errmsg(s->db));
                 return store__errno(s->db, rc);
-        }
-        rc = store__query_text(s->db, "PRAGMA quick_check", buf, sizeof(buf));
-        if (rc != SQLITE_OK || strcmp(buf, "ok") != 0) {
-                store__err(err, errlen, "%s: the database is corrupt: %s", s->path,
-                           rc != SQLITE_OK ? sqlite3_errmsg(s->db) : buf);
-                return rc != SQLITE_OK ? store__errno(s->db, rc) : -EIO;
         }
         if (sqlite3_db_readonly(s->db, "main") == 1) {
                 store__err(err, errlen, "%s: the database is read-only", s->path);
@@ -1154,8 +1199,7 @@ static void store__drain(struct store *s)
                         b->cb(b->data, b->result, b->errmsg);
                 /* Keep one for store_batch_reuse, unless it grew huge (an
                  * import): that memory goes back. */
-                if (!s->spare && b->arena_cap <= STORE_SPARE_BYTES &&
-                    b->entries_cap * sizeof(*b->entries) <= STORE_SPARE_BYTES) {
+                if (!s->spare && store__batch_bytes(b) <= STORE_SPARE_BYTES) {
                         store__batch_reset(b);
                         s->spare = b;
                 } else {
@@ -1247,11 +1291,25 @@ int store_open(struct store **out, const char *path, uv_loop_t *loop, char *err,
                 return r;
         }
 
+        /* Corruption: PRAGMA quick_check reads the whole file, which would
+         * be most of the start-up of a big database.  When nothing is to
+         * be written before the load (the file is in WAL mode already and
+         * needs no migration) it runs on a thread of its own beside
+         * store_load, which then fails if it did; else it runs first. */
+        bool check_later = false;
+        char mode[32] = "";
         r = store__mkparents(path, err, errlen);
         if (r == 0)
                 r = store__connect(path, &s->db, err, errlen);
         if (r == 0)
                 r = store__check(s, &version, err, errlen);
+        if (r == 0)
+                check_later = version == store_nmigrations &&
+                              store__query_text(s->db, "PRAGMA journal_mode", mode,
+                                                sizeof(mode)) == SQLITE_OK &&
+                              strcmp(mode, "wal") == 0;
+        if (r == 0 && !check_later)
+                r = store__quick_check(s->db, path, err, errlen);
         if (r == 0)
                 r = store__configure(s->db, path, err, errlen);
         if (r == 0)
@@ -1286,6 +1344,12 @@ int store_open(struct store **out, const char *path, uv_loop_t *loop, char *err,
                 goto out;
         }
         s->async.data = s;
+        if (check_later) {
+                if (uv_thread_create(&s->check_thread, store__checker, s) == 0)
+                        s->check_running = true;
+                else
+                        store__checker(s); /* here and now, then */
+        }
         *out = s;
         return 0;
 out:
@@ -1422,6 +1486,12 @@ int store_load(struct store *s, struct tracker *t, char *err, size_t errlen)
         if (rc != SQLITE_DONE)
                 goto sqlerr;
 
+        /* Size the table of traces once, rather than doubling it a score of
+         * times (each a rehash of every trace) while a million load. */
+        char count[32];
+        if (store__query_text(s->db, "SELECT count(*) FROM pending", count, sizeof(count)) ==
+            SQLITE_OK)
+                tracker_reserve(t, (size_t)strtoull(count, NULL, 10));
         while ((rc = sqlite3_step(pend)) == SQLITE_ROW) {
                 struct tracker_trace tr;
                 memset(&tr, 0, sizeof(tr));
@@ -1491,6 +1561,12 @@ out:
         sqlite3_finalize(pend);
         if (!sqlite3_get_autocommit(s->db))
                 sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        /* The quick_check that ran beside the load (store_open): a state
+         * read from a corrupt file is not served. */
+        if (r == 0)
+                r = store__check_wait(s, err, errlen);
+        else
+                store__check_wait(s, NULL, 0);
         return r;
 }
 
@@ -1567,6 +1643,7 @@ void store_close(struct store *s, void (*on_closed)(void *data), void *data)
         if (!s)
                 return;
         /* The writer leaves only once every submitted batch is done. */
+        store__check_wait(s, NULL, 0);
         store__stop_writer(s);
         store__drain(s);
         sqlite3_close(s->db);

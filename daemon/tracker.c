@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 static const char *const task_names[TASK__COUNT] = {
         "generate", "embed", "classify", "code", "reasoning",
@@ -90,6 +91,7 @@ struct tracker {
         struct tracker_trace *dirty_traces;
         struct tracker__deleted *deleted;
         struct tracker__deleted *deleted_profiles;
+        struct tracker__block *block; /* loaded traces: the block being filled */
         char *last_id;  /* the id of the last trace resolved, for replies */
         size_t last_id_cap; /* bytes allocated at last_id */
         bool lost_deletion; /* a deleted id could not be remembered */
@@ -154,6 +156,17 @@ static void tracker__table_grow(struct tracker__table *tb)
         tb->nbuckets = n;
 }
 
+/* Grow the table to hold n entries without growing again. */
+static void tracker__table_reserve(struct tracker__table *tb, size_t n)
+{
+        while (tb->nbuckets < n && tb->nbuckets <= SIZE_MAX / 2 / sizeof(void *)) {
+                size_t before = tb->nbuckets;
+                tracker__table_grow(tb);
+                if (tb->nbuckets == before)
+                        return; /* out of memory: it grows as entries come */
+        }
+}
+
 static void tracker__table_put(struct tracker__table *tb, void *e)
 {
         if (tb->count >= tb->nbuckets)
@@ -210,6 +223,75 @@ void tracker_set_limits(struct tracker *t, uint64_t max_models, uint64_t max_pen
         t->max_pending = max_pending;
 }
 
+/* ---- blocks of loaded traces --------------------------------------------
+ *
+ * The traces loaded at start-up (tracker_load_trace) are carved from
+ * blocks of TRACKER_BLOCK bytes, aligned to their size, asked for in huge
+ * pages and populated in one call: a million pending traces are a quarter
+ * GiB, and faulting that in 4 KiB at a time was a third of the start-up.
+ * A block's slots are not reused; the block is given back when its last
+ * trace is freed (traces load oldest first and mostly leave in that
+ * order).  The block being filled stays until the next one is started or
+ * the tracker is freed. */
+
+#define TRACKER_BLOCK ((size_t)2 << 20)
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
+
+struct tracker__block {
+        size_t used; /* bytes handed out, this header's included */
+        size_t live; /* traces in it not yet freed */
+        bool open;   /* the one being filled */
+};
+
+#define TRACKER_BLOCK_HEAD ((sizeof(struct tracker__block) + 15) & ~(size_t)15)
+
+static struct tracker__block *tracker__block_new(void)
+{
+        /* Twice the size, then the unaligned ends are unmapped. */
+        char *p = mmap(NULL, 2 * TRACKER_BLOCK, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED)
+                return NULL;
+        char *b = (char *)(((uintptr_t)p + TRACKER_BLOCK - 1) & ~(uintptr_t)(TRACKER_BLOCK - 1));
+        if (b > p)
+                munmap(p, (size_t)(b - p));
+        if (b + TRACKER_BLOCK < p + 2 * TRACKER_BLOCK)
+                munmap(b + TRACKER_BLOCK, (size_t)(p + 2 * TRACKER_BLOCK - (b + TRACKER_BLOCK)));
+        (void)madvise(b, TRACKER_BLOCK, MADV_HUGEPAGE);       /* where THP is "madvise" */
+        (void)madvise(b, TRACKER_BLOCK, MADV_POPULATE_WRITE); /* one call, not 512 faults */
+        struct tracker__block *blk = (struct tracker__block *)b;
+        blk->used = TRACKER_BLOCK_HEAD;
+        blk->live = 0;
+        blk->open = true;
+        return blk;
+}
+
+/* size bytes for a loaded trace, or NULL (then it is malloc'ed). */
+static void *tracker__block_alloc(struct tracker *t, size_t size)
+{
+        size = (size + 15) & ~(size_t)15;
+        if (size > TRACKER_BLOCK - TRACKER_BLOCK_HEAD)
+                return NULL;
+        struct tracker__block *b = t->block;
+        if (!b || b->used + size > TRACKER_BLOCK) {
+                struct tracker__block *nb = tracker__block_new();
+                if (!nb)
+                        return NULL;
+                if (b) {
+                        b->open = false;
+                        if (b->live == 0)
+                                munmap(b, TRACKER_BLOCK);
+                }
+                t->block = b = nb;
+        }
+        void *r = (char *)b + b->used;
+        b->used += size;
+        b->live++;
+        return r;
+}
+
 static void tracker__trace_free(struct tracker_trace *tr)
 {
         if (!tr)
@@ -220,7 +302,14 @@ static void tracker__trace_free(struct tracker_trace *tr)
         free(tr->repo); /* id, model and reason live in tr's own block */
         free(tr->output);
         free(tr->base);
-        free(tr);
+        if (tr->in_block) {
+                struct tracker__block *b =
+                        (struct tracker__block *)((uintptr_t)tr & ~(uintptr_t)(TRACKER_BLOCK - 1));
+                if (--b->live == 0 && !b->open)
+                        munmap(b, TRACKER_BLOCK);
+        } else {
+                free(tr);
+        }
 }
 
 void tracker_free(struct tracker *t)
@@ -240,6 +329,8 @@ void tracker_free(struct tracker *t)
                 next = tr->next;
                 tracker__trace_free(tr);
         }
+        if (t->block)
+                munmap(t->block, TRACKER_BLOCK); /* its traces are gone */
         while (t->deleted) {
                 struct tracker__deleted *d = t->deleted;
                 t->deleted = d->next;
@@ -554,6 +645,11 @@ const struct tracker_trace *tracker_pending_next(const struct tracker_trace *tr)
         return tr->next;
 }
 
+void tracker_reserve(struct tracker *t, size_t traces)
+{
+        tracker__table_reserve(&t->traces, traces);
+}
+
 const struct tracker_trace *tracker_task_first(const struct tracker *t, enum tracker_task task)
 {
         return (unsigned)task < TASK__COUNT ? t->task_head[task] : NULL;
@@ -638,16 +734,21 @@ static void tracker__unlink(struct tracker *t, struct tracker_trace *tr)
  * and reason, which every trace has and which never change, are stored
  * right after the struct, in the same allocation: one malloc a trace
  * instead of four, and no malloc header and rounding for each string (a
- * million pending traces are loaded at start-up). */
-static struct tracker_trace *tracker__trace_copy(const struct tracker_trace *src)
+ * million pending traces are loaded at start-up).  With `blocks`, from
+ * the tracker's blocks of loaded traces. */
+static struct tracker_trace *tracker__trace_copy(const struct tracker_trace *src,
+                                                 struct tracker *blocks)
 {
         const char *reason = src->reason ? src->reason : "";
         size_t lid = strlen(src->id) + 1, lmodel = strlen(src->model) + 1;
         size_t lreason = strlen(reason) + 1;
-        struct tracker_trace *tr = malloc(sizeof(*tr) + lid + lmodel + lreason);
-        if (!tr)
+        size_t size = sizeof(struct tracker_trace) + lid + lmodel + lreason;
+        struct tracker_trace *tr = blocks ? tracker__block_alloc(blocks, size) : NULL;
+        bool in_block = tr != NULL;
+        if (!tr && !(tr = malloc(size)))
                 return NULL;
         memset(tr, 0, sizeof(*tr));
+        tr->in_block = in_block;
         char *str = (char *)(tr + 1);
         tr->id = memcpy(str, src->id, lid);
         tr->model = memcpy(str + lid, src->model, lmodel);
@@ -762,7 +863,7 @@ int tracker_start(struct tracker *t, const struct tracker_start *s, const char *
                 .uid = s->uid,
                 .task = (uint8_t)s->task,
         };
-        struct tracker_trace *tr = tracker__trace_copy(&src);
+        struct tracker_trace *tr = tracker__trace_copy(&src, NULL);
         if (!tr)
                 return -ENOMEM;
         t->next_seq++;
@@ -1247,7 +1348,7 @@ int tracker_load_trace(struct tracker *t, const struct tracker_trace *src)
 {
         if (tracker__table_get(&t->traces, src->id) || src->task >= TASK__COUNT)
                 return -EINVAL;
-        struct tracker_trace *tr = tracker__trace_copy(src);
+        struct tracker_trace *tr = tracker__trace_copy(src, t);
         if (!tr)
                 return -ENOMEM;
         tr->stored = true;

@@ -133,6 +133,7 @@ struct tracker_trace {
         struct tracker_trace *dirty_next, **dirty_pprev;
         bool dirty;
         bool stored; /* the store has a row for it */
+        bool in_block; /* loaded: in a block of traces, not malloc'ed alone */
 };
 
 #define TRACKER_ID_PREFIX_MAX 47 /* so that "<prefix>-<hex counter>" <= 64 bytes */
@@ -260,6 +261,9 @@ const struct tracker_trace *tracker_trace_get(const struct tracker *t, const cha
 /* Pending traces oldest first: first, then next(prev). */
 const struct tracker_trace *tracker_pending_first(const struct tracker *t);
 const struct tracker_trace *tracker_pending_next(const struct tracker_trace *tr);
+/* Make room for this many pending traces at once (before a load): the
+ * table of traces is sized once instead of doubled as they come. */
+void tracker_reserve(struct tracker *t, size_t traces);
 /* The pending traces of one task, oldest first. */
 const struct tracker_trace *tracker_task_first(const struct tracker *t, enum tracker_task task);
 const struct tracker_trace *tracker_task_next(const struct tracker_trace *tr);

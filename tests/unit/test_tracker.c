@@ -1285,6 +1285,44 @@ START_TEST(task_walk)
 }
 END_TEST
 
+/* Loaded traces live in blocks (several here: 30,000 of about 200 bytes
+ * in blocks of 2 MiB), each given back with its last trace: resolving them
+ * oldest first, newest first, or starting new ones between, every trace
+ * keeps its data (ASan sees a block given back too early). */
+START_TEST(load_blocks)
+{
+        for (int order = 0; order < 2; order++) {
+                struct tracker *t = new_tracker("t", 0, 0);
+                enum { N = 30000 };
+                char id[32], model[32];
+                for (int i = 0; i < N; i++) {
+                        snprintf(id, sizeof(id), "loaded-%d", i);
+                        snprintf(model, sizeof(model), "model-%d", i % 7);
+                        struct tracker_trace tr = { .id = id, .model = model, .reason = "why",
+                                                    .seq = (uint64_t)i + 1, .task = TASK_EMBED,
+                                                    .started_at = 5, .uid = 1000 };
+                        ck_assert_int_eq(tracker_load_trace(t, &tr), 0);
+                }
+                ck_assert_uint_eq(tracker_pending_count(t), N);
+                char fresh[64];
+                start_ok(t, "m", TASK_EMBED, fresh, sizeof(fresh)); /* malloc'ed */
+                for (int k = 0; k < N; k++) {
+                        int i = order == 0 ? k : N - 1 - k;
+                        snprintf(id, sizeof(id), "loaded-%d", i);
+                        const struct tracker_trace *tr = tracker_trace_get(t, id);
+                        ck_assert_ptr_nonnull(tr);
+                        snprintf(model, sizeof(model), "model-%d", i % 7);
+                        ck_assert_str_eq(tr->model, model);
+                        ck_assert_str_eq(tr->reason, "why");
+                        ck_assert_int_eq(tracker_fail(t, id, 1000, 1), 0);
+                }
+                ck_assert_uint_eq(tracker_pending_count(t), 1);
+                ck_assert_ptr_nonnull(tracker_trace_get(t, fresh));
+                tracker_free(t);
+        }
+}
+END_TEST
+
 /* A recording sink: one line per callback, in call order. */
 struct rec {
         size_t n;
@@ -1865,6 +1903,7 @@ static Suite *tracker_suite(void)
         tcase_add_test(rules, deferred_repo_trace);
         tcase_add_test(rules, pending_order);
         tcase_add_test(rules, task_walk);
+        tcase_add_test(rules, load_blocks);
         tcase_add_test(rules, collect_changes);
         tcase_add_test(rules, mark_all_changed);
         tcase_add_test(rules, load_trace);
