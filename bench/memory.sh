@@ -77,22 +77,8 @@
 # shellcheck disable=SC2154,SC2046
 set -eu
 
-# As bench/run.sh: a session (autogroup) of its own, whose nice is set.
-if [ "$(id -u)" -eq 0 ]; then
-        NICE=${NICE--20}
-else
-        NICE=${NICE-}
-fi
-if [ -n "$NICE" ] && [ -z "${OUTCOMED_BENCH_SESSION:-}" ] && [ -e /proc/self/autogroup ]; then
-        OUTCOMED_BENCH_SESSION=1 setsid sh "$0" "$@" &
-        child=$!
-        trap 'kill -TERM $child 2>/dev/null || true' INT TERM
-        while :; do
-                rc=0
-                wait $child || rc=$?
-                kill -0 $child 2>/dev/null || exit $rc
-        done
-fi
+. "$(dirname "$0")/session.sh"
+bench_session "$0" "$@"
 
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -134,12 +120,7 @@ ninja -C "$BUILD_DIR" daemon/outcomed bench/outcome-bench >/dev/null
 OUTCOMED="$ROOT/$BUILD_DIR/daemon/outcomed"
 BENCH="$ROOT/$BUILD_DIR/bench/outcome-bench"
 
-if [ -n "$NICE" ]; then
-        if [ -n "${OUTCOMED_BENCH_SESSION:-}" ]; then
-                echo "$NICE" 2>/dev/null >"/proc/$$/autogroup" || true
-        fi
-        renice -n "$NICE" -p $$ >/dev/null 2>&1 || say "cannot renice to $NICE; running as is"
-fi
+bench_renice
 
 TMP=$(mktemp -d /tmp/outcomed-mem.XXXXXX)
 PID=""

@@ -8,7 +8,9 @@
 # the same number of clients, pipeline depth and requests.  The CPU time
 # each server spent (utime + stime from /proc/PID/stat, all its threads)
 # is divided by the requests it served.  Prints one table, with the
-# targets of issue 7 checked.
+# targets of issue 7 checked; then bench/memory.sh measures the memory per
+# pending trace and the start-up with 1,000,000 of them (MEMORY=0: not),
+# and a last line counts the targets missed in both.
 #
 # Each scenario names a durability, given to outcomed as `[store]
 # durability = VALUE` and matched by Redis's persistence, or `scan`; each
@@ -44,6 +46,9 @@
 #                        scan:50:1:300000"
 #   BUILD_DIR   release tree (default build-release)
 #   RESULTS     also write the raw figures (TSV) to this file
+#   MEMORY      1 (default): then run bench/memory.sh (memory per pending
+#               trace, start-up with 1,000,000 traces; its settings too),
+#               with the same BUILD_DIR; 0: not
 #   SCAN_FILES, SCAN_TRACES, SCAN_CHANGED, SCAN_REPO_CACHE
 #               the scan scenario's repository size (30000), pending
 #               traces (500), files changed during each scan (20) and
@@ -65,24 +70,8 @@
 # and each command is killed after 300 s.
 set -eu
 
-if [ "$(id -u)" -eq 0 ]; then
-        NICE=${NICE--20}
-else
-        NICE=${NICE-}
-fi
-# Linux groups the processes of each session (autogroups) and `nice` acts
-# only inside a group: the run moves to a session of its own, whose
-# group's nice it may then set without touching the caller's.
-if [ -n "$NICE" ] && [ -z "${OUTCOMED_BENCH_SESSION:-}" ] && [ -e /proc/self/autogroup ]; then
-        OUTCOMED_BENCH_SESSION=1 setsid sh "$0" "$@" &
-        child=$!
-        trap 'kill -TERM $child 2>/dev/null || true' INT TERM
-        while :; do
-                rc=0
-                wait $child || rc=$?
-                kill -0 $child 2>/dev/null || exit $rc
-        done
-fi
+. "$(dirname "$0")/session.sh"
+bench_session "$0" "$@"
 
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -90,6 +79,7 @@ ROOT=$(pwd)
 BUILD_DIR=${BUILD_DIR:-build-release}
 SCENARIOS=${SCENARIOS:-"relaxed:1:1:100000 relaxed:50:1:300000 relaxed:50:16:3000000 ack:50:16:3000000 scan:50:1:300000"}
 RESULTS=${RESULTS:-}
+MEMORY=${MEMORY:-1}
 KEEP_TMP=${KEEP_TMP:-0}
 CMD_TIMEOUT=300
 
@@ -127,12 +117,7 @@ CTL="$ROOT/$BUILD_DIR/client/outcomectl"
 # ---- servers -------------------------------------------------------------
 
 # Children inherit the priority: both servers and both clients.
-if [ -n "$NICE" ]; then
-        if [ -n "${OUTCOMED_BENCH_SESSION:-}" ]; then
-                echo "$NICE" 2>/dev/null >"/proc/$$/autogroup" || true
-        fi
-        renice -n "$NICE" -p $$ >/dev/null 2>&1 || say "cannot renice to $NICE; running as is"
-fi
+bench_renice
 
 TMP=$(mktemp -d /tmp/outcomed-bench.XXXXXX)
 RAW="$TMP/results.tsv"
@@ -465,7 +450,7 @@ REDIS_VERSION=$(redis-server --version | sed -n 's/.* v=\([^ ]*\).*/\1/p')
 GIT=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo "(not a git tree)")
 CPU=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 python3 - "$RAW" "$(getconf CLK_TCK)" "$REDIS_VERSION" "$GIT" "$CPU" "$(nproc)" "$(uname -r)" \
-        "$BUSY" <<'PY'
+        "$BUSY" <<'PY' | tee "$TMP/table.txt"
 import csv, json, sys
 
 raw, tck, redis_v, git, cpu, ncpu, kernel, busy = sys.argv[1:]
@@ -576,3 +561,16 @@ for b in busy.split():
           "the figures are not reliable")
 print(f"targets missed: {missed}")
 PY
+
+# ---- memory and start-up: bench/memory.sh --------------------------------
+
+missed=$(sed -n 's/^targets missed: //p' "$TMP/table.txt")
+if [ "$MEMORY" = 1 ]; then
+        echo
+        say "memory and start-up: bench/memory.sh"
+        BUILD_DIR=$BUILD_DIR sh "$ROOT/bench/memory.sh" | tee "$TMP/memory.txt" ||
+                die "bench/memory.sh failed"
+        m=$(sed -n 's/^targets missed: //p' "$TMP/memory.txt")
+        echo
+        echo "targets missed, both tables: $((missed + ${m:-1}))"
+fi

@@ -1,0 +1,39 @@
+# bench/session.sh - sourced by bench/run.sh and bench/memory.sh: the run's
+# priority.  NICE (default -20 as root, else none; NICE= leaves it alone)
+# is the priority of the whole run, servers and clients alike, so that
+# other work on the machine disturbs the figures less.
+#
+# Linux groups the processes of each session (autogroups) and `nice` acts
+# only inside a group: bench_session re-runs the script in a session of its
+# own (once: OUTCOMED_BENCH_SESSION marks it, and a script run by another
+# one stays in its session), and bench_renice then sets that group's nice
+# and the script's own, which its children inherit.
+
+if [ "$(id -u)" -eq 0 ]; then
+        NICE=${NICE--20}
+else
+        NICE=${NICE-}
+fi
+
+# bench_session "$0" "$@": returns only in the session that runs the script.
+bench_session() {
+        if [ -n "$NICE" ] && [ -z "${OUTCOMED_BENCH_SESSION:-}" ] && [ -e /proc/self/autogroup ]; then
+                OUTCOMED_BENCH_SESSION=1 setsid sh "$@" &
+                child=$!
+                trap 'kill -TERM $child 2>/dev/null || true' INT TERM
+                while :; do
+                        rc=0
+                        wait $child || rc=$?
+                        kill -0 $child 2>/dev/null || exit $rc
+                done
+        fi
+}
+
+bench_renice() {
+        [ -n "$NICE" ] || return 0
+        if [ -n "${OUTCOMED_BENCH_SESSION:-}" ]; then
+                echo "$NICE" 2>/dev/null >"/proc/$$/autogroup" || true
+        fi
+        renice -n "$NICE" -p $$ >/dev/null 2>&1 ||
+                printf '%s\n' "$(basename "$0"): cannot renice to $NICE; running as is" >&2
+}
