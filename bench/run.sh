@@ -310,14 +310,14 @@ start_load() {
 }
 
 # "CPU ticks, run-queue wait (ns)" of the threads of a process that run
-# at a lower priority than its main thread: outcomed's git scanner (nice
-# 10 of its own).
+# at a lower priority than its main thread: outcomed's git scanner
+# (SCHED_IDLE, policy 5, or a nice of its own).
 background_cpu() {
         main=$(sed 's/.*) //' "/proc/$1/stat" | awk '{ print $17 }')
         for t in /proc/"$1"/task/*; do
                 printf '%s %s\n' "$(sed 's/.*) //' "$t/stat" 2>/dev/null)" \
                         "$(cut -d' ' -f2 "$t/schedstat" 2>/dev/null)"
-        done | awk -v m="$main" 'NF > 40 && $17 > m { s += $12 + $13; w += $NF }
+        done | awk -v m="$main" 'NF > 40 && ($17 > m || $39 == 5) { s += $12 + $13; w += $NF }
                 END { printf "%d %.0f", s, w }'
 }
 
@@ -507,7 +507,7 @@ for r in rows:
     r_oth = float(r["redis_wait_ns"]) / 1e9 / r_el * 100 if r_el else 0
     o_wait = float(r["outcomed_wait_ns"])
     s = json.loads(r["scan_json"]) if r.get("scan_json") else None
-    if s:  # the scanner's own wait (it runs at nice 10) is shown below
+    if s:  # the scanner's own wait (it runs SCHED_IDLE) is shown below
         o_wait = max(0.0, o_wait - s["scanner_wait_ns"])
     o_oth = o_wait / 1e9 / o["elapsed_s"] * 100 if o["elapsed_s"] else 0
     if r_oth > 5:  # Redis's one busy thread waits only for others

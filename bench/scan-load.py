@@ -227,9 +227,9 @@ def run(sock, d):
 
     signal.signal(signal.SIGTERM, _stop)
     # The edits and commits stand for a developer's work, not the bench's:
-    # they run at nice 10 (and so do its git commands), as outcomed's
-    # scanner thread does, so that they take from the measured processes
-    # (nice -20 under bench/run.sh as root) only a CPU those leave idle.
+    # they run at nice 10 (and so do its git commands), so that they take
+    # from the measured processes (nice -20 under bench/run.sh as root)
+    # little more than a CPU those leave idle.
     os.setpriority(os.PRIO_PROCESS, 0, max(10, os.getpriority(os.PRIO_PROCESS, 0)))
     repo, lock = working_copy()
     with open(os.path.join(d, "repo.tmp"), "w") as f:

@@ -665,9 +665,9 @@ size_t tracker_pending_count(const struct tracker *t)
         return t->traces.count;
 }
 
-static void tracker__link(struct tracker *t, struct tracker_trace *tr)
+/* Append tr to the pending lists (start order, and its task's). */
+static void tracker__link_lists(struct tracker *t, struct tracker_trace *tr)
 {
-        tracker__table_put(&t->traces, tr);
         tr->prev = t->tail;
         tr->next = NULL;
         if (t->tail)
@@ -683,6 +683,12 @@ static void tracker__link(struct tracker *t, struct tracker_trace *tr)
         else
                 t->task_head[tr->task] = tr;
         t->task_tail[tr->task] = tr;
+}
+
+static void tracker__link(struct tracker *t, struct tracker_trace *tr)
+{
+        tracker__table_put(&t->traces, tr);
+        tracker__link_lists(t, tr);
 }
 
 /* A deleted id for the store, unless the store never saw the row. */
@@ -1346,13 +1352,25 @@ int tracker_load_profile(struct tracker *t, const struct tracker_profile *src)
 
 int tracker_load_trace(struct tracker *t, const struct tracker_trace *src)
 {
-        if (tracker__table_get(&t->traces, src->id) || src->task >= TASK__COUNT)
+        if (src->task >= TASK__COUNT)
                 return -EINVAL;
+        /* One hash and one walk of the chain for both the duplicate check
+         * and the insertion: a million of them at start-up. */
+        struct tracker__table *tb = &t->traces;
+        if (tb->count >= tb->nbuckets)
+                tracker__table_grow(tb);
+        void **bucket = &tb->buckets[tracker__hash(src->id) & (tb->nbuckets - 1)];
+        for (void *e = *bucket; e; e = T_NEXT(tb, e))
+                if (strcmp(T_KEY(tb, e), src->id) == 0)
+                        return -EINVAL;
         struct tracker_trace *tr = tracker__trace_copy(src, t);
         if (!tr)
                 return -ENOMEM;
         tr->stored = true;
-        tracker__link(t, tr);
+        tr->hnext = *bucket;
+        *bucket = tr;
+        tb->count++;
+        tracker__link_lists(t, tr);
         if (tr->seq >= t->next_seq)
                 t->next_seq = tr->seq + 1;
         return 0;
