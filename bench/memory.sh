@@ -77,7 +77,7 @@
 # shellcheck disable=SC2154,SC2046
 set -eu
 
-. "$(dirname "$0")/session.sh"
+. "$(dirname "$0")/lib.sh"
 bench_session "$0" "$@"
 
 cd "$(dirname "$0")/.."
@@ -125,21 +125,8 @@ bench_renice
 TMP=$(mktemp -d /tmp/outcomed-mem.XXXXXX)
 PID=""
 
-stop_pid() {
-        # stop_pid PID: SIGTERM, wait up to 60 s, then SIGKILL.
-        [ -n "$1" ] || return 0
-        kill -TERM "$1" 2>/dev/null || return 0
-        i=0
-        while kill -0 "$1" 2>/dev/null && [ $i -lt 600 ]; do
-                sleep 0.1
-                i=$((i + 1))
-        done
-        kill -KILL "$1" 2>/dev/null || true
-        wait "$1" 2>/dev/null || true
-}
-
 cleanup() {
-        stop_pid "$PID"
+        stop_pid "$PID" 60
         if [ "$KEEP_TMP" = 1 ]; then
                 say "kept $TMP"
         else

@@ -70,7 +70,7 @@
 # and each command is killed after 300 s.
 set -eu
 
-. "$(dirname "$0")/session.sh"
+. "$(dirname "$0")/lib.sh"
 bench_session "$0" "$@"
 
 cd "$(dirname "$0")/.."
@@ -125,19 +125,6 @@ REDIS_PID=""
 OUTCOMED_PID=""
 LOAD_PID=""
 BUSY=""
-
-stop_pid() {
-        # stop_pid PID: SIGTERM, wait for it (servers exit in well under 10 s).
-        [ -n "$1" ] || return 0
-        kill -TERM "$1" 2>/dev/null || return 0
-        i=0
-        while kill -0 "$1" 2>/dev/null && [ $i -lt 100 ]; do
-                sleep 0.1
-                i=$((i + 1))
-        done
-        kill -KILL "$1" 2>/dev/null || true
-        wait "$1" 2>/dev/null || true
-}
 
 cleanup() {
         stop_pid "$LOAD_PID"

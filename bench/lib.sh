@@ -1,5 +1,7 @@
-# bench/session.sh - sourced by bench/run.sh and bench/memory.sh: the run's
-# priority.  NICE (default -20 as root, else none; NICE= leaves it alone)
+# bench/lib.sh - sourced by bench/run.sh and bench/memory.sh: the run's
+# priority, and stopping a server.
+#
+# The priority.  NICE (default -20 as root, else none; NICE= leaves it alone)
 # is the priority of the whole run, servers and clients alike, so that
 # other work on the machine disturbs the figures less.
 #
@@ -36,4 +38,18 @@ bench_renice() {
         fi
         renice -n "$NICE" -p $$ >/dev/null 2>&1 ||
                 printf '%s\n' "$(basename "$0"): cannot renice to $NICE; running as is" >&2
+}
+
+# stop_pid PID [SECONDS]: SIGTERM, wait for it to exit (default 10 s),
+# then SIGKILL.
+stop_pid() {
+        [ -n "$1" ] || return 0
+        kill -TERM "$1" 2>/dev/null || return 0
+        i=0
+        while kill -0 "$1" 2>/dev/null && [ $i -lt $((${2:-10} * 10)) ]; do
+                sleep 0.1
+                i=$((i + 1))
+        done
+        kill -KILL "$1" 2>/dev/null || true
+        wait "$1" 2>/dev/null || true
 }
