@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +26,7 @@ enum {
 
 struct rpc__chunk {
         struct rpc__chunk *next;
-        char data[];
+        _Alignas(max_align_t) char data[];
 };
 
 struct rpc_req {
@@ -1295,7 +1296,7 @@ enum proto_error rpc_handle_later(struct rpc_env *env, const struct proto_msg *m
                                   msgpack_packer *pk, bool *changed,
                                   const struct rpc_defer *defer, bool *deferred)
 {
-        char small[2048];
+        _Alignas(max_align_t) char small[2048];
         struct rpc_req r = {
                 .small = small,
                 .small_cap = sizeof(small),

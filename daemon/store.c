@@ -169,7 +169,8 @@ struct store {
         sqlite3 *db;     /* loop thread: migrations and load */
         size_t inflight; /* loop thread only */
         uv_thread_t check_thread; /* quick_check beside the load */
-        bool check_running;
+        bool check_running; /* the thread is to be joined */
+        bool check_due;     /* a verdict store_load has not collected yet */
         int check_status;
         char check_err[256];
         struct store_batch *spare; /* loop thread only: a done batch, emptied */
@@ -676,13 +677,15 @@ static void store__checker(void *arg)
         s->check_status = r; /* read after uv_thread_join */
 }
 
-/* The checker's verdict (0 when none runs); joins it. */
+/* The checker's verdict (0 when none is due); joins it. */
 static int store__check_wait(struct store *s, char *err, size_t errlen)
 {
-        if (!s->check_running)
+        if (!s->check_due)
                 return 0;
-        uv_thread_join(&s->check_thread);
+        if (s->check_running)
+                uv_thread_join(&s->check_thread);
         s->check_running = false;
+        s->check_due = false;
         if (s->check_status < 0)
                 store__err(err, errlen, "%s", s->check_err);
         return s->check_status;
@@ -1345,6 +1348,7 @@ int store_open(struct store **out, const char *path, uv_loop_t *loop, char *err,
         }
         s->async.data = s;
         if (check_later) {
+                s->check_due = true; /* store_load collects the verdict */
                 if (uv_thread_create(&s->check_thread, store__checker, s) == 0)
                         s->check_running = true;
                 else

@@ -234,6 +234,25 @@ void tracker_set_limits(struct tracker *t, uint64_t max_models, uint64_t max_pen
  * order).  The block being filled stays until the next one is started or
  * the tracker is freed. */
 
+/* Under AddressSanitizer a freed slot is poisoned (and the block
+ * unpoisoned before it is unmapped), so that a use after free of a loaded
+ * trace is caught as with malloc. */
+#if defined(__SANITIZE_ADDRESS__)
+#define TRACKER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TRACKER_ASAN 1
+#endif
+#endif
+#ifdef TRACKER_ASAN
+#include <sanitizer/asan_interface.h>
+#define TRACKER_POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define TRACKER_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define TRACKER_POISON(p, n) ((void)(p), (void)(n))
+#define TRACKER_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
 #define TRACKER_BLOCK ((size_t)2 << 20)
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
@@ -268,10 +287,22 @@ static struct tracker__block *tracker__block_new(void)
         return blk;
 }
 
+static void tracker__block_unmap(struct tracker__block *b)
+{
+        TRACKER_UNPOISON(b, TRACKER_BLOCK);
+        munmap(b, TRACKER_BLOCK);
+}
+
+/* A slot's size: the trace and its three strings, rounded up to 16. */
+static size_t tracker__slot_size(size_t size)
+{
+        return (size + 15) & ~(size_t)15;
+}
+
 /* size bytes for a loaded trace, or NULL (then it is malloc'ed). */
 static void *tracker__block_alloc(struct tracker *t, size_t size)
 {
-        size = (size + 15) & ~(size_t)15;
+        size = tracker__slot_size(size);
         if (size > TRACKER_BLOCK - TRACKER_BLOCK_HEAD)
                 return NULL;
         struct tracker__block *b = t->block;
@@ -282,7 +313,7 @@ static void *tracker__block_alloc(struct tracker *t, size_t size)
                 if (b) {
                         b->open = false;
                         if (b->live == 0)
-                                munmap(b, TRACKER_BLOCK);
+                                tracker__block_unmap(b);
                 }
                 t->block = b = nb;
         }
@@ -305,8 +336,11 @@ static void tracker__trace_free(struct tracker_trace *tr)
         if (tr->in_block) {
                 struct tracker__block *b =
                         (struct tracker__block *)((uintptr_t)tr & ~(uintptr_t)(TRACKER_BLOCK - 1));
+                size_t size = tracker__slot_size(sizeof(*tr) + strlen(tr->id) + 1 +
+                                                 strlen(tr->model) + 1 + strlen(tr->reason) + 1);
+                TRACKER_POISON(tr, size);
                 if (--b->live == 0 && !b->open)
-                        munmap(b, TRACKER_BLOCK);
+                        tracker__block_unmap(b);
         } else {
                 free(tr);
         }
@@ -330,7 +364,7 @@ void tracker_free(struct tracker *t)
                 tracker__trace_free(tr);
         }
         if (t->block)
-                munmap(t->block, TRACKER_BLOCK); /* its traces are gone */
+                tracker__block_unmap(t->block); /* its traces are gone */
         while (t->deleted) {
                 struct tracker__deleted *d = t->deleted;
                 t->deleted = d->next;

@@ -1288,7 +1288,8 @@ END_TEST
 /* Loaded traces live in blocks (several here: 30,000 of about 200 bytes
  * in blocks of 2 MiB), each given back with its last trace: resolving them
  * oldest first, newest first, or starting new ones between, every trace
- * keeps its data (ASan sees a block given back too early). */
+ * keeps its data (under ASan a freed slot is poisoned, so a trace used
+ * after its slot or block was given back is caught). */
 START_TEST(load_blocks)
 {
         for (int order = 0; order < 2; order++) {
