@@ -22,7 +22,9 @@ flush or a git scan runs").
    that runs end, writes DIR/paused, waits for DIR/go and removes
    DIR/paused): one thread runs `scan` after `scan` on a connection of its
    own (so the scanner works all the time), and meanwhile the main
-   thread, once for each scan:
+   thread, once every ROUND_S (1 s; while paused too when DIR/env exists,
+   so that Redis is measured beside the same developer's work and only
+   outcomed's scans make the difference):
      - edits SCAN_CHANGED files that pending traces name (in turn: the
        suggestion pasted, a body changed, a signature changed, a function
        added) and commits them: the next scan reads the new index, diffs
@@ -58,6 +60,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "clients", "python"))
 FILES = int(os.environ.get("SCAN_FILES", "30000"))
 TRACES = int(os.environ.get("SCAN_TRACES", "500"))
 CHANGED = int(os.environ.get("SCAN_CHANGED", "20"))
+ROUND_S = 1.0  # a round of edits and a commit, every second
 CACHE = os.environ.get("SCAN_REPO_CACHE", "/tmp/outcomed-bench-scan-repo")
 
 
@@ -245,7 +248,7 @@ def run(sock, d):
     edited = set()  # file indexes
     fresh = iter(rnd.sample(range(FILES), FILES))  # files no trace named yet
     log = open(os.path.join(d, "scans.log"), "w")
-    go, paused = os.path.join(d, "go"), os.path.join(d, "paused")
+    go, paused, env = (os.path.join(d, n) for n in ("go", "paused", "env"))
     scans = threading.Condition(mu)
     state = {"scans": 0, "scanning": False, "error": None}  # under mu
 
@@ -300,32 +303,48 @@ def run(sock, d):
                     % (len(pending), time.monotonic() - t0))
         threading.Thread(target=scanner, daemon=True).start()
         rounds = 0
-        while True:
-            if not os.path.exists(go):
-                with mu:  # the scan that runs ends first
-                    while state["scanning"] and not state["error"]:
-                        scans.wait(1)
-                open(paused, "w").close()
-                wait_for("go", lambda: os.path.exists(go), 3600)
-                os.unlink(paused)
-            # Changes for the next scan to find, made while one runs.
+
+        def commit_round():
+            """The developer: SCAN_CHANGED named files edited and committed."""
+            nonlocal rounds
             with mu:
-                seen = state["scans"]
                 files = sorted(set(pending.values()) - edited)
             picked = rnd.sample(files, min(CHANGED, len(files)))
+            if not picked:
+                return
             for k, i in enumerate(picked):
                 with open(os.path.join(repo, path_of(i)), "w") as f:
                     f.write(edit(i, KINDS[(rounds + k) % len(KINDS)]))
             edited.update(picked)
             git(repo, "add", "--", *[path_of(i) for i in picked])
             git(repo, "commit", "-q", "-m", "round %d" % rounds)
-            start_traces(max(0, TRACES - len(pending)))
             rounds += 1
-            with mu:  # one round of changes a scan
-                while state["scans"] == seen and not state["error"] and os.path.exists(go):
-                    scans.wait(0.1)
+
+        next_round = time.monotonic()
+        while True:
+            if not os.path.exists(go):
+                with mu:  # the scan that runs ends first
+                    while state["scanning"] and not state["error"]:
+                        scans.wait(1)
+                open(paused, "w").close()
+                # Paused (Redis is measured): the developer goes on when
+                # DIR/env exists, so that both servers share the machine
+                # with the same work; only the scans stop.
+                while not os.path.exists(go):
+                    if os.path.exists(env) and time.monotonic() >= next_round:
+                        commit_round()
+                        next_round = time.monotonic() + ROUND_S
+                    time.sleep(0.02)
+                os.unlink(paused)
+            # Changes for the scans to find, once every ROUND_S.
+            if time.monotonic() >= next_round:
+                commit_round()
+                start_traces(max(0, TRACES - len(pending)))
+                next_round = time.monotonic() + ROUND_S
+            with mu:
                 if state["error"]:
                     raise state["error"]
+                scans.wait(0.05)
     except Stop:
         pass
     finally:
