@@ -49,6 +49,20 @@ int ctl_usage(struct ctl *ctl, const char *fmt, ...)
         return CTL_EXIT_USAGE;
 }
 
+int ctl_positionals(struct ctl *ctl, int argc, char **argv, int want, const char *names)
+{
+        int have = argc - optind;
+        if (have < want) {
+                ctl_usage(ctl, "missing %s", names);
+                return -1;
+        }
+        if (have > want) {
+                ctl_usage(ctl, "unexpected argument '%s'", argv[optind + want]);
+                return -1;
+        }
+        return 0;
+}
+
 int ctl_common_option(struct ctl *ctl, int opt, const char *arg)
 {
         switch (opt) {

@@ -78,6 +78,10 @@ int ctl_common_option(struct ctl *ctl, int opt, const char *arg);
 /* Print "outcomectl: [COMMAND: ]MESSAGE" and the --help hint on stderr;
  * returns CTL_EXIT_USAGE. */
 int ctl_usage(struct ctl *ctl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* After the options: exactly `want` positional arguments must be left
+ * (argv[optind..]); else a usage error ("missing NAMES", or the first
+ * unexpected one) is printed and -1 returned. */
+int ctl_positionals(struct ctl *ctl, int argc, char **argv, int want, const char *names);
 
 /* Command line values.  Each returns 0, or prints a usage error naming
  * `opt` and returns -1. */

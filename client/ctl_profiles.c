@@ -47,21 +47,6 @@ enum {
 
 static const char *const task_names[] = { "generate", "embed", "classify", "code", "reasoning" };
 
-/* Check that exactly `want` positional arguments are left. */
-static int positionals(struct ctl *ctl, int argc, char **argv, int want, const char *names)
-{
-        int have = argc - optind;
-        if (have < want) {
-                ctl_usage(ctl, "missing %s", names);
-                return -1;
-        }
-        if (have > want) {
-                ctl_usage(ctl, "unexpected argument '%s'", argv[optind + want]);
-                return -1;
-        }
-        return 0;
-}
-
 /* ---- forget ------------------------------------------------------------- */
 
 static int run_forget(struct ctl *ctl, int argc, char **argv)
@@ -76,7 +61,7 @@ static int run_forget(struct ctl *ctl, int argc, char **argv)
         while ((opt = ctl_getopt(ctl, argc, argv, opts, &status)) != -1)
                 if (opt == CTL_GETOPT_STOP)
                         return status;
-        if (positionals(ctl, argc, argv, 1, "MODEL") < 0)
+        if (ctl_positionals(ctl, argc, argv, 1, "MODEL") < 0)
                 return CTL_EXIT_USAGE;
         const char *model = argv[optind];
         size_t len = strlen(model);
@@ -581,7 +566,7 @@ static int run_import(struct ctl *ctl, int argc, char **argv)
         }
         if (merge && replace)
                 return ctl_usage(ctl, "--merge and --replace exclude each other");
-        if (positionals(ctl, argc, argv, 1, "FILE (or - for standard input)") < 0)
+        if (ctl_positionals(ctl, argc, argv, 1, "FILE (or - for standard input)") < 0)
                 return CTL_EXIT_USAGE;
         const char *path = argv[optind];
         const char *name = strcmp(path, "-") == 0 ? "<stdin>" : path;

@@ -16,21 +16,6 @@ enum {
         OPT_ERROR, OPT_CONFIDENCE, OPT_ACTIONS,
 };
 
-/* Check that exactly `want` positional arguments are left. */
-static int positionals(struct ctl *ctl, int argc, char **argv, int want, const char *names)
-{
-        int have = argc - optind;
-        if (have < want) {
-                ctl_usage(ctl, "missing %s", names);
-                return -1;
-        }
-        if (have > want) {
-                ctl_usage(ctl, "unexpected argument '%s'", argv[optind + want]);
-                return -1;
-        }
-        return 0;
-}
-
 /* Print "WORD TRACE_ID" from a {"trace_id"} result (or the JSON). */
 static int print_trace_id(struct ctl *ctl, const msgpack_object *result, const char *word)
 {
@@ -83,7 +68,7 @@ static int run_start(struct ctl *ctl, int argc, char **argv)
                 }
         }
         status = CTL_EXIT_USAGE;
-        if (positionals(ctl, argc, argv, 0, "") < 0)
+        if (ctl_positionals(ctl, argc, argv, 0, "") < 0)
                 goto out;
         if (model == NULL) {
                 ctl_usage(ctl, "--model is required");
@@ -223,7 +208,7 @@ static int run_complete(struct ctl *ctl, int argc, char **argv)
                 case OPT_OUTPUT_FILE: output_file = optarg; break;
                 }
         }
-        if (positionals(ctl, argc, argv, 1, "TRACE_ID") < 0)
+        if (ctl_positionals(ctl, argc, argv, 1, "TRACE_ID") < 0)
                 return CTL_EXIT_USAGE;
         const char *trace_id = argv[optind];
         if (!have_latency)
@@ -319,7 +304,7 @@ static int run_fail(struct ctl *ctl, int argc, char **argv)
                 if (opt == OPT_ERROR)
                         error = optarg;
         }
-        if (positionals(ctl, argc, argv, 1, "TRACE_ID") < 0)
+        if (ctl_positionals(ctl, argc, argv, 1, "TRACE_ID") < 0)
                 return CTL_EXIT_USAGE;
         const char *trace_id = argv[optind];
         if (ctl_check_text(ctl, "TRACE_ID", trace_id, strlen(trace_id)) < 0 ||
@@ -602,7 +587,7 @@ static int run_outcome(struct ctl *ctl, int argc, char **argv)
                 if (have_conf)
                         return ctl_usage(ctl, "--confidence belongs to the single form; with --actions "
                                          "each line has its own");
-                if (positionals(ctl, argc, argv, 0, "") < 0)
+                if (ctl_positionals(ctl, argc, argv, 0, "") < 0)
                         return CTL_EXIT_USAGE;
                 if (read_actions(ctl, actions_file, &acts, &nacts) < 0)
                         return CTL_EXIT_USAGE;
@@ -624,7 +609,7 @@ static int run_outcome(struct ctl *ctl, int argc, char **argv)
                 }
                 free_actions(acts, nacts);
         } else {
-                if (positionals(ctl, argc, argv, 2, "TRACE_ID and KIND (or --actions FILE)") < 0)
+                if (ctl_positionals(ctl, argc, argv, 2, "TRACE_ID and KIND (or --actions FILE)") < 0)
                         return CTL_EXIT_USAGE;
                 const char *trace_id = argv[optind], *kind = argv[optind + 1];
                 const struct kind *k = find_kind(kind);
