@@ -36,8 +36,9 @@
 # A daemon that refuses the key (one older than it) runs with its
 # defaults; the table says so.
 #
-# Missing Debian packages (the build's, tools/setup.sh's list, and
-# redis-server, redis-tools) are installed with apt-get.  On a machine with
+# `tools/setup.sh --deps-only` installs the missing Debian packages (its
+# list, and redis-server, redis-tools) and fetches the tree-sitter
+# grammars the build needs, so a fresh clone needs nothing else.  On a machine with
 # systemd, Debian's redis-server package starts a system Redis of its own;
 # this script does not use it (systemctl disable --now redis-server).
 #
@@ -90,22 +91,7 @@ die() { say "$*"; exit 1; }
 
 # ---- packages and build --------------------------------------------------
 
-PACKAGES=""
-eval "$(sed -n '/^PACKAGES="/,/"$/p' tools/setup.sh)"
-[ -n "$PACKAGES" ] || PACKAGES="build-essential meson ninja-build pkg-config libuv1-dev
-libmsgpack-dev libsqlite3-dev libinih-dev check"
-PACKAGES="$PACKAGES python3 redis-server redis-tools"
-missing=""
-for p in $PACKAGES; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
-done
-if [ -n "$missing" ]; then
-        SUDO=""
-        [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-        say "installing$missing"
-        $SUDO apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
-fi
+OUTCOMED_EXTRA_PACKAGES="python3 redis-server redis-tools" sh tools/setup.sh --deps-only >&2
 
 if [ ! -f "$BUILD_DIR/build.ninja" ]; then
         say "configuring $BUILD_DIR (release)"

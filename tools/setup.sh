@@ -3,8 +3,20 @@
 # then configure and build it in ./build.  Safe to run again: it installs
 # only what is missing and rebuilds only what changed.  Run as root (or
 # with sudo available) on Debian 12.
+#
+#   tools/setup.sh [--deps-only]
+#
+# --deps-only: the packages and the grammars only, no ./build (bench/run.sh
+# builds a release tree of its own).  OUTCOMED_EXTRA_PACKAGES: more Debian
+# packages to install with the rest (bench/run.sh: Redis).
 set -eu
 cd "$(dirname "$0")/.."
+DEPS_ONLY=0
+case ${1:-} in
+--deps-only) DEPS_ONLY=1 ;;
+"") ;;
+*) echo "usage: tools/setup.sh [--deps-only]" >&2; exit 2 ;;
+esac
 
 PACKAGES="build-essential meson ninja-build pkg-config libuv1-dev libmsgpack-dev
 libsqlite3-dev libinih-dev check python3-msgpack sqlite3 libsystemd-dev scdoc
@@ -17,6 +29,8 @@ PACKAGES="$PACKAGES clang libclang-rt-14-dev valgrind"
 # has it already.
 PACKAGES="$PACKAGES libgit2-dev libtree-sitter-dev git"
 command -v npm >/dev/null 2>&1 || PACKAGES="$PACKAGES npm"
+
+PACKAGES="$PACKAGES ${OUTCOMED_EXTRA_PACKAGES:-}"
 
 missing=""
 for p in $PACKAGES; do
@@ -39,6 +53,8 @@ if [ ! -f grammars/node_modules/.package-lock.json ] ||
         echo "setup: fetching the tree-sitter grammars (npm ci)"
         (cd grammars && npm ci --ignore-scripts --omit=peer --no-audit --no-fund --loglevel=error)
 fi
+
+[ $DEPS_ONLY = 0 ] || exit 0
 
 if [ ! -f build/build.ninja ]; then
         meson setup build
