@@ -103,6 +103,7 @@ static int commit__load(struct commit *c, char *err, size_t errlen)
                 return (int)n;
         }
         tracker_set_limits(t, c->cfg->limits.models, c->cfg->limits.pending);
+        tracker_set_max_cells(t, c->cfg->limits.domains);
         tracker_set_half_life(t, c->cfg->half_life_s);
         tracker_free(old);
         return 0;
@@ -338,6 +339,7 @@ void commit_reconfigure(struct commit *c)
         uv_timer_start(&c->expiry_timer, commit__on_expiry_timer, 0,
                        (uint64_t)cfg->expiry_interval_s * 1000);
         tracker_set_limits(c->env->tracker, cfg->limits.models, cfg->limits.pending);
+        tracker_set_max_cells(c->env->tracker, cfg->limits.domains);
         tracker_set_half_life(c->env->tracker, cfg->half_life_s);
 }
 

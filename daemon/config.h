@@ -18,6 +18,7 @@ struct config_limits {
         uint32_t list_entries;       /* outcome's actions */
         uint64_t models;             /* distinct models */
         uint64_t pending;            /* pending traces */
+        uint64_t domains;            /* domain cells (model, task, domain) */
         uint32_t connections;        /* open connections */
         uint32_t connections_per_uid; /* open connections of one uid; 0: no limit */
         uint32_t requests_in_flight;  /* per connection: read, not yet answered */

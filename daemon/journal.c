@@ -17,7 +17,7 @@ static const char *const journal__ops[JOURNAL__COUNT] = {
         [JOURNAL_START] = "start",     [JOURNAL_COMPLETE] = "complete",
         [JOURNAL_FAIL] = "fail",       [JOURNAL_OUTCOME] = "outcome",
         [JOURNAL_EXPIRE] = "expire",   [JOURNAL_FORGET] = "forget",
-        [JOURNAL_IMPORT] = "import",
+        [JOURNAL_IMPORT] = "import",   [JOURNAL_IMPORT_CELL] = "import_cell",
 };
 
 static const char *const journal__sources[] = { "conversation", "git", "expiry" };
@@ -80,7 +80,11 @@ int journal_encode(const struct journal_entry *e, msgpack_sbuffer *sb)
 
         n += (e->trace_id != NULL) + (e->model != NULL);
         switch (e->op) {
-        case JOURNAL_START: n += 2 + (e->repo != NULL) * 2 + (e->base != NULL); break;
+        case JOURNAL_START:
+                n += 2 + (e->repo != NULL) * 2 + (e->base != NULL) + (e->domain != NULL);
+                break;
+        case JOURNAL_FORGET: n += (e->domain != NULL) * 2; break;
+        case JOURNAL_IMPORT_CELL: n += 2; break;
         case JOURNAL_COMPLETE: n += 3 + (e->output != NULL); break;
         case JOURNAL_FAIL: n += e->error != NULL; break;
         case JOURNAL_OUTCOME: n += 4 + (e->evidence != NULL); break;
@@ -109,6 +113,29 @@ int journal_encode(const struct journal_entry *e, msgpack_sbuffer *sb)
                 }
                 if (e->base)
                         proto_pack_kv_str(&pk, "base", e->base);
+                if (e->domain)
+                        proto_pack_kv_str(&pk, "domain", e->domain);
+                break;
+        case JOURNAL_FORGET:
+                if (e->domain) {
+                        proto_pack_kv_str(&pk, "task", tracker_task_name(e->task));
+                        proto_pack_kv_str(&pk, "domain", e->domain);
+                }
+                break;
+        case JOURNAL_IMPORT_CELL:
+                proto_pack_kv_bool(&pk, "replace", e->replace);
+                proto_pack_cstr(&pk, "cell");
+                msgpack_pack_array(&pk, 9);
+                proto_pack_cstr(&pk, tracker_task_name(e->cell->task));
+                proto_pack_cstr(&pk, e->cell->domain);
+                msgpack_pack_uint64(&pk, e->cell->calls);
+                msgpack_pack_uint64(&pk, e->cell->successes);
+                msgpack_pack_uint64(&pk, e->cell->failures);
+                msgpack_pack_array(&pk, 6);
+                journal__pack_evidence(&pk, &e->cell->ev);
+                msgpack_pack_double(&pk, e->cell->recent_alpha);
+                msgpack_pack_double(&pk, e->cell->recent_beta);
+                msgpack_pack_uint64(&pk, e->cell->updated_at);
                 break;
         case JOURNAL_COMPLETE:
                 proto_pack_kv_u64(&pk, "latency", e->latency_ms);
@@ -225,6 +252,32 @@ static void journal__unpack_evidence(const msgpack_object *a, struct tracker_evi
         e->output_tokens = a[5].via.u64;
 }
 
+/* An import_cell's "cell": [task, domain, calls, ok, failed, ev[6],
+ * recent_alpha, recent_beta, updated]; its model comes from the entry. */
+static int journal__unpack_cell(struct journal__reader *r, const msgpack_object *arr,
+                                struct tracker_cell *c)
+{
+        memset(c, 0, sizeof(*c));
+        const msgpack_object *a = arr->via.array.ptr;
+        enum tracker_task t;
+        if (arr->via.array.size != 9 || a[0].type != MSGPACK_OBJECT_STR ||
+            a[1].type != MSGPACK_OBJECT_STR || a[5].type != MSGPACK_OBJECT_ARRAY ||
+            a[5].via.array.size != 6 ||
+            tracker_task_parse(a[0].via.str.ptr, a[0].via.str.size, &t) < 0)
+                return -EINVAL;
+        c->task = (uint8_t)t;
+        if (!(c->domain = journal__cstr_of(r, &a[1])))
+                return -ENOMEM;
+        c->calls = a[2].via.u64;
+        c->successes = a[3].via.u64;
+        c->failures = a[4].via.u64;
+        journal__unpack_evidence(a[5].via.array.ptr, &c->ev);
+        c->recent_alpha = a[6].via.f64;
+        c->recent_beta = a[7].via.f64;
+        c->updated_at = a[8].via.u64;
+        return 0;
+}
+
 static int journal__unpack_profile(struct journal__reader *r, const msgpack_object *m,
                                    struct tracker_profile *p)
 {
@@ -294,7 +347,9 @@ int journal_apply(struct tracker *t, const void *data, size_t len, size_t *off, 
                         op = i;
         uint64_t at = journal__u64(&r, "at");
         uint32_t uid = (uint32_t)journal__u64(&r, "uid");
-        char *id = journal__str(&r, "id", op != JOURNAL_FORGET && op != JOURNAL_IMPORT);
+        char *id = journal__str(&r, "id",
+                                op != JOURNAL_FORGET && op != JOURNAL_IMPORT &&
+                                        op != JOURNAL_IMPORT_CELL);
         if (op < 0) {
                 snprintf(err, errlen, "journal entry: unknown op");
                 goto out;
@@ -312,6 +367,7 @@ int journal_apply(struct tracker *t, const void *data, size_t len, size_t *off, 
                 s.reason = journal__str(&r, "reason", false);
                 s.repo = journal__str(&r, "repo", false);
                 s.base = journal__str(&r, "base", false);
+                s.domain = journal__str(&r, "domain", false);
                 const msgpack_object *files = journal__get(&r, "files", MSGPACK_OBJECT_ARRAY);
                 const char **fv = NULL;
                 if (r.bad || !task || tracker_task_parse(task, strlen(task), &s.task) < 0) {
@@ -401,7 +457,14 @@ int journal_apply(struct tracker *t, const void *data, size_t len, size_t *off, 
         }
         case JOURNAL_FORGET: {
                 const char *model = journal__str(&r, "model", true);
-                rc = model ? tracker_forget(t, model) : -EINVAL;
+                const char *task = journal__str(&r, "task", false);
+                const char *domain = journal__str(&r, "domain", false);
+                enum tracker_task tk;
+                if (!model || (domain && (!task || tracker_task_parse(task, strlen(task), &tk) < 0)))
+                        rc = -EINVAL;
+                else
+                        rc = domain ? tracker_forget_cell(t, model, tk, domain)
+                                    : tracker_forget(t, model);
                 if (rc == -ENOENT)
                         rc = 0; /* forgetting nothing is still nothing */
                 break;
@@ -413,6 +476,17 @@ int journal_apply(struct tracker *t, const void *data, size_t len, size_t *off, 
                 rc = po ? journal__unpack_profile(&r, po, &p) : -EINVAL;
                 if (rc == 0)
                         rc = tracker_import(t, &p, journal__bool(&r, "replace"), at, &created);
+                break;
+        }
+        case JOURNAL_IMPORT_CELL: {
+                const msgpack_object *co = journal__get(&r, "cell", MSGPACK_OBJECT_ARRAY);
+                struct tracker_cell c;
+                bool created;
+                rc = co ? journal__unpack_cell(&r, co, &c) : -EINVAL;
+                if (rc == 0 && !(c.model = journal__str(&r, "model", true)))
+                        rc = -EINVAL;
+                if (rc == 0)
+                        rc = tracker_import_cell(t, &c, journal__bool(&r, "replace"), at, &created);
                 break;
         }
         default:

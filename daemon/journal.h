@@ -27,6 +27,7 @@ enum journal_op {
         JOURNAL_EXPIRE,
         JOURNAL_FORGET,
         JOURNAL_IMPORT,
+        JOURNAL_IMPORT_CELL,
         JOURNAL__COUNT
 };
 
@@ -39,6 +40,7 @@ struct journal_entry {
         /* start */
         enum tracker_task task;
         const char *reason;
+        const char *domain;      /* start; forget of one cell (with task) */
         const char *repo;
         const char *const *files;
         uint32_t nfiles;
@@ -56,6 +58,7 @@ struct journal_entry {
         const char *evidence;    /* git's reason, for people */
         /* import */
         const struct tracker_profile *profile;
+        const struct tracker_cell *cell; /* import_cell */
         bool replace;
 };
 

@@ -104,20 +104,52 @@ static int rank__cmp(const void *pa, const void *pb)
         return strcmp(a->model, b->model);
 }
 
+/* A Beta(a, b) posterior's mean and 95% interval (normal approximation,
+ * clamped to [0, 1]). */
+static void rank__beta(double a, double b, double *mean, double *lo, double *hi)
+{
+        double n = a + b, m = a / n, sd = sqrt(a * b / (n * n * (n + 1.0)));
+        *mean = m;
+        *lo = m - 1.96 * sd < 0.0 ? 0.0 : m - 1.96 * sd;
+        *hi = m + 1.96 * sd > 1.0 ? 1.0 : m + 1.96 * sd;
+}
+
+/* The domain's posterior of a candidate: the task's posterior mean m as a
+ * prior of strength RANK_DOMAIN_PRIOR, updated with the cell's recent
+ * evidence. */
+#define RANK_DOMAIN_PRIOR 10.0
+static void rank__domain_beta(const struct tracker_task_stats *ts, const struct tracker_evidence *tev,
+                              const struct tracker_cell *c, double *a, double *b)
+{
+        double m = ts && ts->present ? (1.0 + tev->alpha) / (2.0 + tev->alpha + tev->beta)
+                                     : TRACKER_PRIOR;
+        *a = RANK_DOMAIN_PRIOR * m + (c ? c->recent_alpha : 0.0);
+        *b = RANK_DOMAIN_PRIOR * (1.0 - m) + (c ? c->recent_beta : 0.0);
+}
+
 /* The candidate's numbers before the penalties, which need every
- * candidate's latency and cost. */
+ * candidate's latency and cost.  cost is per accepted outcome: the
+ * domain's when it has a success, else the task's; -1 when unknown (no
+ * price, or no call yet: rank_compute estimates it then). */
 static void rank__measure(const struct tracker *t, const struct rank_options *o,
                           const struct tracker_profile *p, struct rank_item *it, uint64_t rng[4])
 {
         const struct tracker_task_stats *ts = p ? &p->tasks[o->task] : NULL;
+        const struct tracker_cell *cell =
+                p && o->domain ? tracker_cell_get(t, p->model, o->task, o->domain) : NULL;
         struct tracker_evidence ev = { 0 };
         double ema = TRACKER_PRIOR;
+        double pin = 0, pout = 0;
+        bool priced = o->price && o->price(o->price_data, it->model, &pin, &pout);
 
         it->prior = !ts || !ts->present;
         it->degraded = p && tracker_profile_degraded(p, o->degrade_threshold);
         it->excluded = it->degraded && o->exclude_degraded;
         it->latency_ms = -1.0;
         it->cost = -1.0;
+        it->priced = priced;
+        it->input_per_mtok = pin;
+        it->output_per_mtok = pout;
         if (!it->prior) {
                 tracker_evidence_at(t, &ts->ev, o->now, &ev);
                 ema = ts->ema_quality;
@@ -126,15 +158,38 @@ static void rank__measure(const struct tracker *t, const struct rank_options *o,
                         it->latency_ms = p50;
                 else if (ts->calls)
                         it->latency_ms = ts->avg_latency_ms;
-                double pin, pout;
-                if (o->price && o->price(o->price_data, p->model, &pin, &pout)) {
-                        double cost = (double)ts->ev.input_tokens / 1e6 * pin +
-                                      (double)ts->ev.output_tokens / 1e6 * pout;
-                        if (ts->successes)
-                                it->cost = cost / (double)ts->successes;
-                        else if (ts->calls)
-                                it->cost = cost / (double)ts->calls;
+                it->calls = ts->calls;
+                it->input_tokens = ts->ev.input_tokens;
+                it->output_tokens = ts->ev.output_tokens;
+                if (priced) {
+                        const struct tracker_evidence *te = &ts->ev;
+                        uint64_t ok = ts->successes, calls = ts->calls;
+                        if (cell && cell->successes) {
+                                te = &cell->ev;
+                                ok = cell->successes;
+                                calls = cell->calls;
+                        }
+                        double cost = (double)te->input_tokens / 1e6 * pin +
+                                      (double)te->output_tokens / 1e6 * pout;
+                        if (ok)
+                                it->cost = cost / (double)ok;
+                        else if (calls)
+                                it->cost = cost / (double)calls;
                 }
+        }
+        if (o->domain) {
+                double a, b;
+                rank__domain_beta(ts, &ev, cell, &a, &b);
+                rank__beta(a, b, &it->mean, &it->lo, &it->hi);
+                it->judged = cell ? cell->ev.judged : 0.0;
+                switch (o->strategy) {
+                case RANK_EMA: it->quality = ema; break;
+                case RANK_MEAN: it->quality = it->mean; break;
+                case RANK_LCB: it->quality = it->lo; break;
+                case RANK_THOMPSON:
+                default: it->quality = rank_beta_draw(rng, a, b); break;
+                }
+                return;
         }
         tracker_posterior(&ev, &it->mean, &it->lo, &it->hi);
         it->judged = ev.judged;
@@ -144,6 +199,31 @@ static void rank__measure(const struct tracker *t, const struct rank_options *o,
         case RANK_LCB: it->quality = it->lo; break;
         case RANK_THOMPSON:
         default: it->quality = rank_beta_draw(rng, 1.0 + ev.alpha, 1.0 + ev.beta); break;
+        }
+}
+
+/* A priced candidate with no call yet is not free: its cost per accepted
+ * outcome is estimated from its price, the typical tokens of a call of
+ * the task (the mean over the candidates that have calls) and its
+ * expected quality. */
+static void rank__estimate_costs(struct rank_item *v, size_t n)
+{
+        double in = 0, out = 0, calls = 0;
+        for (size_t i = 0; i < n; i++) {
+                in += (double)v[i].input_tokens;
+                out += (double)v[i].output_tokens;
+                calls += (double)v[i].calls;
+        }
+        if (calls == 0)
+                return;
+        for (size_t i = 0; i < n; i++) {
+                struct rank_item *it = &v[i];
+                if (it->cost >= 0 || !it->priced || it->calls)
+                        continue;
+                double per_call = in / calls / 1e6 * it->input_per_mtok +
+                                  out / calls / 1e6 * it->output_per_mtok;
+                it->cost = per_call / (it->mean > 0.01 ? it->mean : 0.01);
+                it->cost_estimated = true;
         }
 }
 
@@ -184,6 +264,7 @@ long rank_compute(const struct tracker *t, const struct rank_options *o, struct 
                 free(all);
         }
 
+        rank__estimate_costs(v, n);
         double max_lat = 0.0, max_cost = 0.0;
         for (size_t i = 0; i < n; i++) {
                 if (v[i].excluded)

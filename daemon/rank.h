@@ -45,6 +45,7 @@ typedef bool (*rank_price_fn)(void *data, const char *model, double *input_per_m
 
 struct rank_options {
         enum tracker_task task;
+        const char *domain;            /* NULL: the task's evidence only */
         const char *const *candidates; /* NULL: every model with stats for the task */
         size_t ncandidates;
         enum rank_strategy strategy;
@@ -71,6 +72,11 @@ struct rank_item {
         double score;
         double mean, lo, hi;   /* the posterior */
         double judged;
+        /* internal: what the cost estimate of an untried candidate needs */
+        bool priced;
+        bool cost_estimated;   /* cost is an estimate (no call yet) */
+        double input_per_mtok, output_per_mtok;
+        uint64_t calls, input_tokens, output_tokens;
 };
 
 /* Fill *items (malloc'ed; the caller frees) with every candidate, ranked

@@ -193,6 +193,23 @@ static int rpc__task(struct rpc_req *r, const struct proto_val *v, enum tracker_
         return -1;
 }
 
+/* A domain: 1..TRACKER_DOMAIN_MAX bytes of UTF-8 (checked by the decoder)
+ * with no control characters; *out is a NUL-terminated copy. */
+static int rpc__domain(struct rpc_req *r, const struct proto_val *v, const char *field,
+                       const char **out)
+{
+        *out = NULL;
+        if (!v->set)
+                return 0;
+        if (!tracker_domain_ok(v->s.ptr, v->s.len))
+                return rpc__error(r, PROTO_BAD_REQUEST,
+                                  "%s: must be 1 to %d bytes of UTF-8 without control characters",
+                                  field, TRACKER_DOMAIN_MAX);
+        if (!(*out = rpc__cstr(r, v)))
+                return RPC_OOM(r);
+        return 0;
+}
+
 /* A repository-relative path: not absolute, no "..", no empty part. */
 static bool rpc__relative_path_ok(const char *p)
 {
@@ -220,6 +237,7 @@ static int rpc__start(struct rpc_req *r)
                 { "trace_id", PROTO_ARG_TRACE_ID, false, 1, PROTO_TRACE_ID_MAX },
                 { "repo", PROTO_ARG_STR, false, 1, L->path_bytes },
                 { "files", PROTO_ARG_ARRAY, false, 0, L->files },
+                { "domain", PROTO_ARG_STR, false, 0, 4 * TRACKER_DOMAIN_MAX },
         };
         struct proto_val v[NARGS(spec)];
         struct tracker_start s = { .uid = r->uid, .now = r->now };
@@ -227,7 +245,8 @@ static int rpc__start(struct rpc_req *r)
         const char *id;
         int rc = -1;
 
-        if (rpc__args(r, spec, NARGS(spec), v) < 0 || rpc__task(r, &v[1], &s.task) < 0)
+        if (rpc__args(r, spec, NARGS(spec), v) < 0 || rpc__task(r, &v[1], &s.task) < 0 ||
+            rpc__domain(r, &v[6], "domain", &s.domain) < 0)
                 return -1;
         if ((v[4].set || v[5].set) && s.task != TASK_CODE) {
                 rpc__error(r, PROTO_BAD_REQUEST, "%s: only code traces name a repository",
@@ -306,7 +325,7 @@ static int rpc__start(struct rpc_req *r)
         struct journal_entry e = {
                 .op = JOURNAL_START, .trace_id = id, .model = s.model, .task = s.task,
                 .reason = s.reason, .repo = s.repo, .files = s.files, .nfiles = s.nfiles,
-                .base = s.base,
+                .base = s.base, .domain = s.domain,
         };
         if ((rc = rpc__record(r, &e)) < 0)
                 goto out;
@@ -620,12 +639,59 @@ static void rpc__pack_task(struct rpc_req *r, msgpack_packer *pk, const char *mo
         rpc__pack_evidence(r, pk, model, &ts->ev, ts->latency, ts->successes);
 }
 
+static void rpc__pack_cell(struct rpc_req *r, msgpack_packer *pk, const struct tracker_cell *c)
+{
+        static const uint32_t no_sketch[TRACKER_SKETCH_BUCKETS];
+        msgpack_pack_map(pk, 6 + RPC_EVIDENCE_PAIRS);
+        proto_pack_kv_u64(pk, "calls", c->calls);
+        proto_pack_kv_u64(pk, "successes", c->successes);
+        proto_pack_kv_u64(pk, "failures", c->failures);
+        proto_pack_kv_f64(pk, "success_rate", tracker_success_rate(c->successes, c->failures));
+        rpc__pack_key(pk, "recent");
+        msgpack_pack_map(pk, 2);
+        proto_pack_kv_f64(pk, "alpha", c->recent_alpha);
+        proto_pack_kv_f64(pk, "beta", c->recent_beta);
+        proto_pack_kv_u64(pk, "updated_at", c->updated_at);
+        rpc__pack_evidence(r, pk, c->model, &c->ev, no_sketch, c->successes);
+}
+
+/* The profile's cells as {TASK: {DOMAIN: CELL}}, of one task or all (only
+ * < 0), of one domain or all (NULL); v has room for all of them. */
+static void rpc__pack_cells(struct rpc_req *r, const struct tracker_profile *p, int only_task,
+                            const char *domain, const struct tracker_cell **v)
+{
+        msgpack_packer *pk = r->pk;
+        long n = (long)tracker_cells_sorted(p, only_task, v);
+        long k = 0;
+        for (long i = 0; i < n; i++)
+                if (!domain || strcmp(v[i]->domain, domain) == 0)
+                        v[k++] = v[i];
+        uint32_t ntasks = 0;
+        for (long i = 0; i < k; i++)
+                ntasks += i == 0 || v[i]->task != v[i - 1]->task;
+        rpc__pack_key(pk, "domains");
+        msgpack_pack_map(pk, ntasks);
+        for (long i = 0, j; i < k; i = j) {
+                for (j = i; j < k && v[j]->task == v[i]->task; j++)
+                        ;
+                proto_pack_cstr(pk, tracker_task_name(v[i]->task));
+                msgpack_pack_map(pk, (uint32_t)(j - i));
+                for (long m = i; m < j; m++) {
+                        proto_pack_cstr(pk, v[m]->domain);
+                        rpc__pack_cell(r, pk, v[m]);
+                }
+        }
+}
+
+/* With cells (room for every cell of p), the "domains" key too, with the
+ * cells of `domain` (all when NULL). */
 static void rpc__pack_profile(struct rpc_req *r, const struct tracker_profile *p, int only_task,
-                              uint64_t threshold)
+                              uint64_t threshold, const struct tracker_cell **cells,
+                              const char *domain)
 {
         msgpack_packer *pk = r->pk;
         uint32_t sketch[TRACKER_SKETCH_BUCKETS];
-        msgpack_pack_map(pk, 11 + RPC_EVIDENCE_PAIRS);
+        msgpack_pack_map(pk, 11 + RPC_EVIDENCE_PAIRS + (cells ? 1 : 0));
         proto_pack_kv_str(pk, "model", p->model);
         proto_pack_kv_u64(pk, "total_calls", p->total_calls);
         proto_pack_kv_u64(pk, "success_count", p->success_count);
@@ -651,6 +717,8 @@ static void rpc__pack_profile(struct rpc_req *r, const struct tracker_profile *p
                 proto_pack_cstr(pk, tracker_task_name(t));
                 rpc__pack_task(r, pk, p->model, &p->tasks[t]);
         }
+        if (cells)
+                rpc__pack_cells(r, p, only_task, domain, cells);
 }
 
 static void rpc__pack_pending(msgpack_packer *pk, const struct tracker_trace *tr)
@@ -705,13 +773,20 @@ static int rpc__query(struct rpc_req *r)
                 { "degrade_threshold", PROTO_ARG_U32, false, 0, 0 },
                 { "pending", PROTO_ARG_BOOL, false, 0, 0 },
                 { "limit", PROTO_ARG_U32, false, 0, 0 },
+                { "domains", PROTO_ARG_BOOL, false, 0, 0 },
+                { "domain", PROTO_ARG_STR, false, 0, 4 * TRACKER_DOMAIN_MAX },
         };
         struct proto_val v[NARGS(spec)];
         enum tracker_task task;
         int only_task = -1;
+        const char *domain;
 
-        if (rpc__args(r, spec, NARGS(spec), v) < 0)
+        if (rpc__args(r, spec, NARGS(spec), v) < 0 || rpc__domain(r, &v[6], "domain", &domain) < 0)
                 return -1;
+        if ((v[5].set || v[6].set) && v[3].set && v[3].b)
+                return rpc__error(r, PROTO_BAD_REQUEST, "%s: not with pending: true",
+                                  v[5].set ? "domains" : "domain");
+        bool want_cells = (v[5].set && v[5].b) || domain;
         if (v[1].set) {
                 if (rpc__task(r, &v[1], &task) < 0)
                         return -1;
@@ -743,13 +818,29 @@ static int rpc__query(struct rpc_req *r)
         for (long i = 0; i < n; i++)
                 if (only_task < 0 || all[i]->tasks[only_task].present)
                         count++;
+        /* Room to sort the largest profile's cells, taken before anything
+         * is packed. */
+        const struct tracker_cell **cells = NULL;
+        if (want_cells) {
+                size_t most = 1;
+                for (long i = 0; i < n; i++) {
+                        size_t c = tracker_profile_cells(all[i]);
+                        most = c > most ? c : most;
+                }
+                if (!(cells = malloc(most * sizeof(*cells)))) {
+                        if (!model)
+                                free(all);
+                        return RPC_OOM(r);
+                }
+        }
         proto_pack_ok_head(r->pk, r->m->msgid);
         msgpack_pack_map(r->pk, 1);
         rpc__pack_key(r->pk, "profiles");
         msgpack_pack_array(r->pk, count);
         for (long i = 0; i < n; i++)
                 if (only_task < 0 || all[i]->tasks[only_task].present)
-                        rpc__pack_profile(r, all[i], only_task, threshold);
+                        rpc__pack_profile(r, all[i], only_task, threshold, cells, domain);
+        free(cells);
         if (!model)
                 free(all);
         return 0;
@@ -797,6 +888,7 @@ static int rpc__rank(struct rpc_req *r)
                 { "exclude_degraded", PROTO_ARG_BOOL, false, 0, 0 },
                 { "degrade_threshold", PROTO_ARG_U32, false, 0, 0 },
                 { "seed", PROTO_ARG_U64, false, 0, 0 },
+                { "domain", PROTO_ARG_STR, false, 0, 4 * TRACKER_DOMAIN_MAX },
         };
         struct proto_val v[NARGS(spec)];
         static uint64_t draws; /* varies thompson's seed from call to call */
@@ -808,7 +900,8 @@ static int rpc__rank(struct rpc_req *r)
                 .price = rpc__price,
                 .price_data = (void *)r->env->cfg,
         };
-        if (rpc__args(r, spec, NARGS(spec), v) < 0 || rpc__task(r, &v[0], &o.task) < 0)
+        if (rpc__args(r, spec, NARGS(spec), v) < 0 || rpc__task(r, &v[0], &o.task) < 0 ||
+            rpc__domain(r, &v[8], "domain", &o.domain) < 0)
                 return -1;
         if (v[2].set && rank_strategy_parse(v[2].s.ptr, v[2].s.len, &o.strategy) < 0)
                 return rpc__error(r, PROTO_BAD_REQUEST,
@@ -876,22 +969,38 @@ static int rpc__forget(struct rpc_req *r)
 {
         const struct proto_arg spec[] = {
                 { "model", PROTO_ARG_STR, true, 1, r->lim->model_bytes },
+                { "task", PROTO_ARG_STR, false, 0, 64 },
+                { "domain", PROTO_ARG_STR, false, 0, 4 * TRACKER_DOMAIN_MAX },
         };
         struct proto_val v[NARGS(spec)];
-        if (rpc__args(r, spec, NARGS(spec), v) < 0)
+        enum tracker_task task = TASK_GENERATE;
+        const char *domain;
+        if (rpc__args(r, spec, NARGS(spec), v) < 0 ||
+            (v[1].set && rpc__task(r, &v[1], &task) < 0) ||
+            rpc__domain(r, &v[2], "domain", &domain) < 0)
                 return -1;
+        if (v[1].set != (domain != NULL))
+                return rpc__error(r, PROTO_BAD_REQUEST,
+                                  "%s: forgetting one domain cell takes model, task and domain",
+                                  v[1].set ? "domain" : "task");
         char *model = rpc__cstr(r, &v[0]);
         if (!model)
                 return RPC_OOM(r);
-        bool forgotten = tracker_forget(r->env->tracker, model) == 0;
+        bool forgotten = (domain ? tracker_forget_cell(r->env->tracker, model, task, domain)
+                                 : tracker_forget(r->env->tracker, model)) == 0;
         if (forgotten) {
-                struct journal_entry e = { .op = JOURNAL_FORGET, .model = model };
+                struct journal_entry e = { .op = JOURNAL_FORGET, .model = model, .task = task,
+                                           .domain = domain };
                 if (rpc__record(r, &e) < 0)
                         return -1;
         }
         proto_pack_ok_head(r->pk, r->m->msgid);
-        msgpack_pack_map(r->pk, 2);
+        msgpack_pack_map(r->pk, domain ? 4 : 2);
         proto_pack_kv_str(r->pk, "model", model);
+        if (domain) {
+                proto_pack_kv_str(r->pk, "task", tracker_task_name(task));
+                proto_pack_kv_str(r->pk, "domain", domain);
+        }
         proto_pack_kv_bool(r->pk, "forgotten", forgotten);
         return 0;
 }
@@ -1015,15 +1124,78 @@ static int rpc__import_profile(struct rpc_req *r, const msgpack_object *o, uint3
         return 0;
 }
 
+/* One cell of an import: {model, task, domain, the numbers of a CELL as
+ * `query` answers it (derived ones accepted and ignored)}. */
+static int rpc__import_cell(struct rpc_req *r, const msgpack_object *o, uint32_t i,
+                            struct tracker_cell *c)
+{
+        const struct proto_arg spec[] = {
+                { "model", PROTO_ARG_STR, true, 1, r->lim->model_bytes },
+                { "task", PROTO_ARG_STR, true, 0, 64 },
+                { "domain", PROTO_ARG_STR, true, 0, 4 * TRACKER_DOMAIN_MAX },
+                { "calls", PROTO_ARG_U64, true, 0, 0 },
+                { "successes", PROTO_ARG_U64, true, 0, 0 },
+                { "failures", PROTO_ARG_U64, true, 0, 0 },
+                { "recent", PROTO_ARG_MAP, false, 0, 0 },
+                { "updated_at", PROTO_ARG_U64, false, 0, 0 },
+                { "success_rate", PROTO_ARG_ANY, false, 0, 0 },
+                RPC_EVIDENCE_ARGS,
+        };
+        const struct proto_arg rspec[] = {
+                { "alpha", PROTO_ARG_REAL, true, 0, 0 },
+                { "beta", PROTO_ARG_REAL, true, 0, 0 },
+        };
+        struct proto_val v[NARGS(spec)], rv[NARGS(rspec)];
+        char prefix[48], field[64], err[512];
+        enum tracker_task task;
+
+        snprintf(prefix, sizeof(prefix), "cells[%u].", i);
+        if (o->type != MSGPACK_OBJECT_MAP)
+                return rpc__error(r, PROTO_BAD_REQUEST, "cells[%u]: must be a map", i);
+        if (proto_args_decode(o, spec, NARGS(spec), v, prefix, err, sizeof(err)) < 0)
+                return rpc__error(r, PROTO_BAD_REQUEST, "%s", err);
+        memset(c, 0, sizeof(*c));
+        if (tracker_task_parse(v[1].s.ptr, v[1].s.len, &task) < 0)
+                return rpc__error(r, PROTO_BAD_REQUEST, "%stask: unknown task", prefix);
+        c->task = (uint8_t)task;
+        snprintf(field, sizeof(field), "%sdomain", prefix);
+        if (rpc__domain(r, &v[2], field, &c->domain) < 0)
+                return -1;
+        if (!(c->model = rpc__cstr(r, &v[0])))
+                return RPC_OOM(r);
+        c->calls = v[3].u64;
+        c->successes = v[4].u64;
+        c->failures = v[5].u64;
+        c->updated_at = v[7].set ? v[7].u64 : r->now;
+        if (v[6].set) {
+                snprintf(field, sizeof(field), "%srecent.", prefix);
+                if (proto_args_decode(v[6].o, rspec, NARGS(rspec), rv, field, err,
+                                      sizeof(err)) < 0)
+                        return rpc__error(r, PROTO_BAD_REQUEST, "%s", err);
+                c->recent_alpha = rv[0].d;
+                c->recent_beta = rv[1].d;
+        }
+        return rpc__import_evidence(r, &v[9], prefix, &c->ev);
+}
+
 static int rpc__import(struct rpc_req *r)
 {
         const struct proto_arg spec[] = {
-                { "profiles", PROTO_ARG_ARRAY, true, 0, r->lim->list_entries },
+                { "profiles", PROTO_ARG_ARRAY, false, 0, r->lim->list_entries },
                 { "mode", PROTO_ARG_STR, false, 0, 16 },
+                { "cells", PROTO_ARG_ARRAY, false, 0, r->lim->list_entries },
         };
         struct proto_val v[NARGS(spec)];
         if (rpc__args(r, spec, NARGS(spec), v) < 0)
                 return -1;
+        if (!v[0].set && !v[2].set)
+                return rpc__error(r, PROTO_BAD_REQUEST, "profiles: required (or cells)");
+        uint32_t np = v[0].set ? v[0].o->via.array.size : 0;
+        uint32_t nc = v[2].set ? v[2].o->via.array.size : 0;
+        if ((uint64_t)np + nc > r->lim->list_entries)
+                return rpc__error(r, PROTO_BAD_REQUEST,
+                                  "cells: profiles and cells together are more than %u entries",
+                                  r->lim->list_entries);
         bool replace = false;
         if (v[1].set) {
                 if (v[1].s.len == 7 && memcmp(v[1].s.ptr, "replace", 7) == 0)
@@ -1032,10 +1204,11 @@ static int rpc__import(struct rpc_req *r)
                         return rpc__error(r, PROTO_BAD_REQUEST,
                                           "mode: must be \"merge\" or \"replace\"");
         }
-        /* Check every profile first: a bad one changes nothing. */
-        uint32_t n = v[0].o->via.array.size, created = 0, fresh = 0;
+        /* Check every profile and cell first: a bad one changes nothing. */
+        uint32_t n = np, created = 0, fresh = 0, cells_created = 0, fresh_cells = 0;
         struct tracker_profile *ps = rpc__alloc(r, (n ? n : 1) * sizeof(*ps));
-        if (!ps)
+        struct tracker_cell *cs = rpc__alloc(r, (nc ? nc : 1) * sizeof(*cs));
+        if (!ps || !cs)
                 return RPC_OOM(r);
         for (uint32_t i = 0; i < n; i++) {
                 if (rpc__import_profile(r, &v[0].o->via.array.ptr[i], i, &ps[i]) < 0)
@@ -1050,6 +1223,36 @@ static int rpc__import(struct rpc_req *r)
         if (fresh && r->lim->models &&
             tracker_profile_count(r->env->tracker) + fresh > r->lim->models)
                 return rpc__tracker_error(r, -ENOSPC, "");
+        for (uint32_t i = 0; i < nc; i++) {
+                if (rpc__import_cell(r, &v[2].o->via.array.ptr[i], i, &cs[i]) < 0)
+                        return -1;
+                bool known = tracker_profile_get(r->env->tracker, cs[i].model) != NULL;
+                for (uint32_t k = 0; k < n && !known; k++)
+                        known = strcmp(ps[k].model, cs[i].model) == 0;
+                if (!known)
+                        return rpc__error(r, PROTO_BAD_REQUEST,
+                                          "cells[%u].model: '%s' has no profile (import it "
+                                          "first, or in the same call)",
+                                          i, cs[i].model);
+                for (uint32_t k = 0; k < i; k++)
+                        if (cs[k].task == cs[i].task && strcmp(cs[k].model, cs[i].model) == 0 &&
+                            strcmp(cs[k].domain, cs[i].domain) == 0)
+                                return rpc__error(r, PROTO_BAD_REQUEST,
+                                                  "cells[%u]: the cell of '%s' appears twice", i,
+                                                  cs[i].domain);
+                /* A replaced profile loses its cells: all of them are new. */
+                bool replaced = false;
+                for (uint32_t k = 0; k < n && !replaced; k++)
+                        replaced = replace && strcmp(ps[k].model, cs[i].model) == 0;
+                fresh_cells += replaced || !tracker_cell_get(r->env->tracker, cs[i].model,
+                                                            (enum tracker_task)cs[i].task,
+                                                            cs[i].domain);
+        }
+        if (fresh_cells && r->lim->domains &&
+            tracker_cell_count(r->env->tracker) + fresh_cells > r->lim->domains)
+                return rpc__error(r, PROTO_OVERLOADED, "limit reached: %zu of %llu domain cells",
+                                  tracker_cell_count(r->env->tracker),
+                                  (unsigned long long)r->lim->domains);
         for (uint32_t i = 0; i < n; i++) {
                 bool was_created;
                 int rc = tracker_import(r->env->tracker, &ps[i], replace, r->now, &was_created);
@@ -1061,10 +1264,24 @@ static int rpc__import(struct rpc_req *r)
                 if (rpc__record(r, &e) < 0)
                         return -1;
         }
+        for (uint32_t i = 0; i < nc; i++) {
+                bool was_created;
+                int rc = tracker_import_cell(r->env->tracker, &cs[i], replace, r->now,
+                                             &was_created);
+                if (rc < 0)
+                        return rpc__tracker_error(r, rc, "");
+                cells_created += was_created;
+                struct journal_entry e = { .op = JOURNAL_IMPORT_CELL, .model = cs[i].model,
+                                           .cell = &cs[i], .replace = replace };
+                if (rpc__record(r, &e) < 0)
+                        return -1;
+        }
         proto_pack_ok_head(r->pk, r->m->msgid);
-        msgpack_pack_map(r->pk, 3);
+        msgpack_pack_map(r->pk, 5);
         proto_pack_kv_u64(r->pk, "imported", n);
         proto_pack_kv_u64(r->pk, "created", created);
+        proto_pack_kv_u64(r->pk, "cells", nc);
+        proto_pack_kv_u64(r->pk, "cells_created", cells_created);
         proto_pack_kv_str(r->pk, "mode", replace ? "replace" : "merge");
         return 0;
 }
@@ -1195,7 +1412,7 @@ static void rpc__pack_config(struct rpc_req *r)
                 msgpack_pack_uint32(pk, cfg->allow_uids[i]);
         proto_pack_kv_str(pk, "allow_group", cfg->allow_group);
         rpc__pack_key(pk, "limits");
-        msgpack_pack_map(pk, 12);
+        msgpack_pack_map(pk, 13);
         proto_pack_kv_u64(pk, "message_bytes", l->message_bytes);
         proto_pack_kv_u64(pk, "model_bytes", l->model_bytes);
         proto_pack_kv_u64(pk, "text_bytes", l->text_bytes);
@@ -1205,6 +1422,7 @@ static void rpc__pack_config(struct rpc_req *r)
         proto_pack_kv_u64(pk, "list_entries", l->list_entries);
         proto_pack_kv_u64(pk, "models", l->models);
         proto_pack_kv_u64(pk, "pending", l->pending);
+        proto_pack_kv_u64(pk, "domains", l->domains);
         proto_pack_kv_u64(pk, "connections", l->connections);
         proto_pack_kv_u64(pk, "connections_per_uid", l->connections_per_uid);
         proto_pack_kv_u64(pk, "reply_buffer_bytes", l->reply_buffer_bytes);
@@ -1235,6 +1453,9 @@ static int rpc__stats(struct rpc_req *r)
         proto_pack_kv_u64(r->pk, "notify_errors_total", c->notify_errors_total);
         proto_pack_kv_u64(r->pk, "pending", tracker_pending_count(r->env->tracker));
         proto_pack_kv_u64(r->pk, "profiles", tracker_profile_count(r->env->tracker));
+        proto_pack_kv_u64(r->pk, "domain_cells", tracker_cell_count(r->env->tracker));
+        proto_pack_kv_u64(r->pk, "domain_cells_refused_total",
+                          tracker_cells_refused(r->env->tracker));
         proto_pack_kv_u64(r->pk, "commits_total", c->commits_total);
         proto_pack_kv_u64(r->pk, "commit_errors_total", c->commit_errors_total);
         proto_pack_kv_u64(r->pk, "journal_total", c->journal_total);

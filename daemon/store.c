@@ -76,6 +76,10 @@ struct store_batch {
         bool full;                         /* replaces every row (store_batch_set_full) */
         char **gone_models;                /* forgotten profiles */
         size_t ngone, gone_cap;
+        struct tracker_cell *cells;        /* copies; model and domain strdup'ed */
+        size_t ncells, cells_cap;
+        struct tracker_cell *gone_cells;   /* cells removed alone: model, task, domain */
+        size_t ngone_cells, gone_cells_cap;
         struct store__entry *entries;      /* journal rows, data in `arena` */
         size_t nentries, entries_cap;
         char *arena;
@@ -110,6 +114,8 @@ enum {
         ST_SNAPSHOT_MARK,
         ST_PRUNE,
         ST_PROBE,
+        ST_CELL_PUT,
+        ST_CELL_DEL,
         ST__COUNT
 };
 
@@ -148,18 +154,26 @@ static const char *const store__sql[ST__COUNT] = {
                      " AND id <= (SELECT value FROM meta WHERE key = 'snapshot_upto')"
                      " ORDER BY id LIMIT ?2)",
         [ST_PROBE] = "UPDATE meta SET value = value + 1 WHERE key = 'probe'",
+        [ST_CELL_PUT] =
+                "INSERT OR REPLACE INTO cells (model, task, domain, calls, successes, failures,"
+                " alpha, beta, judged, evidence_at, input_tokens, output_tokens, recent_alpha,"
+                " recent_beta, updated_at)"
+                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+        [ST_CELL_DEL] = "DELETE FROM cells WHERE model = ?1 AND task = ?2 AND domain = ?3",
         [ST_TRACE_PUT] =
                 "INSERT INTO pending (trace_id, seq, model, task, reason, repo, files, output,"
                 " started_at, completed, latency_ms, input_tokens, output_tokens, uid, base,"
-                " completed_at)"
-                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+                " completed_at, domain)"
+                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,"
+                " ?17)"
                 " ON CONFLICT(trace_id) DO UPDATE SET seq = excluded.seq,"
                 " model = excluded.model, task = excluded.task, reason = excluded.reason,"
                 " repo = excluded.repo, files = excluded.files, output = excluded.output,"
                 " started_at = excluded.started_at, completed = excluded.completed,"
                 " latency_ms = excluded.latency_ms, input_tokens = excluded.input_tokens,"
                 " output_tokens = excluded.output_tokens, uid = excluded.uid,"
-                " base = excluded.base, completed_at = excluded.completed_at",
+                " base = excluded.base, completed_at = excluded.completed_at,"
+                " domain = excluded.domain",
 };
 
 struct store {
@@ -263,6 +277,7 @@ static void store__trace_free(struct tracker_trace *tr)
         free(tr->id);
         free(tr->model);
         free(tr->reason);
+        free(tr->domain);
         free(tr->repo);
         free(tr->output);
         free(tr->base);
@@ -281,11 +296,13 @@ static int store__trace_copy(struct tracker_trace *dst, const struct tracker_tra
         dst->id = strdup(src->id);
         dst->model = strdup(src->model);
         dst->reason = strdup(src->reason ? src->reason : "");
+        dst->domain = src->domain ? strdup(src->domain) : NULL;
         dst->repo = src->repo ? strdup(src->repo) : NULL;
         dst->output = src->output ? strdup(src->output) : NULL;
         dst->base = src->base ? strdup(src->base) : NULL;
         dst->files = NULL;
-        bool ok = dst->id && dst->model && dst->reason && (!src->repo || dst->repo) &&
+        bool ok = dst->id && dst->model && dst->reason && (!src->domain || dst->domain) &&
+                  (!src->repo || dst->repo) &&
                   (!src->output || dst->output) && (!src->base || dst->base);
         if (ok && src->nfiles > 0) {
                 size_t total = 0;
@@ -369,6 +386,58 @@ static void store__sink_trace(void *data, const struct tracker_trace *tr)
         b->ntraces++;
 }
 
+/* A copy of a cell's numbers with its own model and domain strings. */
+static void store__cell_add(struct store_batch *b, struct tracker_cell **arr, size_t *n,
+                            size_t *cap, const struct tracker_cell *c, const char *model,
+                            enum tracker_task task, const char *domain)
+{
+        if (b->status < 0)
+                return;
+        struct tracker_cell *v = store__grow(*arr, cap, *n, sizeof(*v));
+        char *m = strdup(model), *d = strdup(domain);
+        if (!v || !m || !d) {
+                free(m);
+                free(d);
+                b->status = -ENOMEM;
+                return;
+        }
+        *arr = v;
+        struct tracker_cell *x = &v[(*n)++];
+        if (c)
+                *x = *c;
+        else
+                memset(x, 0, sizeof(*x));
+        x->model = m;
+        x->domain = d;
+        x->task = (uint8_t)task;
+        x->hnext = x->pnext = x->dirty_next = NULL;
+        x->pprev = NULL;
+        x->dirty = false;
+}
+
+static void store__sink_cell(void *data, const struct tracker_cell *c)
+{
+        struct store_batch *b = data;
+        store__cell_add(b, &b->cells, &b->ncells, &b->cells_cap, c, c->model,
+                        (enum tracker_task)c->task, c->domain);
+}
+
+static void store__sink_cell_deleted(void *data, const char *model, enum tracker_task task,
+                                     const char *domain)
+{
+        struct store_batch *b = data;
+        store__cell_add(b, &b->gone_cells, &b->ngone_cells, &b->gone_cells_cap, NULL, model, task,
+                        domain);
+}
+
+static void store__cells_free(struct tracker_cell *v, size_t n)
+{
+        for (size_t i = 0; i < n; i++) {
+                free((char *)v[i].model);
+                free((char *)v[i].domain);
+        }
+}
+
 struct store_batch *store_batch_new(void)
 {
         return calloc(1, sizeof(struct store_batch));
@@ -385,6 +454,8 @@ static void store__batch_clear(struct store_batch *b)
                 store__trace_free(&b->traces[i]);
         for (size_t i = 0; i < b->ngone; i++)
                 free(b->gone_models[i]);
+        store__cells_free(b->cells, b->ncells);
+        store__cells_free(b->gone_cells, b->ngone_cells);
 }
 
 /* Empty the batch for another round, keeping its arrays and arena: a busy
@@ -403,6 +474,10 @@ static void store__batch_reset(struct store_batch *b)
         b->traces_cap = keep.traces_cap;
         b->gone_models = keep.gone_models;
         b->gone_cap = keep.gone_cap;
+        b->cells = keep.cells;
+        b->cells_cap = keep.cells_cap;
+        b->gone_cells = keep.gone_cells;
+        b->gone_cells_cap = keep.gone_cells_cap;
         b->entries = keep.entries;
         b->entries_cap = keep.entries_cap;
         b->arena = keep.arena;
@@ -414,7 +489,8 @@ static size_t store__batch_bytes(const struct store_batch *b)
 {
         return b->arena_cap + b->entries_cap * sizeof(*b->entries) +
                b->traces_cap * sizeof(*b->traces) + b->profiles_cap * sizeof(*b->profiles) +
-               (b->deleted_cap + b->gone_cap) * sizeof(char *);
+               (b->deleted_cap + b->gone_cap) * sizeof(char *) +
+               (b->cells_cap + b->gone_cells_cap) * sizeof(struct tracker_cell);
 }
 
 struct store_batch *store_batch_reuse(struct store *s)
@@ -432,6 +508,8 @@ void store_batch_free(struct store_batch *b)
                 return;
         store__batch_clear(b);
         free(b->gone_models);
+        free(b->cells);
+        free(b->gone_cells);
         free(b->entries);
         free(b->arena);
         free(b->profiles);
@@ -531,12 +609,15 @@ void store_batch_sink(struct store_batch *b, struct tracker_sink *sink)
         sink->profile = store__sink_profile;
         sink->deleted = store__sink_deleted;
         sink->trace = store__sink_trace;
+        sink->cell = store__sink_cell;
+        sink->cell_deleted = store__sink_cell_deleted;
         sink->data = b;
 }
 
 size_t store_batch_rows(const struct store_batch *b)
 {
-        return b->nprofiles + b->ndeleted + b->ntraces + b->ngone + b->nentries;
+        return b->nprofiles + b->ndeleted + b->ntraces + b->ngone + b->nentries + b->ncells +
+               b->ngone_cells;
 }
 
 void store_batch_set_full(struct store_batch *b)
@@ -908,6 +989,36 @@ static int store__put_trace(struct store *s, const struct tracker_trace *tr, str
         store__bind_u64(st, 14, tr->uid, &rc);
         store__bind_text(st, 15, tr->base, &rc);
         store__bind_u64(st, 16, tr->completed_at, &rc);
+        store__bind_text(st, 17, tr->domain, &rc);
+        return store__run(s, st, rc, b);
+}
+
+static int store__put_cell(struct store *s, const struct tracker_cell *c, struct store_batch *b)
+{
+        sqlite3_stmt *st = s->st[ST_CELL_PUT];
+        int rc = SQLITE_OK;
+
+        store__bind_text(st, 1, c->model, &rc);
+        store__bind_text(st, 2, tracker_task_name((enum tracker_task)c->task), &rc);
+        store__bind_text(st, 3, c->domain, &rc);
+        store__bind_u64(st, 4, c->calls, &rc);
+        store__bind_u64(st, 5, c->successes, &rc);
+        store__bind_u64(st, 6, c->failures, &rc);
+        store__bind_evidence(st, 7, &c->ev, &rc);
+        store__bind_double(st, 13, c->recent_alpha, &rc);
+        store__bind_double(st, 14, c->recent_beta, &rc);
+        store__bind_u64(st, 15, c->updated_at, &rc);
+        return store__run(s, st, rc, b);
+}
+
+static int store__del_cell(struct store *s, const struct tracker_cell *c, struct store_batch *b)
+{
+        sqlite3_stmt *st = s->st[ST_CELL_DEL];
+        int rc = SQLITE_OK;
+
+        store__bind_text(st, 1, c->model, &rc);
+        store__bind_text(st, 2, tracker_task_name((enum tracker_task)c->task), &rc);
+        store__bind_text(st, 3, c->domain, &rc);
         return store__run(s, st, rc, b);
 }
 
@@ -1025,6 +1136,10 @@ static void store__commit(struct store *s, struct store_batch *b)
         }
         for (size_t i = 0; r == 0 && i < b->nprofiles; i++)
                 r = store__put_profile(s, &b->profiles[i], b);
+        for (size_t i = 0; r == 0 && i < b->ngone_cells; i++)
+                r = store__del_cell(s, &b->gone_cells[i], b);
+        for (size_t i = 0; r == 0 && i < b->ncells; i++)
+                r = store__put_cell(s, &b->cells[i], b);
         for (size_t i = 0; r == 0 && i < b->ndeleted; i++) {
                 int rc = SQLITE_OK;
                 store__bind_text(s->st[ST_TRACE_DEL], 1, b->deleted[i], &rc);
@@ -1419,9 +1534,13 @@ int store_load(struct store *s, struct tracker *t, char *err, size_t errlen)
                 " FROM task_stats WHERE model = ?1";
         static const char pending_sql[] =
                 "SELECT trace_id, seq, model, task, reason, repo, files, output, started_at,"
-                " completed, latency_ms, input_tokens, output_tokens, uid, base, completed_at"
-                " FROM pending ORDER BY seq";
-        sqlite3_stmt *prof = NULL, *task = NULL, *pend = NULL;
+                " completed, latency_ms, input_tokens, output_tokens, uid, base, completed_at,"
+                " domain FROM pending ORDER BY seq";
+        static const char cells_sql[] =
+                "SELECT model, task, domain, calls, successes, failures, alpha, beta, judged,"
+                " evidence_at, input_tokens, output_tokens, recent_alpha, recent_beta,"
+                " updated_at FROM cells ORDER BY model, task, domain";
+        sqlite3_stmt *prof = NULL, *task = NULL, *pend = NULL, *cell = NULL;
         char *fbuf = NULL;
         char **files = NULL;
         enum tracker_task tk;
@@ -1437,6 +1556,8 @@ int store_load(struct store *s, struct tracker *t, char *err, size_t errlen)
                 rc = sqlite3_prepare_v2(s->db, tasks_sql, -1, &task, NULL);
         if (rc == SQLITE_OK)
                 rc = sqlite3_prepare_v2(s->db, pending_sql, -1, &pend, NULL);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_prepare_v2(s->db, cells_sql, -1, &cell, NULL);
         if (rc != SQLITE_OK)
                 goto sqlerr;
 
@@ -1489,6 +1610,35 @@ int store_load(struct store *s, struct tracker *t, char *err, size_t errlen)
         }
         if (rc != SQLITE_DONE)
                 goto sqlerr;
+        while ((rc = sqlite3_step(cell)) == SQLITE_ROW) {
+                struct tracker_cell c;
+                memset(&c, 0, sizeof(c));
+                c.model = COL_TEXT(cell, 0);
+                const char *name = COL_TEXT(cell, 1);
+                c.domain = COL_TEXT(cell, 2);
+                if (!c.model || !c.domain || !name ||
+                    tracker_task_parse(name, (size_t)sqlite3_column_bytes(cell, 1), &tk) < 0) {
+                        store__err(err, errlen, "%s: a domain cell of \"%s\" is damaged", s->path,
+                                   c.model ? c.model : "?");
+                        r = -EINVAL;
+                        goto out;
+                }
+                c.task = (uint8_t)tk;
+                c.calls = COL_U64(cell, 3);
+                c.successes = COL_U64(cell, 4);
+                c.failures = COL_U64(cell, 5);
+                store__col_evidence(cell, 6, &c.ev);
+                c.recent_alpha = sqlite3_column_double(cell, 12);
+                c.recent_beta = sqlite3_column_double(cell, 13);
+                c.updated_at = COL_U64(cell, 14);
+                if ((r = tracker_load_cell(t, &c)) < 0) {
+                        store__err(err, errlen, "%s: cannot load the cell (%s, %s, \"%s\"): %s",
+                                   s->path, c.model, name, c.domain, strerror(-r));
+                        goto out;
+                }
+        }
+        if (rc != SQLITE_DONE)
+                goto sqlerr;
 
         /* Size the table of traces once, rather than doubling it a score of
          * times (each a rehash of every trace) while a million load. */
@@ -1532,6 +1682,7 @@ int store_load(struct store *s, struct tracker *t, char *err, size_t errlen)
                 tr.uid = (uint32_t)sqlite3_column_int64(pend, 13);
                 tr.base = COL_TEXT(pend, 14); /* NULL for SQL NULL */
                 tr.completed_at = COL_U64(pend, 15);
+                tr.domain = COL_TEXT(pend, 16); /* NULL for SQL NULL */
                 if (!tr.id || !tr.model || !tr.reason) {
                         store__err(err, errlen, "%s: a pending trace lacks its id, model or reason",
                                    s->path);
@@ -1563,6 +1714,7 @@ out:
         sqlite3_finalize(prof);
         sqlite3_finalize(task);
         sqlite3_finalize(pend);
+        sqlite3_finalize(cell);
         if (!sqlite3_get_autocommit(s->db))
                 sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
         /* The quick_check that ran beside the load (store_open): a state

@@ -82,6 +82,13 @@ struct tracker__deleted {
         char id[];
 };
 
+struct tracker__gone_cell {
+        struct tracker__gone_cell *next;
+        const char *domain; /* in key, after the model */
+        uint8_t task;
+        char key[];         /* model NUL domain NUL */
+};
+
 struct tracker {
         struct tracker__table profiles;
         struct tracker__table traces;
@@ -92,6 +99,13 @@ struct tracker {
         struct tracker__deleted *deleted;
         struct tracker__deleted *deleted_profiles;
         struct tracker__block *block; /* loaded traces: the block being filled */
+        struct tracker_cell **cells;  /* domain cells: a chained table of its own */
+        size_t cell_nbuckets;         /* a power of two */
+        size_t ncells;
+        uint64_t max_cells;
+        uint64_t cells_refused;
+        struct tracker_cell *dirty_cells;
+        struct tracker__gone_cell *gone_cells; /* cells removed alone, for the store */
         char *last_id;  /* the id of the last trace resolved, for replies */
         size_t last_id_cap; /* bytes allocated at last_id */
         bool lost_deletion; /* a deleted id could not be remembered */
@@ -330,14 +344,15 @@ static void tracker__trace_free(struct tracker_trace *tr)
         for (uint32_t i = 0; i < tr->nfiles; i++)
                 free(tr->files[i]);
         free(tr->files);
-        free(tr->repo); /* id, model and reason live in tr's own block */
+        free(tr->repo); /* id, model, reason and domain live in tr's own block */
         free(tr->output);
         free(tr->base);
         if (tr->in_block) {
                 struct tracker__block *b =
                         (struct tracker__block *)((uintptr_t)tr & ~(uintptr_t)(TRACKER_BLOCK - 1));
                 size_t size = tracker__slot_size(sizeof(*tr) + strlen(tr->id) + 1 +
-                                                 strlen(tr->model) + 1 + strlen(tr->reason) + 1);
+                                                 strlen(tr->model) + 1 + strlen(tr->reason) + 1 +
+                                                 (tr->domain ? strlen(tr->domain) + 1 : 0));
                 TRACKER_POISON(tr, size);
                 if (--b->live == 0 && !b->open)
                         tracker__block_unmap(b);
@@ -354,11 +369,21 @@ void tracker_free(struct tracker *t)
                 struct tracker_profile *p = t->profiles.buckets[i];
                 while (p) {
                         struct tracker_profile *next = p->hnext;
+                        for (struct tracker_cell *c = p->cells, *cn; c; c = cn) {
+                                cn = c->pnext;
+                                free(c);
+                        }
                         free(p->model);
                         free(p);
                         p = next;
                 }
         }
+        while (t->gone_cells) {
+                struct tracker__gone_cell *g = t->gone_cells;
+                t->gone_cells = g->next;
+                free(g);
+        }
+        free(t->cells);
         for (struct tracker_trace *tr = t->head, *next; tr; tr = next) {
                 next = tr->next;
                 tracker__trace_free(tr);
@@ -417,12 +442,19 @@ void tracker_mark_all_changed(struct tracker *t)
                         }
         for (struct tracker_trace *tr = t->head; tr; tr = tr->next)
                 tracker__touch_trace(t, tr);
+        for (size_t i = 0; i < t->cell_nbuckets; i++)
+                for (struct tracker_cell *c = t->cells[i]; c; c = c->hnext)
+                        if (!c->dirty) {
+                                c->dirty = true;
+                                c->dirty_next = t->dirty_cells;
+                                t->dirty_cells = c;
+                        }
 }
 
 bool tracker_has_changes(const struct tracker *t)
 {
         return t->dirty_profiles || t->dirty_traces || t->deleted || t->deleted_profiles ||
-               t->lost_deletion;
+               t->dirty_cells || t->gone_cells || t->lost_deletion;
 }
 
 int tracker_collect(struct tracker *t, const struct tracker_sink *sink)
@@ -441,6 +473,22 @@ int tracker_collect(struct tracker *t, const struct tracker_sink *sink)
                 sink->profile(sink->data, p);
         }
         t->dirty_profiles = NULL;
+        while (t->gone_cells) {
+                struct tracker__gone_cell *g = t->gone_cells;
+                t->gone_cells = g->next;
+                if (sink->cell_deleted)
+                        sink->cell_deleted(sink->data, g->key, (enum tracker_task)g->task,
+                                           g->domain);
+                free(g);
+        }
+        for (struct tracker_cell *c = t->dirty_cells, *next; c; c = next) {
+                next = c->dirty_next;
+                c->dirty = false;
+                c->dirty_next = NULL;
+                if (sink->cell)
+                        sink->cell(sink->data, c);
+        }
+        t->dirty_cells = NULL;
         while (t->deleted) {
                 struct tracker__deleted *d = t->deleted;
                 t->deleted = d->next;
@@ -662,6 +710,13 @@ bool tracker_profile_degraded(const struct tracker_profile *p, uint64_t threshol
         return p->fail_count > p->success_count + threshold;
 }
 
+static struct tracker_cell *tracker__cell_for(struct tracker *t, struct tracker_profile *p,
+                                              const struct tracker_trace *tr);
+static void tracker__cell_judge(struct tracker *t, struct tracker_cell *c, double q, double w,
+                                uint64_t now);
+static void tracker__touch_cell(struct tracker *t, struct tracker_cell *c, uint64_t now);
+static void tracker__cells_clear(struct tracker *t, struct tracker_profile *p, bool remember);
+
 /* ---- pending traces ---------------------------------------------------- */
 
 const struct tracker_trace *tracker_trace_get(const struct tracker *t, const char *id)
@@ -782,7 +837,8 @@ static struct tracker_trace *tracker__trace_copy(const struct tracker_trace *src
         const char *reason = src->reason ? src->reason : "";
         size_t lid = strlen(src->id) + 1, lmodel = strlen(src->model) + 1;
         size_t lreason = strlen(reason) + 1;
-        size_t size = sizeof(struct tracker_trace) + lid + lmodel + lreason;
+        size_t ldomain = src->domain ? strlen(src->domain) + 1 : 0;
+        size_t size = sizeof(struct tracker_trace) + lid + lmodel + lreason + ldomain;
         struct tracker_trace *tr = blocks ? tracker__block_alloc(blocks, size) : NULL;
         bool in_block = tr != NULL;
         if (!tr && !(tr = malloc(size)))
@@ -793,6 +849,8 @@ static struct tracker_trace *tracker__trace_copy(const struct tracker_trace *src
         tr->id = memcpy(str, src->id, lid);
         tr->model = memcpy(str + lid, src->model, lmodel);
         tr->reason = memcpy(str + lid + lmodel, reason, lreason);
+        tr->domain = src->domain ? memcpy(str + lid + lmodel + lreason, src->domain, ldomain)
+                                 : NULL;
         tr->repo = src->repo ? strdup(src->repo) : NULL;
         tr->output = src->output ? strdup(src->output) : NULL;
         tr->base = src->base ? strdup(src->base) : NULL;
@@ -894,6 +952,7 @@ int tracker_start(struct tracker *t, const struct tracker_start *s, const char *
                 .id = (char *)tid,
                 .model = (char *)s->model,
                 .reason = (char *)s->reason,
+                .domain = (char *)s->domain,
                 .repo = (char *)s->repo,
                 .base = s->repo ? (char *)s->base : NULL,
                 .files = (char **)s->files,
@@ -956,6 +1015,13 @@ int tracker_complete(struct tracker *t, const struct tracker_complete *c)
         ts->avg_latency_ms = ts->avg_latency_ms +
                              ((double)c->latency_ms - ts->avg_latency_ms) / (double)ts->calls;
         tracker__touch_profile(t, p, c->now);
+        struct tracker_cell *cell = tracker__cell_for(t, p, tr);
+        if (cell) {
+                cell->calls += 1;
+                cell->ev.input_tokens += c->input_tokens;
+                cell->ev.output_tokens += c->output_tokens;
+                tracker__touch_cell(t, cell, c->now);
+        }
         return 0;
 }
 
@@ -978,6 +1044,12 @@ int tracker_fail(struct tracker *t, const char *trace_id, uint32_t uid, uint64_t
         tracker__evidence_add(&p->ev, 0.0, 1.0, now, t->half_life);
         tracker__evidence_add(&ts->ev, 0.0, 1.0, now, t->half_life);
         tracker__touch_profile(t, p, now);
+        struct tracker_cell *cell = tracker__cell_for(t, p, tr);
+        if (cell) {
+                cell->failures += 1;
+                tracker__cell_judge(t, cell, 0.0, 1.0, now);
+                tracker__touch_cell(t, cell, now);
+        }
 
         tracker__unlink(t, tr);
         tracker__trace_free(tr);
@@ -1033,9 +1105,13 @@ void tracker_kind_score(enum tracker_kind kind, double c, struct tracker_result 
 
 /* The seed's apply_outcome: the trace is already known to be pending and
  * the profile reserved. */
-static void tracker__apply(struct tracker *t, struct tracker_profile *p, enum tracker_task task,
-                           const struct tracker_result *r, uint64_t now)
+static void tracker__apply(struct tracker *t, struct tracker_profile *p,
+                           const struct tracker_trace *tr, const struct tracker_result *r,
+                           uint64_t now)
 {
+        enum tracker_task task = (enum tracker_task)tr->task;
+        struct tracker_cell *cell =
+                r->has_quality || r->has_success ? tracker__cell_for(t, p, tr) : NULL;
         if (r->has_quality) {
                 double q = r->quality;
                 p->ema_quality = p->ema_quality * (1.0 - TRACKER_EMA_ALPHA) + q * TRACKER_EMA_ALPHA;
@@ -1046,6 +1122,8 @@ static void tracker__apply(struct tracker *t, struct tracker_profile *p, enum tr
                 double w = tracker_kind_needs_confidence(r->kind) ? r->confidence : 1.0;
                 tracker__evidence_add(&p->ev, q, w, now, t->half_life);
                 tracker__evidence_add(&ts->ev, q, w, now, t->half_life);
+                if (cell)
+                        tracker__cell_judge(t, cell, q, w, now);
         }
         if (r->has_success) {
                 struct tracker_task_stats *ts = tracker__task_entry(p, task);
@@ -1056,7 +1134,11 @@ static void tracker__apply(struct tracker *t, struct tracker_profile *p, enum tr
                         p->fail_count += 1;
                         ts->failures += 1;
                 }
+                if (cell)
+                        *(r->success ? &cell->successes : &cell->failures) += 1;
         }
+        if (cell)
+                tracker__touch_cell(t, cell, now);
         tracker__touch_profile(t, p, now);
 }
 
@@ -1087,7 +1169,7 @@ static int tracker__resolve(struct tracker *t, struct tracker_trace *tr, struct 
         int rc = tracker__profile_reserve(t, tr->model, &p);
         if (rc < 0)
                 return rc;
-        tracker__apply(t, p, tr->task, r, now);
+        tracker__apply(t, p, tr, r, now);
         tracker__unlink(t, tr);
         memcpy(t->last_id, tr->id, len);
         r->trace_id = t->last_id;
@@ -1263,6 +1345,7 @@ int tracker_forget(struct tracker *t, const char *model)
                 *pp = p->dirty_next;
         }
         tracker__remember(t, &t->deleted_profiles, p->model);
+        tracker__cells_clear(t, p, false); /* the store's rows go with the profile's */
         free(p->model);
         free(p);
         return 0;
@@ -1325,6 +1408,8 @@ int tracker_import(struct tracker *t, const struct tracker_profile *src, bool re
         }
         if (replace) {
                 tracker__profile_assign(p, src);
+                if (!*created)
+                        tracker__cells_clear(t, p, true);
         } else {
                 /* Merge: counts add; EMAs and mean latencies are weighted by
                  * calls, or by judged outcomes when neither side has calls. */
@@ -1369,6 +1454,303 @@ int tracker_import(struct tracker *t, const struct tracker_profile *src, bool re
         /* A new model takes the profile as it is, its time included; an
          * existing one changed now. */
         tracker__touch_profile(t, p, *created && src->updated_at ? src->updated_at : now);
+        return 0;
+}
+
+/* ---- domain cells ------------------------------------------------------ */
+
+void tracker_set_max_cells(struct tracker *t, uint64_t max_cells)
+{
+        t->max_cells = max_cells;
+}
+
+bool tracker_domain_ok(const char *s, size_t len)
+{
+        if (len < 1 || len > TRACKER_DOMAIN_MAX)
+                return false;
+        for (size_t i = 0; i < len; i++) {
+                unsigned char c = (unsigned char)s[i];
+                if (c < 0x20 || c == 0x7f)
+                        return false;
+        }
+        return true;
+}
+
+static uint64_t tracker__cell_hash(const char *model, unsigned task, const char *domain)
+{
+        uint64_t h = tracker__hash(domain);
+        h ^= tracker__hash(model) + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+        return h ^ ((uint64_t)task * 0xbf58476d1ce4e5b9ull);
+}
+
+static struct tracker_cell *tracker__cell_find(const struct tracker *t, const char *model,
+                                               unsigned task, const char *domain)
+{
+        if (!t->cell_nbuckets)
+                return NULL;
+        struct tracker_cell *c =
+                t->cells[tracker__cell_hash(model, task, domain) & (t->cell_nbuckets - 1)];
+        for (; c; c = c->hnext)
+                if (c->task == task && strcmp(c->domain, domain) == 0 &&
+                    strcmp(c->model, model) == 0)
+                        return c;
+        return NULL;
+}
+
+static void tracker__cells_grow(struct tracker *t)
+{
+        size_t n = t->cell_nbuckets ? t->cell_nbuckets * 2 : 64;
+        struct tracker_cell **b = calloc(n, sizeof(*b));
+        if (!b)
+                return; /* longer chains: still correct */
+        for (size_t i = 0; i < t->cell_nbuckets; i++) {
+                for (struct tracker_cell *c = t->cells[i], *next; c; c = next) {
+                        next = c->hnext;
+                        size_t j = tracker__cell_hash(c->model, c->task, c->domain) & (n - 1);
+                        c->hnext = b[j];
+                        b[j] = c;
+                }
+        }
+        free(t->cells);
+        t->cells = b;
+        t->cell_nbuckets = n;
+}
+
+static void tracker__touch_cell(struct tracker *t, struct tracker_cell *c, uint64_t now)
+{
+        c->updated_at = now;
+        if (!c->dirty) {
+                c->dirty = true;
+                c->dirty_next = t->dirty_cells;
+                t->dirty_cells = c;
+        }
+}
+
+/* A new, empty cell of p, linked everywhere; NULL when out of memory. */
+static struct tracker_cell *tracker__cell_new(struct tracker *t, struct tracker_profile *p,
+                                              unsigned task, const char *domain)
+{
+        if (t->ncells >= t->cell_nbuckets) {
+                tracker__cells_grow(t);
+                if (!t->cell_nbuckets)
+                        return NULL;
+        }
+        size_t ld = strlen(domain) + 1;
+        struct tracker_cell *c = calloc(1, sizeof(*c) + ld);
+        if (!c)
+                return NULL;
+        c->domain = memcpy((char *)(c + 1), domain, ld);
+        c->model = p->model;
+        c->task = (uint8_t)task;
+        size_t j = tracker__cell_hash(c->model, task, domain) & (t->cell_nbuckets - 1);
+        c->hnext = t->cells[j];
+        t->cells[j] = c;
+        c->pnext = p->cells;
+        if (p->cells)
+                p->cells->pprev = &c->pnext;
+        c->pprev = &p->cells;
+        p->cells = c;
+        t->ncells++;
+        return c;
+}
+
+/* Take c out of the table, its profile's list and the change list, and
+ * free it. */
+static void tracker__cell_free(struct tracker *t, struct tracker_cell *c)
+{
+        struct tracker_cell **pp =
+                &t->cells[tracker__cell_hash(c->model, c->task, c->domain) & (t->cell_nbuckets - 1)];
+        while (*pp != c)
+                pp = &(*pp)->hnext;
+        *pp = c->hnext;
+        *c->pprev = c->pnext;
+        if (c->pnext)
+                c->pnext->pprev = c->pprev;
+        if (c->dirty) {
+                struct tracker_cell **dp = &t->dirty_cells;
+                while (*dp != c)
+                        dp = &(*dp)->dirty_next;
+                *dp = c->dirty_next;
+        }
+        t->ncells--;
+        free(c);
+}
+
+/* Remember a cell removed alone, for the store. */
+static void tracker__cell_gone(struct tracker *t, const struct tracker_cell *c)
+{
+        size_t lm = strlen(c->model) + 1, ld = strlen(c->domain) + 1;
+        struct tracker__gone_cell *g = malloc(sizeof(*g) + lm + ld);
+        if (!g) {
+                t->lost_deletion = true;
+                return;
+        }
+        memcpy(g->key, c->model, lm);
+        memcpy(g->key + lm, c->domain, ld);
+        g->domain = g->key + lm;
+        g->task = c->task;
+        g->next = t->gone_cells;
+        t->gone_cells = g;
+}
+
+/* Every cell of p gone; with `remember`, each is reported to the store. */
+static void tracker__cells_clear(struct tracker *t, struct tracker_profile *p, bool remember)
+{
+        while (p->cells) {
+                if (remember)
+                        tracker__cell_gone(t, p->cells);
+                tracker__cell_free(t, p->cells);
+        }
+}
+
+/* The cell an observation of trace tr counts in: NULL when the trace
+ * named no domain, or when a new cell would pass the limit (counted) or
+ * cannot be allocated. */
+static struct tracker_cell *tracker__cell_for(struct tracker *t, struct tracker_profile *p,
+                                              const struct tracker_trace *tr)
+{
+        if (!tr->domain)
+                return NULL;
+        struct tracker_cell *c = tracker__cell_find(t, p->model, tr->task, tr->domain);
+        if (c)
+                return c;
+        if ((t->max_cells && t->ncells >= t->max_cells) ||
+            !(c = tracker__cell_new(t, p, tr->task, tr->domain))) {
+                t->cells_refused++;
+                return NULL;
+        }
+        return c;
+}
+
+/* One judged outcome of quality q and weight w in a cell: its evidence,
+ * and the recent evidence that forgets per observation. */
+static void tracker__cell_judge(struct tracker *t, struct tracker_cell *c, double q, double w,
+                                uint64_t now)
+{
+        tracker__evidence_add(&c->ev, q, w, now, t->half_life);
+        c->recent_alpha = TRACKER_RECENT_KEEP * c->recent_alpha + w * q;
+        c->recent_beta = TRACKER_RECENT_KEEP * c->recent_beta + w * (1.0 - q);
+}
+
+const struct tracker_cell *tracker_cell_get(const struct tracker *t, const char *model,
+                                            enum tracker_task task, const char *domain)
+{
+        return tracker__cell_find(t, model, task, domain);
+}
+
+const struct tracker_cell *tracker_cell_first(const struct tracker_profile *p)
+{
+        return p->cells;
+}
+
+const struct tracker_cell *tracker_cell_next(const struct tracker_cell *c)
+{
+        return c->pnext;
+}
+
+static int tracker__cmp_cells(const void *a, const void *b)
+{
+        const struct tracker_cell *ca = *(const struct tracker_cell *const *)a;
+        const struct tracker_cell *cb = *(const struct tracker_cell *const *)b;
+        if (ca->task != cb->task)
+                return strcmp(tracker_task_name(ca->task), tracker_task_name(cb->task));
+        return strcmp(ca->domain, cb->domain);
+}
+
+size_t tracker_profile_cells(const struct tracker_profile *p)
+{
+        size_t n = 0;
+        for (const struct tracker_cell *c = p->cells; c; c = c->pnext)
+                n++;
+        return n;
+}
+
+size_t tracker_cells_sorted(const struct tracker_profile *p, int task,
+                            const struct tracker_cell **out)
+{
+        size_t n = 0;
+        for (const struct tracker_cell *c = p->cells; c; c = c->pnext)
+                if (task < 0 || c->task == task)
+                        out[n++] = c;
+        qsort(out, n, sizeof(*out), tracker__cmp_cells);
+        return n;
+}
+
+size_t tracker_cell_count(const struct tracker *t)
+{
+        return t->ncells;
+}
+
+uint64_t tracker_cells_refused(const struct tracker *t)
+{
+        return t->cells_refused;
+}
+
+int tracker_forget_cell(struct tracker *t, const char *model, enum tracker_task task,
+                        const char *domain)
+{
+        struct tracker_cell *c = tracker__cell_find(t, model, task, domain);
+        if (!c)
+                return -ENOENT;
+        tracker__cell_gone(t, c);
+        tracker__cell_free(t, c);
+        return 0;
+}
+
+/* c takes src's numbers. */
+static void tracker__cell_assign(struct tracker_cell *c, const struct tracker_cell *src)
+{
+        c->calls = src->calls;
+        c->successes = src->successes;
+        c->failures = src->failures;
+        c->ev = src->ev;
+        c->recent_alpha = src->recent_alpha;
+        c->recent_beta = src->recent_beta;
+        c->updated_at = src->updated_at;
+}
+
+int tracker_import_cell(struct tracker *t, const struct tracker_cell *src, bool replace,
+                        uint64_t now, bool *created)
+{
+        struct tracker_profile *p = tracker__table_get(&t->profiles, src->model);
+        if (!p)
+                return -ENOENT;
+        struct tracker_cell *c = tracker__cell_find(t, p->model, src->task, src->domain);
+        *created = c == NULL;
+        if (!c) {
+                if (t->max_cells && t->ncells >= t->max_cells)
+                        return -ENOSPC;
+                if (!(c = tracker__cell_new(t, p, src->task, src->domain)))
+                        return -ENOMEM;
+                replace = true;
+        }
+        if (replace) {
+                tracker__cell_assign(c, src);
+        } else {
+                c->calls = tracker__sadd(c->calls, src->calls);
+                c->successes = tracker__sadd(c->successes, src->successes);
+                c->failures = tracker__sadd(c->failures, src->failures);
+                tracker__evidence_merge(&c->ev, &src->ev, t->half_life);
+                c->recent_alpha += src->recent_alpha;
+                c->recent_beta += src->recent_beta;
+        }
+        tracker__touch_cell(t, c, now);
+        return 0;
+}
+
+int tracker_load_cell(struct tracker *t, const struct tracker_cell *src)
+{
+        if ((unsigned)src->task >= TASK__COUNT)
+                return -EINVAL;
+        struct tracker_profile *p = tracker__table_get(&t->profiles, src->model);
+        if (!p)
+                return -ENOENT;
+        if (tracker__cell_find(t, p->model, src->task, src->domain))
+                return -EINVAL;
+        struct tracker_cell *c = tracker__cell_new(t, p, src->task, src->domain);
+        if (!c)
+                return -ENOMEM;
+        tracker__cell_assign(c, src);
         return 0;
 }
 

@@ -89,6 +89,8 @@ struct tracker_task_stats {
         uint32_t latency[TRACKER_SKETCH_BUCKETS];
 };
 
+struct tracker_cell;
+
 /* A model's profile.  Callers get const pointers and only read them. */
 struct tracker_profile {
         char *model;
@@ -103,6 +105,35 @@ struct tracker_profile {
         /* internal */
         struct tracker_profile *hnext;
         struct tracker_profile *dirty_next;
+        struct tracker_cell *cells; /* the model's domain cells, newest first */
+        bool dirty;
+};
+
+/* Evidence per (model, task, domain): the domain is what a router's
+ * classifier said a request is about (a subject, a language, a customer).
+ * A cell is made when a trace that named a domain completes or is judged,
+ * and holds the same counters and evidence as a task, without a latency
+ * histogram (the task keeps it).  `recent` is the cell's evidence
+ * forgotten per observation (see TRACKER_RECENT_KEEP), which is what rank
+ * reads, so that a model whose quality drops on a domain loses it within
+ * tens of calls. */
+#define TRACKER_DOMAIN_MAX 128
+#define TRACKER_RECENT_KEEP 0.97 /* recent evidence keeps this much per observation */
+
+struct tracker_cell {
+        const char *domain; /* stored after the struct */
+        const char *model;  /* the profile's */
+        uint8_t task;       /* enum tracker_task */
+        uint64_t calls;
+        uint64_t successes;
+        uint64_t failures;
+        struct tracker_evidence ev;
+        double recent_alpha, recent_beta;
+        uint64_t updated_at;
+        /* internal */
+        struct tracker_cell *hnext;
+        struct tracker_cell *pnext, **pprev; /* the profile's list */
+        struct tracker_cell *dirty_next;
         bool dirty;
 };
 
@@ -111,6 +142,7 @@ struct tracker_trace {
         char *id;
         char *model;
         char *reason;
+        char *domain; /* NULL unless start named one */
         char *repo;   /* NULL unless a code trace named one */
         char **files; /* nfiles repository-relative paths */
         char *output; /* NULL until complete gives one */
@@ -157,6 +189,7 @@ struct tracker_start {
         const char *model;
         enum tracker_task task;
         const char *reason;   /* may be NULL: "" */
+        const char *domain;   /* may be NULL: none */
         const char *trace_id; /* NULL: generate one */
         const char *repo;     /* may be NULL */
         const char *base;     /* HEAD's hex oid when repo is given; may be NULL */
@@ -252,6 +285,36 @@ int tracker_forget(struct tracker *t, const char *model);
 int tracker_import(struct tracker *t, const struct tracker_profile *p, bool replace,
                    uint64_t now, bool *created);
 
+/* Domain cells.  At most max_cells exist (0: no limit); past it a new cell
+ * is not made, the observation counts at task level only, and
+ * tracker_cells_refused counts it. */
+void tracker_set_max_cells(struct tracker *t, uint64_t max_cells);
+/* 1..TRACKER_DOMAIN_MAX bytes, valid UTF-8 checked by the caller, no
+ * control characters (C0, DEL). */
+bool tracker_domain_ok(const char *s, size_t len);
+const struct tracker_cell *tracker_cell_get(const struct tracker *t, const char *model,
+                                            enum tracker_task task, const char *domain);
+/* The profile's cells, in no order. */
+const struct tracker_cell *tracker_cell_first(const struct tracker_profile *p);
+const struct tracker_cell *tracker_cell_next(const struct tracker_cell *c);
+/* How many cells the profile has. */
+size_t tracker_profile_cells(const struct tracker_profile *p);
+/* The profile's cells (of one task, or all: task < 0) sorted by task name
+ * then domain (bytewise) into out, which has room for
+ * tracker_profile_cells(p).  Returns the count. */
+size_t tracker_cells_sorted(const struct tracker_profile *p, int task,
+                            const struct tracker_cell **out);
+size_t tracker_cell_count(const struct tracker *t);
+uint64_t tracker_cells_refused(const struct tracker *t);
+/* Remove one cell.  -ENOENT if none. */
+int tracker_forget_cell(struct tracker *t, const char *model, enum tracker_task task,
+                        const char *domain);
+/* Import a cell of an existing profile (-ENOENT without one): a new cell
+ * takes src's numbers, an existing one is replaced or merged (counts and
+ * evidence add).  -ENOSPC past the cell limit. */
+int tracker_import_cell(struct tracker *t, const struct tracker_cell *src, bool replace,
+                        uint64_t now, bool *created);
+
 /* Reads. */
 const struct tracker_profile *tracker_profile_get(const struct tracker *t, const char *model);
 /* Every profile sorted by model id (strcmp order); *out is malloc'ed and
@@ -308,6 +371,12 @@ struct tracker_sink {
         void (*trace)(void *data, const struct tracker_trace *tr);
         void *data;
         void (*profile_deleted)(void *data, const char *model); /* may be NULL */
+        /* Cells changed, after the profiles; cells removed alone (forget of
+         * one cell, an import that replaces a profile), before the
+         * profiles.  A forgotten profile's cells go with it: no call. */
+        void (*cell)(void *data, const struct tracker_cell *c);         /* may be NULL */
+        void (*cell_deleted)(void *data, const char *model, enum tracker_task task,
+                             const char *domain);                      /* may be NULL */
 };
 int tracker_collect(struct tracker *t, const struct tracker_sink *sink);
 bool tracker_has_changes(const struct tracker *t);
@@ -318,6 +387,8 @@ void tracker_mark_all_changed(struct tracker *t);
 /* Loading from the store at start; loaded rows are not changes.  The
  * tracker copies what it needs. */
 int tracker_load_profile(struct tracker *t, const struct tracker_profile *p);
+/* A cell of a loaded profile (-ENOENT without one; -EINVAL twice). */
+int tracker_load_cell(struct tracker *t, const struct tracker_cell *c);
 int tracker_load_trace(struct tracker *t, const struct tracker_trace *tr);
 
 #endif

@@ -175,7 +175,7 @@ static void nop_trace(void *d, const struct tracker_trace *tr) { (void)d, (void)
 
 static void drain(struct tracker *t)
 {
-        struct tracker_sink s = { nop_profile, nop_deleted, nop_trace, NULL, NULL };
+        struct tracker_sink s = { nop_profile, nop_deleted, nop_trace, NULL, NULL, NULL, NULL };
         ck_assert_int_eq(tracker_collect(t, &s), 0);
         ck_assert(!tracker_has_changes(t));
 }
@@ -1375,7 +1375,7 @@ START_TEST(collect_changes)
 {
         struct tracker *t = new_tracker("t", 0, 0);
         struct rec r = { .t = t };
-        struct tracker_sink sink = { rec_profile, rec_deleted, rec_trace, &r, NULL };
+        struct tracker_sink sink = { rec_profile, rec_deleted, rec_trace, &r, NULL, NULL, NULL };
         ck_assert(!tracker_has_changes(t));
         ck_assert_int_eq(tracker_collect(t, &sink), 0);
         ck_assert_uint_eq(r.n, 0);
@@ -1441,7 +1441,7 @@ START_TEST(mark_all_changed)
 {
         struct tracker *t = new_tracker("t", 0, 0);
         struct rec r = { .t = t };
-        struct tracker_sink sink = { rec_profile, rec_deleted, rec_trace, &r, NULL };
+        struct tracker_sink sink = { rec_profile, rec_deleted, rec_trace, &r, NULL, NULL, NULL };
         ck_assert_int_eq(start_full(t, "m1", TASK_CODE, "a", NULL, 1000, 1, NULL, 0), 0);
         ck_assert_int_eq(start_full(t, "m2", TASK_CODE, "b", NULL, 1000, 1, NULL, 0), 0);
         ck_assert_int_eq(start_full(t, "m1", TASK_CODE, "c", NULL, 1000, 1, NULL, 0), 0);
@@ -1742,7 +1742,7 @@ START_TEST(fuzz_invariants)
         struct fuzz f = { .t = new_tracker("fz", max_models, max_pending), .now = 1 };
         for (int i = 0; i < F_IDS; i++)
                 snprintf(f.ids[i], sizeof(f.ids[i]), "c%d", i);
-        struct tracker_sink sink = { fz_profile, fz_deleted, fz_trace, &f, NULL };
+        struct tracker_sink sink = { fz_profile, fz_deleted, fz_trace, &f, NULL, NULL, NULL };
         unsigned counts[8] = { 0 }, errors[8] = { 0 };
 
         for (int op = 0; op < OPS; op++) {

@@ -310,7 +310,8 @@ class Client:
 
     def start(self, model: str, task: str, reason: str | None = None, *,
               trace_id: str | None = None, repo: str | None = None,
-              files: Sequence[str] | None = None, notify: bool = False) -> str | None:
+              files: Sequence[str] | None = None, domain: str | None = None,
+              notify: bool = False) -> str | None:
         """A call began: model, task (one of :data:`TASKS`) and the routing reason.
 
         Returns the trace id to report its end and outcome with: the daemon's
@@ -318,11 +319,14 @@ class Client:
         ``A-Za-z0-9._:-``).  With ``notify=True`` nothing is answered, so the
         client picks the id when none is given (``py-`` and 32 hex digits).
         ``repo`` (a watched repository) and ``files`` are for code traces.
+        ``domain``: what the router's classifier said the request is about
+        (1-128 bytes, no control characters); the daemon learns per
+        (model, task, domain) too.
         """
         if notify and trace_id is None:
             trace_id = _new_trace_id()
         args = _args(model=model, task=task, reason=reason, trace_id=trace_id, repo=repo,
-                     files=list(files) if files is not None else None)
+                     files=list(files) if files is not None else None, domain=domain)
         if notify:
             return trace_id if self._notify("start", args) else None
         result = self._request("start", args)
@@ -385,12 +389,17 @@ class Client:
         return result["results"]
 
     def query(self, model: str | None = None, task: str | None = None, *,
-              degrade_threshold: int | None = None) -> list[Profile] | None:
+              degrade_threshold: int | None = None, domains: bool = False,
+              domain: str | None = None) -> list[Profile] | None:
         """The profiles, sorted by model id: every model, or only ``model``
         (an empty list when it has none), or only the models with stats for
-        ``task`` (their ``tasks`` then hold only it)."""
+        ``task`` (their ``tasks`` then hold only it).  ``domains=True`` adds
+        each profile's domain cells (``domains``: {task: {domain: cell}});
+        ``domain`` only that domain's."""
         result = self._request("query", _args(model=model, task=task,
-                                              degrade_threshold=degrade_threshold))
+                                              degrade_threshold=degrade_threshold,
+                                              domains=True if domains else None,
+                                              domain=domain))
         return None if result is None else result["profiles"]
 
     def query_pending(self, model: str | None = None, task: str | None = None, *,
@@ -399,17 +408,19 @@ class Client:
         result = self._request("query", _args(pending=True, model=model, task=task, limit=limit))
         return None if result is None else result["pending"]
 
-    def rank(self, task: str, candidates: Sequence[str] | None = None, strategy: str = "ema",
-             latency_weight: float = 0.0, cost_weight: float = 0.0,
+    def rank(self, task: str, candidates: Sequence[str] | None = None,
+             strategy: str | None = None, latency_weight: float = 0.0, cost_weight: float = 0.0,
              exclude_degraded: bool = True, *, degrade_threshold: int | None = None,
-             seed: int | None = None) -> RankResult | None:
+             seed: int | None = None, domain: str | None = None) -> RankResult | None:
         """Which model for ``task`` now, as the daemon ranks them.
 
         ``candidates``: the models to rank (default: every model with stats
         for the task; an unknown one ranks with the prior, flagged
-        ``prior``).  ``strategy``: ``ema``, ``mean`` (posterior mean), ``lcb``
-        (lower confidence bound) or ``thompson`` (one posterior draw;
-        ``seed`` fixes it).  ``latency_weight`` and ``cost_weight`` subtract
+        ``prior``).  ``domain``: rank from that domain's evidence, backed off
+        to the task's.  ``strategy``: None (the daemon's default, the best
+        rule it has), ``ema``, ``mean`` (posterior mean), ``lcb`` (lower
+        confidence bound) or ``thompson`` (one posterior draw; ``seed``
+        fixes it).  ``latency_weight`` and ``cost_weight`` subtract
         the candidate's latency and cost, relative to the largest, from its
         quality.  Degraded models are left out (named in ``excluded``)
         unless ``exclude_degraded`` is false.
@@ -421,7 +432,7 @@ class Client:
         args = _args(task=task, candidates=list(candidates) if candidates is not None else None,
                      strategy=strategy, latency_weight=float(latency_weight),
                      cost_weight=float(cost_weight), exclude_degraded=exclude_degraded,
-                     degrade_threshold=degrade_threshold, seed=seed)
+                     degrade_threshold=degrade_threshold, seed=seed, domain=domain)
         result: RankResult | None = self._request("rank", args)
         return result
 
@@ -435,9 +446,11 @@ class Client:
         result: dict[str, Any] | None = self._request("stats", {})
         return result
 
-    def forget(self, model: str) -> bool | None:
-        """Remove a model's profile; returns whether it had one."""
-        result = self._request("forget", {"model": model})
+    def forget(self, model: str, task: str | None = None,
+               domain: str | None = None) -> bool | None:
+        """Remove a model's profile (and its domain cells), or with ``task``
+        and ``domain`` only that cell; returns whether there was one."""
+        result = self._request("forget", _args(model=model, task=task, domain=domain))
         return None if result is None else result["forgotten"]
 
     # ---- the timing context manager
