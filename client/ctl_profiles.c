@@ -36,7 +36,8 @@
 #include "proto.h"
 
 #define EXPORT_FORMAT "outcomed-profiles"
-#define EXPORT_VERSION 1
+#define EXPORT_VERSION 2    /* 2: profiles carry their domain cells */
+#define EXPORT_VERSION_MIN 1 /* the oldest version import reads */
 
 #define IMPORT_CHUNK_MAX 1000u   /* profiles per import call, at most */
 #define IMPORT_OVERHEAD 64u      /* bytes of a request besides its profiles */
@@ -49,33 +50,51 @@ static const char *const task_names[] = { "generate", "embed", "classify", "code
 
 /* ---- forget ------------------------------------------------------------- */
 
+enum { OPT_FORGET_TASK = CTL_OPT_OWN, OPT_FORGET_DOMAIN };
+
 static int run_forget(struct ctl *ctl, int argc, char **argv)
 {
         static const struct option opts[] = {
                 CTL_COMMON_OPTIONS,
+                { "task", required_argument, NULL, OPT_FORGET_TASK },
+                { "domain", required_argument, NULL, OPT_FORGET_DOMAIN },
                 { NULL, 0, NULL, 0 },
         };
+        const char *task = NULL, *domain = NULL;
         struct oc_reply reply;
         int opt, status;
 
-        while ((opt = ctl_getopt(ctl, argc, argv, opts, &status)) != -1)
+        while ((opt = ctl_getopt(ctl, argc, argv, opts, &status)) != -1) {
                 if (opt == CTL_GETOPT_STOP)
                         return status;
+                if (opt == OPT_FORGET_TASK)
+                        task = optarg;
+                else if (opt == OPT_FORGET_DOMAIN)
+                        domain = optarg;
+        }
+        if ((task == NULL) != (domain == NULL))
+                return ctl_usage(ctl, "--task and --domain go together (one domain cell)");
         if (ctl_positionals(ctl, argc, argv, 1, "MODEL") < 0)
                 return CTL_EXIT_USAGE;
         const char *model = argv[optind];
         size_t len = strlen(model);
         if (len == 0)
                 return ctl_usage(ctl, "MODEL must not be empty");
-        if (ctl_check_text(ctl, "MODEL", model, len) < 0)
+        if (ctl_check_text(ctl, "MODEL", model, len) < 0 ||
+            (task && ctl_check_text(ctl, "--task", task, strlen(task)) < 0) ||
+            (domain && ctl_check_text(ctl, "--domain", domain, strlen(domain)) < 0))
                 return CTL_EXIT_USAGE;
 
         msgpack_packer *pk = ctl_begin(ctl, "forget");
         if (pk == NULL)
                 return CTL_EXIT_CONNECT;
         msgpack_pack_array(pk, 1);
-        msgpack_pack_map(pk, 1);
+        msgpack_pack_map(pk, domain ? 3 : 1);
         ctl_pack_str(pk, "model", model);
+        if (domain) {
+                ctl_pack_str(pk, "task", task);
+                ctl_pack_str(pk, "domain", domain);
+        }
         status = ctl_call(ctl, &reply);
         if (status != CTL_EXIT_OK)
                 return status;
@@ -83,8 +102,11 @@ static int run_forget(struct ctl *ctl, int argc, char **argv)
         if (ctl->json || f == NULL || f->type != MSGPACK_OBJECT_BOOLEAN) {
                 status = ctl_print_json(reply.result);
         } else {
-                fputs(f->via.boolean ? "forgot " : "no profile for ", stdout);
+                fputs(f->via.boolean ? "forgot " : domain ? "no cell for " : "no profile for ",
+                      stdout);
                 ctl_put_text(model, len, 0);
+                if (domain)
+                        printf(" / %s / %s", task, domain);
                 putchar('\n');
         }
         oc_reply_destroy(&reply);
@@ -96,23 +118,27 @@ const struct ctl_command ctl_cmd_forget = {
         .run = run_forget,
         .summary = "remove a model's profile (a retired model, a misnamed one)",
         .help =
-        "Usage: outcomectl forget MODEL\n"
+        "Usage: outcomectl forget MODEL [--task TASK --domain DOMAIN]\n"
         "\n"
-        "Remove MODEL's profile and all its task statistics from the daemon (and,\n"
-        "through its journal, from its database).  Prints 'forgot MODEL', or 'no\n"
+        "Remove MODEL's profile, all its task statistics and its domain cells from\n"
+        "the daemon (and, through its journal, from its database); with --task and\n"
+        "--domain, only that one domain cell.  Prints 'forgot MODEL', or 'no\n"
         "profile for MODEL' when there was none; both exit 0.  With --json: the\n"
-        "daemon's {\"model\", \"forgotten\"}.\n"
+        "daemon's {\"model\", \"forgotten\"} (and task and domain).\n"
         "\n"
         "Traces of MODEL still pending are kept: a later complete, fail or outcome\n"
         "for one of them starts a new profile.  To keep a copy first:\n"
         "'outcomectl export FILE'.\n"
         "\n"
         "Options:\n"
+        "  --task TASK       with --domain: forget only the cell of (MODEL, TASK, DOMAIN)\n"
+        "  --domain DOMAIN\n"
         "  -s, --socket PATH, -j, --json, --timeout SECS, -h, --help\n"
         "                    as in 'outcomectl --help'\n"
         "\n"
-        "Example:\n"
-        "  outcomectl forget gpt-4o-typo\n",
+        "Examples:\n"
+        "  outcomectl forget gpt-4o-typo\n"
+        "  outcomectl forget mixtral --task reasoning --domain 'college physics'\n",
 };
 
 /* ---- export ------------------------------------------------------------- */
@@ -242,7 +268,9 @@ static int run_export(struct ctl *ctl, int argc, char **argv)
         msgpack_packer *pk = ctl_begin(ctl, "query");
         if (pk == NULL)
                 return CTL_EXIT_CONNECT;
-        msgpack_pack_array(pk, 0);
+        msgpack_pack_array(pk, 1);
+        msgpack_pack_map(pk, 1);
+        ctl_pack_bool(pk, "domains", true);
         status = ctl_call(ctl, &reply);
         if (status != CTL_EXIT_OK)
                 return status;
@@ -440,9 +468,10 @@ static const msgpack_object *check_document(const msgpack_object *doc, char *err
                          "version %d)", EXPORT_VERSION);
                 return NULL;
         }
-        if (version->via.u64 != EXPORT_VERSION) {
+        if (version->via.u64 < EXPORT_VERSION_MIN || version->via.u64 > EXPORT_VERSION) {
                 snprintf(err, errlen, "export format version %" PRIu64 " is not known to this "
-                         "outcomectl, which reads version %d", version->via.u64, EXPORT_VERSION);
+                         "outcomectl, which reads versions %d to %d", version->via.u64,
+                         EXPORT_VERSION_MIN, EXPORT_VERSION);
                 return NULL;
         }
         const msgpack_object *list = proto_map_get(doc, "profiles");
@@ -514,9 +543,17 @@ static int import_limits(struct ctl *ctl, struct import_limits *lim)
         return CTL_EXIT_OK;
 }
 
-/* Send profiles [from, to) in one `import` call; adds to *created. */
-static int import_chunk(struct ctl *ctl, const msgpack_object *list, uint32_t from, uint32_t to,
-                        const char *mode, uint64_t *created)
+/* One item of an import, packed: a profile (without its domain cells) or
+ * a cell ({model, task, domain, the cell's numbers}). */
+struct import_item {
+        size_t off, len; /* in the packing buffer */
+        bool cell;
+};
+
+/* Send items [from, to), all profiles or all cells, in one `import` call;
+ * adds to *created. */
+static int import_chunk(struct ctl *ctl, const char *buf, const struct import_item *items,
+                        uint32_t from, uint32_t to, const char *mode, uint64_t *created)
 {
         struct oc_reply reply;
         msgpack_packer *pk = ctl_begin(ctl, "import");
@@ -524,19 +561,118 @@ static int import_chunk(struct ctl *ctl, const msgpack_object *list, uint32_t fr
                 return CTL_EXIT_CONNECT;
         msgpack_pack_array(pk, 1);
         msgpack_pack_map(pk, 2);
-        ctl_pack_key(pk, "profiles");
+        ctl_pack_key(pk, items[from].cell ? "cells" : "profiles");
         msgpack_pack_array(pk, to - from);
         for (uint32_t i = from; i < to; i++)
-                msgpack_pack_object(pk, list->via.array.ptr[i]);
+                pk->callback(pk->data, buf + items[i].off, items[i].len); /* packed already */
         ctl_pack_str(pk, "mode", mode);
         int status = ctl_call(ctl, &reply);
         if (status != CTL_EXIT_OK)
                 return status;
-        const msgpack_object *c = ctl_get(reply.result, "created");
+        const msgpack_object *c = ctl_get(reply.result, items[from].cell ? "cells_created" : "created");
         if (c && c->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
                 *created += c->via.u64;
         oc_reply_destroy(&reply);
         return CTL_EXIT_OK;
+}
+
+/* Pack a profile without its "domains". */
+static int pack_profile(msgpack_packer *pk, const msgpack_object *p)
+{
+        uint32_t n = 0;
+        for (uint32_t k = 0; k < p->via.map.size; k++)
+                n += !proto_str_eq(&p->via.map.ptr[k].key, "domains");
+        int r = msgpack_pack_map(pk, n);
+        for (uint32_t k = 0; r == 0 && k < p->via.map.size; k++)
+                if (!proto_str_eq(&p->via.map.ptr[k].key, "domains"))
+                        r = msgpack_pack_object(pk, p->via.map.ptr[k].key) ||
+                            msgpack_pack_object(pk, p->via.map.ptr[k].val);
+        return r;
+}
+
+/* The cells of a version 2 profile, {TASK: {DOMAIN: CELL}}: checked, and
+ * each packed as an item of its own.  Returns the number packed, or -1 with
+ * err set (-2: out of memory). */
+static long pack_cells(msgpack_packer *pk, msgpack_sbuffer *sb, const msgpack_object *p,
+                       uint32_t i, struct import_item *items, char *err, size_t errlen)
+{
+        const msgpack_object *model = model_of(p), *domains = proto_map_get(p, "domains");
+        long n = 0;
+        if (domains == NULL)
+                return 0;
+        if (domains->type != MSGPACK_OBJECT_MAP) {
+                snprintf(err, errlen, "profiles[%" PRIu32 "].domains: must be an object", i);
+                return -1;
+        }
+        for (uint32_t t = 0; t < domains->via.map.size; t++) {
+                const msgpack_object_kv *tk = &domains->via.map.ptr[t];
+                bool known = false;
+                for (size_t k = 0; k < sizeof(task_names) / sizeof(task_names[0]); k++)
+                        known |= proto_str_eq(&tk->key, task_names[k]);
+                if (!known || tk->val.type != MSGPACK_OBJECT_MAP) {
+                        snprintf(err, errlen, "profiles[%" PRIu32 "].domains: each key must be a "
+                                 "task and each value an object of domains", i);
+                        return -1;
+                }
+                for (uint32_t d = 0; d < tk->val.via.map.size; d++) {
+                        const msgpack_object_kv *dk = &tk->val.via.map.ptr[d];
+                        bool ok = dk->key.type == MSGPACK_OBJECT_STR && dk->key.via.str.size >= 1 &&
+                                  dk->key.via.str.size <= 128 && dk->val.type == MSGPACK_OBJECT_MAP;
+                        for (uint32_t c = 0; ok && c < dk->key.via.str.size; c++) {
+                                unsigned char ch = (unsigned char)dk->key.via.str.ptr[c];
+                                ok = ch >= 0x20 && ch != 0x7f;
+                        }
+                        if (!ok) {
+                                snprintf(err, errlen, "profiles[%" PRIu32 "].domains.%.*s: a "
+                                         "domain is 1 to 128 bytes without control characters, "
+                                         "its cell an object", i, (int)tk->key.via.str.size,
+                                         tk->key.via.str.ptr);
+                                return -1;
+                        }
+                        size_t off = sb->size;
+                        const msgpack_object *cell = &dk->val;
+                        uint32_t keep = 0;
+                        for (uint32_t k = 0; k < cell->via.map.size; k++)
+                                keep += !proto_str_eq(&cell->via.map.ptr[k].key, "model") &&
+                                        !proto_str_eq(&cell->via.map.ptr[k].key, "task") &&
+                                        !proto_str_eq(&cell->via.map.ptr[k].key, "domain");
+                        int r = msgpack_pack_map(pk, 3 + keep);
+                        ctl_pack_key(pk, "model");
+                        r |= msgpack_pack_object(pk, *model);
+                        ctl_pack_key(pk, "task");
+                        r |= msgpack_pack_object(pk, tk->key);
+                        ctl_pack_key(pk, "domain");
+                        r |= msgpack_pack_object(pk, dk->key);
+                        for (uint32_t k = 0; k < cell->via.map.size; k++) {
+                                const msgpack_object_kv *kv = &cell->via.map.ptr[k];
+                                if (proto_str_eq(&kv->key, "model") || proto_str_eq(&kv->key, "task") ||
+                                    proto_str_eq(&kv->key, "domain"))
+                                        continue;
+                                r |= msgpack_pack_object(pk, kv->key) ||
+                                     msgpack_pack_object(pk, kv->val);
+                        }
+                        if (r != 0)
+                                return -2;
+                        items[n].off = off;
+                        items[n].len = sb->size - off;
+                        items[n].cell = true;
+                        n++;
+                }
+        }
+        return n;
+}
+
+/* How many items the document holds: its profiles and their cells. */
+static size_t count_items(const msgpack_object *list)
+{
+        size_t n = list->via.array.size;
+        for (uint32_t i = 0; i < list->via.array.size; i++) {
+                const msgpack_object *d = proto_map_get(&list->via.array.ptr[i], "domains");
+                for (uint32_t t = 0; d && d->type == MSGPACK_OBJECT_MAP && t < d->via.map.size; t++)
+                        if (d->via.map.ptr[t].val.type == MSGPACK_OBJECT_MAP)
+                                n += d->via.map.ptr[t].val.via.map.size;
+        }
+        return n;
 }
 
 static int import_fail(const char *name, const char *err)
@@ -573,7 +709,8 @@ static int run_import(struct ctl *ctl, int argc, char **argv)
         const char *mode = replace ? "replace" : "merge";
 
         char err[1024], *text = NULL;
-        size_t len = 0, *sizes = NULL;
+        size_t len = 0;
+        struct import_item *items = NULL;
         msgpack_zone *zone = NULL;
         msgpack_sbuffer sb;
         msgpack_sbuffer_init(&sb);
@@ -608,10 +745,12 @@ static int run_import(struct ctl *ctl, int argc, char **argv)
         uint64_t per_call = lim.list_entries < IMPORT_CHUNK_MAX ? lim.list_entries : IMPORT_CHUNK_MAX;
         uint64_t budget = lim.message_bytes / 10 * 9;
 
-        /* Each profile's packed size, and the checks that need the daemon's
-         * limits: no profile may be too large to travel alone. */
-        sizes = malloc((n ? n : 1) * sizeof(*sizes));
-        if (sizes == NULL) {
+        /* Every item packed (profiles first: their cells need them), with
+         * the checks that need the daemon's limits: no item may be too
+         * large to travel alone. */
+        size_t nitems = count_items(list), ncells = 0;
+        items = malloc((nitems ? nitems : 1) * sizeof(*items));
+        if (items == NULL) {
                 status = import_fail(name, "out of memory");
                 goto out;
         }
@@ -626,35 +765,53 @@ static int run_import(struct ctl *ctl, int argc, char **argv)
                         status = import_fail(name, err);
                         goto out;
                 }
-                sb.size = 0;
-                if (msgpack_pack_object(&spk, *p) != 0) {
+                size_t off = sb.size;
+                if (pack_profile(&spk, p) != 0) {
                         status = import_fail(name, "out of memory");
                         goto out;
                 }
-                sizes[i] = sb.size;
-                if (IMPORT_OVERHEAD + sizes[i] > budget) {
-                        snprintf(err, sizeof(err), "profiles[%" PRIu32 "] packs to %zu bytes, too "
-                                 "large for the daemon's message limit of %" PRIu64 " bytes", i,
-                                 sizes[i], lim.message_bytes);
+                items[i] = (struct import_item){ off, sb.size - off, false };
+        }
+        for (uint32_t i = 0; i < n; i++) {
+                long k = pack_cells(&spk, &sb, &list->via.array.ptr[i], i, items + n + ncells, err,
+                                    sizeof(err));
+                if (k < 0) {
+                        status = import_fail(name, k == -2 ? "out of memory" : err);
+                        goto out;
+                }
+                ncells += (size_t)k;
+        }
+        nitems = n + ncells;
+        for (size_t i = 0; i < nitems; i++) {
+                if (IMPORT_OVERHEAD + items[i].len > budget) {
+                        snprintf(err, sizeof(err), "%s[%zu] packs to %zu bytes, too large for the "
+                                 "daemon's message limit of %" PRIu64 " bytes",
+                                 items[i].cell ? "cells" : "profiles", items[i].cell ? i - n : i,
+                                 items[i].len, lim.message_bytes);
                         status = import_fail(name, err);
                         goto out;
                 }
         }
 
-        uint64_t created = 0;
+        uint64_t created = 0, cells_created = 0;
         uint32_t calls = 0, from = 0;
-        while (from < n) {
+        while (from < nitems) {
                 uint32_t to = from;
                 uint64_t bytes = IMPORT_OVERHEAD;
-                while (to < n && to - from < per_call && bytes + sizes[to] <= budget)
-                        bytes += sizes[to++];
-                status = import_chunk(ctl, list, from, to, mode, &created);
+                while (to < nitems && to - from < per_call && items[to].cell == items[from].cell &&
+                       bytes + items[to].len <= budget)
+                        bytes += items[to++].len;
+                status = import_chunk(ctl, sb.data, items, from, to, mode,
+                                      items[from].cell ? &cells_created : &created);
                 if (status != CTL_EXIT_OK) {
-                        fprintf(stderr, "outcomectl: import: the refused call held profiles[%" PRIu32
-                                "..%" PRIu32 "] of %s", from, to - 1, name);
+                        const char *what = items[from].cell ? "cells" : "profiles";
+                        uint32_t base = items[from].cell ? n : 0;
+                        fprintf(stderr, "outcomectl: import: the refused call held %s[%" PRIu32
+                                "..%" PRIu32 "] of %s", what, from - base, to - 1 - base, name);
                         if (calls > 0)
-                                fprintf(stderr, "; the %" PRIu32 " profile%s before it %s imported "
-                                        "(%s) in %" PRIu32 " call%s", from, from == 1 ? "" : "s",
+                                fprintf(stderr, "; the %" PRIu32 " item%s before it (profiles "
+                                        "first, then domain cells) %s imported (%s) in %" PRIu32
+                                        " call%s", from, from == 1 ? "" : "s",
                                         from == 1 ? "was" : "were", mode, calls,
                                         calls == 1 ? "" : "s");
                         fputs("\n", stderr);
@@ -664,13 +821,19 @@ static int run_import(struct ctl *ctl, int argc, char **argv)
                 from = to;
         }
         if (ctl->json)
-                printf("{\"imported\":%" PRIu32 ",\"created\":%" PRIu64 ",\"calls\":%" PRIu32
-                       ",\"mode\":\"%s\"}\n", n, created, calls, mode);
+                printf("{\"imported\":%" PRIu32 ",\"created\":%" PRIu64 ",\"cells\":%zu,"
+                       "\"cells_created\":%" PRIu64 ",\"calls\":%" PRIu32 ",\"mode\":\"%s\"}\n",
+                       n, created, ncells, cells_created, calls, mode);
+        else if (ncells)
+                printf("imported %" PRIu32 " profile%s (%" PRIu64 " new) and %zu domain cell%s (%"
+                       PRIu64 " new) in %" PRIu32 " call%s\n", n, n == 1 ? "" : "s", created,
+                       ncells, ncells == 1 ? "" : "s", cells_created, calls,
+                       calls == 1 ? "" : "s");
         else
                 printf("imported %" PRIu32 " profile%s (%" PRIu64 " new) in %" PRIu32 " call%s\n",
                        n, n == 1 ? "" : "s", created, calls, calls == 1 ? "" : "s");
 out:
-        free(sizes);
+        free(items);
         msgpack_sbuffer_destroy(&sb);
         if (zone != NULL)
                 msgpack_zone_free(zone);

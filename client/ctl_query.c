@@ -9,7 +9,8 @@
 #include "ctl.h"
 
 enum {
-        OPT_MODEL = CTL_OPT_OWN, OPT_TASK, OPT_THRESHOLD, OPT_PENDING, OPT_LIMIT,
+        OPT_MODEL = CTL_OPT_OWN, OPT_TASK, OPT_THRESHOLD, OPT_PENDING, OPT_LIMIT, OPT_DOMAINS,
+        OPT_DOMAIN,
 };
 
 #define NAME_WIDTH_MAX 64   /* longer names overflow their column */
@@ -70,6 +71,46 @@ static int cmp_key(const void *a, const void *b)
         return (x->key.via.str.size > y->key.via.str.size) - (x->key.via.str.size < y->key.via.str.size);
 }
 
+/* The sorted pairs of a map; NULL when out of memory (reported). */
+static const msgpack_object_kv **sorted_pairs(const msgpack_object *map)
+{
+        const msgpack_object_kv **kv = malloc((map->via.map.size + 1) * sizeof(*kv));
+        if (kv == NULL) {
+                fputs("outcomectl: out of memory\n", stderr);
+                return NULL;
+        }
+        for (uint32_t t = 0; t < map->via.map.size; t++)
+                kv[t] = &map->via.map.ptr[t];
+        qsort(kv, map->via.map.size, sizeof(*kv), cmp_key);
+        return kv;
+}
+
+/* The domain cells of one task, indented below it. */
+static int print_cells(const msgpack_object *p, const msgpack_object_kv *task, int width)
+{
+        const msgpack_object *domains = ctl_get(p, "domains");
+        if (domains == NULL || domains->type != MSGPACK_OBJECT_MAP)
+                return 0;
+        for (uint32_t t = 0; t < domains->via.map.size; t++) {
+                const msgpack_object_kv *dt = &domains->via.map.ptr[t];
+                if (cmp_key(&dt, &task) != 0 || dt->val.type != MSGPACK_OBJECT_MAP)
+                        continue;
+                const msgpack_object_kv **kv = sorted_pairs(&dt->val);
+                if (kv == NULL)
+                        return -1;
+                for (uint32_t d = 0; d < dt->val.via.map.size; d++) {
+                        fputs("    ", stdout);
+                        if (kv[d]->key.type == MSGPACK_OBJECT_STR)
+                                ctl_put_text(kv[d]->key.via.str.ptr, kv[d]->key.via.str.size,
+                                             width - 4);
+                        put_numbers(&kv[d]->val, "calls", "successes", "failures");
+                        putchar('\n');
+                }
+                free(kv);
+        }
+        return 0;
+}
+
 static int print_profiles(const msgpack_object *list)
 {
         if (list->via.array.size == 0) {
@@ -105,14 +146,9 @@ static int print_profiles(const msgpack_object *list)
                 const msgpack_object *tasks = ctl_get(p, "tasks");
                 if (tasks == NULL || tasks->type != MSGPACK_OBJECT_MAP || tasks->via.map.size == 0)
                         continue;
-                const msgpack_object_kv **kv = malloc(tasks->via.map.size * sizeof(*kv));
-                if (kv == NULL) {
-                        fputs("outcomectl: out of memory\n", stderr);
+                const msgpack_object_kv **kv = sorted_pairs(tasks);
+                if (kv == NULL)
                         return CTL_EXIT_DAEMON;
-                }
-                for (uint32_t t = 0; t < tasks->via.map.size; t++)
-                        kv[t] = &tasks->via.map.ptr[t];
-                qsort(kv, tasks->via.map.size, sizeof(*kv), cmp_key);
                 for (uint32_t t = 0; t < tasks->via.map.size; t++) {
                         fputs("  ", stdout);
                         if (kv[t]->key.type == MSGPACK_OBJECT_STR)
@@ -121,6 +157,10 @@ static int print_profiles(const msgpack_object *list)
                                 ctl_put_text("?", 1, width - 2);
                         put_numbers(&kv[t]->val, "calls", "successes", "failures");
                         putchar('\n');
+                        if (print_cells(p, kv[t], width) < 0) {
+                                free(kv);
+                                return CTL_EXIT_DAEMON;
+                        }
                 }
                 free(kv);
         }
@@ -190,10 +230,12 @@ static int run_query(struct ctl *ctl, int argc, char **argv)
                 { "degrade-threshold", required_argument, NULL, OPT_THRESHOLD },
                 { "pending", no_argument, NULL, OPT_PENDING },
                 { "limit", required_argument, NULL, OPT_LIMIT },
+                { "domains", no_argument, NULL, OPT_DOMAINS },
+                { "domain", required_argument, NULL, OPT_DOMAIN },
                 { NULL, 0, NULL, 0 },
         };
-        const char *model = NULL, *task = NULL;
-        bool pending = false, have_threshold = false, have_limit = false;
+        const char *model = NULL, *task = NULL, *domain = NULL;
+        bool pending = false, have_threshold = false, have_limit = false, domains = false;
         uint32_t threshold = 0, limit = 0;
         struct oc_reply reply;
         int opt, status;
@@ -205,6 +247,8 @@ static int run_query(struct ctl *ctl, int argc, char **argv)
                 case OPT_MODEL: model = optarg; break;
                 case OPT_TASK: task = optarg; break;
                 case OPT_PENDING: pending = true; break;
+                case OPT_DOMAINS: domains = true; break;
+                case OPT_DOMAIN: domain = optarg; break;
                 case OPT_THRESHOLD:
                         if (ctl_parse_u32(ctl, "--degrade-threshold", optarg, &threshold) < 0)
                                 return CTL_EXIT_USAGE;
@@ -219,18 +263,19 @@ static int run_query(struct ctl *ctl, int argc, char **argv)
         }
         if (optind < argc)
                 return ctl_usage(ctl, "unexpected argument '%s'", argv[optind]);
-        if (pending && (task || have_threshold))
+        if (pending && (task || have_threshold || domains || domain))
                 return ctl_usage(ctl, "--pending takes only --model and --limit");
         if (!pending && have_limit)
                 return ctl_usage(ctl, "--limit goes with --pending");
         if ((model && ctl_check_text(ctl, "--model", model, strlen(model)) < 0) ||
-            (task && ctl_check_text(ctl, "--task", task, strlen(task)) < 0))
+            (task && ctl_check_text(ctl, "--task", task, strlen(task)) < 0) ||
+            (domain && ctl_check_text(ctl, "--domain", domain, strlen(domain)) < 0))
                 return CTL_EXIT_USAGE;
 
         msgpack_packer *pk = ctl_begin(ctl, "query");
         if (pk == NULL)
                 return CTL_EXIT_CONNECT;
-        size_t n = !!model + !!task + have_threshold + pending + have_limit;
+        size_t n = !!model + !!task + have_threshold + pending + have_limit + domains + !!domain;
         if (n == 0) {
                 msgpack_pack_array(pk, 0);
         } else {
@@ -246,6 +291,10 @@ static int run_query(struct ctl *ctl, int argc, char **argv)
                         ctl_pack_u32(pk, "degrade_threshold", threshold);
                 if (have_limit)
                         ctl_pack_u32(pk, "limit", limit);
+                if (domains)
+                        ctl_pack_bool(pk, "domains", true);
+                if (domain)
+                        ctl_pack_str(pk, "domain", domain);
         }
         status = ctl_call(ctl, &reply);
         if (status != CTL_EXIT_OK)
@@ -267,6 +316,7 @@ const struct ctl_command ctl_cmd_query = {
         .summary = "show the models' profiles, or the pending traces",
         .help =
         "Usage: outcomectl query [--model MODEL] [--task TASK] [--degrade-threshold N]\n"
+        "                        [--domains | --domain DOMAIN]\n"
         "       outcomectl query --pending [--model MODEL] [--limit N]\n"
         "\n"
         "Without --pending: a table with a row per model (sorted by model id) and,\n"
@@ -278,6 +328,8 @@ const struct ctl_command ctl_cmd_query = {
         "  EMA       quality average, moved 20% toward each judged quality; starts\n"
         "            at 0.5\n"
         "  DEGRADED  yes when FAIL > OK + the degrade threshold\n"
+        "With --domains, each task's domain cells below it (evidence per domain:\n"
+        "calls, OK, FAIL, SUCCESS; latency and EMA are kept per task only).\n"
         "\n"
         "With --pending: the traces started and not yet resolved, oldest first, with\n"
         "when they started, whether 'complete' came, its latency and tokens, and the\n"
@@ -288,6 +340,8 @@ const struct ctl_command ctl_cmd_query = {
         "  --task TASK             only models with calls of this task, and only it\n"
         "  --degrade-threshold N   the threshold for DEGRADED (integer; default: the\n"
         "                          daemon's configuration, 3)\n"
+        "  --domains               also each task's domain cells\n"
+        "  --domain DOMAIN         also the cells of this domain only\n"
         "  --pending               list the pending traces instead\n"
         "  --limit N               at most N pending traces (default 1000)\n"
         "  -s, --socket PATH, -j, --json, --timeout SECS, -h, --help\n"
@@ -297,6 +351,7 @@ const struct ctl_command ctl_cmd_query = {
         "Examples:\n"
         "  outcomectl query\n"
         "  outcomectl query --task code --degrade-threshold 5\n"
+        "  outcomectl query --task reasoning --domains\n"
         "  outcomectl query --pending --model gpt-4o --limit 20\n",
 };
 

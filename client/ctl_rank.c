@@ -8,6 +8,7 @@
 
 enum {
         OPT_TASK = CTL_OPT_OWN,
+        OPT_DOMAIN,
         OPT_STRATEGY,
         OPT_CANDIDATE,
         OPT_LATENCY_WEIGHT,
@@ -98,9 +99,10 @@ static int run_rank(struct ctl *ctl, int argc, char **argv)
                 { "cost-weight", required_argument, NULL, OPT_COST_WEIGHT },
                 { "include-degraded", no_argument, NULL, OPT_INCLUDE_DEGRADED },
                 { "seed", required_argument, NULL, OPT_SEED },
+                { "domain", required_argument, NULL, OPT_DOMAIN },
                 { 0 },
         };
-        const char *task = NULL, *strategy = NULL;
+        const char *task = NULL, *strategy = NULL, *domain = NULL;
         const char *cand[RANK_MAX_CANDIDATES];
         size_t ncand = 0;
         double lw = 0, cw = 0;
@@ -113,6 +115,7 @@ static int run_rank(struct ctl *ctl, int argc, char **argv)
                 case CTL_GETOPT_STOP: return status;
                 case OPT_TASK: task = optarg; break;
                 case OPT_STRATEGY: strategy = optarg; break;
+                case OPT_DOMAIN: domain = optarg; break;
                 case OPT_CANDIDATE:
                         if (ncand == RANK_MAX_CANDIDATES)
                                 return ctl_usage(ctl, "--candidate: at most %d",
@@ -147,12 +150,14 @@ static int run_rank(struct ctl *ctl, int argc, char **argv)
         if (!pk)
                 return CTL_EXIT_CONNECT;
         uint32_t n = 1 + (strategy != NULL) + (ncand > 0) + have_lw + have_cw +
-                     include_degraded + have_seed;
+                     include_degraded + have_seed + (domain != NULL);
         msgpack_pack_array(pk, 1);
         msgpack_pack_map(pk, n);
         ctl_pack_str(pk, "task", task);
         if (strategy)
                 ctl_pack_str(pk, "strategy", strategy);
+        if (domain)
+                ctl_pack_str(pk, "domain", domain);
         if (ncand) {
                 ctl_pack_key(pk, "candidates");
                 msgpack_pack_array(pk, (uint32_t)ncand);
@@ -209,6 +214,8 @@ const struct ctl_command ctl_cmd_rank = {
         "  --cost-weight W        weight of the cost penalty (default 0)\n"
         "  --include-degraded     rank degraded models too (default: excluded)\n"
         "  --seed N               thompson's draws, for a repeatable answer\n"
+        "  --domain DOMAIN        rank from this domain's evidence, backed off to the\n"
+        "                         task's where the domain has little\n"
         "  -s, --socket PATH, -j, --json, --timeout SECS, -h, --help\n"
         "                         as in 'outcomectl --help'\n"
         "\n"

@@ -13,7 +13,7 @@
 enum {
         OPT_MODEL = CTL_OPT_OWN, OPT_TASK, OPT_REASON, OPT_TRACE_ID, OPT_REPO, OPT_FILE,
         OPT_LATENCY, OPT_IN_TOKENS, OPT_OUT_TOKENS, OPT_OUTPUT, OPT_OUTPUT_FILE,
-        OPT_ERROR, OPT_CONFIDENCE, OPT_ACTIONS,
+        OPT_ERROR, OPT_CONFIDENCE, OPT_ACTIONS, OPT_DOMAIN,
 };
 
 /* Print "WORD TRACE_ID" from a {"trace_id"} result (or the JSON). */
@@ -43,9 +43,11 @@ static int run_start(struct ctl *ctl, int argc, char **argv)
                 { "trace-id", required_argument, NULL, OPT_TRACE_ID },
                 { "repo", required_argument, NULL, OPT_REPO },
                 { "file", required_argument, NULL, OPT_FILE },
+                { "domain", required_argument, NULL, OPT_DOMAIN },
                 { NULL, 0, NULL, 0 },
         };
         const char *model = NULL, *task = NULL, *reason = NULL, *trace_id = NULL, *repo = NULL;
+        const char *domain = NULL;
         char *repo_abs = NULL;
         const char **files = calloc((size_t)argc, sizeof(*files));
         size_t nfiles = 0;
@@ -65,6 +67,7 @@ static int run_start(struct ctl *ctl, int argc, char **argv)
                 case OPT_TRACE_ID: trace_id = optarg; break;
                 case OPT_REPO: repo = optarg; break;
                 case OPT_FILE: files[nfiles++] = optarg; break;
+                case OPT_DOMAIN: domain = optarg; break;
                 }
         }
         status = CTL_EXIT_USAGE;
@@ -91,7 +94,8 @@ static int run_start(struct ctl *ctl, int argc, char **argv)
             ctl_check_text(ctl, "--task", task, strlen(task)) < 0 ||
             (reason && ctl_check_text(ctl, "--reason", reason, strlen(reason)) < 0) ||
             (trace_id && ctl_check_text(ctl, "--trace-id", trace_id, strlen(trace_id)) < 0) ||
-            (repo && ctl_check_text(ctl, "--repo", repo, strlen(repo)) < 0))
+            (repo && ctl_check_text(ctl, "--repo", repo, strlen(repo)) < 0) ||
+            (domain && ctl_check_text(ctl, "--domain", domain, strlen(domain)) < 0))
                 goto out;
         for (size_t i = 0; i < nfiles; i++)
                 if (ctl_check_text(ctl, "--file", files[i], strlen(files[i])) < 0)
@@ -103,7 +107,7 @@ static int run_start(struct ctl *ctl, int argc, char **argv)
                 goto out;
         }
         msgpack_pack_array(pk, 1);
-        msgpack_pack_map(pk, 2 + !!reason + !!trace_id + !!repo + (nfiles > 0));
+        msgpack_pack_map(pk, 2 + !!reason + !!trace_id + !!repo + (nfiles > 0) + !!domain);
         ctl_pack_str(pk, "model", model);
         ctl_pack_str(pk, "task", task);
         if (reason)
@@ -112,6 +116,8 @@ static int run_start(struct ctl *ctl, int argc, char **argv)
                 ctl_pack_str(pk, "trace_id", trace_id);
         if (repo)
                 ctl_pack_str(pk, "repo", repo);
+        if (domain)
+                ctl_pack_str(pk, "domain", domain);
         if (nfiles > 0) {
                 ctl_pack_key(pk, "files");
                 msgpack_pack_array(pk, nfiles);
@@ -152,6 +158,9 @@ const struct ctl_command ctl_cmd_start = {
         "                    daemon's git scanner.\n"
         "  --file PATH       a repository-relative file the suggestion targets\n"
         "                    (repeat for several, up to 256)\n"
+        "  --domain TEXT     what the request is about, as the router's classifier\n"
+        "                    said (a subject, a language, a customer: 1-128 bytes, no\n"
+        "                    control characters); the daemon learns per domain too\n"
         "  -s, --socket PATH, -j, --json, --timeout SECS, -h, --help\n"
         "                    as in 'outcomectl --help'\n"
         "\n"
@@ -159,7 +168,8 @@ const struct ctl_command ctl_cmd_start = {
         "\n"
         "Examples:\n"
         "  id=$(outcomectl start --model gpt-4o --task generate --reason 'best ema')\n"
-        "  outcomectl start --model qwen-coder --task code --repo . --file src/main.c\n",
+        "  outcomectl start --model qwen-coder --task code --repo . --file src/main.c\n"
+        "  outcomectl start --model mixtral --task reasoning --domain 'college physics'\n",
 };
 
 /* ---- complete --------------------------------------------------------- */

@@ -1734,7 +1734,8 @@ int tracker_import_cell(struct tracker *t, const struct tracker_cell *src, bool 
                 c->recent_alpha += src->recent_alpha;
                 c->recent_beta += src->recent_beta;
         }
-        tracker__touch_cell(t, c, now);
+        /* A new cell keeps its time, as a new profile does. */
+        tracker__touch_cell(t, c, *created && src->updated_at ? src->updated_at : now);
         return 0;
 }
 

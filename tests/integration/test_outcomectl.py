@@ -303,7 +303,16 @@ class OutcomectlTest(harness.DaemonTestCase):
 
     def test_export_import_round_trip(self):
         n = self.populate_rich()
-        want = self.c.call("query")["profiles"]
+        # Some domain cells too (version 2 carries them in each profile).
+        for i, dom in enumerate(["law", "math", "law", "art history"]):
+            t = self.c.call("start", model="m%d" % (i % 2), task="reasoning",
+                            domain=dom)["trace_id"]
+            self.c.call("complete", trace_id=t, latency_ms=10 + i, input_tokens=i,
+                        output_tokens=1)
+            self.c.call("outcome", trace_id=t, kind="accepted", confidence=0.25 * (i + 1))
+        n = len(self.c.call("query")["profiles"])
+        want = self.c.call("query", domains=True)["profiles"]
+        self.assertEqual(sum(len(d) for p in want for d in p["domains"].values()), 3)
         self.assertEqual(len(want), n)
         path = os.path.join(self.d.tmpdir, "profiles.json")
         before = time.time()
@@ -314,7 +323,7 @@ class OutcomectlTest(harness.DaemonTestCase):
         with open(path) as f:
             doc = json.load(f)
         self.assertEqual(sorted(doc), ["exported_at", "format", "profiles", "version"])
-        self.assertEqual((doc["format"], doc["version"]), ("outcomed-profiles", 1))
+        self.assertEqual((doc["format"], doc["version"]), ("outcomed-profiles", 2))
         self.assertIsInstance(doc["exported_at"], int)
         self.assertLessEqual(abs(doc["exported_at"] - before), 5)
         # The file holds query's answer exactly: floats bit for bit, ints as ints.
@@ -327,9 +336,10 @@ class OutcomectlTest(harness.DaemonTestCase):
 
         d2 = self.other_daemon()
         r = self.run_ctl("import", path, socket_path=d2.socket_path, want=OK)
-        self.assertEqual(r.stdout, "imported %d profiles (%d new) in 1 call\n" % (n, n))
+        self.assertEqual(r.stdout, "imported %d profiles (%d new) and 3 domain cells (3 new) "
+                         "in 2 calls\n" % (n, n))
         with d2.client() as c2:
-            got = c2.call("query")["profiles"]
+            got = c2.call("query", domains=True)["profiles"]
         self.assertEqual([p["model"] for p in got], [p["model"] for p in want])
         for g, w in zip(got, want):
             with self.subTest(model=w["model"]):
@@ -343,9 +353,10 @@ class OutcomectlTest(harness.DaemonTestCase):
             r = self.run_ctl("--json", "import", "-", "--replace", socket_path=d2.socket_path,
                              stdin=f.read(), want=OK)
         self.assertEqual(json.loads(r.stdout),
-                         {"imported": n, "created": 0, "calls": 1, "mode": "replace"})
+                         {"imported": n, "created": 0, "cells": 3, "cells_created": 3,
+                          "calls": 2, "mode": "replace"})
         with d2.client() as c2:
-            again = c2.call("query")["profiles"]
+            again = c2.call("query", domains=True)["profiles"]
         self.assertTrue(exactly_equal([carried(p) for p in again], [carried(p) for p in got]))
         for p in again:
             self.assertGreaterEqual(p["updated_at"], before, "a replaced model changed now")
@@ -493,7 +504,11 @@ class OutcomectlTest(harness.DaemonTestCase):
         # JSON, but not an export of this format and version.
         self.assert_refused("[]", "not an outcomed profile export")
         self.assert_refused(export_doc([good], fmt="something-else"), "not an outcomed profile export")
-        self.assert_refused(export_doc([good], version=2), "version 2")
+        self.assert_refused(export_doc([good], version=3), "version 3")
+        self.assert_refused(export_doc([dict(good, domains={"reasoning": {"": {}}})], version=2),
+                            "profiles[0].domains.reasoning")
+        self.assert_refused(export_doc([dict(good, domains={"dance": {}})], version=2),
+                            "profiles[0].domains")
         self.assert_refused(export_doc([good], version="1"), "version")
         self.assert_refused(json.dumps({"format": "outcomed-profiles", "version": 1}), "profiles")
         # A bad profile deep in the file: nothing at all is imported, even
