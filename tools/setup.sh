@@ -29,6 +29,10 @@ PACKAGES="$PACKAGES clang libclang-rt-14-dev valgrind"
 # has it already.
 PACKAGES="$PACKAGES libgit2-dev libtree-sitter-dev git"
 command -v npm >/dev/null 2>&1 || PACKAGES="$PACKAGES npm"
+# The Debian package (debian/, .ci/deb) and the Python client's offline pip
+# install into a venv (clients/python/tests/test_install.py).
+PACKAGES="$PACKAGES debhelper dpkg-dev fakeroot lintian python3-venv python3-setuptools
+python3-wheel"
 
 PACKAGES="$PACKAGES ${OUTCOMED_EXTRA_PACKAGES:-}"
 
