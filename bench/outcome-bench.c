@@ -61,12 +61,13 @@ enum bench_method {
         M_PING,
         M_STATS,
         M_QUERY,
+        M_RANK,
         M__COUNT,
         M_CYCLE = M__COUNT, /* the workload, not a method */
 };
 
 static const char *const method_names[M__COUNT] = {
-        "start", "complete", "outcome", "ping", "stats", "query",
+        "start", "complete", "outcome", "ping", "stats", "query", "rank",
 };
 
 /* Errors: the contract's codes, then what can go wrong on our side. */
@@ -174,6 +175,9 @@ struct bench_opts {
         const char *kind;
         double confidence;
         const char *reason; /* NULL: no reason argument */
+        const char *domain; /* NULL: no domain; else the prefix of --domains names */
+        unsigned domains;   /* spread starts and ranks over this many domains */
+        double cost_weight; /* rank's */
         bool json;
 };
 
@@ -198,6 +202,7 @@ struct slot {
         uint8_t step;       /* the cycle's request in flight (M_START...) */
         bool busy;          /* a request of this slot is in flight */
         uint32_t model;     /* index into the model ids */
+        uint32_t domain;    /* index of the domain (--domains) */
         uint32_t idlen;
         char id[PROTO_TRACE_ID_MAX + 1];
 };
@@ -254,6 +259,7 @@ struct worker {
         bool measuring;
         bool stopping;
         uint32_t cycle_seq;      /* varies latency_ms a little */
+        uint64_t rank_seed;      /* rank's seeds */
         struct counters k;
 };
 
@@ -282,6 +288,15 @@ static bool worker__take(struct worker *w, uint64_t n)
 }
 
 /* Pack one request of `slot` and put it in the ring. */
+/* The slot's domain as "<prefix>-<i>" (or the prefix alone for one). */
+static void conn__pack_domain(msgpack_packer *pk, const struct bench_opts *o, uint32_t i)
+{
+        char buf[160];
+        int n = o->domains > 1 ? snprintf(buf, sizeof(buf), "%s-%u", o->domain, i)
+                               : snprintf(buf, sizeof(buf), "%s", o->domain);
+        conn__pack_kv_str(pk, "domain", buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
+}
+
 static void conn__issue(struct conn *c, uint32_t si, enum bench_method m, uint64_t now)
 {
         struct worker *w = c->w;
@@ -296,11 +311,32 @@ static void conn__issue(struct conn *c, uint32_t si, enum bench_method m, uint64
         switch (m) {
         case M_START: {
                 msgpack_pack_array(pk, 1);
-                msgpack_pack_map(pk, o->reason ? 3 : 2);
+                msgpack_pack_map(pk, 2 + (o->reason != NULL) + (o->domain != NULL));
                 conn__pack_kv_str(pk, "model", w->model_ids[s->model], w->model_lens[s->model]);
                 conn__pack_kv_str(pk, "task", o->task, strlen(o->task));
                 if (o->reason)
                         conn__pack_kv_str(pk, "reason", o->reason, strlen(o->reason));
+                if (o->domain)
+                        conn__pack_domain(pk, o, s->domain);
+                break;
+        }
+        case M_RANK: {
+                /* A router's question: the --models ids (at most 16) as
+                 * candidates, a cost weight, a seed, the slot's domain. */
+                unsigned nc = o->models < 16 ? o->models : 16;
+                msgpack_pack_array(pk, 1);
+                msgpack_pack_map(pk, 4 + (o->domain != NULL));
+                conn__pack_kv_str(pk, "task", o->task, strlen(o->task));
+                proto_pack_cstr(pk, "candidates");
+                msgpack_pack_array(pk, nc);
+                for (unsigned k = 0; k < nc; k++)
+                        proto_pack_str(pk, w->model_ids[k], w->model_lens[k]);
+                proto_pack_cstr(pk, "cost_weight");
+                msgpack_pack_double(pk, o->cost_weight);
+                proto_pack_cstr(pk, "seed");
+                msgpack_pack_uint64(pk, ++w->rank_seed);
+                if (o->domain)
+                        conn__pack_domain(pk, o, s->domain);
                 break;
         }
         case M_COMPLETE:
@@ -349,10 +385,12 @@ static void conn__begin(struct conn *c, uint32_t si, uint64_t now)
                 if (!worker__take(w, 3))
                         return;
                 s->model = w->o->models > 1 ? (uint32_t)((s->model + 1) % w->o->models) : 0;
+                s->domain = w->o->domains > 1 ? (uint32_t)((s->domain + 7) % w->o->domains) : 0;
                 conn__issue(c, si, M_START, now);
         } else {
                 if (!worker__take(w, 1))
                         return;
+                s->domain = w->o->domains > 1 ? (uint32_t)((s->domain + 7) % w->o->domains) : 0;
                 conn__issue(c, si, (enum bench_method)w->o->workload, now);
         }
 }
@@ -855,7 +893,8 @@ static void usage(FILE *f)
 "                         one arrives.  P in flight means P concurrent cycles per\n"
 "                         connection.  Every request counts as a request; a cycle\n"
 "                         counts once its outcome is answered\n"
-"  -m, --method NAME      one method, again and again: ping, stats, query (of the\n"
+"  -m, --method NAME      one method, again and again: ping, stats, rank (the\n"
+"                         --models ids, at most 16, as candidates), query (of the\n"
 "                         --model profile), or start (a trace stays pending for\n"
 "                         each start: it fills the daemon's pending traces, whose\n"
 "                         limit is 1,000,000 by default, and they are written to\n"
@@ -866,6 +905,9 @@ static void usage(FILE *f)
 "      --kind KIND        kind of the outcomes (default accepted)\n"
 "      --confidence C     confidence of the outcomes (default 0.9)\n"
 "      --reason TEXT      send this reason with each start (default: none)\n"
+"      --domain NAME      starts and ranks name a domain (default: none)\n"
+"      --domains K        spread them over K domains, NAME-0 .. NAME-(K-1)\n"
+"      --cost-weight W    rank's cost_weight (default 0)\n"
 "\n"
 "Load:\n"
 "  -c, --connections N    connections (default 1)\n"
@@ -953,7 +995,8 @@ static int parse_secs(const char *opt, const char *s, double min, double *out)
 /* Returns 0, 1 when the program should exit 0 (help, version), or 2. */
 static int parse_args(int argc, char **argv, struct bench_opts *o, const char **socket)
 {
-        enum { O_CYCLE = 256, O_MODEL, O_MODELS, O_TASK, O_KIND, O_CONF, O_REASON, O_JSON,
+        enum { O_CYCLE = 256, O_MODEL, O_MODELS, O_TASK, O_KIND, O_CONF, O_REASON, O_DOMAIN,
+               O_DOMAINS, O_COST_WEIGHT, O_JSON,
                O_TIMEOUT };
         static const struct option opts[] = {
                 { "cycle", no_argument, NULL, O_CYCLE },
@@ -964,6 +1007,9 @@ static int parse_args(int argc, char **argv, struct bench_opts *o, const char **
                 { "kind", required_argument, NULL, O_KIND },
                 { "confidence", required_argument, NULL, O_CONF },
                 { "reason", required_argument, NULL, O_REASON },
+                { "domain", required_argument, NULL, O_DOMAIN },
+                { "domains", required_argument, NULL, O_DOMAINS },
+                { "cost-weight", required_argument, NULL, O_COST_WEIGHT },
                 { "connections", required_argument, NULL, 'c' },
                 { "pipeline", required_argument, NULL, 'P' },
                 { "threads", required_argument, NULL, 't' },
@@ -995,7 +1041,7 @@ static int parse_args(int argc, char **argv, struct bench_opts *o, const char **
                                 found = M_CYCLE;
                         if (found < 0) {
                                 fprintf(stderr, "outcome-bench: --method: '%s' is not one of "
-                                                "ping, stats, query, start\n", optarg);
+                                                "ping, stats, query, rank, start\n", optarg);
                                 return 2;
                         }
                         o->workload = found;
@@ -1008,6 +1054,28 @@ static int parse_args(int argc, char **argv, struct bench_opts *o, const char **
                         o->models = (unsigned)v;
                         break;
                 case O_TASK: o->task = optarg; break;
+                case O_DOMAIN:
+                        if (!*optarg || strlen(optarg) > 100) {
+                                fprintf(stderr, "outcome-bench: --domain: 1 to 100 bytes\n");
+                                return 2;
+                        }
+                        o->domain = optarg;
+                        break;
+                case O_DOMAINS:
+                        if (parse_uint("--domains", optarg, 1, 10000000, &v) < 0)
+                                return 2;
+                        o->domains = (unsigned)v;
+                        break;
+                case O_COST_WEIGHT: {
+                        char *end;
+                        o->cost_weight = strtod(optarg, &end);
+                        if (end == optarg || *end || !(o->cost_weight >= 0 && o->cost_weight <= 1e6)) {
+                                fprintf(stderr, "outcome-bench: --cost-weight: '%s' is not a "
+                                                "number >= 0\n", optarg);
+                                return 2;
+                        }
+                        break;
+                }
                 case O_KIND: o->kind = optarg; break;
                 case O_CONF: {
                         char *end;
@@ -1117,6 +1185,7 @@ int main(int argc, char **argv)
                 .workload = M_CYCLE,
                 .model = "outcome-bench",
                 .models = 1,
+                .domains = 1,
                 .task = "generate",
                 .kind = "accepted",
                 .confidence = 0.9,
