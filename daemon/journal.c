@@ -125,7 +125,7 @@ int journal_encode(const struct journal_entry *e, msgpack_sbuffer *sb)
         case JOURNAL_IMPORT_CELL:
                 proto_pack_kv_bool(&pk, "replace", e->replace);
                 proto_pack_cstr(&pk, "cell");
-                msgpack_pack_array(&pk, 9);
+                msgpack_pack_array(&pk, 11);
                 proto_pack_cstr(&pk, tracker_task_name(e->cell->task));
                 proto_pack_cstr(&pk, e->cell->domain);
                 msgpack_pack_uint64(&pk, e->cell->calls);
@@ -135,6 +135,8 @@ int journal_encode(const struct journal_entry *e, msgpack_sbuffer *sb)
                 journal__pack_evidence(&pk, &e->cell->ev);
                 msgpack_pack_double(&pk, e->cell->recent_alpha);
                 msgpack_pack_double(&pk, e->cell->recent_beta);
+                msgpack_pack_double(&pk, e->cell->win_alpha);
+                msgpack_pack_double(&pk, e->cell->win_beta);
                 msgpack_pack_uint64(&pk, e->cell->updated_at);
                 break;
         case JOURNAL_COMPLETE:
@@ -253,14 +255,15 @@ static void journal__unpack_evidence(const msgpack_object *a, struct tracker_evi
 }
 
 /* An import_cell's "cell": [task, domain, calls, ok, failed, ev[6],
- * recent_alpha, recent_beta, updated]; its model comes from the entry. */
+ * recent_alpha, recent_beta, win_alpha, win_beta, updated]; its model
+ * comes from the entry. */
 static int journal__unpack_cell(struct journal__reader *r, const msgpack_object *arr,
                                 struct tracker_cell *c)
 {
         memset(c, 0, sizeof(*c));
         const msgpack_object *a = arr->via.array.ptr;
         enum tracker_task t;
-        if (arr->via.array.size != 9 || a[0].type != MSGPACK_OBJECT_STR ||
+        if (arr->via.array.size != 11 || a[0].type != MSGPACK_OBJECT_STR ||
             a[1].type != MSGPACK_OBJECT_STR || a[5].type != MSGPACK_OBJECT_ARRAY ||
             a[5].via.array.size != 6 ||
             tracker_task_parse(a[0].via.str.ptr, a[0].via.str.size, &t) < 0)
@@ -274,7 +277,9 @@ static int journal__unpack_cell(struct journal__reader *r, const msgpack_object 
         journal__unpack_evidence(a[5].via.array.ptr, &c->ev);
         c->recent_alpha = a[6].via.f64;
         c->recent_beta = a[7].via.f64;
-        c->updated_at = a[8].via.u64;
+        c->win_alpha = a[8].via.f64;
+        c->win_beta = a[9].via.f64;
+        c->updated_at = a[10].via.u64;
         return 0;
 }
 

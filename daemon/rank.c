@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const rank__names[RANK__COUNT] = { "ema", "mean", "lcb", "thompson" };
+static const char *const rank__names[RANK__COUNT] = { "ema", "mean", "lcb", "thompson", "kg" };
 
 const char *rank_strategy_name(enum rank_strategy s)
 {
@@ -104,39 +104,15 @@ static int rank__cmp(const void *pa, const void *pb)
         return strcmp(a->model, b->model);
 }
 
-/* A Beta(a, b) posterior's mean and 95% interval (normal approximation,
- * clamped to [0, 1]). */
-static void rank__beta(double a, double b, double *mean, double *lo, double *hi)
-{
-        double n = a + b, m = a / n, sd = sqrt(a * b / (n * n * (n + 1.0)));
-        *mean = m;
-        *lo = m - 1.96 * sd < 0.0 ? 0.0 : m - 1.96 * sd;
-        *hi = m + 1.96 * sd > 1.0 ? 1.0 : m + 1.96 * sd;
-}
-
-/* The domain's posterior of a candidate: the task's posterior mean m as a
- * prior of strength RANK_DOMAIN_PRIOR, updated with the cell's recent
- * evidence. */
-#define RANK_DOMAIN_PRIOR 10.0
-static void rank__domain_beta(const struct tracker_task_stats *ts, const struct tracker_evidence *tev,
-                              const struct tracker_cell *c, double *a, double *b)
-{
-        double m = ts && ts->present ? (1.0 + tev->alpha) / (2.0 + tev->alpha + tev->beta)
-                                     : TRACKER_PRIOR;
-        *a = RANK_DOMAIN_PRIOR * m + (c ? c->recent_alpha : 0.0);
-        *b = RANK_DOMAIN_PRIOR * (1.0 - m) + (c ? c->recent_beta : 0.0);
-}
-
-/* The candidate's numbers before the penalties, which need every
- * candidate's latency and cost.  cost is per accepted outcome: the
- * domain's when it has a success, else the task's; -1 when unknown (no
- * price, or no call yet: rank_compute estimates it then). */
+/* The candidate's own numbers before the penalties, which need every
+ * candidate's latency and cost: latency, degradation, the task's token
+ * sums, and quality from the task's evidence (no domain).  cost is per
+ * accepted outcome from the task's sums; -1 when unknown (no price, or no
+ * call yet: rank__estimate_costs then). */
 static void rank__measure(const struct tracker *t, const struct rank_options *o,
                           const struct tracker_profile *p, struct rank_item *it, uint64_t rng[4])
 {
         const struct tracker_task_stats *ts = p ? &p->tasks[o->task] : NULL;
-        const struct tracker_cell *cell =
-                p && o->domain ? tracker_cell_get(t, p->model, o->task, o->domain) : NULL;
         struct tracker_evidence ev = { 0 };
         double ema = TRACKER_PRIOR;
         double pin = 0, pout = 0;
@@ -162,43 +138,138 @@ static void rank__measure(const struct tracker *t, const struct rank_options *o,
                 it->input_tokens = ts->ev.input_tokens;
                 it->output_tokens = ts->ev.output_tokens;
                 if (priced) {
-                        const struct tracker_evidence *te = &ts->ev;
-                        uint64_t ok = ts->successes, calls = ts->calls;
-                        if (cell && cell->successes) {
-                                te = &cell->ev;
-                                ok = cell->successes;
-                                calls = cell->calls;
-                        }
-                        double cost = (double)te->input_tokens / 1e6 * pin +
-                                      (double)te->output_tokens / 1e6 * pout;
-                        if (ok)
-                                it->cost = cost / (double)ok;
-                        else if (calls)
-                                it->cost = cost / (double)calls;
+                        double cost = (double)ts->ev.input_tokens / 1e6 * pin +
+                                      (double)ts->ev.output_tokens / 1e6 * pout;
+                        if (ts->successes)
+                                it->cost = cost / (double)ts->successes;
+                        else if (ts->calls)
+                                it->cost = cost / (double)ts->calls;
                 }
-        }
-        if (o->domain) {
-                double a, b;
-                rank__domain_beta(ts, &ev, cell, &a, &b);
-                rank__beta(a, b, &it->mean, &it->lo, &it->hi);
-                it->judged = cell ? cell->ev.judged : 0.0;
-                switch (o->strategy) {
-                case RANK_EMA: it->quality = ema; break;
-                case RANK_MEAN: it->quality = it->mean; break;
-                case RANK_LCB: it->quality = it->lo; break;
-                case RANK_THOMPSON:
-                default: it->quality = rank_beta_draw(rng, a, b); break;
-                }
-                return;
         }
         tracker_posterior(&ev, &it->mean, &it->lo, &it->hi);
         it->judged = ev.judged;
+        /* The task's posterior on the logit scale, for kg. */
+        it->e = log((1.0 + ev.alpha) / (1.0 + ev.beta));
+        it->s = 1.0 / (1.0 + ev.alpha) + 1.0 / (1.0 + ev.beta);
+        it->horizon_calls = (double)(ts && ts->present ? ts->calls : 0);
         switch (o->strategy) {
         case RANK_EMA: it->quality = ema; break;
-        case RANK_MEAN: it->quality = it->mean; break;
+        case RANK_MEAN:
+        case RANK_KG: it->quality = it->mean; break;
         case RANK_LCB: it->quality = it->lo; break;
         case RANK_THOMPSON:
         default: it->quality = rank_beta_draw(rng, 1.0 + ev.alpha, 1.0 + ev.beta); break;
+        }
+}
+
+static double rank__sigmoid(double x)
+{
+        return 1.0 / (1.0 + exp(-x));
+}
+
+/* The probability of success of a logit ~ N(e, s): the probit
+ * approximation of its mean. */
+static double rank__logit_mean(double e, double s)
+{
+        return rank__sigmoid(e / sqrt(1.0 + M_PI * s / 8.0));
+}
+
+/* With a domain: each candidate's success probability on it, from a
+ * hierarchical model on the logit scale.  A model's cells of the task are
+ * draws from N(mu, V), estimated from the task's sums (tracker.h,
+ * dom_cells/dom_s1/dom_s2) with RANK_K0 pseudo-cells of the candidates'
+ * pooled mean and variance: empirical Bayes, so the data set the strength
+ * of the shrinkage.  The cell's window, a logit l with sampling variance
+ * nu, updates that prior: s = 1 / (1/V + 1/nu), e = s (mu/V + l/nu).  A
+ * cell with little evidence thus ranks near what the model does on the
+ * task's other domains; a new domain starts from it. */
+#define RANK_K0 2.0
+#define RANK_VMIN 0.05
+
+static void rank__domain(const struct tracker *t, const struct rank_options *o,
+                         struct rank_item *v, size_t n, uint64_t rng[4])
+{
+        double tc = 0, s1 = 0, s2 = 0;
+        for (size_t i = 0; i < n; i++) {
+                const struct tracker_profile *p = v[i].profile;
+                const struct tracker_task_stats *ts = p ? &p->tasks[o->task] : NULL;
+                if (ts && ts->present) {
+                        tc += ts->dom_cells;
+                        s1 += ts->dom_s1;
+                        s2 += ts->dom_s2;
+                }
+        }
+        double mu0 = tc > 0 ? s1 / tc : 0.0;
+        double v0 = tc > 0 ? s2 / tc - mu0 * mu0 : 1.0;
+        if (v0 < RANK_VMIN)
+                v0 = RANK_VMIN;
+        for (size_t i = 0; i < n; i++) {
+                struct rank_item *it = &v[i];
+                const struct tracker_profile *p = it->profile;
+                const struct tracker_task_stats *ts = p ? &p->tasks[o->task] : NULL;
+                double c = 0, a1 = 0, a2 = 0;
+                if (ts && ts->present) {
+                        c = ts->dom_cells;
+                        a1 = ts->dom_s1;
+                        a2 = ts->dom_s2;
+                }
+                double mu = (a1 + RANK_K0 * mu0) / (c + RANK_K0);
+                double var = (a2 + RANK_K0 * (v0 + mu0 * mu0)) / (c + RANK_K0) - mu * mu;
+                if (var < RANK_VMIN)
+                        var = RANK_VMIN;
+                const struct tracker_cell *cell =
+                        p ? tracker_cell_get(t, p->model, o->task, o->domain) : NULL;
+                double l, nu;
+                if (cell && tracker_cell_logit(cell, &l, &nu)) {
+                        it->s = 1.0 / (1.0 / var + 1.0 / nu);
+                        it->e = it->s * (mu / var + l / nu);
+                } else if (cell && cell->win_alpha + cell->win_beta > 0) {
+                        /* Below TRACKER_CELL_MIN: still evidence. */
+                        double a = cell->win_alpha, b = cell->win_beta;
+                        l = log((a + 0.5) / (b + 0.5));
+                        nu = 1.0 / (a + 0.5) + 1.0 / (b + 0.5);
+                        it->s = 1.0 / (1.0 / var + 1.0 / nu);
+                        it->e = it->s * (mu / var + l / nu);
+                } else {
+                        it->s = var;
+                        it->e = mu;
+                }
+                it->mean = rank__logit_mean(it->e, it->s);
+                it->lo = rank__sigmoid(it->e - 1.96 * sqrt(it->s));
+                it->hi = rank__sigmoid(it->e + 1.96 * sqrt(it->s));
+                it->judged = cell ? cell->ev.judged : 0.0;
+                it->horizon_calls = cell ? (double)(cell->calls > cell->successes + cell->failures
+                                                            ? cell->calls
+                                                            : cell->successes + cell->failures)
+                                         : 0.0;
+                switch (o->strategy) {
+                case RANK_MEAN:
+                case RANK_KG: it->quality = it->mean; break;
+                case RANK_LCB: it->quality = it->lo; break;
+                case RANK_THOMPSON: {
+                        double u1 = ((double)(rank__next(rng) >> 11) + 0.5) * 0x1.0p-53;
+                        double u2 = ((double)(rank__next(rng) >> 11) + 0.5) * 0x1.0p-53;
+                        double z = sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
+                        it->quality = rank__sigmoid(it->e + sqrt(it->s) * z);
+                        break;
+                }
+                case RANK_EMA:
+                default: break; /* the task's EMA, as measured */
+                }
+                /* Cost per accepted outcome on the domain: the cost of a
+                 * call (the cell's tokens, else the task's) over the chance
+                 * of success. */
+                if (it->priced && cell && cell->calls) {
+                        double per_call = ((double)cell->ev.input_tokens / 1e6 * it->input_per_mtok +
+                                           (double)cell->ev.output_tokens / 1e6 * it->output_per_mtok) /
+                                          (double)cell->calls;
+                        it->cost = per_call / (it->mean > 0.01 ? it->mean : 0.01);
+                } else if (it->priced && it->calls) {
+                        double per_call = ((double)it->input_tokens / 1e6 * it->input_per_mtok +
+                                           (double)it->output_tokens / 1e6 * it->output_per_mtok) /
+                                          (double)it->calls;
+                        it->cost = per_call / (it->mean > 0.01 ? it->mean : 0.01);
+                }
         }
 }
 
@@ -227,6 +298,68 @@ static void rank__estimate_costs(struct rank_item *v, size_t n)
         }
 }
 
+/* ---- exploration: the knowledge gradient --------------------------------
+ *
+ * kg ranks by the posterior mean, except when trying the runner-up r is
+ * worth more than it costs.  Trying r k times shrinks the variance of its
+ * logit from S to 1 / (1/S + k g), g = p (1 - p); its mean on the
+ * probability scale then moves with standard deviation
+ * sd = g sqrt(S (1 - 1 / (S (1/S + k g)))).  Over the H calls the domain
+ * (the task, without a domain) still has to come, estimated as
+ * RANK_HORIZON times the calls it has had, the value of those k tries is
+ * (H - k) sd f(-delta / sd) - k delta, with delta the score gap to the
+ * best and f(z) = z Phi(z) + phi(z), the expected improvement of acting on
+ * what the tries show.  The candidate with the largest positive value is
+ * ranked first, flagged `explore`; none: the best.  No randomness: the
+ * answer is a function of the evidence. */
+#define RANK_HORIZON 3.0
+
+static double rank__kg_f(double z)
+{
+        return z * 0.5 * erfc(-z / M_SQRT2) + exp(-0.5 * z * z) / sqrt(2.0 * M_PI);
+}
+
+static double rank__kg_value(const struct rank_item *r, double delta, double h)
+{
+        double p = rank__sigmoid(r->e), g = p * (1.0 - p), best = 0.0;
+        for (double k = 1; k <= h; k *= 2) {
+                double frac = 1.0 - (1.0 / (1.0 / r->s + k * g)) / r->s;
+                double sd = g * sqrt(frac * r->s);
+                if (sd <= 0)
+                        continue;
+                double val = (h - k) * sd * rank__kg_f(-delta / sd) - k * delta;
+                if (val > best)
+                        best = val;
+        }
+        return best;
+}
+
+/* v sorted, best first: flag the candidate worth exploring, if any. */
+static void rank__explore(struct rank_item *v, size_t n)
+{
+        double calls = 0;
+        for (size_t i = 0; i < n; i++)
+                calls += v[i].horizon_calls;
+        double h = RANK_HORIZON * calls;
+        if (n < 2 || v[0].excluded || h < 1)
+                return;
+        double best = 0.0;
+        size_t pick = 0;
+        for (size_t i = 1; i < n && !v[i].excluded; i++) {
+                double val = rank__kg_value(&v[i], v[0].score - v[i].score, h);
+                if (val > best) {
+                        best = val;
+                        pick = i;
+                }
+        }
+        if (pick) {
+                v[pick].explore = true;
+                struct rank_item tmp = v[pick];
+                memmove(&v[1], &v[0], pick * sizeof(*v));
+                v[0] = tmp;
+        }
+}
+
 long rank_compute(const struct tracker *t, const struct rank_options *o, struct rank_item **items)
 {
         const struct tracker_profile **all = NULL;
@@ -242,6 +375,7 @@ long rank_compute(const struct tracker *t, const struct rank_options *o, struct 
                 for (size_t i = 0; i < o->ncandidates; i++) {
                         const struct tracker_profile *p = tracker_profile_get(t, o->candidates[i]);
                         v[n].model = p ? p->model : o->candidates[i];
+                        v[n].profile = p;
                         rank__measure(t, o, p, &v[n], rng);
                         n++;
                 }
@@ -258,12 +392,15 @@ long rank_compute(const struct tracker *t, const struct rank_options *o, struct 
                         if (!all[i]->tasks[o->task].present)
                                 continue;
                         v[n].model = all[i]->model;
+                        v[n].profile = all[i];
                         rank__measure(t, o, all[i], &v[n], rng);
                         n++;
                 }
                 free(all);
         }
 
+        if (o->domain)
+                rank__domain(t, o, v, n, rng);
         rank__estimate_costs(v, n);
         double max_lat = 0.0, max_cost = 0.0;
         for (size_t i = 0; i < n; i++) {
@@ -285,6 +422,8 @@ long rank_compute(const struct tracker *t, const struct rank_options *o, struct 
                 it->score = it->quality - it->latency_penalty - it->cost_penalty;
         }
         qsort(v, n, sizeof(*v), rank__cmp);
+        if (o->strategy == RANK_KG)
+                rank__explore(v, n);
         *items = v;
         return (long)n;
 }

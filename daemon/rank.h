@@ -33,6 +33,7 @@ enum rank_strategy {
         RANK_MEAN,
         RANK_LCB,
         RANK_THOMPSON,
+        RANK_KG,
         RANK__COUNT
 };
 
@@ -72,7 +73,12 @@ struct rank_item {
         double score;
         double mean, lo, hi;   /* the posterior */
         double judged;
-        /* internal: what the cost estimate of an untried candidate needs */
+        bool explore;          /* kg: ranked first to learn about it */
+        /* internal: the posterior on the logit scale, kg's horizon, and
+         * what the cost estimate of an untried candidate needs */
+        const struct tracker_profile *profile;
+        double e, s;
+        double horizon_calls;
         bool priced;
         bool cost_estimated;   /* cost is an estimate (no call yet) */
         double input_per_mtok, output_per_mtok;

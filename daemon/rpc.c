@@ -642,7 +642,7 @@ static void rpc__pack_task(struct rpc_req *r, msgpack_packer *pk, const char *mo
 static void rpc__pack_cell(struct rpc_req *r, msgpack_packer *pk, const struct tracker_cell *c)
 {
         static const uint32_t no_sketch[TRACKER_SKETCH_BUCKETS];
-        msgpack_pack_map(pk, 6 + RPC_EVIDENCE_PAIRS);
+        msgpack_pack_map(pk, 7 + RPC_EVIDENCE_PAIRS);
         proto_pack_kv_u64(pk, "calls", c->calls);
         proto_pack_kv_u64(pk, "successes", c->successes);
         proto_pack_kv_u64(pk, "failures", c->failures);
@@ -651,6 +651,10 @@ static void rpc__pack_cell(struct rpc_req *r, msgpack_packer *pk, const struct t
         msgpack_pack_map(pk, 2);
         proto_pack_kv_f64(pk, "alpha", c->recent_alpha);
         proto_pack_kv_f64(pk, "beta", c->recent_beta);
+        rpc__pack_key(pk, "window");
+        msgpack_pack_map(pk, 2);
+        proto_pack_kv_f64(pk, "alpha", c->win_alpha);
+        proto_pack_kv_f64(pk, "beta", c->win_beta);
         proto_pack_kv_u64(pk, "updated_at", c->updated_at);
         rpc__pack_evidence(r, pk, c->model, &c->ev, no_sketch, c->successes);
 }
@@ -860,7 +864,7 @@ static bool rpc__price(void *data, const char *model, double *in, double *out)
 
 static void rpc__pack_rank_item(msgpack_packer *pk, const struct rank_item *it)
 {
-        msgpack_pack_map(pk, 13);
+        msgpack_pack_map(pk, 14);
         proto_pack_kv_str(pk, "model", it->model);
         proto_pack_kv_f64(pk, "score", it->score);
         proto_pack_kv_bool(pk, "prior", it->prior);
@@ -874,6 +878,7 @@ static void rpc__pack_rank_item(msgpack_packer *pk, const struct rank_item *it)
         proto_pack_kv_f64(pk, "latency_penalty", it->latency_penalty);
         rpc__pack_nil_or(pk, "cost_per_accepted", it->cost >= 0, it->cost);
         proto_pack_kv_f64(pk, "cost_penalty", it->cost_penalty);
+        proto_pack_kv_bool(pk, "explore", it->explore);
 }
 
 static int rpc__rank(struct rpc_req *r)
@@ -893,7 +898,7 @@ static int rpc__rank(struct rpc_req *r)
         struct proto_val v[NARGS(spec)];
         static uint64_t draws; /* varies thompson's seed from call to call */
         struct rank_options o = {
-                .strategy = RANK_EMA,
+                .strategy = RANK_KG,
                 .exclude_degraded = true,
                 .degrade_threshold = r->env->cfg->degrade_threshold,
                 .now = r->now,
@@ -905,13 +910,15 @@ static int rpc__rank(struct rpc_req *r)
                 return -1;
         if (v[2].set && rank_strategy_parse(v[2].s.ptr, v[2].s.len, &o.strategy) < 0)
                 return rpc__error(r, PROTO_BAD_REQUEST,
-                                  "strategy: unknown strategy '%.*s' (one of ema, mean, lcb, "
-                                  "thompson)",
+                                  "strategy: unknown strategy '%.*s' (one of kg, mean, lcb, "
+                                  "thompson, ema)",
                                   (int)(v[2].s.len > 32 ? 32 : v[2].s.len), v[2].s.ptr);
         o.latency_weight = v[3].d;
         o.cost_weight = v[4].d;
-        if (v[5].set)
-                o.exclude_degraded = v[5].b;
+        /* kg's posterior already weighs a model's failures, and a model
+         * left out is never tried again: kg leaves nobody out unless
+         * asked. */
+        o.exclude_degraded = v[5].set ? v[5].b : o.strategy != RANK_KG;
         if (v[6].set)
                 o.degrade_threshold = v[6].u;
         o.seed = v[7].set ? v[7].u64 : r->now * 0x9e3779b97f4a7c15ull ^ ++draws;
@@ -1139,6 +1146,7 @@ static int rpc__import_cell(struct rpc_req *r, const msgpack_object *o, uint32_t
                 { "recent", PROTO_ARG_MAP, false, 0, 0 },
                 { "updated_at", PROTO_ARG_U64, false, 0, 0 },
                 { "success_rate", PROTO_ARG_ANY, false, 0, 0 },
+                { "window", PROTO_ARG_MAP, false, 0, 0 },
                 RPC_EVIDENCE_ARGS,
         };
         const struct proto_arg rspec[] = {
@@ -1175,7 +1183,15 @@ static int rpc__import_cell(struct rpc_req *r, const msgpack_object *o, uint32_t
                 c->recent_alpha = rv[0].d;
                 c->recent_beta = rv[1].d;
         }
-        return rpc__import_evidence(r, &v[9], prefix, &c->ev);
+        if (v[9].set) {
+                snprintf(field, sizeof(field), "%swindow.", prefix);
+                if (proto_args_decode(v[9].o, rspec, NARGS(rspec), rv, field, err,
+                                      sizeof(err)) < 0)
+                        return rpc__error(r, PROTO_BAD_REQUEST, "%s", err);
+                c->win_alpha = rv[0].d;
+                c->win_beta = rv[1].d;
+        }
+        return rpc__import_evidence(r, &v[10], prefix, &c->ev);
 }
 
 static int rpc__import(struct rpc_req *r)

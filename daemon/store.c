@@ -139,8 +139,9 @@ static const char *const store__sql[ST__COUNT] = {
         [ST_TASK_PUT] =
                 "INSERT INTO task_stats (model, task, calls, successes, failures,"
                 " avg_latency_ms, ema_quality, alpha, beta, judged, evidence_at, input_tokens,"
-                " output_tokens, latency)"
-                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                " output_tokens, latency, dom_cells, dom_s1, dom_s2)"
+                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,"
+                " ?17)",
         [ST_TRACE_DEL] = "DELETE FROM pending WHERE trace_id = ?1",
         [ST_CLEAR_PENDING] = "DELETE FROM pending",
         [ST_CLEAR_PROFILES] = "DELETE FROM profiles", /* task_stats cascade */
@@ -157,8 +158,9 @@ static const char *const store__sql[ST__COUNT] = {
         [ST_CELL_PUT] =
                 "INSERT OR REPLACE INTO cells (model, task, domain, calls, successes, failures,"
                 " alpha, beta, judged, evidence_at, input_tokens, output_tokens, recent_alpha,"
-                " recent_beta, updated_at)"
-                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                " recent_beta, win_alpha, win_beta, updated_at)"
+                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,"
+                " ?17)",
         [ST_CELL_DEL] = "DELETE FROM cells WHERE model = ?1 AND task = ?2 AND domain = ?3",
         [ST_TRACE_PUT] =
                 "INSERT INTO pending (trace_id, seq, model, task, reason, repo, files, output,"
@@ -956,6 +958,9 @@ static int store__put_profile(struct store *s, const struct tracker_profile *p, 
                 if (rc == SQLITE_OK)
                         rc = any ? sqlite3_bind_blob(st, 14, blob, sizeof(blob), SQLITE_TRANSIENT)
                                  : sqlite3_bind_null(st, 14);
+                store__bind_double(st, 15, ts->dom_cells, &rc);
+                store__bind_double(st, 16, ts->dom_s1, &rc);
+                store__bind_double(st, 17, ts->dom_s2, &rc);
                 r = store__run(s, st, rc, b);
         }
         return r;
@@ -1007,7 +1012,9 @@ static int store__put_cell(struct store *s, const struct tracker_cell *c, struct
         store__bind_evidence(st, 7, &c->ev, &rc);
         store__bind_double(st, 13, c->recent_alpha, &rc);
         store__bind_double(st, 14, c->recent_beta, &rc);
-        store__bind_u64(st, 15, c->updated_at, &rc);
+        store__bind_double(st, 15, c->win_alpha, &rc);
+        store__bind_double(st, 16, c->win_beta, &rc);
+        store__bind_u64(st, 17, c->updated_at, &rc);
         return store__run(s, st, rc, b);
 }
 
@@ -1530,8 +1537,8 @@ int store_load(struct store *s, struct tracker *t, char *err, size_t errlen)
                 " output_tokens FROM profiles ORDER BY model";
         static const char tasks_sql[] =
                 "SELECT task, calls, successes, failures, avg_latency_ms, ema_quality,"
-                " alpha, beta, judged, evidence_at, input_tokens, output_tokens, latency"
-                " FROM task_stats WHERE model = ?1";
+                " alpha, beta, judged, evidence_at, input_tokens, output_tokens, latency,"
+                " dom_cells, dom_s1, dom_s2 FROM task_stats WHERE model = ?1";
         static const char pending_sql[] =
                 "SELECT trace_id, seq, model, task, reason, repo, files, output, started_at,"
                 " completed, latency_ms, input_tokens, output_tokens, uid, base, completed_at,"
@@ -1539,7 +1546,7 @@ int store_load(struct store *s, struct tracker *t, char *err, size_t errlen)
         static const char cells_sql[] =
                 "SELECT model, task, domain, calls, successes, failures, alpha, beta, judged,"
                 " evidence_at, input_tokens, output_tokens, recent_alpha, recent_beta,"
-                " updated_at FROM cells ORDER BY model, task, domain";
+                " win_alpha, win_beta, updated_at FROM cells ORDER BY model, task, domain";
         sqlite3_stmt *prof = NULL, *task = NULL, *pend = NULL, *cell = NULL;
         char *fbuf = NULL;
         char **files = NULL;
@@ -1598,6 +1605,9 @@ int store_load(struct store *s, struct tracker *t, char *err, size_t errlen)
                                                          (uint32_t)lb[4 * i + 1] << 8 |
                                                          (uint32_t)lb[4 * i + 2] << 16 |
                                                          (uint32_t)lb[4 * i + 3] << 24;
+                        ts->dom_cells = sqlite3_column_double(task, 13);
+                        ts->dom_s1 = sqlite3_column_double(task, 14);
+                        ts->dom_s2 = sqlite3_column_double(task, 15);
                 }
                 if (rc != SQLITE_DONE)
                         goto sqlerr;
@@ -1630,7 +1640,9 @@ int store_load(struct store *s, struct tracker *t, char *err, size_t errlen)
                 store__col_evidence(cell, 6, &c.ev);
                 c.recent_alpha = sqlite3_column_double(cell, 12);
                 c.recent_beta = sqlite3_column_double(cell, 13);
-                c.updated_at = COL_U64(cell, 14);
+                c.win_alpha = sqlite3_column_double(cell, 14);
+                c.win_beta = sqlite3_column_double(cell, 15);
+                c.updated_at = COL_U64(cell, 16);
                 if ((r = tracker_load_cell(t, &c)) < 0) {
                         store__err(err, errlen, "%s: cannot load the cell (%s, %s, \"%s\"): %s",
                                    s->path, c.model, name, c.domain, strerror(-r));

@@ -1541,6 +1541,7 @@ static struct tracker_cell *tracker__cell_new(struct tracker *t, struct tracker_
                 return NULL;
         c->domain = memcpy((char *)(c + 1), domain, ld);
         c->model = p->model;
+        c->profile = p;
         c->task = (uint8_t)task;
         size_t j = tracker__cell_hash(c->model, task, domain) & (t->cell_nbuckets - 1);
         c->hnext = t->cells[j];
@@ -1622,14 +1623,51 @@ static struct tracker_cell *tracker__cell_for(struct tracker *t, struct tracker_
         return c;
 }
 
+bool tracker_cell_logit(const struct tracker_cell *c, double *l, double *nu)
+{
+        double a = c->win_alpha, b = c->win_beta;
+        if (!(a + b >= TRACKER_CELL_MIN))
+                return false;
+        *l = log((a + 0.5) / (b + 0.5));
+        *nu = 1.0 / (a + 0.5) + 1.0 / (b + 0.5);
+        return true;
+}
+
+/* Take the cell's window out of its task's sums (sign -1) or put it in
+ * (+1).  The same numbers come out as went in: the window does not change
+ * between the two. */
+static void tracker__cell_sums(struct tracker_cell *c, double sign)
+{
+        struct tracker_task_stats *ts = &c->profile->tasks[c->task];
+        double l, nu;
+        if (!tracker_cell_logit(c, &l, &nu))
+                return;
+        ts->dom_cells += sign;
+        ts->dom_s1 += sign * l;
+        ts->dom_s2 += sign * (l * l - nu);
+}
+
 /* One judged outcome of quality q and weight w in a cell: its evidence,
- * and the recent evidence that forgets per observation. */
+ * the recent evidence and the window (tracker.h), its task's sums. */
 static void tracker__cell_judge(struct tracker *t, struct tracker_cell *c, double q, double w,
                                 uint64_t now)
 {
+        tracker__cell_sums(c, -1.0);
         tracker__evidence_add(&c->ev, q, w, now, t->half_life);
         c->recent_alpha = TRACKER_RECENT_KEEP * c->recent_alpha + w * q;
         c->recent_beta = TRACKER_RECENT_KEEP * c->recent_beta + w * (1.0 - q);
+        c->win_alpha += w * q;
+        c->win_beta += w * (1.0 - q);
+        double ns = c->recent_alpha + c->recent_beta, nl = c->win_alpha + c->win_beta;
+        if (ns >= 5.0 && nl > ns + 5.0) {
+                double pl = (c->win_alpha + 0.5) / (nl + 1.0);
+                double ps = (c->recent_alpha + 0.5) / (ns + 1.0);
+                if (fabs(ps - pl) > 3.0 * sqrt(pl * (1.0 - pl) / ns)) {
+                        c->win_alpha = c->recent_alpha;
+                        c->win_beta = c->recent_beta;
+                }
+        }
+        tracker__cell_sums(c, 1.0);
 }
 
 const struct tracker_cell *tracker_cell_get(const struct tracker *t, const char *model,
@@ -1692,6 +1730,7 @@ int tracker_forget_cell(struct tracker *t, const char *model, enum tracker_task 
         struct tracker_cell *c = tracker__cell_find(t, model, task, domain);
         if (!c)
                 return -ENOENT;
+        tracker__cell_sums(c, -1.0);
         tracker__cell_gone(t, c);
         tracker__cell_free(t, c);
         return 0;
@@ -1706,6 +1745,8 @@ static void tracker__cell_assign(struct tracker_cell *c, const struct tracker_ce
         c->ev = src->ev;
         c->recent_alpha = src->recent_alpha;
         c->recent_beta = src->recent_beta;
+        c->win_alpha = src->win_alpha;
+        c->win_beta = src->win_beta;
         c->updated_at = src->updated_at;
 }
 
@@ -1724,6 +1765,8 @@ int tracker_import_cell(struct tracker *t, const struct tracker_cell *src, bool 
                         return -ENOMEM;
                 replace = true;
         }
+        tracker__task_entry(p, (enum tracker_task)src->task);
+        tracker__cell_sums(c, -1.0);
         if (replace) {
                 tracker__cell_assign(c, src);
         } else {
@@ -1733,7 +1776,10 @@ int tracker_import_cell(struct tracker *t, const struct tracker_cell *src, bool 
                 tracker__evidence_merge(&c->ev, &src->ev, t->half_life);
                 c->recent_alpha += src->recent_alpha;
                 c->recent_beta += src->recent_beta;
+                c->win_alpha += src->win_alpha;
+                c->win_beta += src->win_beta;
         }
+        tracker__cell_sums(c, 1.0);
         /* A new cell keeps its time, as a new profile does. */
         tracker__touch_cell(t, c, *created && src->updated_at ? src->updated_at : now);
         return 0;

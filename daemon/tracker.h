@@ -87,6 +87,12 @@ struct tracker_task_stats {
         double ema_quality;
         struct tracker_evidence ev;
         uint32_t latency[TRACKER_SKETCH_BUCKETS];
+        /* Over the model's domain cells of this task that hold at least
+         * TRACKER_CELL_MIN judged outcomes in their window: how many, the
+         * sum of their logits l and of l^2 - nu (tracker_cell_logit).  Kept
+         * up to date as cells change, so that rank's empirical-Bayes prior
+         * costs O(1); stored, so a restart gives the very same numbers. */
+        double dom_cells, dom_s1, dom_s2;
 };
 
 struct tracker_cell;
@@ -113,12 +119,19 @@ struct tracker_profile {
  * classifier said a request is about (a subject, a language, a customer).
  * A cell is made when a trace that named a domain completes or is judged,
  * and holds the same counters and evidence as a task, without a latency
- * histogram (the task keeps it).  `recent` is the cell's evidence
- * forgotten per observation (see TRACKER_RECENT_KEEP), which is what rank
- * reads, so that a model whose quality drops on a domain loses it within
- * tens of calls. */
+ * histogram (the task keeps it).
+ *
+ * Forgetting is per observation, not per second, so that a model whose
+ * quality drops on a domain loses it within tens of calls: `recent` is
+ * the evidence discounted by TRACKER_RECENT_KEEP at each judged outcome,
+ * `win` the evidence since the last change detected.  A change is
+ * detected when, with at least 5 recent outcomes and 5 more in the
+ * window, the recent rate is more than 3 standard errors from the
+ * window's: the window then restarts from the recent evidence.  rank reads
+ * the window. */
 #define TRACKER_DOMAIN_MAX 128
-#define TRACKER_RECENT_KEEP 0.97 /* recent evidence keeps this much per observation */
+#define TRACKER_RECENT_KEEP 0.9 /* recent evidence keeps this much per observation */
+#define TRACKER_CELL_MIN 3.0    /* window evidence for a cell to count in its task's sums */
 
 struct tracker_cell {
         const char *domain; /* stored after the struct */
@@ -129,8 +142,10 @@ struct tracker_cell {
         uint64_t failures;
         struct tracker_evidence ev;
         double recent_alpha, recent_beta;
+        double win_alpha, win_beta;
         uint64_t updated_at;
         /* internal */
+        struct tracker_profile *profile;
         struct tracker_cell *hnext;
         struct tracker_cell *pnext, **pprev; /* the profile's list */
         struct tracker_cell *dirty_next;
@@ -297,6 +312,11 @@ const struct tracker_cell *tracker_cell_get(const struct tracker *t, const char 
 /* The profile's cells, in no order. */
 const struct tracker_cell *tracker_cell_first(const struct tracker_profile *p);
 const struct tracker_cell *tracker_cell_next(const struct tracker_cell *c);
+/* The logit of a cell's window, l = ln((a + 1/2) / (b + 1/2)), and its
+ * sampling variance nu = 1 / (a + 1/2) + 1 / (b + 1/2) (a, b: win_alpha,
+ * win_beta).  False when the window holds less than TRACKER_CELL_MIN. */
+bool tracker_cell_logit(const struct tracker_cell *c, double *l, double *nu);
+
 /* How many cells the profile has. */
 size_t tracker_profile_cells(const struct tracker_profile *p);
 /* The profile's cells (of one task, or all: task < 0) sorted by task name

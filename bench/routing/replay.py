@@ -245,6 +245,7 @@ def run(job):
         delayed = []  # (due prompt index, trace id, kind)
         for i, (subject, mx_right, g4_right) in enumerate(items):
             if row == "restart" and i == n // 2:
+                c.replies()  # every report answered, then SIGTERM
                 d.stop()
                 c = d.start()
             cands = [MIXTRAL, GPT4] + ([NEWCOMER] if row == "cold" and i >= n // 3 else [])

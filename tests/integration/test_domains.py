@@ -124,9 +124,10 @@ output_per_mtok = 30
         self.assertAlmostEqual(r["ranked"][0]["mean"], r["ranked"][1]["mean"])
 
     def test_a_new_domain_starts_from_the_task(self):
-        for _ in range(40):
-            self.cycle("good", "d1", "accepted")
-            self.cycle("bad", "d1", "rejected")
+        for d in ("d1", "d2", "d3", "d4", "d5"):
+            for _ in range(10):
+                self.cycle("good", d, "accepted")
+                self.cycle("bad", d, "rejected")
         r = self.c.call("rank", {"task": "reasoning", "candidates": ["bad", "good"],
                                  "domain": "never-seen", "strategy": "mean",
                                  "exclude_degraded": False})

@@ -5,7 +5,8 @@ client = outcomed.Client(fail_open=True, timeout=0.05)   # never let outcomed st
 
 
 def route(task, prompt, models, llm):
-    ranking = client.rank(task, candidates=models)        # None: outcomed unavailable
+    ranking = client.rank(task, candidates=models,        # None: outcomed unavailable
+                          exclude_degraded=True)         # leave failing models out
     if ranking and ranking["ranked"]:
         model = ranking["ranked"][0]["model"]              # best first; degraded models left out
     else:

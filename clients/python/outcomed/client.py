@@ -410,7 +410,7 @@ class Client:
 
     def rank(self, task: str, candidates: Sequence[str] | None = None,
              strategy: str | None = None, latency_weight: float = 0.0, cost_weight: float = 0.0,
-             exclude_degraded: bool = True, *, degrade_threshold: int | None = None,
+             exclude_degraded: bool | None = None, *, degrade_threshold: int | None = None,
              seed: int | None = None, domain: str | None = None) -> RankResult | None:
         """Which model for ``task`` now, as the daemon ranks them.
 
@@ -422,8 +422,9 @@ class Client:
         confidence bound) or ``thompson`` (one posterior draw; ``seed``
         fixes it).  ``latency_weight`` and ``cost_weight`` subtract
         the candidate's latency and cost, relative to the largest, from its
-        quality.  Degraded models are left out (named in ``excluded``)
-        unless ``exclude_degraded`` is false.
+        quality.  ``exclude_degraded``: leave degraded models out (named in
+        ``excluded``); None: the daemon's default (yes, but for kg, which
+        weighs failures in its posterior).
 
         Returns ``{"task", "strategy", "ranked": [RankItem...], "excluded"}``,
         best first.  A daemon without ``rank`` answers

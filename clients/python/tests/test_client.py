@@ -191,20 +191,31 @@ class MethodsTest(ClientTestCase):
             self.assertIn("rank", e.message)
             self.assertIsInstance(self.c.ping(), str)
             return
+        # No strategy sent: the daemon's default, kg (the posterior mean,
+        # Beta(2, 1) and Beta(1, 2) here, with exploration).
+        self.assertEqual((r["task"], r["strategy"]), ("code", "kg"))
+        self.assertEqual([i["model"] for i in r["ranked"]], ["good", "bad"])
+        self.assertAlmostEqual(r["ranked"][0]["mean"], 2 / 3)
+        r = self.c.rank("code", strategy="ema")
         self.assertEqual((r["task"], r["strategy"]), ("code", "ema"))
         self.assertEqual([(i["model"], i["prior"]) for i in r["ranked"]],
                          [("good", False), ("bad", False)])
         self.assertAlmostEqual(r["ranked"][0]["score"], 0.6)
         self.assertAlmostEqual(r["ranked"][1]["score"], 0.4)
         # An unknown candidate ranks with the prior, flagged.
-        r = self.c.rank("code", candidates=["bad", "new", "good"])
+        r = self.c.rank("code", candidates=["bad", "new", "good"], strategy="ema")
         self.assertEqual([(i["model"], i["prior"]) for i in r["ranked"]],
                          [("good", False), ("new", True), ("bad", False)])
-        # Degraded models are left out unless asked for.
-        r = self.c.rank("code", degrade_threshold=0)
+        # Degraded models are left out unless asked for (kg leaves nobody
+        # out unless asked).
+        r = self.c.rank("code", degrade_threshold=0, strategy="ema")
         self.assertEqual(([i["model"] for i in r["ranked"]], r["excluded"]), (["good"], ["bad"]))
-        r = self.c.rank("code", degrade_threshold=0, exclude_degraded=False)
+        r = self.c.rank("code", degrade_threshold=0, strategy="ema", exclude_degraded=False)
         self.assertEqual([i["model"] for i in r["ranked"]], ["good", "bad"])
+        r = self.c.rank("code", degrade_threshold=0)
+        self.assertEqual(([i["model"] for i in r["ranked"]], r["excluded"]), (["good", "bad"], []))
+        r = self.c.rank("code", degrade_threshold=0, exclude_degraded=True)
+        self.assertEqual(r["excluded"], ["bad"])
         for strategy in ("mean", "lcb", "thompson"):
             r = self.c.rank("code", strategy=strategy, latency_weight=0.5, cost_weight=1, seed=7)
             self.assertEqual((r["strategy"], len(r["ranked"])), (strategy, 2))
