@@ -393,6 +393,13 @@ def vm_rss_mib(pid):
     raise AssertionError("no VmRSS for pid %d" % pid)
 
 
+def asan(pid):
+    """True when the daemon runs under ASan, whose quarantine and shadow
+    memory are not the daemon's own."""
+    with open("/proc/%d/maps" % pid) as f:
+        return "libasan" in f.read()
+
+
 def big_complete(msgid, trace_id, size):
     """A `complete` of exactly `size` bytes (its output fills it)."""
     def build(n):
@@ -430,6 +437,8 @@ class StalledMessagesTest(Base):
     SIZE = 4 << 20
 
     def test_stalled_connections_hold_bounded_memory(self):
+        # (Under ASan the RSS checks are skipped, stats' partial_bytes is
+        # still checked.)
         if harness.WRAPPER:
             self.skipTest("RSS under a tool wrapping the daemon says nothing")
         c = self.client()
@@ -453,7 +462,9 @@ class StalledMessagesTest(Base):
         self.assertLessEqual(st["connections"], kept + 2)
         self.assertEqual(st["message_timeouts_total"], 0)
         rss = vm_rss_mib(pid)
-        self.assertLess(rss, 256, "RSS %.0f MiB with %d stalled messages" % (rss, self.N))
+        sys.stderr.write("stalled: VmRSS %.0f MiB with %d stalled messages\n" % (rss, self.N))
+        if not asan(pid):
+            self.assertLess(rss, 256, "RSS %.0f MiB with %d stalled messages" % (rss, self.N))
         # Another connection is served at once.
         with self.d.client() as other:
             t0 = time.monotonic()
@@ -475,7 +486,8 @@ class StalledMessagesTest(Base):
         self.assertEqual(got, 77)
         self.assertIsNone(err, "a 4 MiB complete beside stalled messages: %r" % (err,))
         self.assertEqual(res["trace_id"], tid)
-        self.assertLess(vm_rss_mib(pid), 256)
+        if not asan(pid):
+            self.assertLess(vm_rss_mib(pid), 256)
         self.assertIn("partial_bytes", self.d.stderr())
 
 
