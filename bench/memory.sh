@@ -315,7 +315,7 @@ int main(int argc, char **argv)
 C
 PROBE=1
 cc -O2 -std=c11 -D_GNU_SOURCE -I"$ROOT/daemon" -o "$TMP/probe" "$TMP/probe.c" \
-        "$ROOT/daemon/tracker.c" -lm 2>"$TMP/probe.err" || {
+        "$ROOT/daemon/tracker.c" "$ROOT/daemon/siphash.c" -lm 2>"$TMP/probe.err" || {
         say "warning: cannot build the probe (the figures go without it): $(head -3 "$TMP/probe.err")"
         PROBE=0
 }

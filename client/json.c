@@ -10,6 +10,8 @@
  */
 #include "json.h"
 
+#include <errno.h>
+#include <float.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <math.h>
@@ -84,17 +86,22 @@ int json_print_string(FILE *f, const char *str, size_t len)
                 }
         }
         fputc('"', f);
-        return ferror(f) ? -1 : 0;
+        return ferror(f) ? -EIO : 0;
 }
 
-/* Shortest of %.{min..max}g that reads back as d (as a float when single). */
+/* Shortest of %.{min..max}g that reads back as d (as a float when single).
+ * A normal number that reads back from fewer than 15 (float: 6) digits
+ * prints in those digits at %.15g already (%g drops the trailing zeros):
+ * its half ulp is smaller than half a unit of the 15th digit.  A subnormal
+ * one has fewer bits, so every precision from 1 is tried. */
 static void json__format(char *buf, size_t len, double d, bool single)
 {
         if (!isfinite(d)) {
                 snprintf(buf, len, "null");
                 return;
         }
-        for (int prec = single ? 6 : 15; prec <= (single ? 9 : 17); prec++) {
+        bool subnormal = d != 0 && fabs(d) < (single ? FLT_MIN : DBL_MIN);
+        for (int prec = subnormal ? 1 : single ? 6 : 15; prec <= (single ? 9 : 17); prec++) {
                 snprintf(buf, len, "%.*g", prec, d);
                 if (single ? strtof(buf, NULL) == (float)d : strtod(buf, NULL) == d)
                         break;
@@ -138,10 +145,10 @@ static int json__key(FILE *f, const msgpack_object *k)
         size_t len = 0;
         FILE *m = open_memstream(&buf, &len);
         if (m == NULL)
-                return -1;
+                return -errno;
         int r = json_print(m, k);
-        if (fclose(m) != 0)
-                r = -1;
+        if (fclose(m) != 0 && r == 0)
+                r = -EIO;
         if (r == 0)
                 r = json_print_string(f, buf, len);
         free(buf);
@@ -151,6 +158,7 @@ static int json__key(FILE *f, const msgpack_object *k)
 int json_print(FILE *f, const msgpack_object *o)
 {
         char num[40];
+        int r;
 
         switch (o->type) {
         case MSGPACK_OBJECT_NIL:
@@ -186,8 +194,8 @@ int json_print(FILE *f, const msgpack_object *o)
                 for (uint32_t i = 0; i < o->via.array.size; i++) {
                         if (i > 0)
                                 fputc(',', f);
-                        if (json_print(f, &o->via.array.ptr[i]) < 0)
-                                return -1;
+                        if ((r = json_print(f, &o->via.array.ptr[i])) < 0)
+                                return r;
                 }
                 fputc(']', f);
                 break;
@@ -196,11 +204,11 @@ int json_print(FILE *f, const msgpack_object *o)
                 for (uint32_t i = 0; i < o->via.map.size; i++) {
                         if (i > 0)
                                 fputc(',', f);
-                        if (json__key(f, &o->via.map.ptr[i].key) < 0)
-                                return -1;
+                        if ((r = json__key(f, &o->via.map.ptr[i].key)) < 0)
+                                return r;
                         fputc(':', f);
-                        if (json_print(f, &o->via.map.ptr[i].val) < 0)
-                                return -1;
+                        if ((r = json_print(f, &o->via.map.ptr[i].val)) < 0)
+                                return r;
                 }
                 fputc('}', f);
                 break;
@@ -208,7 +216,7 @@ int json_print(FILE *f, const msgpack_object *o)
                 fputs("null", f);
                 break;
         }
-        return ferror(f) ? -1 : 0;
+        return ferror(f) ? -EIO : 0;
 }
 
 /* ---- parsing ------------------------------------------------------------ */
@@ -225,14 +233,19 @@ struct json__parser {
         msgpack_object_kv *kvs;         /* members of the open objects */
         size_t *keypos;                 /* where each member's key starts */
         size_t nkvs, capkvs;
+        int rc;                         /* the first error: -EINVAL, -ERANGE, -ENOMEM */
 };
 
-static int json__fail(struct json__parser *p, size_t at, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
+static int json__vfail(struct json__parser *p, int rc, size_t at, const char *fmt, va_list ap)
+        __attribute__((format(printf, 4, 0)));
 
-/* "LINE:COLUMN: message", the column in characters (UTF-8 lead bytes). */
-static int json__fail(struct json__parser *p, size_t at, const char *fmt, ...)
+/* "LINE:COLUMN: message", the column in characters (UTF-8 lead bytes).
+ * Records rc (the first error's) and returns -1: callers pass -1 up, and
+ * json_parse returns the recorded rc. */
+static int json__vfail(struct json__parser *p, int rc, size_t at, const char *fmt, va_list ap)
 {
+        if (p->rc == 0)
+                p->rc = rc;
         if (p->err == NULL || p->errlen == 0)
                 return -1;
         unsigned long line = 1, col = 1;
@@ -246,13 +259,36 @@ static int json__fail(struct json__parser *p, size_t at, const char *fmt, ...)
                 }
         }
         int n = snprintf(p->err, p->errlen, "%lu:%lu: ", line, col);
-        if (n >= 0 && (size_t)n < p->errlen) {
-                va_list ap;
-                va_start(ap, fmt);
+        if (n >= 0 && (size_t)n < p->errlen)
                 vsnprintf(p->err + n, p->errlen - (size_t)n, fmt, ap);
-                va_end(ap);
-        }
         return -1;
+}
+
+/* Bad input: -EINVAL. */
+static int json__fail(struct json__parser *p, size_t at, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+static int json__fail(struct json__parser *p, size_t at, const char *fmt, ...)
+{
+        va_list ap;
+        va_start(ap, fmt);
+        json__vfail(p, -EINVAL, at, fmt, ap);
+        va_end(ap);
+        return -1;
+}
+
+/* A number that does not fit: -ERANGE. */
+static int json__range(struct json__parser *p, size_t at, const char *what)
+{
+        if (p->rc == 0)
+                p->rc = -ERANGE;
+        return json__fail(p, at, "%s", what);
+}
+
+static int json__oom(struct json__parser *p)
+{
+        if (p->rc == 0)
+                p->rc = -ENOMEM;
+        return json__fail(p, p->pos, "out of memory");
 }
 
 /* Name the byte at `at` for an error: 'x', "end of input" or a hex byte. */
@@ -283,7 +319,7 @@ static void *json__zalloc(struct json__parser *p, size_t size)
 {
         void *m = msgpack_zone_malloc(p->zone, size ? size : 1);
         if (m == NULL)
-                json__fail(p, p->pos, "out of memory");
+                json__oom(p);
         return m;
 }
 
@@ -306,7 +342,7 @@ static int json__push_item(struct json__parser *p, const msgpack_object *v)
 {
         msgpack_object *m = json__reserve(p->items, &p->capitems, p->nitems + 1, sizeof(*m));
         if (m == NULL)
-                return json__fail(p, p->pos, "out of memory");
+                return json__oom(p);
         p->items = m;
         p->items[p->nitems++] = *v;
         return 0;
@@ -317,12 +353,12 @@ static int json__push_kv(struct json__parser *p, const msgpack_object_kv *kv, si
         size_t cap = p->capkvs;
         msgpack_object_kv *m = json__reserve(p->kvs, &cap, p->nkvs + 1, sizeof(*m));
         if (m == NULL)
-                return json__fail(p, p->pos, "out of memory");
+                return json__oom(p);
         p->kvs = m;
         if (cap != p->capkvs) {
                 size_t *k = realloc(p->keypos, cap * sizeof(*k));
                 if (k == NULL)
-                        return json__fail(p, p->pos, "out of memory");
+                        return json__oom(p);
                 p->keypos = k;
                 p->capkvs = cap;
         }
@@ -498,7 +534,7 @@ static int json__number(struct json__parser *p, msgpack_object *o)
                 for (size_t k = start + neg; k < int_end; k++) {
                         unsigned dgt = (unsigned)(p->s[k] - '0');
                         if (v > (UINT64_MAX - dgt) / 10)
-                                return json__fail(p, start, "integer out of range");
+                                return json__range(p, start, "integer out of range");
                         v = v * 10 + dgt;
                 }
                 if (!neg || v == 0) {
@@ -506,7 +542,7 @@ static int json__number(struct json__parser *p, msgpack_object *o)
                         o->via.u64 = v;
                 } else {
                         if (v > (uint64_t)INT64_MAX + 1)
-                                return json__fail(p, start, "integer out of range");
+                                return json__range(p, start, "integer out of range");
                         o->type = MSGPACK_OBJECT_NEGATIVE_INTEGER;
                         o->via.i64 = v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v;
                 }
@@ -519,7 +555,7 @@ static int json__number(struct json__parser *p, msgpack_object *o)
         if (n >= sizeof(small)) {
                 buf = malloc(n + 1);
                 if (buf == NULL)
-                        return json__fail(p, start, "out of memory");
+                        return json__oom(p);
         }
         memcpy(buf, p->s + start, n);
         buf[n] = '\0';
@@ -527,7 +563,7 @@ static int json__number(struct json__parser *p, msgpack_object *o)
         if (buf != small)
                 free(buf);
         if (!isfinite(d))
-                return json__fail(p, start, "number out of range");
+                return json__range(p, start, "number out of range");
         o->type = MSGPACK_OBJECT_FLOAT64;
         o->via.f64 = d;
         return 0;
@@ -619,7 +655,7 @@ static int json__check_dup_keys(struct json__parser *p, const msgpack_object_kv 
                 return 0;
         const msgpack_object_kv **sorted = malloc(n * sizeof(*sorted));
         if (sorted == NULL)
-                return json__fail(p, p->pos, "out of memory");
+                return json__oom(p);
         for (size_t i = 0; i < n; i++)
                 sorted[i] = &kv[i];
         qsort(sorted, n, sizeof(*sorted), json__sort_cmp);
@@ -674,7 +710,8 @@ static int json__object(struct json__parser *p, msgpack_object *o)
         size_t n = p->nkvs - base;
         if (n > UINT32_MAX)
                 return json__fail(p, p->pos, "object too large");
-        if (json__check_dup_keys(p, p->kvs + base, p->keypos + base, n) < 0)
+        /* (kvs is NULL until an object has a member: no offset from it.) */
+        if (n > 1 && json__check_dup_keys(p, p->kvs + base, p->keypos + base, n) < 0)
                 return -1;
         msgpack_object_kv *m = json__zalloc(p, n * sizeof(*m));
         if (m == NULL)
@@ -735,7 +772,8 @@ int json_parse(const char *text, size_t len, msgpack_zone *zone, msgpack_object 
         free(p.items);
         free(p.kvs);
         free(p.keypos);
-        if (r == 0)
-                *out = o;
-        return r;
+        if (r < 0)
+                return p.rc ? p.rc : -EINVAL;
+        *out = o;
+        return 0;
 }

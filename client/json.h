@@ -17,10 +17,10 @@
 
 #include <msgpack.h>
 
-/* Print o to f.  Returns 0, or -1 when writing failed. */
+/* Print o to f.  Returns 0, or a negative errno when writing failed. */
 int json_print(FILE *f, const msgpack_object *o);
 
-/* Print s (len bytes) as a JSON string, quotes included. */
+/* Print s (len bytes) as a JSON string, quotes included.  0 or -EIO. */
 int json_print_string(FILE *f, const char *s, size_t len);
 
 /* Format a double the way json_print() does, into buf (>= 32 bytes). */
@@ -38,8 +38,10 @@ void json_format_double(char *buf, size_t len, double d);
  * must be finite.  Nesting deeper than JSON_MAX_DEPTH is refused.
  *
  * Everything is allocated from `zone` (the caller's, freed with it).
- * Returns 0 with *out set, or -1 with "LINE:COLUMN: what" in err (both
- * counted from 1; the column counts characters, not bytes). */
+ * Returns 0 with *out set, or a negative errno with "LINE:COLUMN: what" in
+ * err (both counted from 1; the column counts characters, not bytes):
+ * -ERANGE for a number out of range, -ENOMEM when memory ran out, -EINVAL
+ * for anything else. */
 #define JSON_MAX_DEPTH 64
 
 int json_parse(const char *text, size_t len, msgpack_zone *zone, msgpack_object *out,

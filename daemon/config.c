@@ -73,6 +73,8 @@ static const struct config__key config__keys[] = {
         { "limits", "connections_per_uid", CFG_U32, L(connections_per_uid), 0, 1u << 24 },
         { "limits", "requests_in_flight", CFG_U32, L(requests_in_flight), 1, 1u << 24 },
         { "limits", "reply_buffer_bytes", CFG_U64, L(reply_buffer_bytes), 4096, UINT64_MAX },
+        { "limits", "partial_bytes", CFG_U64, L(partial_bytes), 65536, UINT64_MAX },
+        { "limits", "message_timeout_ms", CFG_U32, L(message_timeout_ms), 10, 86400000 },
 };
 
 void config_init(struct config *c)
@@ -107,6 +109,8 @@ void config_init(struct config *c)
                 .connections_per_uid = 256,
                 .requests_in_flight = 4096,
                 .reply_buffer_bytes = 64u << 20,
+                .partial_bytes = 64u << 20,
+                .message_timeout_ms = 10000,
         };
 }
 

@@ -23,6 +23,8 @@ struct config_limits {
         uint32_t connections_per_uid; /* open connections of one uid; 0: no limit */
         uint32_t requests_in_flight;  /* per connection: read, not yet answered */
         uint64_t reply_buffer_bytes; /* unread replies before a client is dropped */
+        uint64_t partial_bytes;      /* all connections: bytes of unfinished messages */
+        uint32_t message_timeout_ms; /* from a message's first byte to its last */
 };
 
 enum config_durability {

@@ -68,6 +68,7 @@
 
 #include "journal.h"
 #include "log.h"
+#include "siphash.h"
 #include "symbols.h"
 #include "tracker.h"
 
@@ -309,14 +310,11 @@ static bool gitscan__significant(const char *s, size_t n)
         return chars >= 4 && word;
 }
 
+/* The lines are a client's output: keyed SipHash, so that it cannot
+ * choose lines that pile up in one probe sequence (siphash.h). */
 static uint64_t gitscan__hash(const char *s, size_t n)
 {
-        uint64_t h = 1469598103934665603ull; /* FNV-1a */
-        for (size_t i = 0; i < n; i++) {
-                h ^= (unsigned char)s[i];
-                h *= 1099511628211ull;
-        }
-        return h;
+        return siphash_bytes(s, n);
 }
 
 /* A multiset of lines: open addressing over the lines' bytes. */

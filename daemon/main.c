@@ -35,6 +35,7 @@
 #include "notify.h"
 #include "rpc.h"
 #include "server.h"
+#include "siphash.h"
 #include "store.h"
 #include "tracker.h"
 
@@ -402,6 +403,13 @@ int main(int argc, char **argv)
         if (r < 0) {
                 fprintf(stderr, "outcomed: the sockets passed by the service manager (LISTEN_FDS): "
                         "%s; want one listening Unix stream socket\n", strerror(-r));
+                return 1;
+        }
+        /* The hash tables' key, before anything fills them. */
+        r = siphash_init_random();
+        if (r < 0) {
+                fprintf(stderr, "outcomed: getrandom: cannot draw the hash tables' key: %s\n",
+                        strerror(-r));
                 return 1;
         }
         d.activated = listen_fd >= 0;

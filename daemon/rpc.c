@@ -1428,7 +1428,7 @@ static void rpc__pack_config(struct rpc_req *r)
                 msgpack_pack_uint32(pk, cfg->allow_uids[i]);
         proto_pack_kv_str(pk, "allow_group", cfg->allow_group);
         rpc__pack_key(pk, "limits");
-        msgpack_pack_map(pk, 13);
+        msgpack_pack_map(pk, 16);
         proto_pack_kv_u64(pk, "message_bytes", l->message_bytes);
         proto_pack_kv_u64(pk, "model_bytes", l->model_bytes);
         proto_pack_kv_u64(pk, "text_bytes", l->text_bytes);
@@ -1441,7 +1441,10 @@ static void rpc__pack_config(struct rpc_req *r)
         proto_pack_kv_u64(pk, "domains", l->domains);
         proto_pack_kv_u64(pk, "connections", l->connections);
         proto_pack_kv_u64(pk, "connections_per_uid", l->connections_per_uid);
+        proto_pack_kv_u64(pk, "requests_in_flight", l->requests_in_flight);
         proto_pack_kv_u64(pk, "reply_buffer_bytes", l->reply_buffer_bytes);
+        proto_pack_kv_u64(pk, "partial_bytes", l->partial_bytes);
+        proto_pack_kv_u64(pk, "message_timeout_ms", l->message_timeout_ms);
 }
 
 static int rpc__stats(struct rpc_req *r)
@@ -1464,6 +1467,9 @@ static int rpc__stats(struct rpc_req *r)
         proto_pack_kv_u64(r->pk, "connections_total", c->connections_total);
         proto_pack_kv_u64(r->pk, "connections_refused_total", c->refused_total);
         proto_pack_kv_u64(r->pk, "connections_dropped_total", c->dropped_total);
+        proto_pack_kv_u64(r->pk, "partial_bytes", c->partial_bytes);
+        proto_pack_kv_u64(r->pk, "partial_drops_total", c->partial_drops_total);
+        proto_pack_kv_u64(r->pk, "message_timeouts_total", c->message_timeouts_total);
         proto_pack_kv_u64(r->pk, "requests_total", c->requests_total);
         proto_pack_kv_u64(r->pk, "errors_total", c->errors_total);
         proto_pack_kv_u64(r->pk, "notify_errors_total", c->notify_errors_total);

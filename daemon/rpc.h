@@ -21,6 +21,9 @@ struct rpc_counters {
         uint64_t notify_errors_total;
         uint64_t refused_total;       /* connections refused (limits, allow_uids) */
         uint64_t dropped_total;       /* connections dropped: replies left unread */
+        uint64_t partial_bytes;       /* now: bytes of messages begun, not finished */
+        uint64_t partial_drops_total; /* connections dropped: over partial_bytes */
+        uint64_t message_timeouts_total; /* connections closed: message_timeout_ms */
         uint64_t reloads_total;       /* configuration reloads applied (SIGHUP) */
         uint64_t reload_errors_total; /* reloads refused: the running one stayed */
         uint64_t config_loaded_at;    /* unix seconds of the last (re)load */

@@ -41,6 +41,26 @@
  * connection that closes first only detaches its placeholders (they are
  * freed when answered).
  *
+ * Unfinished messages: the bytes of a message begun and not yet ended
+ * (skim.bytes after a read) are what a client can make the daemon hold
+ * without sending anything it could answer.  Two limits bound them:
+ *   - partial_bytes, over all connections: past it the connection holding
+ *     the most is dropped (`overloaded`, msgid 0; the first begun among
+ *     equals).  Dropping rather than making new messages wait: waiting
+ *     would let connections that never finish hold the budget and stall
+ *     every honest large message behind them until they time out, while
+ *     the connection holding the most is the stalled one (a client that
+ *     sends at full speed ends its message within milliseconds, so it is
+ *     rarely the largest holder), and dropping frees the memory at once.
+ *     Redis's client eviction picks the same victim.
+ *   - message_timeout_ms, per message: a message must end that long after
+ *     its first byte was read, else `too_large` (msgid 0) and the
+ *     connection closes.  The connections with a message begun are on a
+ *     list in the order their messages began (s->partial_head), so one
+ *     timer, armed for the oldest, serves them all.  A connection the
+ *     daemon itself stopped reading (backpressure, a reply given later)
+ *     cannot finish its message: its clock starts again instead.
+ *
  * A connection is freed only in its close callback; outstanding writes
  * are cancelled by uv_close and their callbacks run first.
  */
@@ -89,6 +109,9 @@ struct conn {
         bool eof;               /* the peer sent all it will send */
         bool closing;
         bool close_after_flush; /* answer what is due, then close */
+        size_t partial;         /* bytes of the message begun, not yet ended */
+        uint64_t partial_since; /* uv_now when it began (or its clock restarted) */
+        struct conn *pprev, *pnext; /* the server's partial list (partial > 0) */
 };
 
 struct conn_held {
@@ -130,6 +153,8 @@ struct server {
         uint64_t next_id;
         bool listening;
         uint64_t fd_budget;      /* connections the descriptor limit allows */
+        struct conn *partial_head, *partial_tail; /* by partial_since, oldest first */
+        uv_timer_t *partial_timer; /* message_timeout_ms of the oldest */
 };
 
 /* Past this many unread reply bytes a connection is paused: half the hard
@@ -176,6 +201,138 @@ static void conn__unwait(struct conn *c)
         c->wprev = c->wnext = NULL;
 }
 
+/* ---- unfinished messages ----------------------------------------------- */
+
+static void server__partial_arm(struct server *s);
+
+static void conn__partial_unlink(struct conn *c)
+{
+        struct server *s = c->srv;
+        if (c->pprev)
+                c->pprev->pnext = c->pnext;
+        else
+                s->partial_head = c->pnext;
+        if (c->pnext)
+                c->pnext->pprev = c->pprev;
+        else
+                s->partial_tail = c->pprev;
+        c->pprev = c->pnext = NULL;
+}
+
+static void conn__partial_append(struct conn *c)
+{
+        struct server *s = c->srv;
+        c->partial_since = uv_now(s->loop);
+        c->pprev = s->partial_tail;
+        c->pnext = NULL;
+        if (s->partial_tail)
+                s->partial_tail->pnext = c;
+        else
+                s->partial_head = c;
+        s->partial_tail = c;
+        if (s->partial_head == c)
+                server__partial_arm(s);
+}
+
+/* The connection now holds `bytes` of an unfinished message; `fresh`: a
+ * new message (one ended since the last call), its clock starts now. */
+static void conn__partial_set(struct conn *c, size_t bytes, bool fresh)
+{
+        struct rpc_counters *k = &c->srv->env->counters;
+        bool was = c->partial > 0;
+        k->partial_bytes = k->partial_bytes - c->partial + bytes;
+        c->partial = bytes;
+        if (was && (!bytes || fresh))
+                conn__partial_unlink(c);
+        if (bytes && (!was || fresh))
+                conn__partial_append(c);
+}
+
+/* Give up a connection's unfinished message: its bytes are freed now, one
+ * error with msgid 0 is answered (after the replies due before it), and
+ * the connection closes. */
+static void conn__reply_error(struct conn *c, uint32_t msgid, enum proto_error e, const char *msg);
+static void conn__read_stop(struct conn *c);
+static void conn__flush(struct conn *c);
+
+static void conn__abandon(struct conn *c, enum proto_error e, const char *msg)
+{
+        conn__partial_set(c, 0, false);
+        free(c->rbuf); /* the complete messages not yet dispatched go too */
+        c->rbuf = NULL;
+        c->rpos = c->rlen = c->rcap = 0;
+        c->ready = 0;
+        conn__reply_error(c, 0, e, msg);
+        c->close_after_flush = true;
+        conn__read_stop(c);
+        conn__flush(c);
+}
+
+/* Over partial_bytes (never less than one message): drop the connections
+ * holding the most until the rest fit (see the top of this file). */
+static void server__partial_enforce(struct server *s)
+{
+        const struct config_limits *lim = &s->cfg->limits;
+        uint64_t budget = lim->partial_bytes > lim->message_bytes ? lim->partial_bytes
+                                                                  : lim->message_bytes;
+        while (s->env->counters.partial_bytes > budget) {
+                struct conn *victim = s->partial_head;
+                for (struct conn *c = s->partial_head; c; c = c->pnext)
+                        if (c->partial > victim->partial)
+                                victim = c; /* strictly more: the oldest among equals */
+                log_warn("connection %llu (uid %u, pid %d) dropped: it held %zu bytes of an "
+                         "unfinished message when all of them passed partial_bytes (%llu)",
+                         (unsigned long long)victim->id, victim->uid, victim->pid,
+                         victim->partial, (unsigned long long)budget);
+                s->env->counters.partial_drops_total++;
+                char msg[160];
+                snprintf(msg, sizeof(msg), "the daemon holds too many unfinished messages "
+                         "(partial_bytes %llu), this one the largest; closing the connection",
+                         (unsigned long long)budget);
+                conn__abandon(victim, PROTO_OVERLOADED, msg);
+        }
+}
+
+/* The oldest unfinished messages past message_timeout_ms: their
+ * connections close (or, when the daemon is not reading them, their clock
+ * starts again).  Then the timer is armed for the next. */
+static void server__partial_expire(uv_timer_t *t)
+{
+        struct server *s = t->data;
+        uint64_t now = uv_now(s->loop), timeout = s->cfg->limits.message_timeout_ms;
+        struct conn *c;
+        while ((c = s->partial_head) && c->partial_since + timeout <= now) {
+                if (!c->reading) {
+                        conn__partial_unlink(c);
+                        conn__partial_append(c); /* with the clock at now */
+                        continue;
+                }
+                log_info("connection %llu (uid %u, pid %d) closed: a message begun %llu ms ago "
+                         "is still unfinished (%zu bytes)", (unsigned long long)c->id, c->uid,
+                         c->pid, (unsigned long long)(now - c->partial_since), c->partial);
+                s->env->counters.message_timeouts_total++;
+                char msg[160];
+                snprintf(msg, sizeof(msg), "message not finished within message_timeout_ms "
+                         "(%llu ms) of its first byte; closing the connection",
+                         (unsigned long long)timeout);
+                conn__abandon(c, PROTO_TOO_LARGE, msg);
+        }
+        server__partial_arm(s);
+}
+
+static void server__partial_arm(struct server *s)
+{
+        if (!s->partial_timer || uv_is_closing((uv_handle_t *)s->partial_timer))
+                return;
+        if (!s->partial_head) {
+                uv_timer_stop(s->partial_timer);
+                return;
+        }
+        uint64_t due = s->partial_head->partial_since + s->cfg->limits.message_timeout_ms,
+                 now = uv_now(s->loop);
+        uv_timer_start(s->partial_timer, server__partial_expire, due > now ? due - now : 0, 0);
+}
+
 static void conn__close(struct conn *c)
 {
         if (c->closing)
@@ -192,6 +349,7 @@ static void conn__close(struct conn *c)
                 conn__unwait(c);
                 c->nsegs = 0;
         }
+        conn__partial_set(c, 0, false);
         for (struct server_later *l = c->laters; l; l = l->next)
                 l->c = NULL; /* answered into the void */
         c->laters = NULL;
@@ -669,19 +827,27 @@ static void conn__on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         /* Frame the new bytes; after a framing error the rest is ignored. */
         const uint8_t *p = (const uint8_t *)c->rbuf + c->rlen;
         size_t n = (size_t)nread, off = 0;
+        bool ended = false;
         while (off < n && c->bad == PROTO_SKIM_MORE) {
                 size_t used;
                 enum proto_skim_status fs = proto_skim_feed(&c->skim, p + off, n - off,
                                                             c->srv->cfg->limits.message_bytes,
                                                             &used);
                 off += used;
-                if (fs == PROTO_SKIM_DONE)
+                if (fs == PROTO_SKIM_DONE) {
                         c->ready++;
-                else if (fs != PROTO_SKIM_MORE)
+                        ended = true;
+                } else if (fs != PROTO_SKIM_MORE) {
                         c->bad = fs;
+                }
         }
         c->rlen += off;
-        conn__process(c);
+        /* What is left of the last message begun counts against the limits
+         * on unfinished messages. */
+        conn__partial_set(c, c->bad == PROTO_SKIM_MORE ? (size_t)c->skim.bytes : 0, ended);
+        server__partial_enforce(c->srv);
+        if (!c->closing)
+                conn__process(c);
 }
 
 /* ---- accepting --------------------------------------------------------- */
@@ -852,6 +1018,22 @@ static void server__on_close(uv_handle_t *h)
         free(h); /* the listener is the server's first member */
 }
 
+static void server__on_timer_close(uv_handle_t *h)
+{
+        free(h);
+}
+
+/* Close the server's handles; each is freed in its close callback. */
+static void server__close(struct server *s)
+{
+        if (s->partial_timer) {
+                uv_close((uv_handle_t *)s->partial_timer, server__on_timer_close);
+                s->partial_timer = NULL;
+        }
+        msgpack_sbuffer_destroy(&s->scratch);
+        uv_close((uv_handle_t *)&s->listener, server__on_close);
+}
+
 /* Refuse when another daemon answers on path; remove a stale socket file. */
 static int server__claim_path(const char *path, char *err, size_t errlen)
 {
@@ -902,6 +1084,13 @@ static struct server *server__new(uv_loop_t *loop, struct rpc_env *env, const st
                 log_warn("[limits] connections = %u, but the descriptor limit (RLIMIT_NOFILE) "
                          "allows about %llu: connections past that are refused",
                          cfg->limits.connections, (unsigned long long)s->fd_budget);
+        s->partial_timer = malloc(sizeof(*s->partial_timer));
+        if (!s->partial_timer) {
+                free(s);
+                return NULL;
+        }
+        uv_timer_init(loop, s->partial_timer);
+        s->partial_timer->data = s;
         msgpack_sbuffer_init(&s->scratch);
         msgpack_packer_init(&s->scratch_pk, &s->scratch, msgpack_sbuffer_write);
         uv_pipe_init(loop, &s->listener, 0);
@@ -953,8 +1142,7 @@ int server_start_fd(struct server **out, uv_loop_t *loop, struct rpc_env *env,
         *out = s;
         return 0;
 fail:
-        msgpack_sbuffer_destroy(&s->scratch);
-        uv_close((uv_handle_t *)&s->listener, server__on_close);
+        server__close(s);
         return r;
 }
 
@@ -1025,8 +1213,7 @@ fail:
         /* The handle is closed by the caller's loop run; free it there. */
         free(s->path);
         s->path = NULL;
-        msgpack_sbuffer_destroy(&s->scratch);
-        uv_close((uv_handle_t *)&s->listener, server__on_close);
+        server__close(s);
         return r;
 }
 
@@ -1041,6 +1228,5 @@ void server_stop(struct server *s)
         }
         while (s->conns)
                 conn__close(s->conns);
-        msgpack_sbuffer_destroy(&s->scratch);
-        uv_close((uv_handle_t *)&s->listener, server__on_close);
+        server__close(s);
 }

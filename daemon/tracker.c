@@ -8,6 +8,7 @@
  * traces are reported.
  */
 #include "tracker.h"
+#include "siphash.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -117,14 +118,11 @@ struct tracker {
         uint64_t max_pending;
 };
 
+/* Keys come from clients: keyed SipHash, so that they cannot choose ids
+ * that share a chain (siphash.h). */
 static uint64_t tracker__hash(const char *s)
 {
-        uint64_t h = 1469598103934665603ull; /* FNV-1a */
-        for (; *s; s++) {
-                h ^= (unsigned char)*s;
-                h *= 1099511628211ull;
-        }
-        return h;
+        return siphash_str(s);
 }
 
 #define T_KEY(tb, e) (*(char **)((char *)(e) + (tb)->key_off))

@@ -13,6 +13,8 @@ protocol/README.md and the protocol violations the integration tests send.
                      a connection's stream of requests (fuzz_request.c)
     corpus/proto/    single messages, requests and replies (fuzz_proto.c)
     corpus/tracker/  operation programs in fuzz_tracker.c's encoding
+    corpus/json/     JSON texts for fuzz_json.c: an export document, the
+                     edges of the format's rules, and texts it refuses
 
 Files are named by a hash of their content; the output is deterministic.
 """
@@ -259,6 +261,40 @@ def tracker_corpus():
     return files
 
 
+# ---- JSON texts -------------------------------------------------------------
+
+def json_corpus():
+    # Raw strings: the JSON escapes are the text's own.
+    export = (
+        '{"format": "outcomed-profiles", "version": 1, "exported_at": 1795805556,\n'
+        ' "profiles": [\n'
+        '  {"model": "gpt-4o", "call_count": 18446744073709551615, "ema_quality": 0.1,\n'
+        '   "tasks": {"code": {"success": 3, "failures": 0, "mean": 0.30000000000000004}},\n'
+        '   "degraded": false, "latency_p50_ms": null, "cost": 1.2345678901234568e+17},\n'
+        r'  {"model": "caf\u00e9 \ud83d\ude00 \"q\" \\ \/ \b\f\n\r\t", "x": 5e-324}' '\n'
+        ' ]}\n')
+    texts = [
+        export,
+        "\ufeff[]",
+        "{}",
+        "[" * 64 + "]" * 64,
+        "[" * 65 + "]" * 65,
+        "-9223372036854775808",
+        "[18446744073709551616, -9223372036854775809, 1e400, -0, -0.0, 1E-7]",
+        r'{"a": 1, "b": {"a": 2}, "\u0061": 3}',
+        r'"\ud800 lone"',
+        r'"\u0000\u001f\u007f"',
+        '[1,\n 2,\n "unterminated',
+        "[true, false, null, tru]",
+        "012",
+        "  \n\t 3 4",
+    ]
+    files = [t.encode("utf-8") for t in texts]
+    files.append(b'"\xff\xc0\xaf\xed\xa0\x80"')   # invalid UTF-8 in a string
+    files.append(b'["\xc3\xa9\xf0\x9f\x98\x80", x]')
+    return files
+
+
 # ---- output --------------------------------------------------------------
 
 def write(target, files):
@@ -299,7 +335,7 @@ def write_dict():
 
 def main():
     for target, files in (("request", request_corpus()), ("proto", proto_corpus()),
-                          ("tracker", tracker_corpus())):
+                          ("tracker", tracker_corpus()), ("json", json_corpus())):
         n, size = write(target, files)
         print("corpus/%s: %d files, %d bytes" % (target, n, size))
     write_dict()

@@ -927,14 +927,9 @@ class ForbiddenTest(Base):
         self.assertEqual(r["quality"], 0.6)
         self.assertEqual(profile(c, "nobody-model")["success_count"], 1)
 
-    @unittest.skip("TODO(lead): config key for the uids allowed to connect; then a refused uid "
-                   "gets one `forbidden` reply with msgid 0 and the connection closes")
-    def test_uid_not_allowed_to_connect(self):
-        pass
-
 
 # --------------------------------------------------------------------------
-# overloaded / unavailable: need configuration
+# overloaded: needs configuration
 
 
 def overloaded_config():
@@ -1003,13 +998,6 @@ def _can_ping(d):
         return True
     except Exception:  # noqa: BLE001
         return False
-
-
-class UnavailableTest(Base):
-    @unittest.skip("TODO: `unavailable` needs a store that refuses writes (disk full / locked); "
-                   "no portable way to provoke it as root yet")
-    def test_store_refuses_writes(self):
-        pass
 
 
 def _short(obj, n=120):

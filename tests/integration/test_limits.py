@@ -19,12 +19,18 @@ lacks:
     carry on;
   - file descriptors running out (a connection storm against a low
     RLIMIT_NOFILE): the daemon stops accepting for a while, does not crash,
-    serves the connections it has, and accepts again once some close.
+    serves the connections it has, and accepts again once some close;
+  - unfinished messages: 256 connections each sending all but the last
+    byte of a 4 MiB message leave the daemon's RSS under 256 MiB and
+    another client served at once (partial_bytes drops the connections
+    holding the most), a message not finished within message_timeout_ms
+    closes its connection, and a normal large message still goes through.
 
     /usr/bin/python3 tests/integration/test_limits.py [--bin PATH]
 """
 
 import os
+import signal
 import socket
 import sys
 import tempfile
@@ -50,6 +56,8 @@ LIMIT_RANGES = {
     "pending": (1, U64_MAX),
     "connections": (1, 1 << 24),
     "reply_buffer_bytes": (4096, U64_MAX),
+    "partial_bytes": (65536, U64_MAX),
+    "message_timeout_ms": (10, 86400000),
 }
 
 
@@ -371,6 +379,208 @@ class ReplyBufferDropTest(Base):
         self.assertIn("dropped", self.d.stderr())
         self.assertEqual(len(c.call("query", pending=True)["pending"]), 30)
         self.assert_alive()
+
+
+# --------------------------------------------------------------------------
+# Unfinished messages: partial_bytes and message_timeout_ms
+
+
+def vm_rss_mib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    raise AssertionError("no VmRSS for pid %d" % pid)
+
+
+def asan(pid):
+    """True when the daemon runs under ASan, whose quarantine and shadow
+    memory are not the daemon's own."""
+    with open("/proc/%d/maps" % pid) as f:
+        return "libasan" in f.read()
+
+
+def big_complete(msgid, trace_id, size):
+    """A `complete` of exactly `size` bytes (its output fills it)."""
+    def build(n):
+        return pack([0, msgid, "complete", [{"trace_id": trace_id, "latency_ms": 1,
+                                              "output": "o" * n}]])
+    return build(size - len(build(70000)) + 70000)
+
+
+def raw_socket(d):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10 * harness.TIMEOUT_SCALE)
+    s.connect(d.socket_path)
+    return s
+
+
+def send_quietly(s, data):
+    """sendall, but a connection the daemon dropped meanwhile is fine."""
+    try:
+        s.sendall(data)
+        return True
+    except OSError:
+        return False
+
+
+class StalledMessagesTest(Base):
+    """256 connections of one uid, each with all but the last byte of a
+    4 MiB message sent: the daemon keeps at most partial_bytes (64 MiB by
+    default) of them, dropping the connections that hold the most; its RSS
+    stays under 256 MiB (it was over 1 GiB), another connection's ping is
+    answered at once, and a whole 4 MiB message still goes through."""
+
+    config = ("[limits]\nconnections_per_uid = 1024\noutput_bytes = 4194304\n"
+              "message_timeout_ms = 600000\n")
+    N = 256
+    SIZE = 4 << 20
+
+    def test_stalled_connections_hold_bounded_memory(self):
+        # (Under ASan the RSS checks are skipped, stats' partial_bytes is
+        # still checked.)
+        if harness.WRAPPER:
+            self.skipTest("RSS under a tool wrapping the daemon says nothing")
+        c = self.client()
+        pid = self.d.proc.pid
+        tid = start(c, model="big", trace_id="big-1")
+        stalled = big_complete(1, "nobody", self.SIZE)[:-1]
+        socks = []
+        self.addCleanup(lambda: [s.close() for s in socks])
+        for _ in range(self.N):
+            s = raw_socket(self.d)
+            socks.append(s)
+            send_quietly(s, stalled)
+        # Every stalled byte is in the daemon or refused by now: sendall
+        # returned, and the daemon reads each connection to its end.
+        st = c.call("stats")
+        self.assertLessEqual(st["partial_bytes"], 64 << 20)
+        self.assertGreaterEqual(st["partial_bytes"], (64 << 20) - self.SIZE,
+                                "the budget should be nearly full of stalled messages")
+        kept = (64 << 20) // self.SIZE
+        self.assertGreaterEqual(st["partial_drops_total"], self.N - kept - 1)
+        self.assertLessEqual(st["connections"], kept + 2)
+        self.assertEqual(st["message_timeouts_total"], 0)
+        rss = vm_rss_mib(pid)
+        sys.stderr.write("stalled: VmRSS %.0f MiB with %d stalled messages\n" % (rss, self.N))
+        if not asan(pid):
+            self.assertLess(rss, 256, "RSS %.0f MiB with %d stalled messages" % (rss, self.N))
+        # Another connection is served at once.
+        with self.d.client() as other:
+            t0 = time.monotonic()
+            other.call("ping")
+            self.assertLess(time.monotonic() - t0, 0.5 * harness.TIMEOUT_SCALE)
+        # A dropped connection was told why, with msgid 0.
+        told = 0
+        for s in socks:
+            s.settimeout(0.2)
+            try:
+                data = s.recv(4096)
+            except OSError:
+                continue
+            told += b"overloaded" in data and b"partial_bytes" in data
+        self.assertGreater(told, 0)
+        # A whole 4 MiB message still goes through beside them.
+        c.send_raw(big_complete(77, tid, self.SIZE))
+        got, err, res = c.recv_response()
+        self.assertEqual(got, 77)
+        self.assertIsNone(err, "a 4 MiB complete beside stalled messages: %r" % (err,))
+        self.assertEqual(res["trace_id"], tid)
+        if not asan(pid):
+            self.assertLess(vm_rss_mib(pid), 256)
+        self.assertIn("partial_bytes", self.d.stderr())
+
+
+class PartialBudgetTest(Base):
+    """Past partial_bytes the connection holding the most is dropped with
+    `overloaded` (msgid 0); the others keep their bytes and finish."""
+
+    config = "[limits]\nmessage_bytes = 65536\npartial_bytes = 131072\n"
+
+    def test_the_largest_holder_is_dropped(self):
+        c = self.client()
+        tids = {name: start(c, model="m", trace_id="t-" + name) for name in "abc"}
+        msgs = {name: big_complete(i + 1, tids[name], 65000) for i, name in enumerate("abc")}
+        cl = {name: self.client() for name in "abc"}
+        for name, part in (("a", 60000), ("b", 50000)):
+            cl[name].send_raw(msgs[name][:part])
+        self.assertTrue(harness.wait_until(lambda: c.call("stats")["partial_bytes"] == 110000),
+                        "partial_bytes: %r" % c.call("stats")["partial_bytes"])
+        self.assertEqual(c.call("stats")["partial_drops_total"], 0)
+        cl["c"].send_raw(msgs["c"][:40000])  # 150,000 > 131,072: a goes
+        assert_error(self, cl["a"].recv_response(), "overloaded", msgid=0,
+                     message_contains="partial_bytes")
+        cl["a"].expect_closed()
+        st = c.call("stats")
+        self.assertEqual(st["partial_drops_total"], 1)
+        self.assertEqual(st["partial_bytes"], 90000)
+        # b and c finish their messages and are answered.
+        for name, sent in (("b", 50000), ("c", 40000)):
+            cl[name].send_raw(msgs[name][sent:])
+            got, err, res = cl[name].recv_response()
+            self.assertEqual(got, "abc".index(name) + 1)
+            self.assertIsNone(err)
+            self.assertEqual(res["trace_id"], tids[name])
+        self.assertEqual(c.call("stats")["partial_bytes"], 0)
+
+
+class MessageTimeoutTest(Base):
+    """A message must end within message_timeout_ms of its first byte; an
+    idle connection (no message begun) is not timed."""
+
+    config = "[limits]\nmessage_timeout_ms = 300\n"
+
+    def test_stalled_message_closes_the_connection(self):
+        c = self.client()
+        idle = self.client()
+        stalled = self.client()
+        whole = pack([0, 9, "ping", []])
+        t0 = time.monotonic()
+        stalled.send_raw(whole + whole[:-1])  # one answered, one stalled
+        self.assertEqual(stalled.recv_response()[:2], (9, None))
+        assert_error(self, stalled.recv_response(), "too_large", msgid=0,
+                     message_contains="message_timeout_ms")
+        stalled.expect_closed()
+        took = time.monotonic() - t0
+        self.assertGreaterEqual(took, 0.29)
+        self.assertLess(took, 3 * harness.TIMEOUT_SCALE)
+        st = c.call("stats")
+        self.assertEqual(st["message_timeouts_total"], 1)
+        self.assertEqual(st["partial_bytes"], 0)
+        # A connection that began no message was not timed out.
+        time.sleep(0.5)
+        self.assertIn("version", idle.call("ping"))
+        self.assertEqual(c.call("stats")["message_timeouts_total"], 1)
+
+    def test_reload_changes_it(self):
+        c = self.client()
+        self.d.write_config("[limits]\nmessage_timeout_ms = 60000\npartial_bytes = 1048576\n")
+        self.d.proc.send_signal(signal.SIGHUP)
+        self.assertTrue(harness.wait_until(
+            lambda: c.call("stats")["config"]["limits"]["message_timeout_ms"] == 60000),
+            "message_timeout_ms not reloaded")
+        self.assertEqual(c.call("stats")["config"]["limits"]["partial_bytes"], 1048576)
+        data = pack([0, 4, "ping", []])
+        c.send_raw(data[:3])
+        time.sleep(0.6)  # twice the old limit
+        c.send_raw(data[3:])
+        self.assertEqual(c.recv_response()[:2], (4, None))
+        self.assertEqual(c.call("stats")["message_timeouts_total"], 0)
+
+    def test_slow_but_finished_in_time_goes_through(self):
+        c = self.client()
+        data = pack([0, 4, "ping", []])
+        for i in range(len(data)):
+            c.send_raw(data[i:i + 1])
+            time.sleep(0.02)  # every byte late, the whole within 300 ms
+        self.assertEqual(c.recv_response()[:2], (4, None))
+        # Each new message has its own clock: ten in a row, 150 ms apart.
+        for i in range(10):
+            c.send_raw(data[:5])
+            time.sleep(0.15)
+            c.send_raw(data[5:])
+            self.assertEqual(c.recv_response()[:2], (4, None))
+        self.assertEqual(c.call("stats")["message_timeouts_total"], 0)
 
 
 # --------------------------------------------------------------------------
