@@ -334,7 +334,7 @@ export class Client<F extends boolean = false> {
     const deadline = this.deadline();
     const data = this.encoder.encode([2, method, Object.keys(args).length ? [args] : []]);
     try {
-      const conn = await this.socket(deadline, false);
+      const conn = this.usable() ?? await this.socket(deadline, false);
       await this.write(conn, data, deadline);
       return true;
     } catch (e) {
@@ -381,7 +381,9 @@ export class Client<F extends boolean = false> {
     const deadline = this.deadline();
     const params = Object.keys(args).length ? [args] : [];
     for (let attempt = 1; ; attempt++) {
-      const conn = await this.socket(deadline, false);
+      // Written at once when connected, so that requests made together are
+      // pipelined in the order they were made.
+      const conn = this.usable() ?? await this.socket(deadline, false);
       const msgid = this.nextMsgid;
       this.nextMsgid = msgid >= MSGID_MAX ? 1 : msgid + 1;
       const data = this.encoder.encode([0, msgid, method, params]);
@@ -449,9 +451,14 @@ export class Client<F extends boolean = false> {
     });
   }
 
+  private usable(): Conn | undefined {
+    return this.conn && !this.conn.ended && !this.conn.sock.destroyed ? this.conn : undefined;
+  }
+
   /** The open connection, or a new one. */
   private socket(deadline: number, force: boolean): Promise<Conn> {
-    if (this.conn && !this.conn.ended && !this.conn.sock.destroyed) return Promise.resolve(this.conn);
+    const usable = this.usable();
+    if (usable) return Promise.resolve(usable);
     if (!this.connecting) {
       this.connecting = this.open(deadline, force).finally(() => {
         this.connecting = undefined;
@@ -472,8 +479,8 @@ export class Client<F extends boolean = false> {
         path = this.explicitPath ?? resolveSocket();
       } catch (e) {
         if (!(e instanceof OutcomedConnectionError)) throw e;
-        if (!this.failOpen && performance.now() + wait < deadline) {
-          await sleep(wait);
+        if (!this.failOpen && performance.now() < deadline) {
+          await sleep(Math.min(wait, deadline - performance.now()));
           wait = Math.min(wait * 2, this.backoffMaxMs);
           continue;
         }
@@ -486,8 +493,10 @@ export class Client<F extends boolean = false> {
         return this.adopt(sock);
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code ?? "";
-        if (!this.failOpen && RETRYABLE_CONNECT.has(code) && performance.now() + wait < deadline) {
-          await sleep(wait);     // a strict client waits for a restarting daemon
+        if (!this.failOpen && RETRYABLE_CONNECT.has(code) && performance.now() < deadline) {
+          // A strict client waits for a restarting daemon, trying again
+          // until its deadline (the last try at the deadline).
+          await sleep(Math.min(wait, deadline - performance.now()));
           wait = Math.min(wait * 2, this.backoffMaxMs);
           continue;
         }

@@ -226,7 +226,8 @@ export interface ImportResult {
 }
 
 export interface ScanResult {
-  repos: string[];
+  /** How many repositories the scan looked at (those of the pending completed code traces). */
+  repos: number;
   judged: Array<{ trace_id: string; kind: string; evidence: string }>;
   duration_ms: number;
 }
