@@ -58,6 +58,15 @@ if [ ! -f grammars/node_modules/.package-lock.json ] ||
         (cd grammars && npm ci --ignore-scripts --omit=peer --no-audit --no-fund --loglevel=error)
 fi
 
+# The TypeScript client's dependencies (clients/typescript: tsc, the AI SDK
+# for its tests), at the versions its package-lock.json pins, into
+# clients/typescript/node_modules/ (not in git); again only when the lock changes.
+if [ ! -f clients/typescript/node_modules/.package-lock.json ] ||
+   [ clients/typescript/package-lock.json -nt clients/typescript/node_modules/.package-lock.json ]; then
+        echo "setup: fetching the TypeScript client's dependencies (npm ci)"
+        (cd clients/typescript && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
 [ $DEPS_ONLY = 0 ] || exit 0
 
 if [ ! -f build/build.ninja ]; then
