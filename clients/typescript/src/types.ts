@@ -15,7 +15,7 @@ export const KINDS = ["accepted", "accepted_with_edits", "rejected", "inconclusi
 export type Kind = (typeof KINDS)[number];
 
 /** `rank`'s strategies. */
-export const STRATEGIES = ["ema", "mean", "lcb", "thompson"] as const;
+export const STRATEGIES = ["kg", "mean", "lcb", "thompson", "ema"] as const;
 export type Strategy = (typeof STRATEGIES)[number];
 
 /** `notify: true` sends a msgpack-RPC notification: written, never answered. */
@@ -115,7 +115,9 @@ export interface ForgetArgs {
 
 export interface ImportArgs {
   /** Up to 1024 profiles in the shape `query` answers (snake_case, as the daemon sends them). */
-  profiles: Array<Record<string, unknown>>;
+  profiles?: Array<Record<string, unknown>>;
+  /** Domain cells: `{model, task, domain, ...}` with the numbers of a cell as `query` answers it. */
+  cells?: Array<Record<string, unknown>>;
   mode?: "merge" | "replace";
 }
 
@@ -208,6 +210,8 @@ export interface RankItem {
   latency_penalty: number;
   cost_per_accepted: number | null;
   cost_penalty: number;
+  /** kg: ranked first to learn about it, though its score is not the best. */
+  explore: boolean;
   [key: string]: unknown;
 }
 
@@ -222,6 +226,8 @@ export interface RankResult {
 export interface ImportResult {
   imported: number;
   created: number;
+  cells: number;
+  cells_created: number;
   mode: string;
 }
 

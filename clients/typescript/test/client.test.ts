@@ -162,16 +162,20 @@ test("rank", async (t) => {
   for (const [model, kind] of [["good", "accepted"], ["bad", "rejected"]] as const) {
     await c.outcome({ traceId: await c.start({ model, task: "code" }), kind, confidence: 1.0 });
   }
+  // The daemon's default, kg: the posterior mean (Beta(2, 1), Beta(1, 2)).
   let r = await c.rank({ task: "code" });
-  assert.deepEqual([r.task, r.strategy], ["code", "ema"]);
+  assert.deepEqual([r.task, r.strategy], ["code", "kg"]);
+  assert.deepEqual(r.ranked.map((i) => [i.model, i.explore]), [["good", false], ["bad", false]]);
+  near(r.ranked[0]!.mean, 2 / 3);
+  r = await c.rank({ task: "code", strategy: "ema" });
   assert.deepEqual(r.ranked.map((i) => [i.model, i.prior]), [["good", false], ["bad", false]]);
   near(r.ranked[0]!.score, 0.6);
   near(r.ranked[1]!.score, 0.4);
-  r = await c.rank({ task: "code", candidates: ["bad", "new", "good"] });
+  r = await c.rank({ task: "code", strategy: "ema", candidates: ["bad", "new", "good"] });
   assert.deepEqual(r.ranked.map((i) => [i.model, i.prior]), [["good", false], ["new", true], ["bad", false]]);
-  r = await c.rank({ task: "code", degradeThreshold: 0 });
+  r = await c.rank({ task: "code", strategy: "ema", degradeThreshold: 0 });
   assert.deepEqual([r.ranked.map((i) => i.model), r.excluded], [["good"], ["bad"]]);
-  r = await c.rank({ task: "code", degradeThreshold: 0, excludeDegraded: false });
+  r = await c.rank({ task: "code", strategy: "ema", degradeThreshold: 0, excludeDegraded: false });
   assert.deepEqual(r.ranked.map((i) => i.model), ["good", "bad"]);
   for (const strategy of ["mean", "lcb", "thompson"] as const) {
     r = await c.rank({ task: "code", strategy, latencyWeight: 0.5, costWeight: 1, seed: 7 });
@@ -186,7 +190,7 @@ test("import: a query's profiles merged and replaced", async (t) => {
   const profiles = await c.query();
   assert.equal(await c.forget("m1"), true);
   let r = await c.import({ profiles });
-  assert.deepEqual(r, { imported: 1, created: 1, mode: "merge" });
+  assert.deepEqual(r, { imported: 1, created: 1, cells: 0, cells_created: 0, mode: "merge" });
   assert.equal((await profile(c, "m1"))!.total_calls, 1);
   r = await c.import({ profiles });                       // merged: counts add
   assert.deepEqual([r.created, (await profile(c, "m1"))!.total_calls], [0, 2]);
