@@ -1,7 +1,10 @@
 /* test_rank.c - Check tests of the evidence behind the profiles and of
  * ranking: the Beta posterior's rule and interval, fading with an injected
- * clock, the latency sketch, and each rank strategy on hand-built profiles
- * (Thompson by the frequencies of many seeded draws). */
+ * clock, the latency sketch, each rank strategy on hand-built profiles
+ * (Thompson by the frequencies of many seeded draws), and domains: the
+ * cells' forgetting, the task's sums, the empirical-Bayes shrinkage, the
+ * cost per accepted outcome and the knowledge gradient, each against the
+ * formula computed here. */
 #include <check.h>
 #include <math.h>
 #include <stdlib.h>
@@ -360,6 +363,286 @@ START_TEST(import_merges_evidence)
 }
 END_TEST
 
+
+/* ---- domains: cells, the task's sums, forgetting, shrinkage, kg -------- */
+
+/* start (with a domain) + complete + outcome of one call. */
+static void dcall(struct tracker *t, const char *model, const char *domain, bool ok)
+{
+        const char *id;
+        struct tracker_start s = { .model = model, .task = TASK_REASONING, .domain = domain,
+                                   .now = 1 };
+        ck_assert_int_eq(tracker_start(t, &s, &id), 0);
+        char idc[96];
+        strcpy(idc, id);
+        struct tracker_complete cp = { .trace_id = idc, .latency_ms = 100, .input_tokens = 400,
+                                       .output_tokens = 50, .now = 1 };
+        ck_assert_int_eq(tracker_complete(t, &cp), 0);
+        struct tracker_result r;
+        ck_assert_int_eq(tracker_outcome(t, idc, ok ? KIND_ACCEPTED : KIND_REJECTED, 1.0, 0, 1, &r),
+                         0);
+}
+
+/* The test's own model of a cell: the recent evidence (x0.9 a step), the
+ * window and its reset when the two disagree by 3 standard errors. */
+struct model_cell {
+        double ra, rb, wa, wb;
+};
+
+static void model_judge(struct model_cell *m, double q)
+{
+        m->ra = 0.9 * m->ra + q;
+        m->rb = 0.9 * m->rb + (1 - q);
+        m->wa += q;
+        m->wb += 1 - q;
+        double ns = m->ra + m->rb, nl = m->wa + m->wb;
+        if (ns >= 5 && nl > ns + 5) {
+                double pl = (m->wa + 0.5) / (nl + 1), ps = (m->ra + 0.5) / (ns + 1);
+                if (fabs(ps - pl) > 3 * sqrt(pl * (1 - pl) / ns)) {
+                        m->wa = m->ra;
+                        m->wb = m->rb;
+                }
+        }
+}
+
+START_TEST(cells_follow_the_forgetting_rule)
+{
+        struct tracker *t = new_tracker();
+        struct model_cell m = { 0 };
+        int reset_at = -1;
+        for (int i = 0; i < 60; i++) {
+                bool ok = i < 40 || (i >= 40 && i % 7 == 0); /* right, then mostly wrong */
+                double before = m.wa + m.wb;
+                model_judge(&m, ok ? 1 : 0);
+                if (reset_at < 0 && m.wa + m.wb < before)
+                        reset_at = i;
+                dcall(t, "a", "law", ok);
+                const struct tracker_cell *c = tracker_cell_get(t, "a", TASK_REASONING, "law");
+                ck_assert_ptr_nonnull(c);
+                NEAR(c->recent_alpha, m.ra);
+                NEAR(c->recent_beta, m.rb);
+                NEAR(c->win_alpha, m.wa);
+                NEAR(c->win_beta, m.wb);
+        }
+        /* The drop is seen within a handful of wrong answers. */
+        ck_assert_int_ge(reset_at, 40);
+        ck_assert_int_le(reset_at, 48);
+        const struct tracker_cell *c = tracker_cell_get(t, "a", TASK_REASONING, "law");
+        ck_assert_uint_eq(c->calls, 60);
+        NEAR(c->ev.alpha + c->ev.beta, 60); /* the long evidence forgets nothing */
+        tracker_free(t);
+}
+END_TEST
+
+/* The task's sums equal the sums recomputed from the cells. */
+static void check_sums(struct tracker *t, const char *model)
+{
+        const struct tracker_profile *p = tracker_profile_get(t, model);
+        const struct tracker_cell *v[64];
+        size_t n = tracker_cells_sorted(p, TASK_REASONING, v);
+        double c = 0, s1 = 0, s2 = 0;
+        for (size_t i = 0; i < n; i++) {
+                double a = v[i]->win_alpha, b = v[i]->win_beta;
+                if (a + b < 3)
+                        continue;
+                double l = log((a + 0.5) / (b + 0.5)), nu = 1 / (a + 0.5) + 1 / (b + 0.5);
+                c += 1;
+                s1 += l;
+                s2 += l * l - nu;
+        }
+        const struct tracker_task_stats *ts = &p->tasks[TASK_REASONING];
+        ck_assert(fabs(ts->dom_cells - c) < 1e-9);
+        ck_assert(fabs(ts->dom_s1 - s1) < 1e-9);
+        ck_assert(fabs(ts->dom_s2 - s2) < 1e-9);
+}
+
+START_TEST(task_sums_follow_the_cells)
+{
+        struct tracker *t = new_tracker();
+        const char *domains[] = { "a", "b", "c", "d", "e" };
+        for (int i = 0; i < 200; i++)
+                dcall(t, "m", domains[i % 5], (i * 7) % 10 < (i % 5) + 3);
+        check_sums(t, "m");
+        ck_assert_int_eq(tracker_forget_cell(t, "m", TASK_REASONING, "c"), 0);
+        check_sums(t, "m");
+        struct tracker_cell in = { .model = "m", .task = TASK_REASONING, .domain = "f",
+                                   .win_alpha = 7, .win_beta = 2 };
+        bool created;
+        ck_assert_int_eq(tracker_import_cell(t, &in, false, 1, &created), 0);
+        ck_assert(created);
+        ck_assert_int_eq(tracker_import_cell(t, &in, false, 1, &created), 0); /* merged */
+        NEAR(tracker_cell_get(t, "m", TASK_REASONING, "f")->win_alpha, 14);
+        check_sums(t, "m");
+        tracker_free(t);
+}
+END_TEST
+
+static bool test_price(void *data, const char *model, double *in, double *out)
+{
+        (void)data;
+        if (strcmp(model, "cheap") == 0)
+                *in = *out = 1.0;
+        else if (strcmp(model, "dear") == 0)
+                *in = 10.0, *out = 30.0;
+        else
+                return false;
+        return true;
+}
+
+static long drank(struct tracker *t, enum rank_strategy st, const char *domain, double cw,
+                  const char *const *cand, size_t n, struct rank_item **items)
+{
+        struct rank_options o = { .task = TASK_REASONING, .domain = domain, .strategy = st,
+                                  .candidates = cand, .ncandidates = n, .cost_weight = cw,
+                                  .degrade_threshold = 3, .seed = 42, .price = test_price };
+        long r = rank_compute(t, &o, items);
+        ck_assert_int_ge(r, 0);
+        return r;
+}
+
+static double sigm(double x)
+{
+        return 1 / (1 + exp(-x));
+}
+
+START_TEST(shrinkage_from_the_task)
+{
+        struct tracker *t = new_tracker();
+        /* cheap: right 8 of 10 on four domains; dear: 9 of 10 on two. */
+        const char *ds[] = { "a", "b", "c", "d" };
+        for (int k = 0; k < 4; k++)
+                for (int i = 0; i < 10; i++)
+                        dcall(t, "cheap", ds[k], i < 8);
+        for (int k = 0; k < 2; k++)
+                for (int i = 0; i < 10; i++)
+                        dcall(t, "dear", ds[k], i < 9);
+        /* The test's own empirical Bayes: cells' logits, pooled moments,
+         * RANK_K0 = 2 pseudo-cells, variance floor 0.05. */
+        double l8 = log(8.5 / 2.5), nu8 = 1 / 8.5 + 1 / 2.5;
+        double l9 = log(9.5 / 1.5), nu9 = 1 / 9.5 + 1 / 1.5;
+        double tc = 6, s1 = 4 * l8 + 2 * l9, s2 = 4 * (l8 * l8 - nu8) + 2 * (l9 * l9 - nu9);
+        double mu0 = s1 / tc, v0 = fmax(s2 / tc - mu0 * mu0, 0.05);
+        double mu_c = (4 * l8 + 2 * mu0) / 6;
+        double v_c = fmax((4 * (l8 * l8 - nu8) + 2 * (v0 + mu0 * mu0)) / 6 - mu_c * mu_c, 0.05);
+        double mu_d = (2 * l9 + 2 * mu0) / 4;
+        double v_d = fmax((2 * (l9 * l9 - nu9) + 2 * (v0 + mu0 * mu0)) / 4 - mu_d * mu_d, 0.05);
+
+        const char *cand[] = { "cheap", "dear" };
+        struct rank_item *v;
+        /* A new domain: the prior alone. */
+        ck_assert_int_eq(drank(t, RANK_MEAN, "new", 0, cand, 2, &v), 2);
+        for (int i = 0; i < 2; i++) {
+                bool c = strcmp(v[i].model, "cheap") == 0;
+                double mu = c ? mu_c : mu_d, var = c ? v_c : v_d;
+                NEAR(v[i].e, mu);
+                NEAR(v[i].s, var);
+                NEAR(v[i].mean, sigm(mu / sqrt(1 + M_PI * var / 8)));
+                NEAR(v[i].lo, sigm(mu - 1.96 * sqrt(var)));
+        }
+        free(v);
+        /* A known domain: the prior updated by the cell. */
+        ck_assert_int_eq(drank(t, RANK_MEAN, "a", 0, cand, 2, &v), 2);
+        for (int i = 0; i < 2; i++) {
+                bool c = strcmp(v[i].model, "cheap") == 0;
+                double mu = c ? mu_c : mu_d, var = c ? v_c : v_d;
+                double l = c ? l8 : l9, nu = c ? nu8 : nu9;
+                double sp = 1 / (1 / var + 1 / nu), ep = sp * (mu / var + l / nu);
+                NEAR(v[i].s, sp);
+                NEAR(v[i].e, ep);
+                NEAR(v[i].quality, sigm(ep / sqrt(1 + M_PI * sp / 8)));
+        }
+        free(v);
+        tracker_free(t);
+}
+END_TEST
+
+START_TEST(domain_cost_and_untried_estimate)
+{
+        struct tracker *t = new_tracker();
+        for (int i = 0; i < 10; i++)
+                dcall(t, "cheap", "a", i < 8);
+        const char *cand[] = { "cheap", "dear" };
+        struct rank_item *v;
+        ck_assert_int_eq(drank(t, RANK_MEAN, "a", 0.5, cand, 2, &v), 2);
+        ck_assert_str_eq(v[0].model, "cheap");
+        /* cheap: a call's cost on the domain over its chance of success;
+         * dear (untried): the typical call (400 + 50 tokens) at its price. */
+        double per_cheap = (4000.0 / 1e6 * 1 + 500.0 / 1e6 * 1) / 10;
+        NEAR(v[0].cost, per_cheap / v[0].mean);
+        double per_dear = 400.0 / 1e6 * 10 + 50.0 / 1e6 * 30;
+        NEAR(v[1].cost, per_dear / v[1].mean);
+        ck_assert(v[1].prior);
+        NEAR(v[1].cost_penalty, 0.5);
+        NEAR(v[0].cost_penalty, 0.5 * v[0].cost / v[1].cost);
+        free(v);
+        tracker_free(t);
+}
+END_TEST
+
+/* The knowledge gradient of trying r, computed here from its definition. */
+static double kg_value(double e, double s, double delta, double h)
+{
+        double p = sigm(e), g = p * (1 - p), best = 0;
+        for (double k = 1; k <= h; k *= 2) {
+                double post = 1 / (1 / s + k * g);
+                double sd = g * sqrt(s - post);
+                double z = -delta / sd;
+                double f = z * 0.5 * erfc(-z / sqrt(2)) + exp(-z * z / 2) / sqrt(2 * M_PI);
+                best = fmax(best, (h - k) * sd * f - k * delta);
+        }
+        return best;
+}
+
+START_TEST(kg_explores_what_is_worth_trying)
+{
+        struct tracker *t = new_tracker();
+        /* a: 14 of 20 right on "law"; b: tried elsewhere only. */
+        for (int i = 0; i < 20; i++)
+                dcall(t, "a", "law", i % 10 < 7);
+        for (int i = 0; i < 6; i++)
+                dcall(t, "b", "art", i < 4);
+        const char *cand[] = { "a", "b" };
+        struct rank_item *mean, *kg;
+        ck_assert_int_eq(drank(t, RANK_MEAN, "law", 0, cand, 2, &mean), 2);
+        ck_assert_int_eq(drank(t, RANK_KG, "law", 0, cand, 2, &kg), 2);
+        const struct rank_item *best = &mean[0], *other = &mean[1];
+        double h = 3.0 * (20 + 0); /* the domain's calls among the candidates, x3 */
+        double val = kg_value(other->e, other->s, best->score - other->score, h);
+        ck_assert_str_eq(kg[0].model, val > 0 ? other->model : best->model);
+        ck_assert(kg[0].explore == (val > 0));
+        ck_assert(!kg[1].explore);
+        /* Scores are not changed by exploring, only the order. */
+        for (int i = 0; i < 2; i++)
+                for (int j = 0; j < 2; j++)
+                        if (strcmp(kg[i].model, mean[j].model) == 0)
+                                NEAR(kg[i].score, mean[j].score);
+        free(mean);
+        free(kg);
+        /* A domain with no traffic yet: no horizon, no exploring. */
+        ck_assert_int_eq(drank(t, RANK_KG, "new", 0, cand, 2, &kg), 2);
+        ck_assert(!kg[0].explore && !kg[1].explore);
+        free(kg);
+        tracker_free(t);
+}
+END_TEST
+
+START_TEST(past_the_cell_limit_the_task_counts)
+{
+        struct tracker *t = new_tracker();
+        tracker_set_max_cells(t, 2);
+        dcall(t, "m", "a", true);
+        dcall(t, "m", "b", true);
+        dcall(t, "m", "c", true);
+        ck_assert_uint_eq(tracker_cell_count(t), 2);
+        ck_assert_uint_eq(tracker_cells_refused(t), 2); /* complete and outcome */
+        ck_assert_ptr_null(tracker_cell_get(t, "m", TASK_REASONING, "c"));
+        ck_assert_uint_eq(tracker_profile_get(t, "m")->tasks[TASK_REASONING].calls, 3);
+        ck_assert_int_eq(tracker_forget(t, "m"), 0);
+        ck_assert_uint_eq(tracker_cell_count(t), 0);
+        tracker_free(t);
+}
+END_TEST
+
 static Suite *rank_suite(void)
 {
         Suite *s = suite_create("rank");
@@ -377,6 +660,14 @@ static Suite *rank_suite(void)
         tcase_add_test(rk, latency_and_cost_penalties);
         tcase_add_test(rk, thompson_frequencies);
         suite_add_tcase(s, rk);
+        TCase *dm = tcase_create("domains");
+        tcase_add_test(dm, cells_follow_the_forgetting_rule);
+        tcase_add_test(dm, task_sums_follow_the_cells);
+        tcase_add_test(dm, shrinkage_from_the_task);
+        tcase_add_test(dm, domain_cost_and_untried_estimate);
+        tcase_add_test(dm, kg_explores_what_is_worth_trying);
+        tcase_add_test(dm, past_the_cell_limit_the_task_counts);
+        suite_add_tcase(s, dm);
         return s;
 }
 
