@@ -130,6 +130,15 @@ static int print_profiles(const msgpack_object *list)
                                 if (tasks->via.map.ptr[t].key.type == MSGPACK_OBJECT_STR &&
                                     tasks->via.map.ptr[t].key.via.str.size + 2 > w)
                                         w = tasks->via.map.ptr[t].key.via.str.size + 2;
+                /* Domain cells are indented by 4. */
+                const msgpack_object *doms = ctl_get(p, "domains");
+                for (uint32_t t = 0; doms && doms->type == MSGPACK_OBJECT_MAP && t < doms->via.map.size; t++) {
+                        const msgpack_object *dm = &doms->via.map.ptr[t].val;
+                        for (uint32_t d = 0; dm->type == MSGPACK_OBJECT_MAP && d < dm->via.map.size; d++)
+                                if (dm->via.map.ptr[d].key.type == MSGPACK_OBJECT_STR &&
+                                    dm->via.map.ptr[d].key.via.str.size + 4 > w)
+                                        w = dm->via.map.ptr[d].key.via.str.size + 4;
+                }
         }
         int width = clamp_width(w, 5);
 

@@ -71,13 +71,18 @@ static void print_table(const msgpack_object *res)
                 print_num(ctl_get(it, "latency_ms"), 0);
                 const msgpack_object *prior = ctl_get(it, "prior");
                 const msgpack_object *degraded = ctl_get(it, "degraded");
-                printf("  %s%s\n",
-                       prior && prior->type == MSGPACK_OBJECT_BOOLEAN && prior->via.boolean
-                               ? "untried (prior)"
-                               : "",
-                       degraded && degraded->type == MSGPACK_OBJECT_BOOLEAN && degraded->via.boolean
-                               ? " degraded"
-                               : "");
+                const msgpack_object *explore = ctl_get(it, "explore");
+                const msgpack_object *flags[] = { explore, prior, degraded };
+                const char *const words[] = { "explore", "untried (prior)", "degraded" };
+                const char *sep = "  ";
+                for (int k = 0; k < 3; k++) {
+                        if (flags[k] && flags[k]->type == MSGPACK_OBJECT_BOOLEAN &&
+                            flags[k]->via.boolean) {
+                                printf("%s%s", sep, words[k]);
+                                sep = ", ";
+                        }
+                }
+                putchar('\n');
         }
         for (uint32_t i = 0; excluded && i < excluded->via.array.size; i++) {
                 const msgpack_object *m = &excluded->via.array.ptr[i];
@@ -197,22 +202,28 @@ const struct ctl_command ctl_cmd_rank = {
         "Rank models for TASK (generate, embed, classify, code, reasoning), best first.\n"
         "score = quality - latency_weight * latency / slowest - cost_weight * cost / dearest,\n"
         "where quality depends on the strategy:\n"
-        "  ema       the task's EMA quality (default; the seed's score)\n"
-        "  mean      the mean of the task's Beta posterior\n"
+        "  kg        (default) the posterior mean; a candidate worth trying first (the\n"
+        "            knowledge gradient over the traffic still to come) is put first and\n"
+        "            marked 'explore'.  Routers that call the first model learn and earn.\n"
+        "  mean      the posterior mean, no exploring\n"
         "  lcb       the lower end of its 95% interval (prefers well-known models)\n"
-        "  thompson  one draw from the posterior (explores while it exploits)\n"
+        "  thompson  one draw from the posterior (explores at random)\n"
+        "  ema       the task's EMA quality (the seed's score)\n"
+        "With --domain, the posterior is the domain's, backed off to what the task\n"
+        "knows of the model where the domain has little (protocol/README.md, 'rank').\n"
         "latency is the task's p50, cost the cost per accepted outcome (needs a\n"
         "[price:MODEL] section in the daemon's configuration).  A candidate with no\n"
-        "stats for the task ranks with the prior and is marked 'untried'.\n"
+        "stats for the task ranks with the prior and is marked 'untried'; degraded\n"
+        "models are left out, but by kg.\n"
         "\n"
         "Options:\n"
         "  --task TASK            required\n"
-        "  --strategy NAME        ema, mean, lcb or thompson\n"
+        "  --strategy NAME        kg, mean, lcb, thompson or ema\n"
         "  --candidate MODEL      rank only these (repeat); default: every model with\n"
         "                         stats for the task\n"
         "  --latency-weight W     weight of the latency penalty (default 0)\n"
         "  --cost-weight W        weight of the cost penalty (default 0)\n"
-        "  --include-degraded     rank degraded models too (default: excluded)\n"
+        "  --include-degraded     rank degraded models too (default: excluded, but by kg)\n"
         "  --seed N               thompson's draws, for a repeatable answer\n"
         "  --domain DOMAIN        rank from this domain's evidence, backed off to the\n"
         "                         task's where the domain has little\n"
@@ -221,6 +232,7 @@ const struct ctl_command ctl_cmd_rank = {
         "\n"
         "Examples:\n"
         "  outcomectl rank --task code\n"
+        "  outcomectl rank --task reasoning --domain 'college physics' --cost-weight 0.1\n"
         "  outcomectl rank --task code --strategy thompson --latency-weight 0.2\n"
         "  outcomectl --json rank --task generate --candidate gpt-4o --candidate qwen3-4b\n",
 };

@@ -413,7 +413,6 @@ static void store__cell_add(struct store_batch *b, struct tracker_cell **arr, si
         x->domain = d;
         x->task = (uint8_t)task;
         x->hnext = x->pnext = x->dirty_next = NULL;
-        x->pprev = NULL;
         x->dirty = false;
 }
 

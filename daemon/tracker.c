@@ -1545,9 +1545,6 @@ static struct tracker_cell *tracker__cell_new(struct tracker *t, struct tracker_
         c->hnext = t->cells[j];
         t->cells[j] = c;
         c->pnext = p->cells;
-        if (p->cells)
-                p->cells->pprev = &c->pnext;
-        c->pprev = &p->cells;
         p->cells = c;
         t->ncells++;
         return c;
@@ -1562,9 +1559,12 @@ static void tracker__cell_free(struct tracker *t, struct tracker_cell *c)
         while (*pp != c)
                 pp = &(*pp)->hnext;
         *pp = c->hnext;
-        *c->pprev = c->pnext;
-        if (c->pnext)
-                c->pnext->pprev = c->pprev;
+        /* The profile's list is singly linked (8 bytes a cell): cells
+         * leave it alone only by forget of one cell, or all at once. */
+        struct tracker_cell **lp = &c->profile->cells;
+        while (*lp != c)
+                lp = &(*lp)->pnext;
+        *lp = c->pnext;
         if (c->dirty) {
                 struct tracker_cell **dp = &t->dirty_cells;
                 while (*dp != c)
@@ -1595,6 +1595,15 @@ static void tracker__cell_gone(struct tracker *t, const struct tracker_cell *c)
 /* Every cell of p gone; with `remember`, each is reported to the store. */
 static void tracker__cells_clear(struct tracker *t, struct tracker_profile *p, bool remember)
 {
+        /* Off the change list in one pass, not one walk a cell. */
+        for (struct tracker_cell **dp = &t->dirty_cells; *dp;) {
+                if ((*dp)->profile == p) {
+                        (*dp)->dirty = false;
+                        *dp = (*dp)->dirty_next;
+                } else {
+                        dp = &(*dp)->dirty_next;
+                }
+        }
         while (p->cells) {
                 if (remember)
                         tracker__cell_gone(t, p->cells);

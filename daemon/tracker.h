@@ -137,6 +137,7 @@ struct tracker_cell {
         const char *domain; /* stored after the struct */
         const char *model;  /* the profile's */
         uint8_t task;       /* enum tracker_task */
+        bool dirty;         /* internal: on the change list */
         uint64_t calls;
         uint64_t successes;
         uint64_t failures;
@@ -147,9 +148,8 @@ struct tracker_cell {
         /* internal */
         struct tracker_profile *profile;
         struct tracker_cell *hnext;
-        struct tracker_cell *pnext, **pprev; /* the profile's list */
+        struct tracker_cell *pnext; /* the profile's list */
         struct tracker_cell *dirty_next;
-        bool dirty;
 };
 
 /* A pending trace.  Callers get const pointers and only read them. */

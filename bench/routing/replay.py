@@ -368,6 +368,9 @@ def main():
                     help="only the first N prompts of each stream (a smoke test)")
     ap.add_argument("--out", default=os.path.join(ROOT, "build", "routing"),
                     help="where results.json and curves.svg go (default build/routing)")
+    ap.add_argument("--check", action="store_true",
+                    help="exit 1 unless the restart row's decisions are identical (a smoke "
+                         "test of the tool and of the daemon's state across a restart)")
     a = ap.parse_args()
 
     if not os.access(a.daemon, os.X_OK):
@@ -499,6 +502,8 @@ def main():
     svg(curves, os.path.join(a.out, "curves.svg"))
     print("replay: %d runs in %.0f s; results.json and curves.svg in %s"
           % (len(jobs), time.monotonic() - t0, a.out), file=sys.stderr)
+    if a.check and "restart" in report and not all(report["restart"]["identical"]):
+        sys.exit("replay: a restart changed the decisions")
 
 
 if __name__ == "__main__":
