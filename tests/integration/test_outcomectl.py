@@ -595,6 +595,38 @@ class OutcomectlTest(harness.DaemonTestCase):
                 self.assertEqual(st["profiles"], n)
                 self.assertEqual(st["errors_total"], 0)
 
+    def test_import_cells_in_chunks(self):
+        # Version 2: 3 profiles with 250 domain cells each; a daemon taking
+        # 100 entries a call gets them in 1 + 8 calls (cells never share a
+        # call with profiles), and every cell arrives exactly.
+        cell = lambda i: {"calls": i, "successes": i // 2, "failures": i - i // 2,
+                          "recent": {"alpha": i / 3, "beta": 0.5},
+                          "window": {"alpha": i / 7, "beta": 1.25},
+                          "posterior": {"alpha": i / 2, "beta": i / 5, "judged": float(i)},
+                          "input_tokens": 10 * i, "output_tokens": i, "updated_at": 1000 + i}
+        profiles = [dict(profile("m%d" % k, 1, 1, 0, 10, 0.5),
+                         domains={"reasoning": {"subject %03d" % i: cell(i) for i in range(250)}})
+                    for k in range(3)]
+        path = os.path.join(self.d.tmpdir, "cells.json")
+        with open(path, "w") as f:
+            f.write(export_doc(profiles, version=2))
+        d2 = self.other_daemon("[limits]\nlist_entries = 100\n")
+        r = self.run_ctl("import", path, socket_path=d2.socket_path, want=OK)
+        self.assertEqual(r.stdout, "imported 3 profiles (3 new) and 750 domain cells (750 new) "
+                         "in 9 calls\n")
+        with d2.client() as c:
+            got = c.call("query", domains=True)["profiles"]
+            self.assertEqual(c.call("stats")["domain_cells"], 750)
+        for g in got:
+            cells = g["domains"]["reasoning"]
+            self.assertEqual(len(cells), 250)
+            for i in (0, 7, 249):
+                want, have = cell(i), cells["subject %03d" % i]
+                for k in ("calls", "successes", "failures", "input_tokens", "output_tokens",
+                          "updated_at", "recent", "window"):
+                    self.assertEqual(have[k], want[k], k)
+                self.assertEqual(have["posterior"]["alpha"], want["posterior"]["alpha"])
+
     # ---- exit 1: the daemon's errors
 
     def test_daemon_error_exit_1(self):
