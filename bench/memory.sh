@@ -1,6 +1,6 @@
 #!/bin/sh
 # bench/memory.sh - memory per pending trace and start-up time, against
-# issue 7's two targets.  A benchmark: it prints figures and a verdict per
+# two speed targets (README, Performance).  A benchmark: it prints figures and a verdict per
 # target, it is not a test (exit 0 whether a target is met or missed; 1
 # when the run itself failed).
 #

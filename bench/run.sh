@@ -7,9 +7,9 @@
 # then outcome-bench (the router cycle start -> complete -> outcome) with
 # the same number of clients, pipeline depth and requests.  The CPU time
 # each server spent (utime + stime from /proc/PID/stat, all its threads)
-# is divided by the requests it served.  Prints one table, with the
-# targets of issue 7 checked; then bench/memory.sh measures the memory per
-# pending trace and the start-up with 1,000,000 of them (MEMORY=0: not),
+# is divided by the requests it served.  Prints one table, with the speed
+# targets checked (README, Performance); then bench/memory.sh measures the
+# memory per pending trace and the start-up with 1,000,000 of them (MEMORY=0: not),
 # and a last line counts the targets missed in both.
 #
 # Each scenario names a durability, given to outcomed as `[store]
@@ -437,7 +437,7 @@ tck = float(tck)
 csv.field_size_limit(1 << 24)
 rows = list(csv.DictReader(open(raw), delimiter="\t"))
 
-# Issue 7's targets per scenario: minimum throughput ratio, maximum CPU
+# The speed targets per scenario: minimum throughput ratio, maximum CPU
 # ratio, maximum p99 ratio (None: no target).  The p99 target is the
 # 50-client one (one request at a time, also during git scans); with 16
 # in flight each a request's latency is mostly its wait behind the 799
@@ -466,7 +466,7 @@ print()
 fmt = "{:<14} {:>8} {:>10} {:>10} {:>9} {:>6} {:>8} {:>8} {:>6} {:>8} {:>8} {:>6} {:>7}  {}"
 print(fmt.format("scenario", "outcomed", "redis", "outcomed", "outcomed", "ratio", "redis",
                  "outcomed", "ratio", "redis", "outcomed", "ratio", "CPU",
-                 "targets (issue 7)"))
+                 "targets"))
 print(fmt.format("", "durabil.", "req/s", "req/s", "cycles/s", "", "CPU us/r", "CPU us/r",
                  "", "p99 ms", "p99 ms", "", "wait %", ""))
 missed = 0

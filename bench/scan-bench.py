@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """scan-bench.py - how long a git scan takes, and whether the loop keeps
-answering meanwhile (issue 4's speed targets; a benchmark, not a test).
+answering meanwhile (the git scanner's speed targets; a benchmark, not a test).
 
 Builds a repository of FILES tracked files (default 50,000, in directories
 of 100, committed once; kept in CACHE_DIR between runs), starts a fresh

@@ -1,5 +1,5 @@
 #!/bin/sh
-# bench/scan-bench.sh - the git scanner's speed (issue 4): a scan of a
+# bench/scan-bench.sh - the git scanner's speed: a scan of a
 # repository of 50,000 tracked files with 1, 10 and 100 changed files, and
 # ping round trips on another connection while it runs.  Builds a release
 # tree (BUILD_DIR, default build-release) and runs bench/scan-bench.py,

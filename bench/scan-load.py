@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """scan-load.py - keeps outcomed's git scanner busy while bench/run.sh
-measures latency (run.sh's `scan` scenario; issue 7: "p99 ... also while a
+measures latency (run.sh's `scan` scenario; the target: "p99 ... also while a
 flush or a git scan runs").
 
     /usr/bin/python3 bench/scan-load.py SOCKET DIR

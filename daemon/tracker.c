@@ -1,11 +1,12 @@
 /* tracker.c - the pure core: profiles, pending traces and the seed's rules.
  *
- * State is two chained hash tables (profiles by model id, pending traces by
- * trace id), a doubly linked list of pending traces in start order, and the
- * change lists the store drains (tracker_collect).  The numbers follow
- * shared/seed/outcome.rs exactly, with the contract's fixes: a new task
- * entry starts at the 0.5 prior, a second complete is refused, unknown
- * traces are reported.
+ * State is chained hash tables (profiles by model id, pending traces by
+ * trace id, domain cells by (model, task, domain)), a doubly linked list of
+ * pending traces in start order, and the change lists the store drains
+ * (tracker_collect).  The numbers follow the in-process Rust tracker
+ * outcomed grew out of (the "seed") exactly, with the contract's fixes: a
+ * new task entry starts at the 0.5 prior, a second complete is refused,
+ * unknown traces are reported.
  */
 #include "tracker.h"
 #include "siphash.h"

@@ -1,5 +1,6 @@
 /* tracker.h - the pure core of outcomed: model profiles, per-task stats,
- * pending traces and the seed's outcome rules (shared/seed/outcome.rs).
+ * pending traces and the seed's outcome rules (those of the in-process Rust
+ * tracker outcomed grew out of).
  *
  * No I/O lives here: no sockets, no libuv, no SQLite.  Time comes in as an
  * argument (`now`, unix seconds) and so does the caller's uid, so every rule

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Durability of outcomed (issue 3): a reply to a change means the change is
+"""Durability of outcomed: a reply to a change means the change is
 on disk and survives SIGKILL.  Crash rounds with pipelining clients, group
 commit, snapshot + journal recovery, expiry and the pending cap, export ->
 import through the wire, databases refused at start.
@@ -874,7 +874,7 @@ class GroupCommitTest(unittest.TestCase):
 
     def test_ping_after_notifications_waits_for_their_commit(self):
         """A notification is a change on the connection: a read after it waits
-        for its commit (issue 3: 'a read ... that follows an uncommitted change
+        for its commit (README, Durability: 'a read ... that follows an uncommitted change
         on the same connection waits for that change's commit'), so a router
         can use ping as a barrier after fire-and-forget notifications."""
         d = Daemon(config="[store]\ndebug_commit_delay_ms = 400\n")

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Error codes and protocol violations, exactly as the contract
-(shared/contract/PROTOCOL.md) lists them, against a real outcomed.
+(protocol/README.md) lists them, against a real outcomed.
 
     /usr/bin/python3 tests/integration/test_errors.py [--bin PATH]
 """

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Store faults on a real filesystem (issue 3): a small tmpfs that fills up,
+"""Store faults on a real filesystem: a small tmpfs that fills up,
 a read-only remount, a database locked by another process.  While the
 database cannot be written, changes answer `unavailable` and change nothing,
 reads are answered, the daemon keeps running and logs the cause once;

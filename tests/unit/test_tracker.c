@@ -1,7 +1,7 @@
 /* test_tracker.c - Check unit tests for the pure tracker core (daemon/tracker.c).
  *
  * Three groups:
- *   - "seed": the five #[test]s of shared/seed/outcome.rs, ported, with the
+ *   - "seed": the five #[test]s of the Rust tracker outcomed grew out of, ported, with the
  *     seed's loose ">" / "<" checks replaced by the exact numbers (worked out
  *     by hand in the comments; the contract's 0.5 task prior included);
  *   - "rules": the contract's fixes and edge cases (PROTOCOL.md): the kind
