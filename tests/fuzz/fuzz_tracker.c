@@ -19,6 +19,10 @@
  *     tracker_pending_count traces, each found by its id;
  *   - a trace that was resolved (fail, outcome, sequence) is not pending
  *     until it is started again: never both pending and resolved;
+ *   - domain cells (starts name one of 3 domains or none): each belongs to
+ *     a profile that has its task, counts no more than the task does, the
+ *     task's sums equal those recomputed from its cells, and the cell limit
+ *     holds for new cells; forget may drop one cell, a reload loads them;
  *   - an operation that added a profile or a pending trace kept to the
  *     limits.
  * Only forget (the profile goes) and import with replace (the imported
@@ -39,6 +43,7 @@
 
 static const char *const models[NMODELS] = { "m0", "m1", "m2", "model/three:q4" };
 static const uint32_t uids[3] = { 0, 1000, 1001 };
+static const char *const domains[4] = { NULL, "law", "math", "art history" };
 static const char *const outputs[] = { "", " ", "ok", "\xc2\xa0", "x y", "\xe3\x80\x80z", "\t\n" };
 #define NOUTPUTS (sizeof(outputs) / sizeof(outputs[0]))
 
@@ -62,7 +67,7 @@ struct state {
         bool resolved[NIDS];     /* resolved and not started again */
         unsigned ngen, reloads;
         uint64_t now;
-        uint64_t max_models, max_pending;
+        uint64_t max_models, max_pending, max_cells;
         struct tracker_profile prev[NMODELS];
         bool existed[NMODELS];
 };
@@ -72,7 +77,7 @@ struct snap {
         struct tracker_profile p[NMODELS];
         bool exists[NMODELS];
         uint64_t pending_hash;
-        size_t npending, nprofiles;
+        size_t npending, nprofiles, ncells;
 };
 
 static uint64_t fnv(uint64_t h, const void *data, size_t len)
@@ -117,6 +122,7 @@ static void snap_take(const struct tracker *t, struct snap *s)
         s->pending_hash = h;
         s->npending = tracker_pending_count(t);
         s->nprofiles = tracker_profile_count(t);
+        s->ncells = tracker_cell_count(t);
 }
 
 static bool profile_eq(const struct tracker_profile *a, const struct tracker_profile *b)
@@ -145,6 +151,7 @@ static void snap_same(const struct tracker *t, const struct snap *before)
         snap_take(t, &now);
         FUZZ_CHECK(now.npending == before->npending);
         FUZZ_CHECK(now.nprofiles == before->nprofiles);
+        FUZZ_CHECK(now.ncells == before->ncells);
         FUZZ_CHECK(now.pending_hash == before->pending_hash);
         for (int m = 0; m < NMODELS; m++) {
                 FUZZ_CHECK(now.exists[m] == before->exists[m]);
@@ -158,12 +165,51 @@ static bool unit_ok(double d)
         return isfinite(d) && d >= 0.0 && d <= 1.0;
 }
 
+static bool near(double a, double b)
+{
+        return fabs(a - b) <= 1e-6 * (1.0 + fabs(b));
+}
+
+/* The cells of one profile: owned, bounded by their task, summed right. */
+static size_t check_cells(const struct tracker *t, const struct tracker_profile *p)
+{
+        size_t n = 0;
+        double c[TASK__COUNT] = { 0 }, s1[TASK__COUNT] = { 0 }, s2[TASK__COUNT] = { 0 };
+        for (const struct tracker_cell *cell = tracker_cell_first(p); cell;
+             cell = tracker_cell_next(cell)) {
+                FUZZ_CHECK(++n <= tracker_cell_count(t));
+                FUZZ_CHECK(cell->task < TASK__COUNT && cell->model == p->model);
+                FUZZ_CHECK(tracker_cell_get(t, p->model, cell->task, cell->domain) == cell);
+                const struct tracker_task_stats *ts = &p->tasks[cell->task];
+                FUZZ_CHECK(ts->present);
+                FUZZ_CHECK(cell->calls <= ts->calls && cell->successes <= ts->successes &&
+                           cell->failures <= ts->failures);
+                FUZZ_CHECK(cell->win_alpha >= 0 && cell->win_beta >= 0 &&
+                           cell->recent_alpha >= 0 && cell->recent_beta >= 0);
+                double l, nu;
+                if (tracker_cell_logit(cell, &l, &nu)) {
+                        FUZZ_CHECK(isfinite(l) && nu > 0);
+                        c[cell->task] += 1;
+                        s1[cell->task] += l;
+                        s2[cell->task] += l * l - nu;
+                }
+        }
+        for (int k = 0; k < TASK__COUNT; k++) {
+                const struct tracker_task_stats *ts = &p->tasks[k];
+                if (!ts->present)
+                        continue;
+                FUZZ_CHECK(near(ts->dom_cells, c[k]) && near(ts->dom_s1, s1[k]) &&
+                           near(ts->dom_s2, s2[k]));
+        }
+        return n;
+}
+
 static void check(struct state *st, const struct snap *before)
 {
         const struct tracker *t = st->t;
 
         /* Profiles. */
-        size_t np = tracker_profile_count(t), seen = 0;
+        size_t np = tracker_profile_count(t), seen = 0, cells = 0;
         FUZZ_CHECK(np >= before->nprofiles);
         if (np > before->nprofiles && st->max_models)
                 FUZZ_CHECK(np <= st->max_models);
@@ -176,6 +222,7 @@ static void check(struct state *st, const struct snap *before)
                 }
                 seen++;
                 FUZZ_CHECK(strcmp(p->model, models[m]) == 0);
+                cells += check_cells(t, p);
                 if (st->existed[m]) {
                         FUZZ_CHECK(p->total_calls >= o->total_calls);
                         FUZZ_CHECK(p->success_count >= o->success_count);
@@ -217,6 +264,9 @@ static void check(struct state *st, const struct snap *before)
                 st->existed[m] = true;
         }
         FUZZ_CHECK(seen == np); /* no profile of a model nobody named */
+        FUZZ_CHECK(cells == tracker_cell_count(t));
+        if (cells > before->ncells && st->max_cells)
+                FUZZ_CHECK(cells <= st->max_cells);
 
         /* Pending traces. */
         size_t n = 0, count = tracker_pending_count(t);
@@ -336,14 +386,19 @@ static void reload(struct state *st)
                         FUZZ_CHECK(strcmp(all[i - 1]->model, all[i]->model) < 0);
                 FUZZ_CHECK(tracker_load_profile(t2, all[i]) == 0);
         }
+        for (long i = 0; i < n; i++)
+                for (const struct tracker_cell *c = tracker_cell_first(all[i]); c;
+                     c = tracker_cell_next(c))
+                        FUZZ_CHECK(tracker_load_cell(t2, c) == 0);
         free(all);
+        tracker_set_max_cells(t2, st->max_cells);
         for (const struct tracker_trace *tr = tracker_pending_first(st->t); tr;
              tr = tracker_pending_next(tr))
                 FUZZ_CHECK(tracker_load_trace(t2, tr) == 0);
         struct snap a, b;
         snap_take(st->t, &a);
         snap_take(t2, &b);
-        FUZZ_CHECK(a.npending == b.npending && a.nprofiles == b.nprofiles);
+        FUZZ_CHECK(a.npending == b.npending && a.nprofiles == b.nprofiles && a.ncells == b.ncells);
         FUZZ_CHECK(a.pending_hash == b.pending_hash);
         for (int m = 0; m < NMODELS; m++) {
                 FUZZ_CHECK(a.exists[m] == b.exists[m]);
@@ -369,6 +424,7 @@ static void op_start(struct state *st, struct in *in)
         int slot = next(in) % (NIDS + 4); /* past NIDS: a generated id */
         const char *files[2] = { "a.c", "dir/b.h" };
         bool code_repo = (b & 0x80) != 0;
+        uint8_t u = next(in);
         struct tracker_start s = {
                 .model = models[b % NMODELS],
                 .task = code_repo ? TASK_CODE : (enum tracker_task)((b >> 2) % TASK__COUNT),
@@ -377,7 +433,8 @@ static void op_start(struct state *st, struct in *in)
                 .repo = code_repo ? "/srv/repo" : NULL,
                 .files = code_repo ? files : NULL,
                 .nfiles = code_repo ? (b >> 5) % 3 : 0,
-                .uid = uids[next(in) % 3],
+                .uid = uids[u % 3],
+                .domain = domains[(u / 3) % 4],
                 .now = st->now,
         };
         const struct tracker_trace *old = s.trace_id ? tracker_trace_get(st->t, s.trace_id) : NULL;
@@ -579,9 +636,22 @@ static void op_expire(struct state *st, struct in *in)
 
 static void op_forget(struct state *st, struct in *in)
 {
-        int m = next(in) % NMODELS;
+        uint8_t b = next(in);
+        int m = b % NMODELS;
         struct snap before;
         snap_take(st->t, &before);
+        if (b & 0x80) { /* one cell */
+                enum tracker_task k = (enum tracker_task)((b >> 2) % TASK__COUNT);
+                const char *d = domains[1 + (b >> 5) % 3];
+                bool had = tracker_cell_get(st->t, models[m], k, d) != NULL;
+                int rc = tracker_forget_cell(st->t, models[m], k, d);
+                FUZZ_CHECK(rc == (had ? 0 : -ENOENT));
+                FUZZ_CHECK(!tracker_cell_get(st->t, models[m], k, d));
+                FUZZ_CHECK(tracker_cell_count(st->t) == before.ncells - had);
+                before.ncells -= had;
+                check(st, &before);
+                return;
+        }
         int rc = tracker_forget(st->t, models[m]);
         if (rc < 0) {
                 FUZZ_CHECK(rc == -ENOENT && !before.exists[m]);
@@ -590,6 +660,7 @@ static void op_forget(struct state *st, struct in *in)
                 FUZZ_CHECK(before.exists[m] && !tracker_profile_get(st->t, models[m]));
                 FUZZ_CHECK(tracker_profile_count(st->t) == before.nprofiles - 1);
                 FUZZ_CHECK(tracker_pending_count(st->t) == before.npending); /* traces stay */
+                before.ncells = tracker_cell_count(st->t); /* its cells went with it */
                 st->existed[m] = false;
                 before.nprofiles--;
         }
@@ -697,7 +768,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                         uint8_t b = next(&in);
                         st.max_models = b % 6;
                         st.max_pending = (b >> 3) % 12;
+                        st.max_cells = (b >> 7) ? next(&in) % 8 : 0;
                         tracker_set_limits(st.t, st.max_models, st.max_pending);
+                        tracker_set_max_cells(st.t, st.max_cells);
                         break;
                 }
                 default:
