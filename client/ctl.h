@@ -13,6 +13,7 @@
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <msgpack.h>
 
@@ -105,6 +106,14 @@ int ctl_slurp(const char *path, char **out, size_t *len, char *err, size_t errle
 /* Connect if needed and start a request.  NULL after printing why the
  * daemon cannot be reached (exit with CTL_EXIT_CONNECT). */
 msgpack_packer *ctl_begin(struct ctl *ctl, const char *method);
+
+/* Write `path` through a temporary file in the same directory, filled by
+ * write(f, arg) (negative: failed, errno set), synced and renamed over it,
+ * so that readers (and a crash) see the old file or the new one, never a
+ * part.  A symlink at `path` is replaced, not followed.  The new file's
+ * mode is 0666 less the umask.  0, or a negative errno with why in err. */
+int ctl_write_file(const char *path, int (*write)(FILE *f, void *arg), void *arg, char *err,
+                   size_t errlen);
 
 /* Send the request and wait.  Returns CTL_EXIT_OK with the result in
  * *reply (destroy it), or an exit status after printing the daemon's error

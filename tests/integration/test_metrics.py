@@ -284,6 +284,26 @@ class OutcomectlMetricsTest(harness.DaemonTestCase):
         self.assertIn("Usage: outcomectl metrics", h.stdout)
         self.assertEqual(self.ctl("metrics", "extra").returncode, 2)
 
+        # --output: written whole through a temporary file; left alone when
+        # the daemon cannot be reached.
+        path = os.path.join(self.d.tmpdir, "outcomed.prom")
+        o = self.ctl("metrics", "--output", path)
+        self.assertEqual((o.returncode, o.stdout, o.stderr), (0, "", ""))
+        with open(path) as f:
+            s2, _ = parse(f.read())
+        self.assertEqual(get(s2, "outcomed_calls_total", gen_ai_request_model="alpha",
+                             outcomed_task="generate", status="completed"), 3)
+        self.assertEqual(sorted(os.listdir(self.d.tmpdir)).count("outcomed.prom"), 1)
+        self.assertFalse([n for n in os.listdir(self.d.tmpdir) if n.startswith(".outcomed.prom")],
+                         "a temporary file was left behind")
+        before = os.stat(path)
+        gone = subprocess.run([harness.ctl_binary(), "--socket",
+                               os.path.join(self.d.tmpdir, "nosuch.sock"), "metrics", "--output",
+                               path], capture_output=True, text=True, timeout=20)
+        self.assertEqual(gone.returncode, 3, gone.stderr)
+        self.assertEqual(os.stat(path).st_ino, before.st_ino)
+        self.assertEqual(self.ctl("metrics", "--output", "").returncode, 2)
+
         promtool = shutil.which("promtool")
         if not promtool:
             self.skipTest("promtool is not installed (Debian's prometheus package; "
