@@ -53,8 +53,8 @@ static void usage(FILE *f)
               "  1  the daemon answered an error, printed as 'outcomectl: CODE: MESSAGE'\n"
               "     (CODE is one of bad_request, unknown_method, unknown_trace,\n"
               "     duplicate_trace, already_completed, too_large, overloaded, forbidden,\n"
-              "     unavailable, internal); also export and import when their FILE\n"
-              "     cannot be written, read or parsed\n"
+              "     unavailable, internal); also export, import and metrics --output\n"
+              "     when their FILE cannot be written, read or parsed\n"
               "  2  usage error: a bad command, option or value\n"
               "  3  the daemon cannot be reached: no socket, connection refused, timeout,\n"
               "     or the connection was lost\n"
@@ -67,6 +67,7 @@ static void usage(FILE *f)
               "  outcomectl --json query --pending --limit 10\n"
               "  outcomectl export | ssh newhost outcomectl import -\n"
               "  OUTCOMED_SOCKET=/tmp/o.sock outcomectl ping\n"
+              "  outcomectl metrics | promtool check metrics\n"
               "\n"
               "Run 'outcomectl COMMAND --help' for the arguments of COMMAND.  Put -- before a\n"
               "TRACE_ID that starts with '-'.\n", f);
