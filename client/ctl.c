@@ -5,12 +5,15 @@
 #include "ctl.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "json.h"
 #include "proto.h"
@@ -423,4 +426,89 @@ void ctl_put_value(const msgpack_object *o)
                 json_print(stdout, o);
                 break;
         }
+}
+
+int ctl_write_file(const char *path, int (*write)(FILE *f, void *arg), void *arg, char *err,
+                   size_t errlen)
+{
+        const char *slash = strrchr(path, '/');
+        const char *base = slash ? slash + 1 : path;
+        char *tmp = NULL, *dir = NULL;
+        int r = 0, fd = -1;
+
+        if (*base == '\0') {
+                snprintf(err, errlen, "'%s' names a directory, not a file", path);
+                return -EISDIR;
+        }
+        if (slash == NULL)
+                dir = strdup(".");
+        else if (slash == path)
+                dir = strdup("/");
+        else
+                dir = strndup(path, (size_t)(slash - path));
+        if (dir == NULL || asprintf(&tmp, "%s/.%s.XXXXXX", dir, base) < 0) {
+                tmp = NULL;
+                snprintf(err, errlen, "out of memory");
+                r = -ENOMEM;
+                goto out;
+        }
+        fd = mkostemp(tmp, O_CLOEXEC);
+        if (fd < 0) {
+                r = -errno;
+                snprintf(err, errlen, "cannot create a temporary file in %s: %s", dir, strerror(-r));
+                free(tmp);
+                tmp = NULL;   /* nothing to remove */
+                goto out;
+        }
+        mode_t mask = umask(0);
+        umask(mask);
+        if (fchmod(fd, 0666 & ~mask) < 0) {
+                r = -errno;
+                snprintf(err, errlen, "cannot set the mode of %s: %s", tmp, strerror(-r));
+                goto out;
+        }
+        FILE *f = fdopen(fd, "w");
+        if (f == NULL) {
+                r = -errno;
+                snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(-r));
+                goto out;
+        }
+        fd = -1;   /* f owns it now */
+        errno = 0;
+        if (write(f, arg) < 0 || fflush(f) != 0 || fsync(fileno(f)) < 0) {
+                r = errno ? -errno : -EIO;
+                snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(-r));
+                fclose(f);
+                goto out;
+        }
+        if (fclose(f) != 0) {
+                r = -errno;
+                snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(-r));
+                goto out;
+        }
+        if (rename(tmp, path) < 0) {
+                r = -errno;
+                snprintf(err, errlen, "cannot rename %s to %s: %s", tmp, path, strerror(-r));
+                goto out;
+        }
+        free(tmp);
+        tmp = NULL;   /* renamed: nothing to remove */
+        /* The rename itself lasts once the directory is synced. */
+        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0 || (fsync(dfd) < 0 && errno != EINVAL)) {
+                r = -errno;
+                snprintf(err, errlen, "wrote %s but cannot sync its directory %s: %s", path, dir,
+                         strerror(-r));
+        }
+        if (dfd >= 0)
+                close(dfd);
+out:
+        if (fd >= 0)
+                close(fd);
+        if (tmp != NULL) {
+                unlink(tmp);
+                free(tmp);
+        }
+        free(dir);
+        return r;
 }

@@ -13,6 +13,7 @@
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <msgpack.h>
 
@@ -48,6 +49,7 @@ extern const struct ctl_command ctl_cmd_start, ctl_cmd_complete, ctl_cmd_fail, c
         ctl_cmd_query, ctl_cmd_forget, ctl_cmd_export, ctl_cmd_import, ctl_cmd_ping, ctl_cmd_stats,
         ctl_cmd_rank;
 extern const struct ctl_command ctl_cmd_scan; /* ctl_scan.c */
+extern const struct ctl_command ctl_cmd_metrics; /* ctl_metrics.c */
 
 /* Options every command takes besides its own (whose values must be
  * >= CTL_OPT_OWN or a letter other than s, j, h). */
@@ -104,6 +106,14 @@ int ctl_slurp(const char *path, char **out, size_t *len, char *err, size_t errle
 /* Connect if needed and start a request.  NULL after printing why the
  * daemon cannot be reached (exit with CTL_EXIT_CONNECT). */
 msgpack_packer *ctl_begin(struct ctl *ctl, const char *method);
+
+/* Write `path` through a temporary file in the same directory, filled by
+ * write(f, arg) (negative: failed, errno set), synced and renamed over it,
+ * so that readers (and a crash) see the old file or the new one, never a
+ * part.  A symlink at `path` is replaced, not followed.  The new file's
+ * mode is 0666 less the umask.  0, or a negative errno with why in err. */
+int ctl_write_file(const char *path, int (*write)(FILE *f, void *arg), void *arg, char *err,
+                   size_t errlen);
 
 /* Send the request and wait.  Returns CTL_EXIT_OK with the result in
  * *reply (destroy it), or an exit status after printing the daemon's error

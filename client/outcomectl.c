@@ -1,8 +1,8 @@
 /* outcomectl.c - the command-line client of outcomed: global options, the
  * command table and the top-level help.  The commands live in
  * ctl_trace.c (start, complete, fail, outcome), ctl_query.c (query, ping,
- * stats) and ctl_profiles.c (forget, export, import); the shared helpers
- * in ctl.c.
+ * stats), ctl_profiles.c (forget, export, import), ctl_rank.c, ctl_scan.c
+ * and ctl_metrics.c; the shared helpers in ctl.c.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +18,7 @@ static const struct ctl_command *const commands[] = {
         &ctl_cmd_start, &ctl_cmd_complete, &ctl_cmd_fail, &ctl_cmd_outcome,
         &ctl_cmd_query, &ctl_cmd_rank, &ctl_cmd_forget, &ctl_cmd_export, &ctl_cmd_import,
         &ctl_cmd_ping, &ctl_cmd_stats,
-        &ctl_cmd_scan,
+        &ctl_cmd_scan, &ctl_cmd_metrics,
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -53,8 +53,8 @@ static void usage(FILE *f)
               "  1  the daemon answered an error, printed as 'outcomectl: CODE: MESSAGE'\n"
               "     (CODE is one of bad_request, unknown_method, unknown_trace,\n"
               "     duplicate_trace, already_completed, too_large, overloaded, forbidden,\n"
-              "     unavailable, internal); also export and import when their FILE\n"
-              "     cannot be written, read or parsed\n"
+              "     unavailable, internal); also export, import and metrics --output\n"
+              "     when their FILE cannot be written, read or parsed\n"
               "  2  usage error: a bad command, option or value\n"
               "  3  the daemon cannot be reached: no socket, connection refused, timeout,\n"
               "     or the connection was lost\n"
@@ -67,6 +67,7 @@ static void usage(FILE *f)
               "  outcomectl --json query --pending --limit 10\n"
               "  outcomectl export | ssh newhost outcomectl import -\n"
               "  OUTCOMED_SOCKET=/tmp/o.sock outcomectl ping\n"
+              "  outcomectl metrics | promtool check metrics\n"
               "\n"
               "Run 'outcomectl COMMAND --help' for the arguments of COMMAND.  Put -- before a\n"
               "TRACE_ID that starts with '-'.\n", f);

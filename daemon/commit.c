@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "metrics.h"
 
 struct commit {
         uv_check_t check;       /* seals the open batch after each loop iteration */
@@ -105,6 +106,7 @@ static int commit__load(struct commit *c, char *err, size_t errlen)
         tracker_set_limits(t, c->cfg->limits.models, c->cfg->limits.pending);
         tracker_set_max_cells(t, c->cfg->limits.domains);
         tracker_set_half_life(t, c->cfg->half_life_s);
+        metrics_watch(c->env->metrics, t); /* after the replay: it is not counted again */
         tracker_free(old);
         return 0;
 }

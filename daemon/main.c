@@ -32,6 +32,7 @@
 #include "config.h"
 #include "gitscan.h"
 #include "log.h"
+#include "metrics.h"
 #include "notify.h"
 #include "rpc.h"
 #include "server.h"
@@ -439,6 +440,12 @@ int main(int argc, char **argv)
         }
         d.env.cfg = &d.cfg;
         d.env.started_at = (uint64_t)time(NULL);
+        d.env.metrics = metrics_new();
+        if (!d.env.metrics) {
+                log_error("out of memory");
+                d.exit_code = 1;
+                goto out;
+        }
 
         r = store_open(&d.store, d.cfg.db_path, &d.loop, err, sizeof(err));
         if (r < 0) {
@@ -512,6 +519,7 @@ out:
         if (uv_loop_close(&d.loop) != 0)
                 log_warn("handles left open at exit");
         tracker_free(d.env.tracker);
+        metrics_free(d.env.metrics);
         config_free(&d.cfg);
         return d.exit_code;
 }

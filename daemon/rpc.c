@@ -10,6 +10,7 @@
 #include "rpc.h"
 
 #include "journal.h"
+#include "metrics.h"
 #include "rank.h"
 
 #include <errno.h>
@@ -90,6 +91,12 @@ static int rpc__tracker_error(struct rpc_req *r, int err, const char *trace_id)
                            trace_id);
                 break;
         case -ENOSPC:
+                /* Only start adds a pending trace, and it checks that limit first. */
+                if (r->m->method.len == 5 && memcmp(r->m->method.ptr, "start", 5) == 0 &&
+                    r->lim->pending && tracker_pending_count(r->env->tracker) >= r->lim->pending)
+                        r->env->counters.overloaded_pending_total++;
+                else
+                        r->env->counters.overloaded_models_total++;
                 rpc__error(r, PROTO_OVERLOADED,
                            "limit reached: %zu of %llu models, %zu of %llu pending traces",
                            tracker_profile_count(r->env->tracker),
@@ -1512,6 +1519,24 @@ static int rpc__stats(struct rpc_req *r)
         return 0;
 }
 
+/* ---- metrics ----------------------------------------------------------- */
+
+static int rpc__metrics(struct rpc_req *r)
+{
+        if (rpc__args(r, NULL, 0, NULL) < 0)
+                return -1;
+        char *text;
+        size_t len;
+        if (metrics_render(r->env->metrics, r->env, r->now, &text, &len) < 0)
+                return RPC_OOM(r);
+        proto_pack_ok_head(r->pk, r->m->msgid);
+        msgpack_pack_map(r->pk, 1);
+        rpc__pack_key(r->pk, "text");
+        msgpack_pack_str_with_body(r->pk, text, len);
+        free(text);
+        return 0;
+}
+
 /* ---- dispatch ---------------------------------------------------------- */
 
 static const struct rpc_method rpc__methods[] = {
@@ -1526,6 +1551,7 @@ static const struct rpc_method rpc__methods[] = {
         { "ping", rpc__ping, 0 },
         { "stats", rpc__stats, 0 },
         { "scan", rpc__scan, 0 },
+        { "metrics", rpc__metrics, 0 },
 };
 
 enum proto_error rpc_handle(struct rpc_env *env, const struct proto_msg *m, uint32_t uid,

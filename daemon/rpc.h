@@ -37,7 +37,18 @@ struct rpc_counters {
         uint64_t replayed;            /* journal entries replayed at the last load */
         uint64_t scans_total;         /* git scans done */
         uint64_t git_judged_total;    /* code traces judged by git */
+        /* Refusals by the limit that caused them (`metrics`); refused_total
+         * counts the connections' together. */
+        uint64_t refused_allow_total;       /* allow_uids / allow_group */
+        uint64_t refused_connections_total; /* limits.connections */
+        uint64_t refused_fds_total;         /* out of file descriptors */
+        uint64_t refused_per_uid_total;     /* limits.connections_per_uid */
+        uint64_t too_large_total;           /* messages over limits.message_bytes */
+        uint64_t overloaded_models_total;   /* requests refused: limits.models */
+        uint64_t overloaded_pending_total;  /* requests refused: limits.pending */
 };
+
+struct metrics;
 
 struct journal_entry;
 
@@ -107,6 +118,7 @@ struct rpc_env {
         struct rpc_counters counters;
         struct rpc_journal journal;
         struct rpc_git git;
+        struct metrics *metrics;      /* NULL (tests): no per-model series */
         uint64_t started_at;          /* unix seconds */
 };
 

@@ -783,6 +783,7 @@ static void conn__process(struct conn *c)
                         snprintf(msg, sizeof(msg),
                                  "message over the size limit of %u bytes; closing the connection",
                                  s->cfg->limits.message_bytes);
+                        s->env->counters.too_large_total++;
                         conn__reply_error(c, 0, PROTO_TOO_LARGE, msg);
                 } else {
                         conn__reply_error(c, 0, PROTO_BAD_REQUEST,
@@ -934,10 +935,12 @@ static bool server__admit(struct server *s, struct conn *c, int fd, bool known, 
                 log_info("connection %llu from uid %u (pid %d) refused: not allowed by "
                          "allow_uids / allow_group", (unsigned long long)c->id, c->uid, c->pid);
                 snprintf(msg, sizeof(msg), "uid %u may not connect to this daemon", c->uid);
+                s->env->counters.refused_allow_total++;
                 server__refuse(c, PROTO_FORBIDDEN, msg);
                 return false;
         }
         if (s->env->counters.connections > lim->connections) {
+                s->env->counters.refused_connections_total++;
                 snprintf(msg, sizeof(msg), "too many connections (limit %u); try again later",
                          lim->connections);
                 server__refuse(c, PROTO_OVERLOADED, msg);
@@ -946,6 +949,7 @@ static bool server__admit(struct server *s, struct conn *c, int fd, bool known, 
         /* Near the descriptor limit: refuse rather than let the database or
          * the scanner fail to open a file. */
         if (s->env->counters.connections > s->fd_budget) {
+                s->env->counters.refused_fds_total++;
                 snprintf(msg, sizeof(msg), "out of file descriptors (%llu connections); try "
                          "again later", (unsigned long long)s->fd_budget);
                 server__refuse(c, PROTO_OVERLOADED, msg);
@@ -958,6 +962,7 @@ static bool server__admit(struct server *s, struct conn *c, int fd, bool known, 
                 snprintf(msg, sizeof(msg),
                          "too many connections from uid %u (limit %u); try again later", c->uid,
                          lim->connections_per_uid);
+                s->env->counters.refused_per_uid_total++;
                 server__refuse(c, PROTO_OVERLOADED, msg);
                 return false;
         }

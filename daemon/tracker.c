@@ -117,6 +117,7 @@ struct tracker {
         uint64_t next_seq;
         uint64_t max_models;
         uint64_t max_pending;
+        struct tracker_observer observer; /* hooks unset: none */
 };
 
 /* Keys come from clients: keyed SipHash, so that they cannot choose ids
@@ -228,6 +229,11 @@ struct tracker *tracker_new(const struct tracker_options *opts)
         if (opts)
                 tracker_set_limits(t, opts->max_models, opts->max_pending);
         return t;
+}
+
+void tracker_set_observer(struct tracker *t, const struct tracker_observer *o)
+{
+        t->observer = o ? *o : (struct tracker_observer){ 0 };
 }
 
 void tracker_set_limits(struct tracker *t, uint64_t max_models, uint64_t max_pending)
@@ -1021,6 +1027,8 @@ int tracker_complete(struct tracker *t, const struct tracker_complete *c)
                 cell->ev.output_tokens += c->output_tokens;
                 tracker__touch_cell(t, cell, c->now);
         }
+        if (t->observer.complete)
+                t->observer.complete(t->observer.data, tr->model, (enum tracker_task)tr->task, c);
         return 0;
 }
 
@@ -1049,6 +1057,8 @@ int tracker_fail(struct tracker *t, const char *trace_id, uint32_t uid, uint64_t
                 tracker__cell_judge(t, cell, 0.0, 1.0, now);
                 tracker__touch_cell(t, cell, now);
         }
+        if (t->observer.fail)
+                t->observer.fail(t->observer.data, tr->model, (enum tracker_task)tr->task);
 
         tracker__unlink(t, tr);
         tracker__trace_free(tr);
@@ -1169,6 +1179,9 @@ static int tracker__resolve(struct tracker *t, struct tracker_trace *tr, struct 
         if (rc < 0)
                 return rc;
         tracker__apply(t, p, tr, r, now);
+        if (t->observer.resolve)
+                t->observer.resolve(t->observer.data, tr->model, (enum tracker_task)tr->task, r,
+                                    src);
         tracker__unlink(t, tr);
         memcpy(t->last_id, tr->id, len);
         r->trace_id = t->last_id;

@@ -378,6 +378,21 @@ void tracker_profile_sketch(const struct tracker_profile *p, uint32_t *out);
 double tracker_profile_avg_latency(const struct tracker_profile *p);
 bool tracker_profile_degraded(const struct tracker_profile *p, uint64_t threshold);
 
+/* Watching changes as they are made, for counters that live as long as
+ * the process (daemon/metrics.c): each hook that is set is called once the
+ * change is made, with the trace's model and task.  A call that fails, and
+ * a conversation's outcome deferred to git, call none. */
+struct tracker_observer {
+        void (*complete)(void *data, const char *model, enum tracker_task task,
+                         const struct tracker_complete *c);
+        void (*fail)(void *data, const char *model, enum tracker_task task);
+        void (*resolve)(void *data, const char *model, enum tracker_task task,
+                        const struct tracker_result *r, enum tracker_source src);
+        void *data;
+};
+/* o is copied; NULL: none (the default, so that loading counts nothing). */
+void tracker_set_observer(struct tracker *t, const struct tracker_observer *o);
+
 /* Changes for the store.  tracker_collect calls profile_cb for each profile
  * changed since the last collect (after profile_deleted for each model
  * forgotten), deleted_cb for each stored trace id that left the

@@ -33,6 +33,8 @@ command -v npm >/dev/null 2>&1 || PACKAGES="$PACKAGES npm"
 # install into a venv (clients/python/tests/test_install.py).
 PACKAGES="$PACKAGES debhelper dpkg-dev fakeroot lintian python3-venv python3-setuptools
 python3-wheel"
+# promtool, which checks the `metrics` text (tests/integration/test_metrics.py).
+PACKAGES="$PACKAGES prometheus"
 
 PACKAGES="$PACKAGES ${OUTCOMED_EXTRA_PACKAGES:-}"
 

@@ -9,7 +9,7 @@
   units with --user (their ExecStart= pointed at the DESTDIR's outcomed,
   the one change); any warning fails;
 - `systemd-analyze security --offline=true`: the system service's exposure
-  is at most 2.0;
+  is at most 2.0, and so is the metrics timer's service's;
 - the units say what the daemon relies on (Type=notify, the socket unit owns
   /run/outcomed, ...); the sysusers.d entry creates the outcomed user;
 - the man pages render without warnings; the example configuration, every
@@ -117,7 +117,8 @@ class InstalledTree(unittest.TestCase):
     def test_files_in_place(self):
         want = [os.path.join(SBINDIR, "outcomed"), os.path.join(BINDIR, "outcomectl"),
                 os.path.join(DATADIR, "doc", "outcomed", "outcomed.conf.example")]
-        for d, names in ((SYSTEM_UNITS, ("outcomed.service", "outcomed.socket")),
+        for d, names in ((SYSTEM_UNITS, ("outcomed.service", "outcomed.socket",
+                                         "outcomed-metrics.service", "outcomed-metrics.timer")),
                          (USER_UNITS, ("outcomed.service", "outcomed.socket")),
                          (SYSUSERS, ("outcomed.conf",))):
             if d != "no":
@@ -152,6 +153,26 @@ class InstalledTree(unittest.TestCase):
         self.assertEqual(values(sock, "Socket", "ListenStream"), ["/run/outcomed/outcomed.sock"])
         self.assertEqual(values(sock, "Socket", "SocketMode"), ["0660"])
         self.assertEqual(values(sock, "Socket", "SocketGroup"), ["outcomed"])
+
+    def test_metrics_units_content(self):
+        """The metrics timer's service: outcomectl as node-exporter's user,
+        into its textfile directory through --output (temporary file and
+        rename), writing nothing else."""
+        svc = parse_unit(self.system_unit("outcomed-metrics.service"))
+        timer = parse_unit(self.system_unit("outcomed-metrics.timer"))
+        textdir = "/var/lib/prometheus/node-exporter"
+        self.assertEqual(values(svc, "Service", "Type"), ["oneshot"])
+        self.assertEqual(values(svc, "Service", "ExecStart"),
+                         [BINDIR + "/outcomectl --socket /run/outcomed/outcomed.sock --timeout 10 "
+                          "metrics --output " + textdir + "/outcomed.prom"])
+        self.assertEqual(values(svc, "Service", "User"), ["prometheus"])
+        self.assertEqual(values(svc, "Service", "SupplementaryGroups"), ["outcomed"])
+        self.assertEqual(values(svc, "Service", "ProtectSystem"), ["strict"])
+        self.assertEqual(values(svc, "Service", "ReadWritePaths"), [textdir])
+        self.assertEqual(values(svc, "Service", "RestrictAddressFamilies"), ["AF_UNIX"])
+        self.assertEqual(values(svc, "Unit", "ConditionPathIsDirectory"), [textdir])
+        self.assertEqual(values(timer, "Timer", "OnUnitActiveSec"), ["15s"])
+        self.assertEqual(values(timer, "Install", "WantedBy"), ["timers.target"])
 
     def test_user_units_content(self):
         svc = parse_unit(self.user_unit("outcomed.service"))
@@ -196,7 +217,9 @@ class InstalledTree(unittest.TestCase):
         self.need_analyze()
         self.system_unit("outcomed.service")  # skips when not installed
         root = self.root_for_verify()
-        units = [os.path.join(SYSTEM_UNITS, u) for u in ("outcomed.socket", "outcomed.service")]
+        units = [os.path.join(SYSTEM_UNITS, u) for u in ("outcomed.socket", "outcomed.service",
+                                                          "outcomed-metrics.timer",
+                                                          "outcomed-metrics.service")]
         env = dict(os.environ)
         man = "--man=no"
         if HAVE_MAN and shutil.which("man"):
@@ -235,6 +258,22 @@ class InstalledTree(unittest.TestCase):
         sys.stderr.write("systemd-analyze security: outcomed.service exposure %.1f %s\n"
                          % (score, m.group(2)))
         self.assertLessEqual(score, EXPOSURE_MAX, r.stdout)
+        self.assertEqual(r.returncode, 0, r.stdout)
+
+    def test_metrics_service_exposure(self):
+        """The metrics service is sandboxed as tightly as the daemon."""
+        self.need_analyze()
+        self.system_unit("outcomed-metrics.service")  # skips when not installed
+        root = self.root_for_verify()
+        unit = os.path.join(SYSTEM_UNITS, "outcomed-metrics.service")
+        r = run([ANALYZE, "security", "--offline=true", "--root=" + root,
+                 "--threshold=%d" % int(EXPOSURE_MAX * 10), unit])
+        m = re.search(r"Overall exposure level for outcomed-metrics\.service: ([0-9.]+) (\w+)",
+                      r.stdout)
+        self.assertIsNotNone(m, "no exposure level in:\n" + r.stdout)
+        sys.stderr.write("systemd-analyze security: outcomed-metrics.service exposure %s %s\n"
+                         % (m.group(1), m.group(2)))
+        self.assertLessEqual(float(m.group(1)), EXPOSURE_MAX, r.stdout)
         self.assertEqual(r.returncode, 0, r.stdout)
 
     def test_sysusers_entry(self):

@@ -1,0 +1,99 @@
+/* ctl_metrics.c - outcomectl metrics: the daemon's metrics as Prometheus
+ * text, for node-exporter's textfile collector (systemd/outcomed-metrics.*)
+ * or any scraper that reads a file.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "ctl.h"
+
+struct text {
+        const char *p;
+        size_t len;
+};
+
+static int write_text(FILE *f, void *arg)
+{
+        const struct text *t = arg;
+        return fwrite(t->p, 1, t->len, f) == t->len ? 0 : -1;
+}
+
+static int run_metrics(struct ctl *ctl, int argc, char **argv)
+{
+        enum { OPT_OUTPUT = CTL_OPT_OWN };
+        static const struct option opts[] = {
+                CTL_COMMON_OPTIONS,
+                { "output", required_argument, NULL, OPT_OUTPUT },
+                { NULL, 0, NULL, 0 },
+        };
+        struct oc_reply reply = { 0 };
+        const char *output = NULL;
+        int opt, status;
+
+        while ((opt = ctl_getopt(ctl, argc, argv, opts, &status)) != -1) {
+                if (opt == CTL_GETOPT_STOP)
+                        return status;
+                if (opt == OPT_OUTPUT)
+                        output = optarg;
+        }
+        if (optind < argc)
+                return ctl_usage(ctl, "unexpected argument '%s'", argv[optind]);
+        if (output && output[0] == '\0')
+                return ctl_usage(ctl, "--output: FILE must not be empty");
+        if (output && ctl->json)
+                return ctl_usage(ctl, "--output and --json do not go together");
+        msgpack_packer *pk = ctl_begin(ctl, "metrics");
+        if (pk == NULL)
+                return CTL_EXIT_CONNECT;
+        msgpack_pack_array(pk, 0);
+        status = ctl_call(ctl, &reply);
+        if (status != CTL_EXIT_OK)
+                return status;
+
+        struct text t = { 0 };
+        t.p = reply.result ? ctl_get_str(reply.result, "text", &t.len) : NULL;
+        char err[1024];
+        if (ctl->json || t.p == NULL) {
+                status = ctl_print_json(reply.result);
+        } else if (!output) {
+                fwrite(t.p, 1, t.len, stdout); /* the text ends with its own newline */
+        } else if (ctl_write_file(output, write_text, &t, err, sizeof(err)) < 0) {
+                fprintf(stderr, "outcomectl: metrics: %s\n", err);
+                status = CTL_EXIT_DAEMON;
+        }
+        oc_reply_destroy(&reply);
+        return status;
+}
+
+const struct ctl_command ctl_cmd_metrics = {
+        .name = "metrics",
+        .run = run_metrics,
+        .summary = "print the daemon's metrics in Prometheus text format",
+        .help =
+        "Usage: outcomectl metrics [--output FILE]\n"
+        "\n"
+        "Print the daemon's metrics in the Prometheus text exposition format: per model\n"
+        "and task, gen_ai_client_operation_duration_seconds and gen_ai_client_token_usage\n"
+        "histograms, outcomed_calls_total and outcomed_outcomes_total counters (counted\n"
+        "since the daemon started), outcomed_quality and outcomed_posterior_* gauges;\n"
+        "then pending traces, connections, commits, journal rows, scans and refusals by\n"
+        "limit.  See \"Metrics\" in the README.\n"
+        "\n"
+        "The outcomed-metrics.timer unit writes this text every 15 seconds to\n"
+        "/var/lib/prometheus/node-exporter/outcomed.prom, for node-exporter's textfile\n"
+        "collector.\n"
+        "\n"
+        "Options:\n"
+        "  --output FILE     write the text to FILE instead: to a temporary file in the\n"
+        "                    same directory, renamed over FILE once complete, so that a\n"
+        "                    reader sees the old text or the new one, never a part; FILE\n"
+        "                    is left as it was when the daemon cannot be reached (exit 3)\n"
+        "  -s, --socket PATH, -j, --json, --timeout SECS, -h, --help\n"
+        "                    as in 'outcomectl --help'; with --json the result is\n"
+        "                    {\"text\": \"...\"}\n"
+        "\n"
+        "Examples:\n"
+        "  outcomectl metrics | grep '^outcomed_calls_total'\n"
+        "  outcomectl metrics | promtool check metrics\n"
+        "  outcomectl metrics --output /var/lib/prometheus/node-exporter/outcomed.prom\n",
+};
