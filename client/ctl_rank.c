@@ -41,10 +41,27 @@ static void print_num(const msgpack_object *o, int decimals)
         printf("%10s", buf);
 }
 
+/* Why a model is degraded, from {"failures", "successes", "threshold",
+ * "since"}: "(5 fail > 1 ok + 3, since 2026-12-03 08:24:18)". */
+static void print_why(const msgpack_object *why)
+{
+        char f[32], s[32], th[32], since[32];
+        if (!why || why->type != MSGPACK_OBJECT_MAP)
+                return;
+        ctl_fmt_num(f, sizeof(f), ctl_get(why, "failures"), 0, false);
+        ctl_fmt_num(s, sizeof(s), ctl_get(why, "successes"), 0, false);
+        ctl_fmt_num(th, sizeof(th), ctl_get(why, "threshold"), 0, false);
+        printf(" (%s fail > %s ok + %s", f, s, th);
+        if (ctl_fmt_time(since, sizeof(since), ctl_get(why, "since")))
+                printf(", since %s", since);
+        putchar(')');
+}
+
 static void print_table(const msgpack_object *res)
 {
         const msgpack_object *ranked = ctl_get(res, "ranked");
         const msgpack_object *excluded = ctl_get(res, "excluded");
+        const msgpack_object *why = ctl_get(res, "excluded_why");
         int width = 5;
         for (uint32_t i = 0; ranked && i < ranked->via.array.size; i++) {
                 size_t len;
@@ -71,20 +88,26 @@ static void print_table(const msgpack_object *res)
                 print_num(ctl_get(it, "latency_ms"), 0);
                 const msgpack_object *prior = ctl_get(it, "prior");
                 const msgpack_object *degraded = ctl_get(it, "degraded");
-                printf("  %s%s\n",
+                bool is_degraded = degraded && degraded->type == MSGPACK_OBJECT_BOOLEAN &&
+                                   degraded->via.boolean;
+                printf("  %s%s",
                        prior && prior->type == MSGPACK_OBJECT_BOOLEAN && prior->via.boolean
                                ? "untried (prior)"
                                : "",
-                       degraded && degraded->type == MSGPACK_OBJECT_BOOLEAN && degraded->via.boolean
-                               ? " degraded"
-                               : "");
+                       is_degraded ? " degraded" : "");
+                if (is_degraded)
+                        print_why(ctl_get(it, "degraded_why"));
+                putchar('\n');
         }
         for (uint32_t i = 0; excluded && i < excluded->via.array.size; i++) {
                 const msgpack_object *m = &excluded->via.array.ptr[i];
                 printf("-    ");
                 if (m->type == MSGPACK_OBJECT_STR)
                         ctl_put_text(m->via.str.ptr, m->via.str.size, width);
-                printf("  excluded: degraded\n");
+                printf("  excluded: degraded");
+                if (why && why->type == MSGPACK_OBJECT_ARRAY && i < why->via.array.size)
+                        print_why(&why->via.array.ptr[i]);
+                putchar('\n');
         }
 }
 
@@ -204,6 +227,9 @@ const struct ctl_command ctl_cmd_rank = {
         "latency is the task's p50, cost the cost per accepted outcome (needs a\n"
         "[price:MODEL] section in the daemon's configuration).  A candidate with no\n"
         "stats for the task ranks with the prior and is marked 'untried'.\n"
+        "A degraded model (FAIL > OK + the degrade threshold) is marked, or listed\n"
+        "as excluded, with its numbers and since when it is degraded under the\n"
+        "daemon's configured threshold: '(5 fail > 1 ok + 3, since DATE TIME)'.\n"
         "\n"
         "Options:\n"
         "  --task TASK            required\n"
