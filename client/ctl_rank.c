@@ -90,11 +90,10 @@ static void print_table(const msgpack_object *res)
                 const msgpack_object *degraded = ctl_get(it, "degraded");
                 bool is_degraded = degraded && degraded->type == MSGPACK_OBJECT_BOOLEAN &&
                                    degraded->via.boolean;
-                printf("  %s%s",
-                       prior && prior->type == MSGPACK_OBJECT_BOOLEAN && prior->via.boolean
-                               ? "untried (prior)"
-                               : "",
-                       is_degraded ? " degraded" : "");
+                bool is_prior = prior && prior->type == MSGPACK_OBJECT_BOOLEAN &&
+                                prior->via.boolean;
+                printf("  %s%s%s", is_prior ? "untried (prior)" : "",
+                       is_prior && is_degraded ? " " : "", is_degraded ? "degraded" : "");
                 if (is_degraded)
                         print_why(ctl_get(it, "degraded_why"));
                 putchar('\n');
