@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <time.h>
 
 #include "json.h"
 #include "proto.h"
@@ -375,6 +376,20 @@ void ctl_put_text(const char *s, size_t len, int width)
         }
         for (int i = (int)len; i < width; i++)
                 putchar(' ');
+}
+
+bool ctl_fmt_time(char *buf, size_t len, const msgpack_object *o)
+{
+        snprintf(buf, len, "-");
+        if (!o || o->type != MSGPACK_OBJECT_POSITIVE_INTEGER || o->via.u64 > (uint64_t)INT64_MAX)
+                return false;
+        time_t t = (time_t)o->via.u64;
+        struct tm tm;
+        if (!localtime_r(&t, &tm) || !strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm)) {
+                snprintf(buf, len, "%" PRIu64, o->via.u64);
+                return true;
+        }
+        return true;
 }
 
 void ctl_fmt_num(char *buf, size_t len, const msgpack_object *o, int decimals, bool force_decimals)

@@ -142,6 +142,9 @@ void ctl_put_text(const char *s, size_t len, int width);
 /* Format a number (integer or float, `decimals` after the point for a
  * float, or for an integer when force_decimals), "-" for nil or missing. */
 void ctl_fmt_num(char *buf, size_t len, const msgpack_object *o, int decimals, bool force_decimals);
+/* Unix seconds as local "YYYY-MM-DD HH:MM:SS"; false (buf "-") when o is
+ * not an unsigned integer (nil: no time). */
+bool ctl_fmt_time(char *buf, size_t len, const msgpack_object *o);
 /* Print a scalar plainly (strings raw, numbers as numbers); anything else
  * as JSON. */
 void ctl_put_value(const msgpack_object *o);

@@ -146,11 +146,14 @@ static int print_profiles(const msgpack_object *list)
                "AVG_MS", "EMA", "DEGRADED");
         for (uint32_t i = 0; i < list->via.array.size; i++) {
                 const msgpack_object *p = &list->via.array.ptr[i];
-                char deg[8];
+                char deg[8], since[32];
                 put_str_field(p, "model", width);
                 put_numbers(p, "total_calls", "success_count", "fail_count");
                 ctl_fmt_num(deg, sizeof(deg), ctl_get(p, "degraded"), 0, false);
-                printf("  %s\n", deg);
+                if (ctl_fmt_time(since, sizeof(since), ctl_get(p, "degraded_since")))
+                        printf("  %s since %s\n", deg, since);
+                else
+                        printf("  %s\n", deg);
 
                 const msgpack_object *tasks = ctl_get(p, "tasks");
                 if (tasks == NULL || tasks->type != MSGPACK_OBJECT_MAP || tasks->via.map.size == 0)
@@ -336,7 +339,8 @@ const struct ctl_command ctl_cmd_query = {
         "  AVG_MS    mean latency of the completed calls\n"
         "  EMA       quality average, moved 20% toward each judged quality; starts\n"
         "            at 0.5\n"
-        "  DEGRADED  yes when FAIL > OK + the degrade threshold\n"
+        "  DEGRADED  yes when FAIL > OK + the degrade threshold, and since when it\n"
+        "            is degraded under the daemon's configured threshold\n"
         "With --domains, each task's domain cells below it (evidence per domain:\n"
         "calls, OK, FAIL, SUCCESS; latency and EMA are kept per task only).\n"
         "\n"

@@ -41,10 +41,27 @@ static void print_num(const msgpack_object *o, int decimals)
         printf("%10s", buf);
 }
 
+/* Why a model is degraded, from {"failures", "successes", "threshold",
+ * "since"}: "(5 fail > 1 ok + 3, since 2026-12-03 08:24:18)". */
+static void print_why(const msgpack_object *why)
+{
+        char f[32], s[32], th[32], since[32];
+        if (!why || why->type != MSGPACK_OBJECT_MAP)
+                return;
+        ctl_fmt_num(f, sizeof(f), ctl_get(why, "failures"), 0, false);
+        ctl_fmt_num(s, sizeof(s), ctl_get(why, "successes"), 0, false);
+        ctl_fmt_num(th, sizeof(th), ctl_get(why, "threshold"), 0, false);
+        printf(" (%s fail > %s ok + %s", f, s, th);
+        if (ctl_fmt_time(since, sizeof(since), ctl_get(why, "since")))
+                printf(", since %s", since);
+        putchar(')');
+}
+
 static void print_table(const msgpack_object *res)
 {
         const msgpack_object *ranked = ctl_get(res, "ranked");
         const msgpack_object *excluded = ctl_get(res, "excluded");
+        const msgpack_object *why = ctl_get(res, "excluded_why");
         int width = 5;
         for (uint32_t i = 0; ranked && i < ranked->via.array.size; i++) {
                 size_t len;
@@ -82,6 +99,8 @@ static void print_table(const msgpack_object *res)
                                 sep = ", ";
                         }
                 }
+                if (degraded && degraded->type == MSGPACK_OBJECT_BOOLEAN && degraded->via.boolean)
+                        print_why(ctl_get(it, "degraded_why"));
                 putchar('\n');
         }
         for (uint32_t i = 0; excluded && i < excluded->via.array.size; i++) {
@@ -89,7 +108,10 @@ static void print_table(const msgpack_object *res)
                 printf("-    ");
                 if (m->type == MSGPACK_OBJECT_STR)
                         ctl_put_text(m->via.str.ptr, m->via.str.size, width);
-                printf("  excluded: degraded\n");
+                printf("  excluded: degraded");
+                if (why && why->type == MSGPACK_OBJECT_ARRAY && i < why->via.array.size)
+                        print_why(&why->via.array.ptr[i]);
+                putchar('\n');
         }
 }
 
@@ -214,7 +236,10 @@ const struct ctl_command ctl_cmd_rank = {
         "latency is the task's p50, cost the cost per accepted outcome (needs a\n"
         "[price:MODEL] section in the daemon's configuration).  A candidate with no\n"
         "stats for the task ranks with the prior and is marked 'untried'; degraded\n"
-        "models are left out, but by kg.\n"
+        "models are left out, but by kg.  A degraded model (FAIL > OK + the degrade\n"
+        "threshold) is marked, or listed as excluded, with its numbers and since when\n"
+        "it is degraded under the daemon's configured threshold:\n"
+        "'(5 fail > 1 ok + 3, since DATE TIME)'.\n"
         "\n"
         "Options:\n"
         "  --task TASK            required\n"

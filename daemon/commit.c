@@ -91,8 +91,11 @@ static int commit__load(struct commit *c, char *err, size_t errlen)
                 snprintf(err, errlen, "out of memory");
                 return -ENOMEM;
         }
-        /* Replay fades evidence as the live daemon did. */
+        /* Replay fades evidence as the live daemon did, and keeps
+         * degraded_since under the configured threshold (a snapshot
+         * written under another one is corrected as it loads). */
         tracker_set_half_life(t, c->cfg->half_life_s);
+        tracker_set_degrade_threshold(t, c->cfg->degrade_threshold);
         struct tracker *old = c->env->tracker;
         c->env->tracker = t;
         c->env->counters.replayed = 0;
@@ -343,6 +346,11 @@ void commit_reconfigure(struct commit *c)
         tracker_set_limits(c->env->tracker, cfg->limits.models, cfg->limits.pending);
         tracker_set_max_cells(c->env->tracker, cfg->limits.domains);
         tracker_set_half_life(c->env->tracker, cfg->half_life_s);
+        /* A new threshold moves degraded_since of the profiles it affects:
+         * a snapshot at once puts that on disk, so that a restart replays
+         * only changes made under the new threshold. */
+        if (tracker_set_degrade_threshold(c->env->tracker, cfg->degrade_threshold))
+                c->snapshot_due = true;
 }
 
 int commit_open(struct commit **out, uv_loop_t *loop, struct store *store, struct rpc_env *env,

@@ -44,7 +44,7 @@ static void journal__pack_profile(msgpack_packer *pk, const struct tracker_profi
         uint32_t ntasks = 0;
         for (int i = 0; i < TASK__COUNT; i++)
                 ntasks += p->tasks[i].present;
-        msgpack_pack_map(pk, 9);
+        msgpack_pack_map(pk, 10);
         proto_pack_kv_str(pk, "model", p->model);
         proto_pack_cstr(pk, "ev");
         msgpack_pack_array(pk, 6);
@@ -55,6 +55,7 @@ static void journal__pack_profile(msgpack_packer *pk, const struct tracker_profi
         proto_pack_kv_u64(pk, "latency", p->total_latency_ms);
         proto_pack_kv_f64(pk, "ema", p->ema_quality);
         proto_pack_kv_u64(pk, "updated", p->updated_at);
+        proto_pack_kv_u64(pk, "dsince", p->degraded_since);
         proto_pack_cstr(pk, "tasks");
         msgpack_pack_map(pk, ntasks);
         for (int i = 0; i < TASK__COUNT; i++) {
@@ -298,6 +299,7 @@ static int journal__unpack_profile(struct journal__reader *r, const msgpack_obje
         p->total_latency_ms = journal__u64(&sub, "latency");
         p->ema_quality = journal__f64(&sub, "ema");
         p->updated_at = journal__u64(&sub, "updated");
+        p->degraded_since = journal__u64(&sub, "dsince"); /* absent before 008: 0 */
         const msgpack_object *tasks = journal__get(&sub, "tasks", MSGPACK_OBJECT_MAP);
         for (uint32_t i = 0; tasks && i < tasks->via.map.size; i++) {
                 const msgpack_object_kv *kv = &tasks->via.map.ptr[i];

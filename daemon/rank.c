@@ -121,6 +121,9 @@ static void rank__measure(const struct tracker *t, const struct rank_options *o,
         it->prior = !ts || !ts->present;
         it->degraded = p && tracker_profile_degraded(p, o->degrade_threshold);
         it->excluded = it->degraded && o->exclude_degraded;
+        it->failures = p ? p->fail_count : 0;
+        it->successes = p ? p->success_count : 0;
+        it->degraded_since = p ? p->degraded_since : 0;
         it->latency_ms = -1.0;
         it->cost = -1.0;
         it->priced = priced;

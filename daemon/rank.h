@@ -65,6 +65,10 @@ struct rank_item {
         bool prior;            /* no stats for the task */
         bool degraded;
         bool excluded;         /* degraded and excluded: not ranked */
+        /* Why it is degraded: the model's counts, and since when it is
+         * degraded under the tracker's threshold (0: it is not). */
+        uint64_t failures, successes;
+        uint64_t degraded_since;
         double quality;
         double latency_ms;     /* < 0: unknown */
         double latency_penalty;

@@ -702,7 +702,7 @@ static void rpc__pack_profile(struct rpc_req *r, const struct tracker_profile *p
 {
         msgpack_packer *pk = r->pk;
         uint32_t sketch[TRACKER_SKETCH_BUCKETS];
-        msgpack_pack_map(pk, 11 + RPC_EVIDENCE_PAIRS + (cells ? 1 : 0));
+        msgpack_pack_map(pk, 12 + RPC_EVIDENCE_PAIRS + (cells ? 1 : 0));
         proto_pack_kv_str(pk, "model", p->model);
         proto_pack_kv_u64(pk, "total_calls", p->total_calls);
         proto_pack_kv_u64(pk, "success_count", p->success_count);
@@ -712,6 +712,12 @@ static void rpc__pack_profile(struct rpc_req *r, const struct tracker_profile *p
         proto_pack_kv_f64(pk, "success_rate", tracker_success_rate(p->success_count, p->fail_count));
         proto_pack_kv_f64(pk, "ema_quality", p->ema_quality);
         proto_pack_kv_bool(pk, "degraded", tracker_profile_degraded(p, threshold));
+        /* Under the configured threshold, whatever the request's. */
+        rpc__pack_key(pk, "degraded_since");
+        if (p->degraded_since)
+                msgpack_pack_uint64(pk, p->degraded_since);
+        else
+                msgpack_pack_nil(pk);
         proto_pack_kv_u64(pk, "updated_at", p->updated_at);
         tracker_profile_sketch(p, sketch);
         rpc__pack_evidence(r, pk, p->model, &p->ev, sketch, p->success_count);
@@ -869,9 +875,28 @@ static bool rpc__price(void *data, const char *model, double *in, double *out)
         return true;
 }
 
-static void rpc__pack_rank_item(msgpack_packer *pk, const struct rank_item *it)
+/* Why a model is degraded: {"model", "failures", "successes", "threshold",
+ * "since"}; since is nil unless it is degraded under the configured
+ * threshold too (the one degraded_since is kept for). */
+static void rpc__pack_degraded_why(msgpack_packer *pk, const struct rank_item *it,
+                                   uint64_t threshold)
 {
-        msgpack_pack_map(pk, 14);
+        msgpack_pack_map(pk, 5);
+        proto_pack_kv_str(pk, "model", it->model);
+        proto_pack_kv_u64(pk, "failures", it->failures);
+        proto_pack_kv_u64(pk, "successes", it->successes);
+        proto_pack_kv_u64(pk, "threshold", threshold);
+        rpc__pack_key(pk, "since");
+        if (it->degraded_since)
+                msgpack_pack_uint64(pk, it->degraded_since);
+        else
+                msgpack_pack_nil(pk);
+}
+
+static void rpc__pack_rank_item(msgpack_packer *pk, const struct rank_item *it,
+                                uint64_t threshold)
+{
+        msgpack_pack_map(pk, 15);
         proto_pack_kv_str(pk, "model", it->model);
         proto_pack_kv_f64(pk, "score", it->score);
         proto_pack_kv_bool(pk, "prior", it->prior);
@@ -886,6 +911,11 @@ static void rpc__pack_rank_item(msgpack_packer *pk, const struct rank_item *it)
         rpc__pack_nil_or(pk, "cost_per_accepted", it->cost >= 0, it->cost);
         proto_pack_kv_f64(pk, "cost_penalty", it->cost_penalty);
         proto_pack_kv_bool(pk, "explore", it->explore);
+        rpc__pack_key(pk, "degraded_why");
+        if (it->degraded)
+                rpc__pack_degraded_why(pk, it, threshold);
+        else
+                msgpack_pack_nil(pk);
 }
 
 static int rpc__rank(struct rpc_req *r)
@@ -960,19 +990,24 @@ static int rpc__rank(struct rpc_req *r)
         for (long i = 0; i < n; i++)
                 ranked += !items[i].excluded;
         proto_pack_ok_head(r->pk, r->m->msgid);
-        msgpack_pack_map(r->pk, 4);
+        msgpack_pack_map(r->pk, 5);
         proto_pack_kv_str(r->pk, "task", tracker_task_name(o.task));
         proto_pack_kv_str(r->pk, "strategy", rank_strategy_name(o.strategy));
         rpc__pack_key(r->pk, "ranked");
         msgpack_pack_array(r->pk, ranked);
         for (long i = 0; i < n; i++)
                 if (!items[i].excluded)
-                        rpc__pack_rank_item(r->pk, &items[i]);
+                        rpc__pack_rank_item(r->pk, &items[i], o.degrade_threshold);
         rpc__pack_key(r->pk, "excluded");
         msgpack_pack_array(r->pk, (uint32_t)(n - ranked));
         for (long i = 0; i < n; i++)
                 if (items[i].excluded)
                         proto_pack_cstr(r->pk, items[i].model);
+        rpc__pack_key(r->pk, "excluded_why");
+        msgpack_pack_array(r->pk, (uint32_t)(n - ranked));
+        for (long i = 0; i < n; i++)
+                if (items[i].excluded)
+                        rpc__pack_degraded_why(r->pk, &items[i], o.degrade_threshold);
         free(items);
         return 0;
 }
@@ -1079,6 +1114,7 @@ static int rpc__import_profile(struct rpc_req *r, const msgpack_object *o, uint3
                 { "success_rate", PROTO_ARG_ANY, false, 0, 0 },
                 { "degraded", PROTO_ARG_ANY, false, 0, 0 },
                 RPC_EVIDENCE_ARGS,
+                { "degraded_since", PROTO_ARG_ANY, false, 0, 0 },
         };
         const struct proto_arg tspec[] = {
                 { "calls", PROTO_ARG_U64, true, 0, 0 },
@@ -1106,6 +1142,13 @@ static int rpc__import_profile(struct rpc_req *r, const msgpack_object *o, uint3
         p->total_latency_ms = v[4].u64;
         p->ema_quality = v[5].d;
         p->updated_at = v[6].u64;
+        /* nil or unix seconds; kept only while the profile is degraded
+         * under the configured threshold (tracker_import). */
+        if (v[18].set && v[18].o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+                p->degraded_since = v[18].o->via.u64;
+        else if (v[18].set && v[18].o->type != MSGPACK_OBJECT_NIL)
+                return rpc__error(r, PROTO_BAD_REQUEST,
+                                  "%sdegraded_since: must be nil or an unsigned integer", prefix);
         if (rpc__import_evidence(r, &v[11], prefix, &p->ev) < 0)
                 return -1;
         const msgpack_object *tasks = v[7].set ? v[7].o : NULL;

@@ -126,15 +126,16 @@ static const char *const store__sql[ST__COUNT] = {
         [ST_PROFILE_PUT] =
                 "INSERT INTO profiles (model, total_calls, success_count, fail_count,"
                 " total_latency_ms, ema_quality, updated_at, alpha, beta, judged, evidence_at,"
-                " input_tokens, output_tokens)"
-                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+                " input_tokens, output_tokens, degraded_since)"
+                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
                 " ON CONFLICT(model) DO UPDATE SET total_calls = excluded.total_calls,"
                 " success_count = excluded.success_count, fail_count = excluded.fail_count,"
                 " total_latency_ms = excluded.total_latency_ms,"
                 " ema_quality = excluded.ema_quality, updated_at = excluded.updated_at,"
                 " alpha = excluded.alpha, beta = excluded.beta, judged = excluded.judged,"
                 " evidence_at = excluded.evidence_at, input_tokens = excluded.input_tokens,"
-                " output_tokens = excluded.output_tokens",
+                " output_tokens = excluded.output_tokens,"
+                " degraded_since = excluded.degraded_since",
         [ST_TASKS_DEL] = "DELETE FROM task_stats WHERE model = ?1",
         [ST_TASK_PUT] =
                 "INSERT INTO task_stats (model, task, calls, successes, failures,"
@@ -921,6 +922,7 @@ static int store__put_profile(struct store *s, const struct tracker_profile *p, 
         store__bind_double(st, 6, p->ema_quality, &rc);
         store__bind_u64(st, 7, p->updated_at, &rc);
         store__bind_evidence(st, 8, &p->ev, &rc);
+        store__bind_u64(st, 14, p->degraded_since, &rc);
         int r = store__run(s, st, rc, b);
         if (r < 0)
                 return r;
@@ -1533,7 +1535,7 @@ int store_load(struct store *s, struct tracker *t, char *err, size_t errlen)
         static const char profiles_sql[] =
                 "SELECT model, total_calls, success_count, fail_count, total_latency_ms,"
                 " ema_quality, updated_at, alpha, beta, judged, evidence_at, input_tokens,"
-                " output_tokens FROM profiles ORDER BY model";
+                " output_tokens, degraded_since FROM profiles ORDER BY model";
         static const char tasks_sql[] =
                 "SELECT task, calls, successes, failures, avg_latency_ms, ema_quality,"
                 " alpha, beta, judged, evidence_at, input_tokens, output_tokens, latency,"
@@ -1578,6 +1580,7 @@ int store_load(struct store *s, struct tracker *t, char *err, size_t errlen)
                 p.ema_quality = sqlite3_column_double(prof, 5);
                 p.updated_at = COL_U64(prof, 6);
                 store__col_evidence(prof, 7, &p.ev);
+                p.degraded_since = COL_U64(prof, 13);
                 /* p.model stays valid while prof is on this row. */
                 if ((rc = sqlite3_bind_text(task, 1, p.model, -1, SQLITE_STATIC)) != SQLITE_OK)
                         goto sqlerr;

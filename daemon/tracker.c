@@ -112,6 +112,7 @@ struct tracker {
         size_t last_id_cap; /* bytes allocated at last_id */
         bool lost_deletion; /* a deleted id could not be remembered */
         uint64_t half_life; /* seconds; 0: evidence does not fade */
+        uint64_t degrade_threshold; /* the one degraded_since is kept for */
         char *id_prefix;
         uint64_t counter;
         uint64_t next_seq;
@@ -226,6 +227,7 @@ struct tracker *tracker_new(const struct tracker_options *opts)
                 return NULL;
         }
         t->next_seq = 1;
+        t->degrade_threshold = TRACKER_DEGRADE_THRESHOLD;
         if (opts)
                 tracker_set_limits(t, opts->max_models, opts->max_pending);
         return t;
@@ -417,6 +419,16 @@ void tracker_free(struct tracker *t)
 static void tracker__touch_profile(struct tracker *t, struct tracker_profile *p, uint64_t now)
 {
         p->updated_at = now;
+        if (!p->dirty) {
+                p->dirty = true;
+                p->dirty_next = t->dirty_profiles;
+                t->dirty_profiles = p;
+        }
+}
+
+/* A change the store must write, though updated_at stays. */
+static void tracker__mark_profile(struct tracker *t, struct tracker_profile *p)
+{
         if (!p->dirty) {
                 p->dirty = true;
                 p->dirty_next = t->dirty_profiles;
@@ -713,6 +725,44 @@ double tracker_profile_avg_latency(const struct tracker_profile *p)
 bool tracker_profile_degraded(const struct tracker_profile *p, uint64_t threshold)
 {
         return p->fail_count > p->success_count + threshold;
+}
+
+/* degraded_since after a change of p's counts at `when`: set on the way
+ * into degraded, cleared on the way out (a time of 0 is recorded as 1: 0
+ * means not degraded).  True when it changed. */
+static bool tracker__degraded_note(const struct tracker *t, struct tracker_profile *p,
+                                   uint64_t when)
+{
+        bool degraded = tracker_profile_degraded(p, t->degrade_threshold);
+        if (degraded && !p->degraded_since) {
+                p->degraded_since = when ? when : 1;
+                return true;
+        }
+        if (!degraded && p->degraded_since) {
+                p->degraded_since = 0;
+                return true;
+        }
+        return false;
+}
+
+size_t tracker_set_degrade_threshold(struct tracker *t, uint64_t threshold)
+{
+        size_t changed = 0;
+        if (threshold == t->degrade_threshold)
+                return 0;
+        t->degrade_threshold = threshold;
+        for (size_t i = 0; i < t->profiles.nbuckets; i++)
+                for (struct tracker_profile *p = t->profiles.buckets[i]; p; p = p->hnext)
+                        if (tracker__degraded_note(t, p, p->updated_at)) {
+                                tracker__mark_profile(t, p);
+                                changed++;
+                        }
+        return changed;
+}
+
+uint64_t tracker_degrade_threshold(const struct tracker *t)
+{
+        return t->degrade_threshold;
 }
 
 static struct tracker_cell *tracker__cell_for(struct tracker *t, struct tracker_profile *p,
@@ -1050,6 +1100,7 @@ int tracker_fail(struct tracker *t, const char *trace_id, uint32_t uid, uint64_t
         ts->ema_quality = ts->ema_quality * (1.0 - TRACKER_EMA_ALPHA);
         tracker__evidence_add(&p->ev, 0.0, 1.0, now, t->half_life);
         tracker__evidence_add(&ts->ev, 0.0, 1.0, now, t->half_life);
+        tracker__degraded_note(t, p, now);
         tracker__touch_profile(t, p, now);
         struct tracker_cell *cell = tracker__cell_for(t, p, tr);
         if (cell) {
@@ -1145,6 +1196,7 @@ static void tracker__apply(struct tracker *t, struct tracker_profile *p,
                 }
                 if (cell)
                         *(r->success ? &cell->successes : &cell->failures) += 1;
+                tracker__degraded_note(t, p, now);
         }
         if (cell)
                 tracker__touch_cell(t, cell, now);
@@ -1371,6 +1423,7 @@ static void tracker__profile_assign(struct tracker_profile *p, const struct trac
         p->fail_count = src->fail_count;
         p->total_latency_ms = src->total_latency_ms;
         p->ema_quality = src->ema_quality;
+        p->degraded_since = src->degraded_since;
         p->ev = src->ev;
         memcpy(p->tasks, src->tasks, sizeof(p->tasks));
 }
@@ -1464,8 +1517,12 @@ int tracker_import(struct tracker *t, const struct tracker_profile *src, bool re
                 }
         }
         /* A new model takes the profile as it is, its time included; an
-         * existing one changed now. */
-        tracker__touch_profile(t, p, *created && src->updated_at ? src->updated_at : now);
+         * existing one changed now.  degraded_since: src's (replace) or
+         * the daemon's (merge) while degraded under this tracker's
+         * threshold, else the time of this change. */
+        uint64_t when = *created && src->updated_at ? src->updated_at : now;
+        tracker__degraded_note(t, p, when);
+        tracker__touch_profile(t, p, when);
         return 0;
 }
 
@@ -1831,6 +1888,10 @@ int tracker_load_profile(struct tracker *t, const struct tracker_profile *src)
                 return -ENOMEM;
         tracker__profile_assign(p, src);
         p->updated_at = src->updated_at;
+        /* Stored under another threshold (a restart with a new
+         * configuration): corrected, and written again. */
+        if (tracker__degraded_note(t, p, p->updated_at))
+                tracker__mark_profile(t, p);
         return 0;
 }
 

@@ -107,6 +107,10 @@ struct tracker_profile {
         uint64_t total_latency_ms;
         double ema_quality;
         uint64_t updated_at;
+        /* Unix seconds when the profile last became degraded under the
+         * tracker's degrade threshold (tracker_set_degrade_threshold); 0
+         * while it is not degraded.  Kept by every change of the counts. */
+        uint64_t degraded_since;
         struct tracker_evidence ev; /* the model's, over all tasks */
         struct tracker_task_stats tasks[TASK__COUNT];
         /* internal */
@@ -376,6 +380,7 @@ double tracker_sketch_percentile(const uint32_t *sketch, double p);
 /* The model's latency sketch: its tasks' added up. */
 void tracker_profile_sketch(const struct tracker_profile *p, uint32_t *out);
 double tracker_profile_avg_latency(const struct tracker_profile *p);
+/* fail_count > success_count + threshold. */
 bool tracker_profile_degraded(const struct tracker_profile *p, uint64_t threshold);
 
 /* Watching changes as they are made, for counters that live as long as
@@ -392,6 +397,19 @@ struct tracker_observer {
 };
 /* o is copied; NULL: none (the default, so that loading counts nothing). */
 void tracker_set_observer(struct tracker *t, const struct tracker_observer *o);
+/* The degrade threshold degraded_since is kept for (the configured one;
+ * TRACKER_DEGRADE_THRESHOLD until set).  Each change of a profile's counts
+ * sets degraded_since to the change's time when the profile crosses into
+ * degraded, and to 0 when it leaves, so that a replay of the same changes
+ * under the same threshold gives the same times.  A new threshold
+ * reconciles every profile at once: one no longer degraded is cleared, one
+ * that now is takes its updated_at (the time of its last change: the
+ * counts that make it degraded were all there by then).  Profiles whose
+ * time changed are reported at the next collect, their updated_at kept.
+ * Returns how many changed. */
+#define TRACKER_DEGRADE_THRESHOLD 3
+size_t tracker_set_degrade_threshold(struct tracker *t, uint64_t threshold);
+uint64_t tracker_degrade_threshold(const struct tracker *t);
 
 /* Changes for the store.  tracker_collect calls profile_cb for each profile
  * changed since the last collect (after profile_deleted for each model
@@ -420,8 +438,9 @@ bool tracker_has_changes(const struct tracker *t);
  * failed write, so that a full snapshot is written again). */
 void tracker_mark_all_changed(struct tracker *t);
 
-/* Loading from the store at start; loaded rows are not changes.  The
- * tracker copies what it needs. */
+/* Loading from the store at start; loaded rows are not changes (except a
+ * profile whose degraded_since the tracker's threshold corrects, as
+ * tracker_set_degrade_threshold does).  The tracker copies what it needs. */
 int tracker_load_profile(struct tracker *t, const struct tracker_profile *p);
 /* A cell of a loaded profile (-ENOENT without one; -EINVAL twice). */
 int tracker_load_cell(struct tracker *t, const struct tracker_cell *c);

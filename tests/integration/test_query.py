@@ -18,8 +18,8 @@ from harness import assert_error  # noqa: E402
 EVIDENCE_KEYS = {"posterior", "latency_p50_ms", "latency_p95_ms", "input_tokens",
                  "output_tokens", "tokens_per_accepted", "cost_per_accepted"}
 PROFILE_KEYS = {"model", "total_calls", "success_count", "fail_count", "total_latency_ms",
-                "avg_latency_ms", "success_rate", "ema_quality", "degraded", "updated_at",
-                "tasks"} | EVIDENCE_KEYS
+                "avg_latency_ms", "success_rate", "ema_quality", "degraded", "degraded_since",
+                "updated_at", "tasks"} | EVIDENCE_KEYS
 TASK_KEYS = {"calls", "successes", "failures", "avg_latency_ms", "ema_quality",
              "success_rate"} | EVIDENCE_KEYS
 PENDING_KEYS = {"trace_id", "model", "task", "reason", "started_at", "completed", "latency_ms",
@@ -65,6 +65,7 @@ class QueryTest(harness.DaemonTestCase):
         for k in ("avg_latency_ms", "success_rate", "ema_quality"):
             self.assertIs(type(p[k]), float, k)
         self.assertIs(type(p["degraded"]), bool)
+        self.assertIsNone(p["degraded_since"])  # not degraded
         for k in ("calls", "successes", "failures"):
             self.assertIs(type(p["tasks"]["code"][k]), int, k)
         for k in ("avg_latency_ms", "success_rate", "ema_quality"):

@@ -119,9 +119,10 @@ static char *dump(const struct tracker *t)
         CHECK(n >= 0);
         for (long i = 0; i < n; i++) {
                 const struct tracker_profile *p = v[i];
-                fprintf(f, "P %s %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %a %" PRIu64 "\n",
+                fprintf(f, "P %s %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %a %" PRIu64
+                        " %" PRIu64 "\n",
                         p->model, p->total_calls, p->success_count, p->fail_count,
-                        p->total_latency_ms, p->ema_quality, p->updated_at);
+                        p->total_latency_ms, p->ema_quality, p->updated_at, p->degraded_since);
                 for (int k = 0; k < TASK__COUNT; k++) {
                         const struct tracker_task_stats *ts = &p->tasks[k];
                         if (!ts->present)
@@ -1870,6 +1871,200 @@ END_TEST
 
 /* ---- main -------------------------------------------------------------- */
 
+/* ---- degraded_since ---------------------------------------------------- */
+
+static void fail_at(struct tracker *t, const char *model, uint64_t now)
+{
+        char id[64];
+        ck_assert_int_eq(start_full(t, model, TASK_CODE, NULL, NULL, 1000, now, id, sizeof(id)), 0);
+        ck_assert_int_eq(tracker_fail(t, id, 1000, now), 0);
+}
+
+static void accept_at(struct tracker *t, const char *model, uint64_t now)
+{
+        char id[64];
+        struct tracker_result res;
+        ck_assert_int_eq(start_full(t, model, TASK_CODE, NULL, NULL, 1000, now, id, sizeof(id)), 0);
+        ck_assert_int_eq(tracker_outcome(t, id, KIND_ACCEPTED, 1.0, 1000, now, &res), 0);
+}
+
+static uint64_t since_of(const struct tracker *t, const char *model)
+{
+        const struct tracker_profile *p = tracker_profile_get(t, model);
+        ck_assert_ptr_nonnull(p);
+        return p->degraded_since;
+}
+
+static void collect_all(struct tracker *t)
+{
+        struct rec r = { .t = t };
+        struct tracker_sink sink = { rec_profile, rec_deleted, rec_trace, &r, NULL, NULL, NULL };
+        ck_assert_int_eq(tracker_collect(t, &sink), 0);
+}
+
+/* Set when the counts cross into degraded (fail > ok + threshold), kept
+ * while they stay, cleared when they leave, set again at the next
+ * crossing; the time is the change's. */
+START_TEST(degraded_since_crossing)
+{
+        struct tracker *t = new_tracker("t", 0, 0);
+        ck_assert_uint_eq(tracker_degrade_threshold(t), TRACKER_DEGRADE_THRESHOLD);
+        ck_assert_uint_eq(TRACKER_DEGRADE_THRESHOLD, 3);
+        accept_at(t, "m", 10);
+        for (uint64_t now = 11; now <= 14; now++)
+                fail_at(t, "m", now); /* 4 fail, 1 ok: 4 > 4 is false */
+        ck_assert_uint_eq(since_of(t, "m"), 0);
+        fail_at(t, "m", 15); /* 5 > 1 + 3 */
+        ck_assert_uint_eq(since_of(t, "m"), 15);
+        fail_at(t, "m", 16);
+        ck_assert_uint_eq(since_of(t, "m"), 15); /* still degraded: the first time stays */
+        accept_at(t, "m", 17);                   /* 6 > 2 + 3 */
+        ck_assert_uint_eq(since_of(t, "m"), 15);
+        accept_at(t, "m", 18); /* 6 > 3 + 3 is false: out */
+        ck_assert_uint_eq(since_of(t, "m"), 0);
+        fail_at(t, "m", 19); /* 7 > 6: in again, a new time */
+        ck_assert_uint_eq(since_of(t, "m"), 19);
+
+        /* A complete changes updated_at, not the counts: since stays. */
+        char id[64];
+        ck_assert_int_eq(start_full(t, "m", TASK_CODE, NULL, NULL, 1000, 20, id, sizeof(id)), 0);
+        ck_assert_int_eq(complete_as(t, id, 5, 1000), 0); /* at 2000 */
+        ck_assert_uint_eq(tracker_profile_get(t, "m")->updated_at, 2000);
+        ck_assert_uint_eq(since_of(t, "m"), 19);
+
+        /* Expiry is a judgement like any (inconclusive: no count moves). */
+        const uint64_t ttl[TASK__COUNT] = { 0, 0, 0, 1, 0 };
+        ck_assert_uint_eq(tracker_expire(t, 5000, ttl, 10, NULL, NULL), 1);
+        ck_assert_uint_eq(since_of(t, "m"), 19);
+
+        /* Forgotten and made again: a new profile, not degraded. */
+        ck_assert_int_eq(tracker_forget(t, "m"), 0);
+        fail_at(t, "m", 30);
+        ck_assert_uint_eq(since_of(t, "m"), 0);
+        tracker_free(t);
+}
+END_TEST
+
+/* A threshold of its own: a model with 2 fail, 0 ok is degraded under 1
+ * and not under 3; a new threshold reconciles at once, with updated_at
+ * for a profile that becomes degraded, and reports it for the store. */
+START_TEST(degraded_since_threshold_change)
+{
+        struct tracker *t = new_tracker("t", 0, 0);
+        ck_assert_uint_eq(tracker_set_degrade_threshold(t, 1), 0); /* no profiles yet */
+        ck_assert_uint_eq(tracker_degrade_threshold(t), 1);
+        fail_at(t, "a", 100);
+        fail_at(t, "a", 101); /* 2 > 0 + 1 */
+        fail_at(t, "b", 102); /* 1 > 1 is false */
+        ck_assert_uint_eq(since_of(t, "a"), 101);
+        ck_assert_uint_eq(since_of(t, "b"), 0);
+        collect_all(t);
+        ck_assert(!tracker_has_changes(t));
+
+        ck_assert_uint_eq(tracker_set_degrade_threshold(t, 1), 0); /* the same: nothing */
+        ck_assert(!tracker_has_changes(t));
+        ck_assert_uint_eq(tracker_set_degrade_threshold(t, 3), 1); /* a leaves */
+        ck_assert_uint_eq(since_of(t, "a"), 0);
+        ck_assert(tracker_has_changes(t));
+        ck_assert_uint_eq(tracker_profile_get(t, "a")->updated_at, 101); /* kept */
+        collect_all(t);
+        ck_assert_uint_eq(tracker_set_degrade_threshold(t, 0), 2); /* both in */
+        ck_assert_uint_eq(since_of(t, "a"), 101); /* their updated_at */
+        ck_assert_uint_eq(since_of(t, "b"), 102);
+        ck_assert(tracker_has_changes(t));
+        tracker_free(t);
+}
+END_TEST
+
+/* A restart: rows load with their time under the same threshold, without
+ * a change; under another threshold (or a row from before the column, 0)
+ * they are corrected and reported, as a threshold change does. */
+START_TEST(degraded_since_load)
+{
+        struct tracker *t = new_tracker("t", 0, 0);
+        for (uint64_t now = 40; now < 44; now++)
+                fail_at(t, "m", now); /* 4 > 0 + 3 at 43 */
+        ck_assert_uint_eq(since_of(t, "m"), 43);
+        char id[64];
+        ck_assert_int_eq(start_full(t, "m", TASK_CODE, NULL, NULL, 1000, 50, id, sizeof(id)), 0);
+        ck_assert_int_eq(complete_as(t, id, 5, 1000), 0); /* updated_at 2000 */
+        struct tracker_profile row = *tracker_profile_get(t, "m");
+
+        struct tracker *same = new_tracker("u", 0, 0);
+        ck_assert_int_eq(tracker_load_profile(same, &row), 0);
+        ck_assert_uint_eq(since_of(same, "m"), 43);
+        ck_assert(!tracker_has_changes(same));
+        /* and the next changes go on from it */
+        fail_at(same, "m", 60);
+        ck_assert_uint_eq(since_of(same, "m"), 43);
+        tracker_free(same);
+
+        struct tracker *higher = new_tracker("u", 0, 0);
+        tracker_set_degrade_threshold(higher, 10);
+        ck_assert_int_eq(tracker_load_profile(higher, &row), 0);
+        ck_assert_uint_eq(since_of(higher, "m"), 0);
+        ck_assert(tracker_has_changes(higher));
+        ck_assert_uint_eq(tracker_profile_get(higher, "m")->updated_at, 2000);
+        tracker_free(higher);
+
+        struct tracker *old = new_tracker("u", 0, 0);
+        struct tracker_profile pre = row;
+        pre.degraded_since = 0; /* a row written before the column existed */
+        ck_assert_int_eq(tracker_load_profile(old, &pre), 0);
+        ck_assert_uint_eq(since_of(old, "m"), 2000); /* its updated_at */
+        ck_assert(tracker_has_changes(old));
+        tracker_free(old);
+        tracker_free(t);
+}
+END_TEST
+
+/* import: a new or replaced profile keeps the file's time while it is
+ * degraded here, else takes the time the profile gets; a merge keeps the
+ * daemon's time, or takes the import's when the merge makes it degraded. */
+START_TEST(degraded_since_import)
+{
+        struct tracker *t = new_tracker("t", 0, 0);
+        struct tracker_profile src = { 0 };
+        bool created;
+        src.model = (char *)"n";
+        src.fail_count = 5;
+        src.ema_quality = 0.5;
+        src.updated_at = 70;
+        src.degraded_since = 65;
+        ck_assert_int_eq(tracker_import(t, &src, false, 900, &created), 0);
+        ck_assert(created);
+        ck_assert_uint_eq(since_of(t, "n"), 65);
+
+        src.model = (char *)"o";
+        src.degraded_since = 0; /* an older export */
+        ck_assert_int_eq(tracker_import(t, &src, false, 900, &created), 0);
+        ck_assert_uint_eq(since_of(t, "o"), 70);
+
+        src.model = (char *)"p";
+        src.fail_count = 1; /* not degraded: the file's time is dropped */
+        src.degraded_since = 65;
+        ck_assert_int_eq(tracker_import(t, &src, false, 900, &created), 0);
+        ck_assert_uint_eq(since_of(t, "p"), 0);
+
+        /* merge 1 + 3 fail: 4 > 0 + 3, at the import's time */
+        src.fail_count = 3;
+        src.degraded_since = 0;
+        ck_assert_int_eq(tracker_import(t, &src, false, 901, &created), 0);
+        ck_assert(!created);
+        ck_assert_uint_eq(since_of(t, "p"), 901);
+        /* merged again, still degraded: the time stays */
+        ck_assert_int_eq(tracker_import(t, &src, false, 902, &created), 0);
+        ck_assert_uint_eq(since_of(t, "p"), 901);
+        /* replaced by a healthy profile: cleared */
+        src.fail_count = 0;
+        src.success_count = 9;
+        src.degraded_since = 65;
+        ck_assert_int_eq(tracker_import(t, &src, true, 903, &created), 0);
+        ck_assert_uint_eq(since_of(t, "p"), 0);
+        tracker_free(t);
+}
+END_TEST
+
 static Suite *tracker_suite(void)
 {
         Suite *s = suite_create("tracker");
@@ -1909,6 +2104,10 @@ static Suite *tracker_suite(void)
         tcase_add_test(rules, mark_all_changed);
         tcase_add_test(rules, load_trace);
         tcase_add_test(rules, running_mean_latency);
+        tcase_add_test(rules, degraded_since_crossing);
+        tcase_add_test(rules, degraded_since_threshold_change);
+        tcase_add_test(rules, degraded_since_load);
+        tcase_add_test(rules, degraded_since_import);
         suite_add_tcase(s, rules);
 
         TCase *fuzz = tcase_create("fuzz");

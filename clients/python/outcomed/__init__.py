@@ -35,8 +35,8 @@ Needs only ``msgpack`` (Debian: ``python3-msgpack``).
 """
 
 from .client import (DEFAULT_TIMEOUT, KINDS, SOCKET_ENV, SOCKET_PATH_MAX, SYSTEM_SOCKET,
-                     TASKS, TEXT_MAX, USER_SOCKET_NAME, Action, Call, Client, OutcomeResult,
-                     PendingTrace, Profile, RankItem, RankResult, TaskStats,
+                     TASKS, TEXT_MAX, USER_SOCKET_NAME, Action, Call, Client, DegradedWhy,
+                     OutcomeResult, PendingTrace, Profile, RankItem, RankResult, TaskStats,
                      resolve_socket)
 from .errors import (ERROR_CODES, FAIL_OPEN_CODES, AlreadyCompleted, BadRequest,
                      DuplicateTrace, Forbidden, InternalError, OutcomedError, OutcomedTimeout,
@@ -51,6 +51,6 @@ __all__ = [
     "AlreadyCompleted", "TooLarge", "Overloaded", "Forbidden", "StoreUnavailable",
     "InternalError", "OutcomedUnavailable", "OutcomedTimeout", "error_from_reply",
     "Profile", "TaskStats", "PendingTrace", "OutcomeResult", "Action", "RankItem", "RankResult",
-    "TASKS", "KINDS", "ERROR_CODES", "FAIL_OPEN_CODES", "SOCKET_ENV", "SYSTEM_SOCKET",
+    "DegradedWhy", "TASKS", "KINDS", "ERROR_CODES", "FAIL_OPEN_CODES", "SOCKET_ENV", "SYSTEM_SOCKET",
     "USER_SOCKET_NAME", "SOCKET_PATH_MAX", "DEFAULT_TIMEOUT", "TEXT_MAX",
 ]

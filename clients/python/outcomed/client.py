@@ -26,6 +26,7 @@ __all__ = [
     "Client", "Call", "resolve_socket", "SOCKET_ENV", "SYSTEM_SOCKET", "USER_SOCKET_NAME",
     "SOCKET_PATH_MAX", "DEFAULT_TIMEOUT", "TASKS", "KINDS", "TEXT_MAX",
     "Profile", "TaskStats", "PendingTrace", "OutcomeResult", "Action", "RankItem", "RankResult",
+    "DegradedWhy",
 ]
 
 log = logging.getLogger("outcomed")
@@ -74,6 +75,7 @@ class Profile(TypedDict):
     success_rate: float
     ema_quality: float
     degraded: bool
+    degraded_since: int | None  # unix seconds, under the daemon's configured threshold
     updated_at: int
     tasks: dict[str, TaskStats]
 
@@ -112,6 +114,17 @@ class Action(TypedDict):
     output: NotRequired[str]
 
 
+class DegradedWhy(TypedDict):
+    """Why a model is degraded (failures > successes + threshold): the
+    threshold the request used; ``since`` the unix seconds it became
+    degraded under the daemon's configured threshold (None when it is not)."""
+    model: str
+    failures: int
+    successes: int
+    threshold: int
+    since: int | None
+
+
 class RankItem(TypedDict):
     """One candidate of a ``rank`` answer: its ``score`` (``quality`` under
     the strategy, less the penalties) and what it was made of."""
@@ -128,15 +141,17 @@ class RankItem(TypedDict):
     latency_penalty: float
     cost_per_accepted: float | None
     cost_penalty: float
+    degraded_why: DegradedWhy | None  # None unless degraded
 
 
 class RankResult(TypedDict):
     """A ``rank`` answer: ``ranked`` best first; ``excluded`` the degraded
-    models left out."""
+    models left out, ``excluded_why`` why (in the same order)."""
     task: str
     strategy: str
     ranked: list[RankItem]
     excluded: list[str]
+    excluded_why: list[DegradedWhy]
 
 
 # ---------------------------------------------------------------------------

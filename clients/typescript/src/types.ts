@@ -160,6 +160,8 @@ export interface Profile {
   success_rate: number;
   ema_quality: number;
   degraded: boolean;
+  /** Unix seconds it became degraded under the daemon's configured threshold; null when it is not. */
+  degraded_since: number | null;
   updated_at: number;
   tasks: Record<string, TaskStats>;
   posterior?: Posterior;
@@ -196,6 +198,16 @@ export interface OutcomeResult {
   deferred?: boolean;
 }
 
+/** Why a model is degraded (failures > successes + threshold); `threshold` is the request's,
+ * `since` the time under the configured one (null when it is not degraded under it). */
+export interface DegradedWhy {
+  model: string;
+  failures: number;
+  successes: number;
+  threshold: number;
+  since: number | null;
+}
+
 export interface RankItem {
   model: string;
   score: number;
@@ -212,6 +224,8 @@ export interface RankItem {
   cost_penalty: number;
   /** kg: ranked first to learn about it, though its score is not the best. */
   explore: boolean;
+  /** null unless `degraded`. */
+  degraded_why: DegradedWhy | null;
   [key: string]: unknown;
 }
 
@@ -220,6 +234,8 @@ export interface RankResult {
   strategy: string;
   ranked: RankItem[];
   excluded: string[];
+  /** Why each of `excluded` was left out, in the same order. */
+  excluded_why: DegradedWhy[];
   [key: string]: unknown;
 }
 
