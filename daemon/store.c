@@ -999,14 +999,20 @@ static int store__put_trace(struct store *s, const struct tracker_trace *tr, str
         return store__run(s, st, rc, b);
 }
 
+/* A cell's key, (model, task, domain), as parameters 1 to 3. */
+static void store__bind_cell_key(sqlite3_stmt *st, const struct tracker_cell *c, int *rc)
+{
+        store__bind_text(st, 1, c->model, rc);
+        store__bind_text(st, 2, tracker_task_name((enum tracker_task)c->task), rc);
+        store__bind_text(st, 3, c->domain, rc);
+}
+
 static int store__put_cell(struct store *s, const struct tracker_cell *c, struct store_batch *b)
 {
         sqlite3_stmt *st = s->st[ST_CELL_PUT];
         int rc = SQLITE_OK;
 
-        store__bind_text(st, 1, c->model, &rc);
-        store__bind_text(st, 2, tracker_task_name((enum tracker_task)c->task), &rc);
-        store__bind_text(st, 3, c->domain, &rc);
+        store__bind_cell_key(st, c, &rc);
         store__bind_u64(st, 4, c->calls, &rc);
         store__bind_u64(st, 5, c->successes, &rc);
         store__bind_u64(st, 6, c->failures, &rc);
@@ -1024,9 +1030,7 @@ static int store__del_cell(struct store *s, const struct tracker_cell *c, struct
         sqlite3_stmt *st = s->st[ST_CELL_DEL];
         int rc = SQLITE_OK;
 
-        store__bind_text(st, 1, c->model, &rc);
-        store__bind_text(st, 2, tracker_task_name((enum tracker_task)c->task), &rc);
-        store__bind_text(st, 3, c->domain, &rc);
+        store__bind_cell_key(st, c, &rc);
         return store__run(s, st, rc, b);
 }
 
