@@ -160,19 +160,24 @@ static void record(struct pair *p, const struct journal_entry *e)
         assert_same(p->direct, p->replay);
 }
 
-/* start: the generated id is what the journal holds. */
+/* start: the generated id is what the journal holds.  Returns a copy of
+ * the id that outlives the trace (one of a few rotating buffers). */
 static const char *p_start(struct pair *p, const struct tracker_start *s, const char *reason_in_journal)
 {
+        static char ids[8][64];
+        static int k;
         const char *id = NULL;
         ck_assert_int_eq(tracker_start(p->direct, s, &id), 0);
+        char *copy = ids[k++ % 8];
+        snprintf(copy, sizeof(ids[0]), "%s", id);
         struct journal_entry e = {
-                .op = JOURNAL_START, .at = s->now, .uid = s->uid, .trace_id = id,
+                .op = JOURNAL_START, .at = s->now, .uid = s->uid, .trace_id = copy,
                 .model = s->model, .task = s->task, .reason = reason_in_journal,
                 .domain = s->domain, .repo = s->repo, .files = s->files, .nfiles = s->nfiles,
                 .base = s->base,
         };
         record(p, &e);
-        return tracker_trace_get(p->direct, id)->id; /* stable while pending */
+        return copy;
 }
 
 static void p_complete(struct pair *p, const char *id, uint32_t lat, uint32_t in, uint32_t out,
