@@ -308,7 +308,7 @@ START_TEST(test_relaxed_flush_timer)
         struct harness h;
         harness_config(&h);
         h.cfg.durability = DURABILITY_RELAXED;
-        h.cfg.flush_interval_ms = 200;
+        h.cfg.flush_interval_ms = 500;
         harness_open(&h);
         ck_assert(!commit_acks(h.commit));
         uint64_t t0 = uv_now(&h.loop);
@@ -320,7 +320,7 @@ START_TEST(test_relaxed_flush_timer)
         ck_assert_uint_eq(store_inflight(h.store), 0);
         RUN_UNTIL(&h, h.nevents >= 1);
         ck_assert_int_eq(h.events[0], 1);
-        ck_assert_uint_ge(h.event_at[0] - t0, 190); /* the flush timer sealed it */
+        ck_assert_uint_ge(h.event_at[0] - t0, 490); /* the flush timer sealed it */
         ck_assert_uint_eq(h.env.counters.journal_total, 2);
         char rows[256];
         journal_rows(rows, sizeof(rows), NULL);
@@ -335,7 +335,7 @@ START_TEST(test_relaxed_flush_timer)
         ck_assert_uint_eq(commit_hold(h.commit), 2);
         RUN_UNTIL(&h, h.nevents >= 2);
         ck_assert_int_eq(h.events[1], 2);
-        ck_assert_uint_lt(h.event_at[1] - t0, 150);
+        ck_assert_uint_lt(h.event_at[1] - t0, 400); /* not the flush timer's 500 ms */
         harness_close(&h);
         harness_free(&h);
 }

@@ -87,7 +87,7 @@ static void daemon_start(struct daemon *d, int durability, unsigned commit_delay
         ck_assert_int_eq(config_set_str(&d->cfg.db_path, path), 0);
         d->cfg.durability = durability;
         d->cfg.debug_commit_delay_ms = commit_delay_ms;
-        d->cfg.flush_interval_ms = 300;
+        d->cfg.flush_interval_ms = 1000;
         d->cfg.snapshot_interval_ms = 3600000;
         for (int i = 0; i < TASK__COUNT; i++)
                 d->cfg.ttl_s[i] = 0;
@@ -258,7 +258,7 @@ START_TEST(test_ack_replies_in_request_order)
 {
         struct daemon d;
         struct client c, other;
-        daemon_start(&d, DURABILITY_ACK, 200);
+        daemon_start(&d, DURABILITY_ACK, 500);
         client_connect(&c, &d);
         client_connect(&other, &d);
         /* One read of five requests: a change, a ping, a read that must
@@ -275,7 +275,7 @@ START_TEST(test_ack_replies_in_request_order)
         client_send(&other, 1, "query", p_pending);
         while (other.n < 1)
                 step(&d, &c, &other);
-        ck_assert_int_eq(c.n, 0); /* still committing (200 ms) */
+        ck_assert_int_eq(c.n, 0); /* still committing (500 ms) */
         ck_assert_uint_eq(other.r[0].commits, 0);
         ck_assert_str_eq(other.r[0].error, "");
         ck_assert_uint_eq(other.r[0].npending, 2); /* it reads memory: both starts */
