@@ -450,6 +450,33 @@ static void gitscan__text_share(const char *output, struct gitscan_lines *added,
         }
 }
 
+/* The text evidence alone, for the unit tests (gitscan.h). */
+bool gitscan_line_significant(const char *line, size_t len)
+{
+        gitscan__trim(&line, &len);
+        return gitscan__significant(line, len);
+}
+
+int gitscan_text_share(const char *output, const char *added, size_t len, size_t *found,
+                       size_t *total)
+{
+        struct gitscan_lines ls;
+        memset(&ls, 0, sizeof(ls));
+        for (size_t off = 0; off < len;) {
+                const char *nl = memchr(added + off, '\n', len - off);
+                size_t n = nl ? (size_t)(nl - (added + off)) : len - off;
+                gitscan__lines_add(&ls, added + off, n);
+                off += n + 1;
+        }
+        int r = ls.oom ? -ENOMEM : 0;
+        if (r == 0) {
+                gitscan__lines_seal(&ls);
+                gitscan__text_share(output, &ls, found, total);
+        }
+        gitscan__lines_free(&ls);
+        return r;
+}
+
 static int gitscan__on_line(const git_diff_delta *delta, const git_diff_hunk *hunk,
                             const git_diff_line *line, void *payload)
 {

@@ -392,7 +392,11 @@ int journal_apply(struct tracker *t, const void *data, size_t len, size_t *off, 
                         for (uint32_t i = 0; i < s.nfiles; i++) {
                                 const msgpack_object *f = &files->via.array.ptr[i];
                                 if (f->type != MSGPACK_OBJECT_STR) {
+                                        for (uint32_t k = 0; k < i; k++)
+                                                free((char *)fv[k]);
                                         free(fv);
+                                        snprintf(err, errlen, "journal entry: bad start: "
+                                                 "files[%u] is not a string", i);
                                         rc = -EINVAL;
                                         goto out;
                                 }
