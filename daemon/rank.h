@@ -9,15 +9,22 @@
  *                   - cost_weight * cost / max_cost
  *
  * where latency is the task's p50 (from its sketch; the running mean when
- * there is no sketch), cost is the cost per accepted outcome (per call
- * while nothing was accepted), and the maxima are over the candidates that
- * have one (a candidate without one pays no penalty).  Quality is:
- *   ema       the task's EMA quality (the seed's score)
- *   mean      the posterior mean, (1 + alpha) / (2 + alpha + beta)
+ * there is no sketch), cost is the cost per accepted outcome (the
+ * domain's, with a domain; an estimate from the price and the task's
+ * typical call for an untried priced model), and the maxima are over the
+ * candidates that have one (a candidate without one pays no penalty).
+ * Quality is, without a domain:
+ *   kg        the posterior mean, (1 + alpha) / (2 + alpha + beta)
+ *   mean      the same
  *   lcb       the lower end of the posterior's 95% interval
  *   thompson  one draw from Beta(1 + alpha, 1 + beta)
- * A model with no stats for the task ranks with the prior (EMA 0.5,
- * Beta(1, 1)) and is flagged `prior`, so a router can explore it.
+ *   ema       the task's EMA quality (the seed's score)
+ * and with a domain the same on the domain's logit-normal posterior, an
+ * empirical-Bayes prior from the model's cells of the task updated by the
+ * domain's cell (rank.c, rank__domain).  kg then puts first a candidate
+ * whose trial is worth more than it costs (the knowledge gradient, rank.c,
+ * rank__explore).  A model with no stats for the task ranks with the
+ * prior and is flagged `prior`, so a router can explore it.
  */
 #ifndef OUTCOMED_RANK_H
 #define OUTCOMED_RANK_H
