@@ -48,6 +48,7 @@ struct ctl_command {
 extern const struct ctl_command ctl_cmd_start, ctl_cmd_complete, ctl_cmd_fail, ctl_cmd_outcome,
         ctl_cmd_query, ctl_cmd_forget, ctl_cmd_export, ctl_cmd_import, ctl_cmd_ping, ctl_cmd_stats,
         ctl_cmd_rank;
+extern const struct ctl_command ctl_cmd_top; /* ctl_top.c */
 extern const struct ctl_command ctl_cmd_scan; /* ctl_scan.c */
 extern const struct ctl_command ctl_cmd_metrics; /* ctl_metrics.c */
 
