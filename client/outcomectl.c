@@ -65,6 +65,7 @@ static void usage(FILE *f)
               "  outcomectl outcome \"$id\" accepted --confidence 0.9\n"
               "  outcomectl query --task code\n"
               "  outcomectl --json query --pending --limit 10\n"
+              "  outcomectl top\n"
               "  outcomectl export | ssh newhost outcomectl import -\n"
               "  OUTCOMED_SOCKET=/tmp/o.sock outcomectl ping\n"
               "  outcomectl metrics | promtool check metrics\n"

@@ -35,6 +35,9 @@ PACKAGES="$PACKAGES debhelper dpkg-dev fakeroot lintian python3-venv python3-set
 python3-wheel"
 # promtool, which checks the `metrics` text (tests/integration/test_metrics.py).
 PACKAGES="$PACKAGES prometheus"
+# tmux, whose pane shows `outcomectl top`'s live screen to
+# tests/integration/test_top.py (those tests skip without it).
+PACKAGES="$PACKAGES tmux"
 
 PACKAGES="$PACKAGES ${OUTCOMED_EXTRA_PACKAGES:-}"
 
