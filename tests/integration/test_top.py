@@ -221,5 +221,19 @@ class TopTest(harness.DaemonTestCase):
         self.assertIn("echo", modes)
 
 
+    def test_tmux_daemon_lost(self):
+        """The daemon going away: the terminal restored, then why, exit 3."""
+        self.feed()
+        done = os.path.join(self.d.tmpdir, "done.txt")
+        stty = self.start_pane(done)
+        self.assertTrue(self.wait_row(), self.screen())
+        self.d.stop()
+        self.assertEqual(self.wait_done(done), "exit 3")
+        harness.wait_until(lambda: self.read(stty), timeout=5)
+        modes = self.read(stty).split()
+        self.assertIn("icanon", modes)
+        self.assertIn("echo", modes)
+        self.assertIn("outcomectl:", self.screen(), "the error is on the normal screen")
+
 if __name__ == "__main__":
     harness.main()
