@@ -456,11 +456,7 @@ static uint64_t stat_u64(const msgpack_object *map, const char *key, uint64_t df
 static int import_limits(struct ctl *ctl, struct import_limits *lim)
 {
         struct oc_reply reply;
-        msgpack_packer *pk = ctl_begin(ctl, "stats");
-        if (pk == NULL)
-                return CTL_EXIT_CONNECT;
-        msgpack_pack_array(pk, 0);
-        int status = ctl_call(ctl, &reply);
+        int status = ctl_call_noargs(ctl, "stats", &reply);
         if (status != CTL_EXIT_OK)
                 return status;
         const msgpack_object *limits = ctl_get(ctl_get(reply.result, "config"), "limits");
@@ -545,13 +541,8 @@ static long pack_cells(msgpack_packer *pk, msgpack_sbuffer *sb, const msgpack_ob
                 }
                 for (uint32_t d = 0; d < tk->val.via.map.size; d++) {
                         const msgpack_object_kv *dk = &tk->val.via.map.ptr[d];
-                        bool ok = dk->key.type == MSGPACK_OBJECT_STR && dk->key.via.str.size >= 1 &&
-                                  dk->key.via.str.size <= 128 && dk->val.type == MSGPACK_OBJECT_MAP;
-                        for (uint32_t c = 0; ok && c < dk->key.via.str.size; c++) {
-                                unsigned char ch = (unsigned char)dk->key.via.str.ptr[c];
-                                ok = ch >= 0x20 && ch != 0x7f;
-                        }
-                        if (!ok) {
+                        if (dk->key.type != MSGPACK_OBJECT_STR || dk->val.type != MSGPACK_OBJECT_MAP ||
+                            !proto_domain_ok(dk->key.via.str.ptr, dk->key.via.str.size)) {
                                 snprintf(err, errlen, "profiles[%" PRIu32 "].domains.%.*s: a "
                                          "domain is 1 to 128 bytes without control characters, "
                                          "its cell an object", i, (int)tk->key.via.str.size,

@@ -104,6 +104,19 @@ static int rank__cmp(const void *pa, const void *pb)
         return strcmp(a->model, b->model);
 }
 
+/* What these tokens cost at the candidate's price (per million). */
+static double rank__price(const struct rank_item *it, double input_tokens, double output_tokens)
+{
+        return input_tokens / 1e6 * it->input_per_mtok + output_tokens / 1e6 * it->output_per_mtok;
+}
+
+/* The chance of success a cost per accepted outcome divides by: the mean,
+ * at least 0.01. */
+static double rank__floor_mean(const struct rank_item *it)
+{
+        return it->mean > 0.01 ? it->mean : 0.01;
+}
+
 /* The candidate's own numbers before the penalties, which need every
  * candidate's latency and cost: latency, degradation, the task's token
  * sums, and quality from the task's evidence (no domain).  cost is per
@@ -141,8 +154,8 @@ static void rank__measure(const struct tracker *t, const struct rank_options *o,
                 it->input_tokens = ts->ev.input_tokens;
                 it->output_tokens = ts->ev.output_tokens;
                 if (priced) {
-                        double cost = (double)ts->ev.input_tokens / 1e6 * pin +
-                                      (double)ts->ev.output_tokens / 1e6 * pout;
+                        double cost = rank__price(it, (double)ts->ev.input_tokens,
+                                                  (double)ts->ev.output_tokens);
                         if (ts->successes)
                                 it->cost = cost / (double)ts->successes;
                         else if (ts->calls)
@@ -223,14 +236,9 @@ static void rank__domain(const struct tracker *t, const struct rank_options *o,
                 const struct tracker_cell *cell =
                         p ? tracker_cell_get(t, p->model, o->task, o->domain) : NULL;
                 double l, nu;
-                if (cell && tracker_cell_logit(cell, &l, &nu)) {
-                        it->s = 1.0 / (1.0 / var + 1.0 / nu);
-                        it->e = it->s * (mu / var + l / nu);
-                } else if (cell && cell->win_alpha + cell->win_beta > 0) {
-                        /* Below TRACKER_CELL_MIN: still evidence. */
-                        double a = cell->win_alpha, b = cell->win_beta;
-                        l = log((a + 0.5) / (b + 0.5));
-                        nu = 1.0 / (a + 0.5) + 1.0 / (b + 0.5);
+                /* Below TRACKER_CELL_MIN a window is still evidence. */
+                if (cell && (tracker_cell_logit(cell, &l, &nu) ||
+                             cell->win_alpha + cell->win_beta > 0)) {
                         it->s = 1.0 / (1.0 / var + 1.0 / nu);
                         it->e = it->s * (mu / var + l / nu);
                 } else {
@@ -249,30 +257,23 @@ static void rank__domain(const struct tracker *t, const struct rank_options *o,
                 case RANK_MEAN:
                 case RANK_KG: it->quality = it->mean; break;
                 case RANK_LCB: it->quality = it->lo; break;
-                case RANK_THOMPSON: {
-                        double u1 = ((double)(rank__next(rng) >> 11) + 0.5) * 0x1.0p-53;
-                        double u2 = ((double)(rank__next(rng) >> 11) + 0.5) * 0x1.0p-53;
-                        double z = sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
-                        it->quality = rank__sigmoid(it->e + sqrt(it->s) * z);
+                case RANK_THOMPSON:
+                        it->quality = rank__sigmoid(it->e + sqrt(it->s) * rank__normal(rng));
                         break;
-                }
                 case RANK_EMA:
                 default: break; /* the task's EMA, as measured */
                 }
                 /* Cost per accepted outcome on the domain: the cost of a
                  * call (the cell's tokens, else the task's) over the chance
                  * of success. */
-                if (it->priced && cell && cell->calls) {
-                        double per_call = ((double)cell->ev.input_tokens / 1e6 * it->input_per_mtok +
-                                           (double)cell->ev.output_tokens / 1e6 * it->output_per_mtok) /
-                                          (double)cell->calls;
-                        it->cost = per_call / (it->mean > 0.01 ? it->mean : 0.01);
-                } else if (it->priced && it->calls) {
-                        double per_call = ((double)it->input_tokens / 1e6 * it->input_per_mtok +
-                                           (double)it->output_tokens / 1e6 * it->output_per_mtok) /
-                                          (double)it->calls;
-                        it->cost = per_call / (it->mean > 0.01 ? it->mean : 0.01);
-                }
+                if (it->priced && cell && cell->calls)
+                        it->cost = rank__price(it, (double)cell->ev.input_tokens,
+                                               (double)cell->ev.output_tokens) /
+                                   (double)cell->calls / rank__floor_mean(it);
+                else if (it->priced && it->calls)
+                        it->cost = rank__price(it, (double)it->input_tokens,
+                                               (double)it->output_tokens) /
+                                   (double)it->calls / rank__floor_mean(it);
         }
 }
 
@@ -294,9 +295,7 @@ static void rank__estimate_costs(struct rank_item *v, size_t n)
                 struct rank_item *it = &v[i];
                 if (it->cost >= 0 || !it->priced || it->calls)
                         continue;
-                double per_call = in / calls / 1e6 * it->input_per_mtok +
-                                  out / calls / 1e6 * it->output_per_mtok;
-                it->cost = per_call / (it->mean > 0.01 ? it->mean : 0.01);
+                it->cost = rank__price(it, in / calls, out / calls) / rank__floor_mean(it);
                 it->cost_estimated = true;
         }
 }

@@ -200,7 +200,7 @@ static int rpc__task(struct rpc_req *r, const struct proto_val *v, enum tracker_
         return -1;
 }
 
-/* A domain: 1..TRACKER_DOMAIN_MAX bytes of UTF-8 (checked by the decoder)
+/* A domain: 1..PROTO_DOMAIN_MAX bytes of UTF-8 (checked by the decoder)
  * with no control characters; *out is a NUL-terminated copy. */
 static int rpc__domain(struct rpc_req *r, const struct proto_val *v, const char *field,
                        const char **out)
@@ -208,10 +208,10 @@ static int rpc__domain(struct rpc_req *r, const struct proto_val *v, const char 
         *out = NULL;
         if (!v->set)
                 return 0;
-        if (!tracker_domain_ok(v->s.ptr, v->s.len))
+        if (!proto_domain_ok(v->s.ptr, v->s.len))
                 return rpc__error(r, PROTO_BAD_REQUEST,
-                                  "%s: must be 1 to %d bytes of UTF-8 without control characters",
-                                  field, TRACKER_DOMAIN_MAX);
+                                  "%s: must be 1 to %u bytes of UTF-8 without control characters",
+                                  field, PROTO_DOMAIN_MAX);
         if (!(*out = rpc__cstr(r, v)))
                 return RPC_OOM(r);
         return 0;
@@ -244,7 +244,7 @@ static int rpc__start(struct rpc_req *r)
                 { "trace_id", PROTO_ARG_TRACE_ID, false, 1, PROTO_TRACE_ID_MAX },
                 { "repo", PROTO_ARG_STR, false, 1, L->path_bytes },
                 { "files", PROTO_ARG_ARRAY, false, 0, L->files },
-                { "domain", PROTO_ARG_STR, false, 0, 4 * TRACKER_DOMAIN_MAX },
+                { "domain", PROTO_ARG_STR, false, 0, 4 * PROTO_DOMAIN_MAX },
         };
         struct proto_val v[NARGS(spec)];
         struct tracker_start s = { .uid = r->uid, .now = r->now };
@@ -791,7 +791,7 @@ static int rpc__query(struct rpc_req *r)
                 { "pending", PROTO_ARG_BOOL, false, 0, 0 },
                 { "limit", PROTO_ARG_U32, false, 0, 0 },
                 { "domains", PROTO_ARG_BOOL, false, 0, 0 },
-                { "domain", PROTO_ARG_STR, false, 0, 4 * TRACKER_DOMAIN_MAX },
+                { "domain", PROTO_ARG_STR, false, 0, 4 * PROTO_DOMAIN_MAX },
         };
         struct proto_val v[NARGS(spec)];
         enum tracker_task task;
@@ -930,7 +930,7 @@ static int rpc__rank(struct rpc_req *r)
                 { "exclude_degraded", PROTO_ARG_BOOL, false, 0, 0 },
                 { "degrade_threshold", PROTO_ARG_U32, false, 0, 0 },
                 { "seed", PROTO_ARG_U64, false, 0, 0 },
-                { "domain", PROTO_ARG_STR, false, 0, 4 * TRACKER_DOMAIN_MAX },
+                { "domain", PROTO_ARG_STR, false, 0, 4 * PROTO_DOMAIN_MAX },
         };
         struct proto_val v[NARGS(spec)];
         static uint64_t draws; /* varies thompson's seed from call to call */
@@ -1019,7 +1019,7 @@ static int rpc__forget(struct rpc_req *r)
         const struct proto_arg spec[] = {
                 { "model", PROTO_ARG_STR, true, 1, r->lim->model_bytes },
                 { "task", PROTO_ARG_STR, false, 0, 64 },
-                { "domain", PROTO_ARG_STR, false, 0, 4 * TRACKER_DOMAIN_MAX },
+                { "domain", PROTO_ARG_STR, false, 0, 4 * PROTO_DOMAIN_MAX },
         };
         struct proto_val v[NARGS(spec)];
         enum tracker_task task = TASK_GENERATE;
@@ -1181,6 +1181,27 @@ static int rpc__import_profile(struct rpc_req *r, const msgpack_object *o, uint3
         return 0;
 }
 
+/* A cell's {"alpha", "beta"} map (its recent evidence, or its window),
+ * when given: into *a and *b. */
+static int rpc__import_pair(struct rpc_req *r, const struct proto_val *v, const char *prefix,
+                            const char *name, double *a, double *b)
+{
+        const struct proto_arg spec[] = {
+                { "alpha", PROTO_ARG_REAL, true, 0, 0 },
+                { "beta", PROTO_ARG_REAL, true, 0, 0 },
+        };
+        struct proto_val pv[NARGS(spec)];
+        char field[80], err[512];
+        if (!v->set)
+                return 0;
+        snprintf(field, sizeof(field), "%s%s.", prefix, name);
+        if (proto_args_decode(v->o, spec, NARGS(spec), pv, field, err, sizeof(err)) < 0)
+                return rpc__error(r, PROTO_BAD_REQUEST, "%s", err);
+        *a = pv[0].d;
+        *b = pv[1].d;
+        return 0;
+}
+
 /* One cell of an import: {model, task, domain, the numbers of a CELL as
  * `query` answers it (derived ones accepted and ignored)}. */
 static int rpc__import_cell(struct rpc_req *r, const msgpack_object *o, uint32_t i,
@@ -1189,7 +1210,7 @@ static int rpc__import_cell(struct rpc_req *r, const msgpack_object *o, uint32_t
         const struct proto_arg spec[] = {
                 { "model", PROTO_ARG_STR, true, 1, r->lim->model_bytes },
                 { "task", PROTO_ARG_STR, true, 0, 64 },
-                { "domain", PROTO_ARG_STR, true, 0, 4 * TRACKER_DOMAIN_MAX },
+                { "domain", PROTO_ARG_STR, true, 0, 4 * PROTO_DOMAIN_MAX },
                 { "calls", PROTO_ARG_U64, true, 0, 0 },
                 { "successes", PROTO_ARG_U64, true, 0, 0 },
                 { "failures", PROTO_ARG_U64, true, 0, 0 },
@@ -1199,11 +1220,7 @@ static int rpc__import_cell(struct rpc_req *r, const msgpack_object *o, uint32_t
                 { "window", PROTO_ARG_MAP, false, 0, 0 },
                 RPC_EVIDENCE_ARGS,
         };
-        const struct proto_arg rspec[] = {
-                { "alpha", PROTO_ARG_REAL, true, 0, 0 },
-                { "beta", PROTO_ARG_REAL, true, 0, 0 },
-        };
-        struct proto_val v[NARGS(spec)], rv[NARGS(rspec)];
+        struct proto_val v[NARGS(spec)];
         char prefix[48], field[64], err[512];
         enum tracker_task task;
 
@@ -1225,22 +1242,9 @@ static int rpc__import_cell(struct rpc_req *r, const msgpack_object *o, uint32_t
         c->successes = v[4].u64;
         c->failures = v[5].u64;
         c->updated_at = v[7].set ? v[7].u64 : r->now;
-        if (v[6].set) {
-                snprintf(field, sizeof(field), "%srecent.", prefix);
-                if (proto_args_decode(v[6].o, rspec, NARGS(rspec), rv, field, err,
-                                      sizeof(err)) < 0)
-                        return rpc__error(r, PROTO_BAD_REQUEST, "%s", err);
-                c->recent_alpha = rv[0].d;
-                c->recent_beta = rv[1].d;
-        }
-        if (v[9].set) {
-                snprintf(field, sizeof(field), "%swindow.", prefix);
-                if (proto_args_decode(v[9].o, rspec, NARGS(rspec), rv, field, err,
-                                      sizeof(err)) < 0)
-                        return rpc__error(r, PROTO_BAD_REQUEST, "%s", err);
-                c->win_alpha = rv[0].d;
-                c->win_beta = rv[1].d;
-        }
+        if (rpc__import_pair(r, &v[6], prefix, "recent", &c->recent_alpha, &c->recent_beta) < 0 ||
+            rpc__import_pair(r, &v[9], prefix, "window", &c->win_alpha, &c->win_beta) < 0)
+                return -1;
         return rpc__import_evidence(r, &v[10], prefix, &c->ev);
 }
 

@@ -1533,18 +1533,6 @@ void tracker_set_max_cells(struct tracker *t, uint64_t max_cells)
         t->max_cells = max_cells;
 }
 
-bool tracker_domain_ok(const char *s, size_t len)
-{
-        if (len < 1 || len > TRACKER_DOMAIN_MAX)
-                return false;
-        for (size_t i = 0; i < len; i++) {
-                unsigned char c = (unsigned char)s[i];
-                if (c < 0x20 || c == 0x7f)
-                        return false;
-        }
-        return true;
-}
-
 static uint64_t tracker__cell_hash(const char *model, unsigned task, const char *domain)
 {
         uint64_t h = tracker__hash(domain);
@@ -1704,11 +1692,9 @@ static struct tracker_cell *tracker__cell_for(struct tracker *t, struct tracker_
 bool tracker_cell_logit(const struct tracker_cell *c, double *l, double *nu)
 {
         double a = c->win_alpha, b = c->win_beta;
-        if (!(a + b >= TRACKER_CELL_MIN))
-                return false;
         *l = log((a + 0.5) / (b + 0.5));
         *nu = 1.0 / (a + 0.5) + 1.0 / (b + 0.5);
-        return true;
+        return a + b >= TRACKER_CELL_MIN;
 }
 
 /* Take the cell's window out of its task's sums (sign -1) or put it in

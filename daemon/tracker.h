@@ -134,7 +134,6 @@ struct tracker_profile {
  * window, the recent rate is more than 3 standard errors from the
  * window's: the window then restarts from the recent evidence.  rank reads
  * the window. */
-#define TRACKER_DOMAIN_MAX 128
 #define TRACKER_RECENT_KEEP 0.9 /* recent evidence keeps this much per observation */
 #define TRACKER_CELL_MIN 3.0    /* window evidence for a cell to count in its task's sums */
 
@@ -309,9 +308,6 @@ int tracker_import(struct tracker *t, const struct tracker_profile *p, bool repl
  * is not made, the observation counts at task level only, and
  * tracker_cells_refused counts it. */
 void tracker_set_max_cells(struct tracker *t, uint64_t max_cells);
-/* 1..TRACKER_DOMAIN_MAX bytes, valid UTF-8 checked by the caller, no
- * control characters (C0, DEL). */
-bool tracker_domain_ok(const char *s, size_t len);
 const struct tracker_cell *tracker_cell_get(const struct tracker *t, const char *model,
                                             enum tracker_task task, const char *domain);
 /* The profile's cells, in no order. */
@@ -319,7 +315,8 @@ const struct tracker_cell *tracker_cell_first(const struct tracker_profile *p);
 const struct tracker_cell *tracker_cell_next(const struct tracker_cell *c);
 /* The logit of a cell's window, l = ln((a + 1/2) / (b + 1/2)), and its
  * sampling variance nu = 1 / (a + 1/2) + 1 / (b + 1/2) (a, b: win_alpha,
- * win_beta).  False when the window holds less than TRACKER_CELL_MIN. */
+ * win_beta), always written.  True when the window holds at least
+ * TRACKER_CELL_MIN, so that the cell counts in its task's sums. */
 bool tracker_cell_logit(const struct tracker_cell *c, double *l, double *nu);
 
 /* How many cells the profile has. */

@@ -65,6 +65,18 @@ const msgpack_object *proto_map_get(const msgpack_object *map, const char *key)
 }
 
 /* Strict UTF-8: no overlong forms, no surrogates, nothing past U+10FFFF. */
+bool proto_domain_ok(const char *s, size_t len)
+{
+        if (len < 1 || len > PROTO_DOMAIN_MAX)
+                return false;
+        for (size_t i = 0; i < len; i++) {
+                unsigned char c = (unsigned char)s[i];
+                if (c < 0x20 || c == 0x7f)
+                        return false;
+        }
+        return true;
+}
+
 bool proto_utf8_valid(const char *str, size_t len)
 {
         if (len == 0)

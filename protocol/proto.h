@@ -55,6 +55,7 @@ int proto_error_parse(const char *s, size_t len);
 #define PROTO_MESSAGE_MAX (4u << 20)  /* 4 MiB */
 #define PROTO_FILES_MAX 256u
 #define PROTO_PATH_MAX 4096u          /* repo and each file */
+#define PROTO_DOMAIN_MAX 128u         /* a domain, in bytes */
 #define PROTO_LIST_MAX 1024u          /* actions, candidates */
 #define PROTO_MAX_MODELS 100000u
 #define PROTO_MAX_PENDING 1000000u
@@ -126,6 +127,9 @@ int proto_arg_check(const msgpack_object *o, const struct proto_arg *a, struct p
 /* Helpers on msgpack objects. */
 bool proto_str_eq(const msgpack_object *o, const char *s);
 bool proto_utf8_valid(const char *s, size_t len);
+/* A domain: 1..PROTO_DOMAIN_MAX bytes with no control character (C0 or
+ * DEL); UTF-8 is checked apart (proto_utf8_valid). */
+bool proto_domain_ok(const char *s, size_t len);
 /* The value of `key` in a map whose keys are strings, or NULL. */
 const msgpack_object *proto_map_get(const msgpack_object *map, const char *key);
 
