@@ -303,6 +303,15 @@ int ctl_call(struct ctl *ctl, struct oc_reply *reply)
         return CTL_EXIT_OK;
 }
 
+int ctl_call_noargs(struct ctl *ctl, const char *method, struct oc_reply *reply)
+{
+        msgpack_packer *pk = ctl_begin(ctl, method);
+        if (pk == NULL)
+                return CTL_EXIT_CONNECT;
+        msgpack_pack_array(pk, 0);
+        return ctl_call(ctl, reply);
+}
+
 void ctl_pack_key(msgpack_packer *pk, const char *key)
 {
         proto_pack_cstr(pk, key);

@@ -120,6 +120,9 @@ int ctl_write_file(const char *path, int (*write)(FILE *f, void *arg), void *arg
  * *reply (destroy it), or an exit status after printing the daemon's error
  * ("outcomectl: CODE: MESSAGE") or the transport failure. */
 int ctl_call(struct ctl *ctl, struct oc_reply *reply);
+/* ctl_begin, an empty argument list and ctl_call, for the methods that take
+ * no argument (ping, stats, scan, metrics). */
+int ctl_call_noargs(struct ctl *ctl, const char *method, struct oc_reply *reply);
 
 /* Packing shortcuts for the named-arguments map. */
 void ctl_pack_str(msgpack_packer *pk, const char *key, const char *val);

@@ -42,11 +42,7 @@ static int run_metrics(struct ctl *ctl, int argc, char **argv)
                 return ctl_usage(ctl, "--output: FILE must not be empty");
         if (output && ctl->json)
                 return ctl_usage(ctl, "--output and --json do not go together");
-        msgpack_packer *pk = ctl_begin(ctl, "metrics");
-        if (pk == NULL)
-                return CTL_EXIT_CONNECT;
-        msgpack_pack_array(pk, 0);
-        status = ctl_call(ctl, &reply);
+        status = ctl_call_noargs(ctl, "metrics", &reply);
         if (status != CTL_EXIT_OK)
                 return status;
 

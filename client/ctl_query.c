@@ -383,11 +383,7 @@ static int run_simple(struct ctl *ctl, int argc, char **argv, const char *method
                         return status;
         if (optind < argc)
                 return ctl_usage(ctl, "unexpected argument '%s'", argv[optind]);
-        msgpack_packer *pk = ctl_begin(ctl, method);
-        if (pk == NULL)
-                return CTL_EXIT_CONNECT;
-        msgpack_pack_array(pk, 0);
-        return ctl_call(ctl, reply);
+        return ctl_call_noargs(ctl, method, reply);
 }
 
 static int run_ping(struct ctl *ctl, int argc, char **argv)

@@ -19,11 +19,7 @@ static int run_scan(struct ctl *ctl, int argc, char **argv)
                         return status;
         if (optind < argc)
                 return ctl_usage(ctl, "unexpected argument '%s'", argv[optind]);
-        msgpack_packer *pk = ctl_begin(ctl, "scan");
-        if (pk == NULL)
-                return CTL_EXIT_CONNECT;
-        msgpack_pack_array(pk, 0);
-        status = ctl_call(ctl, &reply);
+        status = ctl_call_noargs(ctl, "scan", &reply);
         if (status != CTL_EXIT_OK)
                 return status;
 

@@ -589,12 +589,8 @@ static int run_top(struct ctl *ctl, int argc, char **argv)
                 return ctl_usage(ctl, "unexpected argument '%s'", argv[optind]);
 
         /* Connect (and say why not) before the screen is taken. */
-        msgpack_packer *pk = ctl_begin(ctl, "ping");
-        if (pk == NULL)
-                return CTL_EXIT_CONNECT;
-        msgpack_pack_array(pk, 0);
         struct oc_reply pong;
-        if ((status = ctl_call(ctl, &pong)) != CTL_EXIT_OK)
+        if ((status = ctl_call_noargs(ctl, "ping", &pong)) != CTL_EXIT_OK)
                 return status;
         oc_reply_destroy(&pong);
 
