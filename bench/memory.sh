@@ -11,7 +11,7 @@
 #
 # How:
 #   - builds a release tree ($BUILD_DIR) as bench/run.sh does, and a small
-#     probe linked with daemon/tracker.c that prints the sizes behind the
+#     probe linked with daemon/core/tracker.c that prints the sizes behind the
 #     figure (struct tracker_trace, malloc chunks, hash table) and the heap
 #     the tracker alone takes for the same traces (mallinfo2);
 #   - memory: a fresh daemon (temporary directory, its own configuration,
@@ -21,7 +21,7 @@
 #     $TRACES traces in it ($CLIENTS connections x $PIPELINE in flight), the
 #     store is waited for until idle (stats' journal_total has every start,
 #     commits, snapshots and the daemon's CPU time stop moving), and they are
-#     read again.  The strings each trace holds (daemon/tracker.c,
+#     read again.  The strings each trace holds (daemon/core/tracker.c,
 #     tracker__trace_copy: id, model, reason, each with its NUL; no repo,
 #     files, output nor base for these traces) are counted from the ids
 #     the daemon generated ("t-<16 hex>-<hex counter>": the oldest pending
@@ -314,8 +314,8 @@ int main(int argc, char **argv)
 }
 C
 PROBE=1
-cc -O2 -std=c11 -D_GNU_SOURCE -I"$ROOT/daemon" -o "$TMP/probe" "$TMP/probe.c" \
-        "$ROOT/daemon/tracker.c" "$ROOT/daemon/siphash.c" -lm 2>"$TMP/probe.err" || {
+cc -O2 -std=c11 -D_GNU_SOURCE -I"$ROOT/daemon" -I"$ROOT/daemon/core" -o "$TMP/probe" "$TMP/probe.c" \
+        "$ROOT/daemon/core/tracker.c" "$ROOT/daemon/core/siphash.c" -lm 2>"$TMP/probe.err" || {
         say "warning: cannot build the probe (the figures go without it): $(head -3 "$TMP/probe.err")"
         PROBE=0
 }

@@ -295,7 +295,7 @@ static int check_fields(const msgpack_object *map, const struct proto_arg *spec,
 }
 
 /* One profile of the file: the fields of the contract's PROFILE, checked
- * as the daemon checks them (daemon/rpc.c, rpc__import_profile), so that a
+ * as the daemon checks them (daemon/rpc/rpc.c, rpc__import_profile), so that a
  * damaged profile deep in a file is found before the first chunk goes.
  * The model's length is checked later, against the daemon's own limit.
  * Returns 0 or -1 with err set. */

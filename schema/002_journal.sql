@@ -13,7 +13,7 @@ CREATE TABLE journal (
     op       TEXT    NOT NULL,  -- start, complete, fail, outcome, expire, forget, import; batch
     trace_id TEXT,
     model    TEXT,
-    data     BLOB    NOT NULL   -- the change(s), msgpack maps (daemon/journal.c)
+    data     BLOB    NOT NULL   -- the change(s), msgpack maps (daemon/core/journal.c)
 );
 -- No index on `at`: rows are in time order by id, so pruning the oldest reads
 -- from the start of the table, and each commit stays one B-tree insert a row.

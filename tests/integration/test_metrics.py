@@ -18,7 +18,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 
-SERIES_MAX = 1000  # daemon/metrics.h
+SERIES_MAX = 1000  # daemon/rpc/metrics.h
 
 DUR_LE = ["0.01", "0.02", "0.04", "0.08", "0.16", "0.32", "0.64", "1.28", "2.56", "5.12",
           "10.24", "20.48", "40.96", "81.92", "+Inf"]

@@ -1,4 +1,4 @@
-/* test_commit.c - daemon/commit.c on a real store (a temporary SQLite
+/* test_commit.c - daemon/store/commit.c on a real store (a temporary SQLite
  * file) and a real uv loop: group commit (the changes recorded while a
  * commit runs go in the next batch, as one journal row), the `committed`
  * hook in batch order, a reply with no change of its own still waiting for

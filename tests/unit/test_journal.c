@@ -1,4 +1,4 @@
-/* test_journal.c - daemon/journal.c: every op is encoded, then applied to a
+/* test_journal.c - daemon/core/journal.c: every op is encoded, then applied to a
  * fresh tracker, and must leave the state the same calls made directly
  * left (profiles, tasks, domain cells, pending traces; floats bit for bit,
  * compared through %a).  Entries back to back in one row apply in order.

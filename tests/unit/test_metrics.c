@@ -1,4 +1,4 @@
-/* test_metrics.c - Check tests of daemon/metrics.c on a bare tracker: what
+/* test_metrics.c - Check tests of daemon/rpc/metrics.c on a bare tracker: what
  * the tracker's observer counts (and what it must not: failed calls,
  * outcomes deferred to git, expiries' source), the text's histogram lines,
  * label escaping, and the overflow series past METRICS_SERIES_MAX. */

@@ -1,4 +1,4 @@
-/* test_server.c - daemon/server.c's reply order, driven through a real
+/* test_server.c - daemon/server/server.c's reply order, driven through a real
  * server on a temporary Unix socket, with a real store and group commit on
  * the same uv loop (the ordering state lives in server.c's connections and
  * is reachable only through sockets).  The test's client is a non-blocking

@@ -1,4 +1,4 @@
-/* test_tracker.c - Check unit tests for the pure tracker core (daemon/tracker.c).
+/* test_tracker.c - Check unit tests for the pure tracker core (daemon/core/tracker.c).
  *
  * Three groups:
  *   - "seed": the five #[test]s of the Rust tracker outcomed grew out of, ported, with the

@@ -381,7 +381,7 @@ double tracker_profile_avg_latency(const struct tracker_profile *p);
 bool tracker_profile_degraded(const struct tracker_profile *p, uint64_t threshold);
 
 /* Watching changes as they are made, for counters that live as long as
- * the process (daemon/metrics.c): each hook that is set is called once the
+ * the process (daemon/rpc/metrics.c): each hook that is set is called once the
  * change is made, with the trace's model and task.  A call that fails, and
  * a conversation's outcome deferred to git, call none. */
 struct tracker_observer {

@@ -52,7 +52,7 @@ struct metrics;
 
 struct journal_entry;
 
-/* How handlers reach the journal (daemon/commit.c); all may be NULL in a
+/* How handlers reach the journal (daemon/store/commit.c); all may be NULL in a
  * test, which then journals nothing. */
 struct rpc_journal {
         int (*record)(void *data, const struct journal_entry *e);
@@ -60,7 +60,7 @@ struct rpc_journal {
         void *data;
 };
 
-/* What the git scanner (daemon/gitscan.c) did in one scan. */
+/* What the git scanner (daemon/git/gitscan.c) did in one scan. */
 struct rpc_scan_judged {
         const char *trace_id;
         enum tracker_kind kind;
