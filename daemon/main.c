@@ -31,6 +31,7 @@
 #include "commit.h"
 #include "config.h"
 #include "gitscan.h"
+#include "history.h"
 #include "log.h"
 #include "metrics.h"
 #include "notify.h"
@@ -54,6 +55,7 @@ struct daemon {
         struct store *store;
         struct commit *commit;
         struct gitscan *gitscan;
+        struct history_reader *history;
         struct server *server;
         struct rpc_env env;
         uv_signal_t sigterm, sigint;
@@ -471,6 +473,12 @@ int main(int argc, char **argv)
                 goto out;
         }
         gitscan_hooks(d.gitscan, &d.env.git);
+        if (!(d.history = history_reader_new(&d.loop, &d.cfg))) {
+                log_error("out of memory");
+                d.exit_code = 1;
+                goto out;
+        }
+        history_reader_hooks(d.history, &d.env.history);
         if (d.activated) {
                 r = server_start_fd(&d.server, &d.loop, &d.env, &d.cfg, listen_fd, err,
                                     sizeof(err));
@@ -519,6 +527,7 @@ out:
         if (uv_loop_close(&d.loop) != 0)
                 log_warn("handles left open at exit");
         tracker_free(d.env.tracker);
+        history_reader_free(d.history); /* after the loop ran its reads out */
         metrics_free(d.env.metrics);
         config_free(&d.cfg);
         return d.exit_code;

@@ -118,7 +118,8 @@ struct tracker {
         uint64_t next_seq;
         uint64_t max_models;
         uint64_t max_pending;
-        struct tracker_observer observer; /* hooks unset: none */
+        struct tracker_observer observers[TRACKER_OBSERVERS]; /* the first nobservers */
+        unsigned nobservers;
 };
 
 /* Keys come from clients: keyed SipHash, so that they cannot choose ids
@@ -235,7 +236,40 @@ struct tracker *tracker_new(const struct tracker_options *opts)
 
 void tracker_set_observer(struct tracker *t, const struct tracker_observer *o)
 {
-        t->observer = o ? *o : (struct tracker_observer){ 0 };
+        t->nobservers = 0;
+        if (o)
+                tracker_add_observer(t, o);
+}
+
+int tracker_add_observer(struct tracker *t, const struct tracker_observer *o)
+{
+        if (t->nobservers == TRACKER_OBSERVERS)
+                return -ENOSPC;
+        t->observers[t->nobservers++] = *o;
+        return 0;
+}
+
+/* Tell each observer about a change just made to trace tr. */
+static void tracker__notify(struct tracker *t, const struct tracker_trace *tr, uint64_t now,
+                            const struct tracker_complete *c, const struct tracker_result *r,
+                            enum tracker_source src)
+{
+        enum tracker_task task = (enum tracker_task)tr->task;
+        for (unsigned i = 0; i < t->nobservers; i++) {
+                const struct tracker_observer *o = &t->observers[i];
+                if (c && o->complete)
+                        o->complete(o->data, tr->model, task, c);
+                else if (!c && !r && o->fail)
+                        o->fail(o->data, tr->model, task);
+                else if (r && o->resolve)
+                        o->resolve(o->data, tr->model, task, r, src);
+                if (o->change) {
+                        const struct tracker_change ch = { .model = tr->model, .task = task,
+                                                           .domain = tr->domain, .now = now,
+                                                           .complete = c, .result = r };
+                        o->change(o->data, &ch);
+                }
+        }
 }
 
 void tracker_set_limits(struct tracker *t, uint64_t max_models, uint64_t max_pending)
@@ -1077,8 +1111,7 @@ int tracker_complete(struct tracker *t, const struct tracker_complete *c)
                 cell->ev.output_tokens += c->output_tokens;
                 tracker__touch_cell(t, cell, c->now);
         }
-        if (t->observer.complete)
-                t->observer.complete(t->observer.data, tr->model, (enum tracker_task)tr->task, c);
+        tracker__notify(t, tr, c->now, c, NULL, 0);
         return 0;
 }
 
@@ -1108,8 +1141,7 @@ int tracker_fail(struct tracker *t, const char *trace_id, uint32_t uid, uint64_t
                 tracker__cell_judge(t, cell, 0.0, 1.0, now);
                 tracker__touch_cell(t, cell, now);
         }
-        if (t->observer.fail)
-                t->observer.fail(t->observer.data, tr->model, (enum tracker_task)tr->task);
+        tracker__notify(t, tr, now, NULL, NULL, 0);
 
         tracker__unlink(t, tr);
         tracker__trace_free(tr);
@@ -1231,9 +1263,7 @@ static int tracker__resolve(struct tracker *t, struct tracker_trace *tr, struct 
         if (rc < 0)
                 return rc;
         tracker__apply(t, p, tr, r, now);
-        if (t->observer.resolve)
-                t->observer.resolve(t->observer.data, tr->model, (enum tracker_task)tr->task, r,
-                                    src);
+        tracker__notify(t, tr, now, NULL, r, src);
         tracker__unlink(t, tr);
         memcpy(t->last_id, tr->id, len);
         r->trace_id = t->last_id;

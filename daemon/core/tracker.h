@@ -384,6 +384,7 @@ bool tracker_profile_degraded(const struct tracker_profile *p, uint64_t threshol
  * the process (daemon/rpc/metrics.c): each hook that is set is called once the
  * change is made, with the trace's model and task.  A call that fails, and
  * a conversation's outcome deferred to git, call none. */
+struct tracker_change;
 struct tracker_observer {
         void (*complete)(void *data, const char *model, enum tracker_task task,
                          const struct tracker_complete *c);
@@ -391,9 +392,27 @@ struct tracker_observer {
         void (*resolve)(void *data, const char *model, enum tracker_task task,
                         const struct tracker_result *r, enum tracker_source src);
         void *data;
+        /* Every change above, with the trace's domain and the time
+         * (rollups of the history). */
+        void (*change)(void *data, const struct tracker_change *ch);
 };
-/* o is copied; NULL: none (the default, so that loading counts nothing). */
+/* One change, for tracker_observer's change hook: complete (with its
+ * arguments), fail (neither), or a resolved outcome (result). */
+struct tracker_change {
+        const char *model;
+        enum tracker_task task;
+        const char *domain; /* NULL: none */
+        uint64_t now;
+        const struct tracker_complete *complete;
+        const struct tracker_result *result;
+};
+#define TRACKER_OBSERVERS 4
+/* o is copied and replaces every observer; NULL: none (the default, so
+ * that loading counts nothing). */
 void tracker_set_observer(struct tracker *t, const struct tracker_observer *o);
+/* One more observer (o is copied), called after those added before it;
+ * -ENOSPC past TRACKER_OBSERVERS. */
+int tracker_add_observer(struct tracker *t, const struct tracker_observer *o);
 /* The degrade threshold degraded_since is kept for (the configured one;
  * TRACKER_DEGRADE_THRESHOLD until set).  Each change of a profile's counts
  * sets degraded_since to the change's time when the profile crosses into

@@ -189,7 +189,7 @@ void metrics_watch(struct metrics *m, struct tracker *t)
                 .resolve = metrics__on_resolve,
                 .data = m,
         };
-        tracker_set_observer(t, &o);
+        tracker_add_observer(t, &o);
 }
 
 /* ---- the text ---------------------------------------------------------- */

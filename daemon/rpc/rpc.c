@@ -12,6 +12,7 @@
 #include "journal.h"
 #include "metrics.h"
 #include "rank.h"
+#include "rollup.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -1584,6 +1585,69 @@ static int rpc__metrics(struct rpc_req *r)
         return 0;
 }
 
+/* ---- history ----------------------------------------------------------- */
+
+/* Check the arguments here; the rows are read off the loop thread
+ * (rpc_history) and the reply comes later. */
+static int rpc__history(struct rpc_req *r)
+{
+        const struct proto_arg spec[] = {
+                { "model", PROTO_ARG_STR, false, 1, r->lim->model_bytes },
+                { "task", PROTO_ARG_STR, false, 0, 64 },
+                { "domain", PROTO_ARG_STR, false, 0, 4 * PROTO_DOMAIN_MAX },
+                { "since", PROTO_ARG_U64, false, 0, 0 },
+                { "until", PROTO_ARG_U64, false, 0, 0 },
+                { "bucket_s", PROTO_ARG_U64, false, 0, 0 },
+        };
+        struct proto_val v[NARGS(spec)];
+        enum tracker_task task;
+        struct rollup_query q = { .task = -1, .bucket_s = ROLLUP_HOUR };
+        if (rpc__args(r, spec, NARGS(spec), v) < 0 || rpc__domain(r, &v[2], "domain", &q.domain) < 0)
+                return -1;
+        if (v[1].set) {
+                if (rpc__task(r, &v[1], &task) < 0)
+                        return -1;
+                q.task = (int)task;
+        }
+        if (v[0].set && !(q.model = rpc__cstr(r, &v[0])))
+                return RPC_OOM(r);
+        if (v[5].set)
+                q.bucket_s = v[5].u64;
+        if (q.bucket_s < ROLLUP_MINUTE || q.bucket_s % ROLLUP_MINUTE || q.bucket_s > ROLLUP_MAX_BUCKET_S)
+                return rpc__error(r, PROTO_BAD_REQUEST,
+                                  "bucket_s: must be a multiple of 60 from 60 to %u (31 days)",
+                                  ROLLUP_MAX_BUCKET_S);
+        q.until = v[4].set ? v[4].u64 : r->now;
+        if (q.until > (uint64_t)INT64_MAX)
+                return rpc__error(r, PROTO_BAD_REQUEST, "until: past the year 2^63");
+        q.since = v[3].set ? v[3].u64 : q.until > 7 * ROLLUP_DAY ? q.until - 7 * ROLLUP_DAY : 0;
+        if (q.since > q.until)
+                return rpc__error(r, PROTO_BAD_REQUEST, "since: %llu is after until (%llu)",
+                                  (unsigned long long)q.since, (unsigned long long)q.until);
+        q.since -= q.since % q.bucket_s;
+        if (q.domain) /* a domain's rows are days */
+                q.since -= q.since % ROLLUP_DAY;
+        const struct rpc_history *h = &r->env->history;
+        if (!h->read)
+                return rpc__error(r, PROTO_UNAVAILABLE, "history: no database to read");
+        if (!r->defer) /* a notification: nobody reads the answer */
+                return 0;
+        struct rpc_later *later = r->defer->hold(r->defer->ctx, r->m->msgid);
+        if (!later)
+                return RPC_OOM(r);
+        r->deferred = true;
+        if (h->read(h->data, &q, later) < 0) {
+                msgpack_sbuffer sb;
+                msgpack_sbuffer_init(&sb);
+                msgpack_packer pk;
+                msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+                proto_pack_error(&pk, r->m->msgid, PROTO_INTERNAL, "out of memory");
+                later->answer(later, sb.data, sb.size, false); /* a NULL data: dropped */
+                msgpack_sbuffer_destroy(&sb);
+        }
+        return 0;
+}
+
 /* ---- dispatch ---------------------------------------------------------- */
 
 static const struct rpc_method rpc__methods[] = {
@@ -1599,6 +1663,7 @@ static const struct rpc_method rpc__methods[] = {
         { "stats", rpc__stats, 0 },
         { "scan", rpc__scan, 0 },
         { "metrics", rpc__metrics, 0 },
+        { "history", rpc__history, 0 },
 };
 
 enum proto_error rpc_handle(struct rpc_env *env, const struct proto_msg *m, uint32_t uid,

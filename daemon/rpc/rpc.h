@@ -112,12 +112,23 @@ struct rpc_defer {
         void *ctx;
 };
 
+struct rollup_query;
+
+/* How `history` reaches the store's rows (daemon/store/history.c): read
+ * answers through later once the read is done, off the loop thread.  0 or
+ * -ENOMEM.  NULL (tests): `history` answers `unavailable`. */
+struct rpc_history {
+        int (*read)(void *data, const struct rollup_query *q, struct rpc_later *later);
+        void *data;
+};
+
 struct rpc_env {
         struct tracker *tracker;
         const struct config *cfg;
         struct rpc_counters counters;
         struct rpc_journal journal;
         struct rpc_git git;
+        struct rpc_history history;
         struct metrics *metrics;      /* NULL (tests): no per-model series */
         uint64_t started_at;          /* unix seconds */
 };

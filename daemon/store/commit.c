@@ -17,6 +17,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "rollup.h"
 
 struct commit {
         uv_check_t check;       /* seals the open batch after each loop iteration */
@@ -46,6 +47,7 @@ struct commit {
         bool writable;
         bool closing;
         msgpack_sbuffer scratch; /* one entry's encoding */
+        struct rollup *rollup;   /* the history's rows of the open batch's changes */
 };
 
 /* ---- loading ----------------------------------------------------------- */
@@ -110,6 +112,7 @@ static int commit__load(struct commit *c, char *err, size_t errlen)
         tracker_set_max_cells(t, c->cfg->limits.domains);
         tracker_set_half_life(t, c->cfg->half_life_s);
         metrics_watch(c->env->metrics, t); /* after the replay: it is not counted again */
+        rollup_watch(c->rollup, t);        /* (and the history has it already) */
         tracker_free(old);
         return 0;
 }
@@ -150,6 +153,7 @@ static int commit__seal(struct commit *c, bool force, bool probe)
         }
         if (probe)
                 store_batch_set_probe(b);
+        store_batch_set_rollup(b, c->rollup); /* an error fails the batch */
         c->inflight = true;
         c->inflight_seq = c->open_seq;
         c->inflight_entries = c->open_entries;
@@ -211,6 +215,7 @@ static void commit__fail(struct commit *c, uint64_t seq, const char *errmsg)
         c->env->counters.commit_errors_total++;
         c->env->counters.unavailable_total += c->inflight_entries + c->open_entries;
         store_batch_free(c->open);
+        rollup_clear(c->rollup); /* the open batch's history goes with it */
         c->open = store_batch_reuse(c->store); /* NULL is handled at the next record */
         c->open_entries = 0;
         c->open_needed = false;
@@ -357,7 +362,9 @@ int commit_open(struct commit **out, uv_loop_t *loop, struct store *store, struc
                 const struct config *cfg, char *err, size_t errlen)
 {
         struct commit *c = calloc(1, sizeof(*c));
-        if (!c || !(c->open = store_batch_new())) {
+        if (!c || !(c->open = store_batch_new()) || !(c->rollup = rollup_new())) {
+                if (c)
+                        store_batch_free(c->open);
                 free(c);
                 snprintf(err, errlen, "out of memory");
                 return -ENOMEM;
@@ -372,6 +379,7 @@ int commit_open(struct commit **out, uv_loop_t *loop, struct store *store, struc
         int r = commit__load(c, err, errlen);
         if (r < 0) {
                 store_batch_free(c->open);
+                rollup_free(c->rollup);
                 msgpack_sbuffer_destroy(&c->scratch);
                 free(c);
                 return r;
@@ -411,6 +419,7 @@ static void commit__on_close(uv_handle_t *h)
         struct commit *c = h->data;
         if (--c->open_handles == 0) {
                 store_batch_free(c->open);
+                rollup_free(c->rollup);
                 msgpack_sbuffer_destroy(&c->scratch);
                 free(c);
         }

@@ -47,6 +47,11 @@ size_t store_batch_entries(const struct store_batch *b);
  * follows.  prune_before (unix seconds, 0: never) also deletes a slice of
  * journal rows older than that which the snapshot already covers. */
 void store_batch_set_snapshot(struct store_batch *b, uint64_t prune_before);
+/* The history's rows of the changes in this batch, committed in its
+ * transaction: b takes r's rows and r is left empty.  0 or -ENOMEM (the
+ * batch is then incomplete). */
+struct rollup;
+int store_batch_set_rollup(struct store_batch *b, struct rollup *r);
 /* Write something even when the batch is empty (a probe of the disk). */
 void store_batch_set_probe(struct store_batch *b);
 /* After the commit: how many journal rows were pruned. */
