@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "proto.h"
 
@@ -615,8 +617,22 @@ static void hr__job_free(struct hr_job *j)
         free(j);
 }
 
+/* A read is bulk work beside the loop's short requests: the pool's
+ * threads run it at a lower priority, so that on a busy machine the
+ * scheduler prefers the loop (and other clients' replies) to it.  Only
+ * `history` uses libuv's pool in outcomed. */
+#define HISTORY_READ_NICE 10
+
 static void hr__work(uv_work_t *w)
 {
+        static _Thread_local bool niced;
+        if (!niced) {
+                niced = true;
+                errno = 0;
+                int cur = getpriority(PRIO_PROCESS, (id_t)gettid());
+                if (errno == 0 && cur < HISTORY_READ_NICE)
+                        setpriority(PRIO_PROCESS, (id_t)gettid(), HISTORY_READ_NICE);
+        }
         struct hr_job *j = w->data;
         sqlite3 *db = NULL;
         int rc = sqlite3_open_v2(j->path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
