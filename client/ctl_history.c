@@ -1,0 +1,241 @@
+/* ctl_history.c - outcomectl history: what the daemon's series did over
+ * time (the `history` method), a table of buckets per (model, task) or
+ * per domain, or the reply as JSON.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ctl.h"
+
+/* N with an optional unit s, m, h, d (seconds when none). */
+static int parse_duration(struct ctl *ctl, const char *opt, const char *s, uint64_t *out)
+{
+        char *end;
+        unsigned long long v = strtoull(s, &end, 10);
+        uint64_t unit = 1;
+        if (end != s && s[0] != '-' && end[0] && !end[1]) {
+                switch (*end) {
+                case 's': unit = 1; break;
+                case 'm': unit = 60; break;
+                case 'h': unit = 3600; break;
+                case 'd': unit = 86400; break;
+                default: unit = 0; break;
+                }
+                end++;
+        }
+        if (end == s || s[0] == '-' || *end || !unit || v > UINT64_MAX / 86400 / unit) {
+                ctl_usage(ctl, "%s: '%s' is not a duration (N, Ns, Nm, Nh or Nd)", opt, s);
+                return -1;
+        }
+        *out = (uint64_t)v * unit;
+        return 0;
+}
+
+/* A time: @UNIX (unix seconds), or a duration before now. */
+static int parse_when(struct ctl *ctl, const char *opt, const char *s, uint64_t now, uint64_t *out)
+{
+        if (s[0] == '@') {
+                char *end;
+                unsigned long long v = strtoull(s + 1, &end, 10);
+                if (end == s + 1 || *end || s[1] == '-') {
+                        ctl_usage(ctl, "%s: '%s' is not @UNIX_SECONDS", opt, s);
+                        return -1;
+                }
+                *out = v;
+                return 0;
+        }
+        uint64_t ago;
+        if (parse_duration(ctl, opt, s, &ago) < 0)
+                return -1;
+        *out = ago > now ? 0 : now - ago;
+        return 0;
+}
+
+static const msgpack_object *col(const msgpack_object *series, const char *key, uint32_t i)
+{
+        static const msgpack_object nil = { .type = MSGPACK_OBJECT_NIL };
+        const msgpack_object *a = ctl_get(series, key);
+        if (!a || a->type != MSGPACK_OBJECT_ARRAY || i >= a->via.array.size)
+                return &nil;
+        return &a->via.array.ptr[i];
+}
+
+static void print_series(const msgpack_object *s)
+{
+        size_t ml = 0, tl = 0, dl = 0;
+        const char *model = ctl_get_str(s, "model", &ml), *task = ctl_get_str(s, "task", &tl);
+        const char *domain = ctl_get_str(s, "domain", &dl);
+        ctl_put_text(model ? model : "-", model ? ml : 1, 0);
+        fputs("  ", stdout);
+        ctl_put_text(task ? task : "-", task ? tl : 1, 0);
+        if (domain) {
+                fputs("  domain ", stdout);
+                ctl_put_text(domain, dl, 0);
+        }
+        putchar('\n');
+        printf("%-19s %6s %5s %5s %6s %7s %5s %-17s %7s %7s %8s %8s %9s\n", "TIME", "CALLS", "OK",
+               "FAIL", "JUDGED", "QUALITY", "EMA", "POSTERIOR", "P50ms", "P95ms", "IN_TOK",
+               "OUT_TOK", "COST");
+        const msgpack_object *t = ctl_get(s, "t");
+        uint32_t n = t && t->type == MSGPACK_OBJECT_ARRAY ? t->via.array.size : 0;
+        for (uint32_t i = 0; i < n; i++) {
+                char when[32], calls[24], ok[24], fail[24], judged[24], q[24], ema[24], mean[24],
+                        lo[24], hi[24], p50[24], p95[24], in[24], out[24], cost[32], post[96];
+                ctl_fmt_time(when, sizeof(when), col(s, "t", i));
+                ctl_fmt_num(calls, sizeof(calls), col(s, "calls", i), 0, false);
+                ctl_fmt_num(ok, sizeof(ok), col(s, "successes", i), 0, false);
+                ctl_fmt_num(fail, sizeof(fail), col(s, "failures", i), 0, false);
+                ctl_fmt_num(judged, sizeof(judged), col(s, "judged", i), 0, false);
+                ctl_fmt_num(q, sizeof(q), col(s, "quality", i), 3, false);
+                ctl_fmt_num(ema, sizeof(ema), col(s, "ema", i), 3, false);
+                ctl_fmt_num(mean, sizeof(mean), col(s, "posterior_mean", i), 2, false);
+                ctl_fmt_num(lo, sizeof(lo), col(s, "posterior_lo", i), 2, false);
+                ctl_fmt_num(hi, sizeof(hi), col(s, "posterior_hi", i), 2, false);
+                ctl_fmt_num(p50, sizeof(p50), col(s, "latency_p50_ms", i), 0, false);
+                ctl_fmt_num(p95, sizeof(p95), col(s, "latency_p95_ms", i), 0, false);
+                ctl_fmt_num(in, sizeof(in), col(s, "input_tokens", i), 0, false);
+                ctl_fmt_num(out, sizeof(out), col(s, "output_tokens", i), 0, false);
+                ctl_fmt_num(cost, sizeof(cost), col(s, "cost", i), 4, true);
+                if (strcmp(mean, "-") == 0)
+                        snprintf(post, sizeof(post), "-");
+                else
+                        snprintf(post, sizeof(post), "%s [%s,%s]", mean, lo, hi);
+                printf("%-19s %6s %5s %5s %6s %7s %5s %-17s %7s %7s %8s %8s %9s\n", when, calls,
+                       ok, fail, judged, q, ema, post, p50, p95, in, out, cost);
+        }
+}
+
+static int run_history(struct ctl *ctl, int argc, char **argv)
+{
+        enum {
+                OPT_MODEL = CTL_OPT_OWN,
+                OPT_TASK,
+                OPT_DOMAIN,
+                OPT_SINCE,
+                OPT_UNTIL,
+                OPT_BUCKET,
+        };
+        static const struct option opts[] = {
+                CTL_COMMON_OPTIONS,
+                { "model", required_argument, NULL, OPT_MODEL },
+                { "task", required_argument, NULL, OPT_TASK },
+                { "domain", required_argument, NULL, OPT_DOMAIN },
+                { "since", required_argument, NULL, OPT_SINCE },
+                { "until", required_argument, NULL, OPT_UNTIL },
+                { "bucket", required_argument, NULL, OPT_BUCKET },
+                { NULL, 0, NULL, 0 },
+        };
+        const char *model = NULL, *task = NULL, *domain = NULL, *since_s = NULL, *until_s = NULL;
+        uint64_t since = 0, until = 0, bucket = 0, now = (uint64_t)time(NULL);
+        bool have_bucket = false;
+        int opt, status;
+
+        while ((opt = ctl_getopt(ctl, argc, argv, opts, &status)) != -1) {
+                if (opt == CTL_GETOPT_STOP)
+                        return status;
+                switch (opt) {
+                case OPT_MODEL: model = optarg; break;
+                case OPT_TASK: task = optarg; break;
+                case OPT_DOMAIN: domain = optarg; break;
+                case OPT_SINCE: since_s = optarg; break;
+                case OPT_UNTIL: until_s = optarg; break;
+                case OPT_BUCKET:
+                        if (parse_duration(ctl, "--bucket", optarg, &bucket) < 0)
+                                return CTL_EXIT_USAGE;
+                        have_bucket = true;
+                        break;
+                }
+        }
+        if (ctl_positionals(ctl, argc, argv, 0, "") < 0)
+                return CTL_EXIT_USAGE;
+        if ((since_s && parse_when(ctl, "--since", since_s, now, &since) < 0) ||
+            (until_s && parse_when(ctl, "--until", until_s, now, &until) < 0))
+                return CTL_EXIT_USAGE;
+        if (have_bucket && (bucket < 60 || bucket % 60))
+                return ctl_usage(ctl, "--bucket: a whole number of minutes (60s or more)");
+
+        msgpack_packer *pk = ctl_begin(ctl, "history");
+        if (!pk)
+                return CTL_EXIT_CONNECT;
+        size_t n = !!model + !!task + !!domain + !!since_s + !!until_s + have_bucket;
+        msgpack_pack_array(pk, 1);
+        msgpack_pack_map(pk, n);
+        if (model)
+                ctl_pack_str(pk, "model", model);
+        if (task)
+                ctl_pack_str(pk, "task", task);
+        if (domain)
+                ctl_pack_str(pk, "domain", domain);
+        const struct {
+                bool set;
+                const char *key;
+                uint64_t v;
+        } nums[] = { { since_s, "since", since }, { until_s, "until", until },
+                     { have_bucket, "bucket_s", bucket } };
+        for (size_t i = 0; i < 3; i++) {
+                if (nums[i].set) {
+                        ctl_pack_key(pk, nums[i].key);
+                        msgpack_pack_uint64(pk, nums[i].v);
+                }
+        }
+        struct oc_reply reply = { 0 };
+        status = ctl_call(ctl, &reply);
+        if (status != CTL_EXIT_OK)
+                return status;
+        const msgpack_object *series = ctl_get(reply.result, "series");
+        if (ctl->json || !series || series->type != MSGPACK_OBJECT_ARRAY) {
+                status = ctl_print_json(reply.result);
+        } else if (series->via.array.size == 0) {
+                printf("no activity in that time\n");
+        } else {
+                for (uint32_t i = 0; i < series->via.array.size; i++) {
+                        if (i)
+                                putchar('\n');
+                        print_series(&series->via.array.ptr[i]);
+                }
+        }
+        oc_reply_destroy(&reply);
+        return status;
+}
+
+const struct ctl_command ctl_cmd_history = {
+        .name = "history",
+        .run = run_history,
+        .summary = "show what each model did over time, bucket by bucket",
+        .help =
+        "Usage: outcomectl history [--model MODEL] [--task TASK] [--domain DOMAIN]\n"
+        "                          [--since WHEN] [--until WHEN] [--bucket DURATION]\n"
+        "\n"
+        "Print the daemon's history: for each model and task (or each model and task\n"
+        "of one domain), one line per bucket of time that had any activity: calls,\n"
+        "successes (OK), failures, judged outcomes, their mean quality, the EMA and\n"
+        "the posterior's mean and 95% interval at the bucket's end, latency p50 and p95\n"
+        "(from hourly sketches), tokens, and the cost at the configured prices.  Times\n"
+        "are local.  The daemon keeps [store] history_days of it (default 30).\n"
+        "\n"
+        "Options:\n"
+        "  --model MODEL     one model's series only\n"
+        "  --task TASK       one task's (generate, embed, classify, code, reasoning)\n"
+        "  --domain DOMAIN   that domain's series (kept per day) instead of the tasks'\n"
+        "  --since WHEN      from this time (default: 7 days before --until), rounded\n"
+        "                    down to its bucket's start; WHEN is a duration before now\n"
+        "                    (90s, 30m, 12h, 7d) or @UNIX_SECONDS\n"
+        "  --until WHEN      buckets that start before this time (default: now)\n"
+        "  --bucket DURATION the width of a bucket: a whole number of minutes, at most\n"
+        "                    31d (default 1h)\n"
+        "  -s, --socket PATH, -j, --json, --timeout SECS, -h, --help\n"
+        "                    as in 'outcomectl --help'; --json prints the reply: for\n"
+        "                    each series a column per figure (see protocol/README.md)\n"
+        "\n"
+        "At most 10,000 points (buckets over all series) come in one answer; past that\n"
+        "the daemon says how many there would be: narrow --since/--until, or widen\n"
+        "--bucket.\n"
+        "\n"
+        "Examples:\n"
+        "  outcomectl history --model claude-sonnet --task code --since 2d\n"
+        "  outcomectl history --bucket 1d --since 30d\n"
+        "  outcomectl history --domain rust --bucket 1d --json | jq '.series[].calls'\n",
+};
