@@ -49,7 +49,7 @@ struct config {
         uint32_t flush_interval_ms;    /* relaxed: how often to commit */
         int durability;                /* enum config_durability */
         uint32_t snapshot_interval_ms; /* how often changed rows are written */
-        uint32_t history_days;         /* journal rows kept after a snapshot */
+        uint32_t history_days;         /* journal rows kept after a snapshot, and `history` */
         uint32_t debug_commit_delay_ms;
         uint64_t ttl_s[5];             /* per task (tracker order); 0: never */
         uint32_t expiry_interval_s;

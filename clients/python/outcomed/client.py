@@ -462,6 +462,27 @@ class Client:
         result: dict[str, Any] | None = self._request("stats", {})
         return result
 
+    def history(self, model: str | None = None, task: str | None = None, *,
+                domain: str | None = None, since: int | None = None, until: int | None = None,
+                bucket_s: int | None = None) -> dict[str, Any] | None:
+        """What each (model, task) series did over time, bucket by bucket
+        (or each (model, task, domain) series with ``domain``).  ``since``
+        and ``until`` are unix seconds (default: the 7 days before now),
+        ``bucket_s`` a multiple of 60 (default 3600).
+
+        Returns ``{"bucket_s", "since", "until", "points", "series"}``, each
+        series a dict of equal-length columns (``t``, ``calls``,
+        ``successes``, ``failures``, ``judged``, ``quality``, ``ema``,
+        ``posterior_mean``, ``posterior_lo``, ``posterior_hi``,
+        ``latency_p50_ms``, ``latency_p95_ms``, ``input_tokens``,
+        ``output_tokens``, ``cost``); see the protocol's ``history``.
+        More than 10,000 points is :class:`~outcomed.BadRequest`.
+        """
+        result: dict[str, Any] | None = self._request(
+            "history", _args(model=model, task=task, domain=domain, since=since, until=until,
+                             bucket_s=bucket_s))
+        return result
+
     def forget(self, model: str, task: str | None = None,
                domain: str | None = None) -> bool | None:
         """Remove a model's profile (and its domain cells), or with ``task``

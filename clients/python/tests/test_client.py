@@ -96,6 +96,21 @@ class MethodsTest(ClientTestCase):
         self.assertAlmostEqual(prof["ema_quality"], 0.5 * 0.8 + 0.9 * 0.2)
         self.assertEqual(prof["tasks"]["code"]["calls"], 1)
 
+    def test_history(self):
+        t = self.c.start("m1", "code")
+        self.c.complete(t, 200, 10, 20)
+        self.c.outcome(t, "accepted", 0.9)
+        h = self.c.history("m1", bucket_s=86400)
+        self.assertEqual((h["bucket_s"], h["points"]), (86400, 1))
+        [s] = h["series"]
+        self.assertEqual((s["model"], s["task"], s["calls"], s["successes"], s["judged"]),
+                         ("m1", "code", [1], [1], [1]))
+        self.assertAlmostEqual(s["quality"][0], 0.9)
+        self.assertEqual(self.c.history(task="embed")["series"], [])
+        with self.assertRaises(outcomed.BadRequest) as e:
+            self.c.history(bucket_s=61)
+        self.assertIn("bucket_s", str(e.exception))
+
     def test_float_latency_and_output(self):
         t = self.c.start("m1", "generate")
         self.c.complete(t, 12.5, output="some text")
