@@ -303,7 +303,7 @@ int main(int argc, char **argv)
                         cstr += chunk(tr->id) + chunk(tr->model) + chunk(tr->reason);
         }
         size_t buckets = 64;
-        while (buckets < n) /* tracker__table_put doubles at count >= nbuckets */
+        while (buckets < n) /* strtab_put doubles at count >= nbuckets */
                 buckets *= 2;
         printf("P_sizeof_trace=%zu P_sizeof_profile=%zu P_inline=%d P_chunks_trace=%zu "
                "P_chunks_str=%zu\n", sizeof(struct tracker_trace), sizeof(struct tracker_profile),
@@ -315,7 +315,7 @@ int main(int argc, char **argv)
 C
 PROBE=1
 cc -O2 -std=c11 -D_GNU_SOURCE -I"$ROOT/daemon" -I"$ROOT/daemon/core" -o "$TMP/probe" "$TMP/probe.c" \
-        "$ROOT/daemon/core/tracker.c" "$ROOT/daemon/core/siphash.c" -lm 2>"$TMP/probe.err" || {
+        "$ROOT/daemon/core/tracker.c" "$ROOT/daemon/core/strtab.c" "$ROOT/daemon/core/siphash.c" -lm 2>"$TMP/probe.err" || {
         say "warning: cannot build the probe (the figures go without it): $(head -3 "$TMP/probe.err")"
         PROBE=0
 }

@@ -1,7 +1,8 @@
 /* tracker.c - the pure core: profiles, pending traces and the seed's rules.
  *
- * State is chained hash tables (profiles by model id, pending traces by
- * trace id, domain cells by (model, task, domain)), a doubly linked list of
+ * State is hash tables (profiles by model id and pending traces by trace
+ * id in strtab.h's tables; domain cells by (model, task, domain) in a
+ * chained table of their own), a doubly linked list of
  * pending traces in start order, and the change lists the store drains
  * (tracker_collect).  The numbers follow the in-process Rust tracker
  * outcomed grew out of (the "seed") exactly, with the contract's fixes: a
@@ -10,6 +11,7 @@
  */
 #include "tracker.h"
 #include "siphash.h"
+#include "strtab.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -69,16 +71,6 @@ bool tracker_kind_needs_confidence(enum tracker_kind kind)
         return kind == KIND_ACCEPTED || kind == KIND_ACCEPTED_WITH_EDITS || kind == KIND_REJECTED;
 }
 
-/* ---- string-keyed hash tables ------------------------------------------ */
-
-struct tracker__table {
-        void **buckets;
-        size_t nbuckets; /* a power of two */
-        size_t count;
-        size_t key_off;  /* offsetof(the char * key) */
-        size_t next_off; /* offsetof(the hnext pointer) */
-};
-
 struct tracker__deleted {
         struct tracker__deleted *next;
         char id[];
@@ -92,8 +84,8 @@ struct tracker__gone_cell {
 };
 
 struct tracker {
-        struct tracker__table profiles;
-        struct tracker__table traces;
+        struct strtab profiles; /* by model id */
+        struct strtab traces;   /* pending, by trace id */
         struct tracker_trace *head, *tail; /* pending, in start order */
         struct tracker_trace *task_head[TASK__COUNT], *task_tail[TASK__COUNT];
         struct tracker_profile *dirty_profiles;
@@ -121,89 +113,6 @@ struct tracker {
         struct tracker_observer observer; /* hooks unset: none */
 };
 
-/* Keys come from clients: keyed SipHash, so that they cannot choose ids
- * that share a chain (siphash.h). */
-static uint64_t tracker__hash(const char *s)
-{
-        return siphash_str(s);
-}
-
-#define T_KEY(tb, e) (*(char **)((char *)(e) + (tb)->key_off))
-#define T_NEXT(tb, e) (*(void **)((char *)(e) + (tb)->next_off))
-
-static int tracker__table_init(struct tracker__table *tb, size_t key_off, size_t next_off)
-{
-        tb->nbuckets = 64;
-        tb->buckets = calloc(tb->nbuckets, sizeof(void *));
-        tb->count = 0;
-        tb->key_off = key_off;
-        tb->next_off = next_off;
-        return tb->buckets ? 0 : -ENOMEM;
-}
-
-static void *tracker__table_get(const struct tracker__table *tb, const char *key)
-{
-        void *e = tb->buckets[tracker__hash(key) & (tb->nbuckets - 1)];
-        for (; e; e = T_NEXT(tb, e))
-                if (strcmp(T_KEY(tb, e), key) == 0)
-                        return e;
-        return NULL;
-}
-
-static void tracker__table_grow(struct tracker__table *tb)
-{
-        size_t n = tb->nbuckets * 2;
-        void **b = calloc(n, sizeof(void *));
-        if (!b)
-                return; /* keep the longer chains: still correct */
-        for (size_t i = 0; i < tb->nbuckets; i++) {
-                void *e = tb->buckets[i];
-                while (e) {
-                        void *next = T_NEXT(tb, e);
-                        size_t j = tracker__hash(T_KEY(tb, e)) & (n - 1);
-                        T_NEXT(tb, e) = b[j];
-                        b[j] = e;
-                        e = next;
-                }
-        }
-        free(tb->buckets);
-        tb->buckets = b;
-        tb->nbuckets = n;
-}
-
-/* Grow the table to hold n entries without growing again. */
-static void tracker__table_reserve(struct tracker__table *tb, size_t n)
-{
-        while (tb->nbuckets < n && tb->nbuckets <= SIZE_MAX / 2 / sizeof(void *)) {
-                size_t before = tb->nbuckets;
-                tracker__table_grow(tb);
-                if (tb->nbuckets == before)
-                        return; /* out of memory: it grows as entries come */
-        }
-}
-
-static void tracker__table_put(struct tracker__table *tb, void *e)
-{
-        if (tb->count >= tb->nbuckets)
-                tracker__table_grow(tb);
-        size_t i = tracker__hash(T_KEY(tb, e)) & (tb->nbuckets - 1);
-        T_NEXT(tb, e) = tb->buckets[i];
-        tb->buckets[i] = e;
-        tb->count++;
-}
-
-static void tracker__table_del(struct tracker__table *tb, void *e)
-{
-        void **p = &tb->buckets[tracker__hash(T_KEY(tb, e)) & (tb->nbuckets - 1)];
-        for (; *p; p = &T_NEXT(tb, *p)) {
-                if (*p == e) {
-                        *p = T_NEXT(tb, e);
-                        tb->count--;
-                        return;
-                }
-        }
-}
-
 /* ---- life cycle -------------------------------------------------------- */
 
 struct tracker *tracker_new(const struct tracker_options *opts)
@@ -219,9 +128,9 @@ struct tracker *tracker_new(const struct tracker_options *opts)
         }
         t->id_prefix = strdup(prefix);
         if (!t->id_prefix ||
-            tracker__table_init(&t->profiles, offsetof(struct tracker_profile, model),
+            strtab_init(&t->profiles, offsetof(struct tracker_profile, model),
                                 offsetof(struct tracker_profile, hnext)) < 0 ||
-            tracker__table_init(&t->traces, offsetof(struct tracker_trace, id),
+            strtab_init(&t->traces, offsetof(struct tracker_trace, id),
                                 offsetof(struct tracker_trace, hnext)) < 0) {
                 tracker_free(t);
                 return NULL;
@@ -372,18 +281,15 @@ void tracker_free(struct tracker *t)
 {
         if (!t)
                 return;
-        for (size_t i = 0; t->profiles.buckets && i < t->profiles.nbuckets; i++) {
-                struct tracker_profile *p = t->profiles.buckets[i];
-                while (p) {
-                        struct tracker_profile *next = p->hnext;
-                        for (struct tracker_cell *c = p->cells, *cn; c; c = cn) {
-                                cn = c->pnext;
-                                free(c);
-                        }
-                        free(p->model);
-                        free(p);
-                        p = next;
+        size_t i;
+        for (struct tracker_profile *p = strtab_first(&t->profiles, &i), *next; p; p = next) {
+                next = strtab_next(&t->profiles, p, &i);
+                for (struct tracker_cell *c = p->cells, *cn; c; c = cn) {
+                        cn = c->pnext;
+                        free(c);
                 }
+                free(p->model);
+                free(p);
         }
         while (t->gone_cells) {
                 struct tracker__gone_cell *g = t->gone_cells;
@@ -407,8 +313,8 @@ void tracker_free(struct tracker *t)
                 t->deleted_profiles = d->next;
                 free(d);
         }
-        free(t->profiles.buckets);
-        free(t->traces.buckets);
+        strtab_free(&t->profiles);
+        strtab_free(&t->traces);
         free(t->id_prefix);
         free(t->last_id);
         free(t);
@@ -450,13 +356,14 @@ static void tracker__touch_trace(struct tracker *t, struct tracker_trace *tr)
 
 void tracker_mark_all_changed(struct tracker *t)
 {
-        for (size_t i = 0; i < t->profiles.nbuckets; i++)
-                for (struct tracker_profile *p = t->profiles.buckets[i]; p; p = p->hnext)
-                        if (!p->dirty) {
-                                p->dirty = true;
-                                p->dirty_next = t->dirty_profiles;
-                                t->dirty_profiles = p;
-                        }
+        size_t pi;
+        for (struct tracker_profile *p = strtab_first(&t->profiles, &pi); p;
+             p = strtab_next(&t->profiles, p, &pi))
+                if (!p->dirty) {
+                        p->dirty = true;
+                        p->dirty_next = t->dirty_profiles;
+                        t->dirty_profiles = p;
+                }
         for (struct tracker_trace *tr = t->head; tr; tr = tr->next)
                 tracker__touch_trace(t, tr);
         for (size_t i = 0; i < t->cell_nbuckets; i++)
@@ -540,7 +447,7 @@ static struct tracker_profile *tracker__profile_new(struct tracker *t, const cha
                 return NULL;
         }
         p->ema_quality = TRACKER_PRIOR;
-        tracker__table_put(&t->profiles, p);
+        strtab_put(&t->profiles, p);
         return p;
 }
 
@@ -548,7 +455,7 @@ static struct tracker_profile *tracker__profile_new(struct tracker *t, const cha
  * Callers check the model limit before changing anything. */
 static struct tracker_profile *tracker__profile_entry(struct tracker *t, const char *model)
 {
-        struct tracker_profile *p = tracker__table_get(&t->profiles, model);
+        struct tracker_profile *p = strtab_get(&t->profiles, model);
         return p ? p : tracker__profile_new(t, model);
 }
 
@@ -557,7 +464,7 @@ static struct tracker_profile *tracker__profile_entry(struct tracker *t, const c
 static int tracker__profile_reserve(struct tracker *t, const char *model,
                                     struct tracker_profile **out)
 {
-        struct tracker_profile *p = tracker__table_get(&t->profiles, model);
+        struct tracker_profile *p = strtab_get(&t->profiles, model);
         if (!p) {
                 if (t->max_models && t->profiles.count >= t->max_models)
                         return -ENOSPC;
@@ -583,7 +490,7 @@ static struct tracker_task_stats *tracker__task_entry(struct tracker_profile *p,
 
 const struct tracker_profile *tracker_profile_get(const struct tracker *t, const char *model)
 {
-        return tracker__table_get(&t->profiles, model);
+        return strtab_get(&t->profiles, model);
 }
 
 static int tracker__cmp_profiles(const void *a, const void *b)
@@ -599,9 +506,10 @@ long tracker_profiles_sorted(const struct tracker *t, const struct tracker_profi
         const struct tracker_profile **v = malloc((n ? n : 1) * sizeof(*v));
         if (!v)
                 return -ENOMEM;
-        for (size_t i = 0; i < t->profiles.nbuckets; i++)
-                for (struct tracker_profile *p = t->profiles.buckets[i]; p; p = p->hnext)
-                        v[k++] = p;
+        size_t i;
+        for (struct tracker_profile *p = strtab_first(&t->profiles, &i); p;
+             p = strtab_next(&t->profiles, p, &i))
+                v[k++] = p;
         qsort(v, n, sizeof(*v), tracker__cmp_profiles);
         *out = v;
         return (long)n;
@@ -751,12 +659,13 @@ size_t tracker_set_degrade_threshold(struct tracker *t, uint64_t threshold)
         if (threshold == t->degrade_threshold)
                 return 0;
         t->degrade_threshold = threshold;
-        for (size_t i = 0; i < t->profiles.nbuckets; i++)
-                for (struct tracker_profile *p = t->profiles.buckets[i]; p; p = p->hnext)
-                        if (tracker__degraded_note(t, p, p->updated_at)) {
-                                tracker__mark_profile(t, p);
-                                changed++;
-                        }
+        size_t i;
+        for (struct tracker_profile *p = strtab_first(&t->profiles, &i); p;
+             p = strtab_next(&t->profiles, p, &i))
+                if (tracker__degraded_note(t, p, p->updated_at)) {
+                        tracker__mark_profile(t, p);
+                        changed++;
+                }
         return changed;
 }
 
@@ -776,7 +685,7 @@ static void tracker__cells_clear(struct tracker *t, struct tracker_profile *p, b
 
 const struct tracker_trace *tracker_trace_get(const struct tracker *t, const char *id)
 {
-        return tracker__table_get(&t->traces, id);
+        return strtab_get(&t->traces, id);
 }
 
 const struct tracker_trace *tracker_pending_first(const struct tracker *t)
@@ -791,7 +700,7 @@ const struct tracker_trace *tracker_pending_next(const struct tracker_trace *tr)
 
 void tracker_reserve(struct tracker *t, size_t traces)
 {
-        tracker__table_reserve(&t->traces, traces);
+        strtab_reserve(&t->traces, traces);
 }
 
 const struct tracker_trace *tracker_task_first(const struct tracker *t, enum tracker_task task)
@@ -831,7 +740,7 @@ static void tracker__link_lists(struct tracker *t, struct tracker_trace *tr)
 
 static void tracker__link(struct tracker *t, struct tracker_trace *tr)
 {
-        tracker__table_put(&t->traces, tr);
+        strtab_put(&t->traces, tr);
         tracker__link_lists(t, tr);
 }
 
@@ -853,7 +762,7 @@ static void tracker__remember(struct tracker *t, struct tracker__deleted **list,
  * The trace itself is freed by the caller, after it has read it. */
 static void tracker__unlink(struct tracker *t, struct tracker_trace *tr)
 {
-        tracker__table_del(&t->traces, tr);
+        strtab_del(&t->traces, tr);
         if (tr->prev)
                 tr->prev->next = tr->next;
         else
@@ -943,7 +852,7 @@ static bool tracker__may_touch(const struct tracker_trace *tr, uint32_t uid)
 /* Look up a pending trace the caller may change. */
 static int tracker__find(struct tracker *t, const char *id, uint32_t uid, struct tracker_trace **out)
 {
-        struct tracker_trace *tr = tracker__table_get(&t->traces, id);
+        struct tracker_trace *tr = strtab_get(&t->traces, id);
         if (!tr)
                 return -ENOENT;
         if (!tracker__may_touch(tr, uid))
@@ -980,7 +889,7 @@ int tracker_start(struct tracker *t, const struct tracker_start *s, const char *
         if ((unsigned)s->task >= TASK__COUNT || !s->model)
                 return -EINVAL;
         if (tid) {
-                struct tracker_trace *old = tracker__table_get(&t->traces, tid);
+                struct tracker_trace *old = strtab_get(&t->traces, tid);
                 if (old) {
                         if (!tracker__may_touch(old, s->uid))
                                 return -EPERM;
@@ -994,12 +903,12 @@ int tracker_start(struct tracker *t, const struct tracker_start *s, const char *
                 return -ENOSPC;
         /* A trace of a new model would create a profile once resolved. */
         if (t->max_models && t->profiles.count >= t->max_models &&
-            !tracker__table_get(&t->profiles, s->model))
+            !strtab_get(&t->profiles, s->model))
                 return -ENOSPC;
         if (!tid) {
                 do {
                         tracker__gen_id(t, gen);
-                } while (tracker__table_get(&t->traces, gen));
+                } while (strtab_get(&t->traces, gen));
                 tid = gen;
         }
 
@@ -1329,12 +1238,12 @@ int tracker_sequence(struct tracker *t, const struct tracker_action *acts, size_
         for (size_t i = 0; i < n; i++) {
                 if (!acts[i].trace_id[0])
                         continue;
-                struct tracker_trace *tr = tracker__table_get(&t->traces, acts[i].trace_id);
+                struct tracker_trace *tr = strtab_get(&t->traces, acts[i].trace_id);
                 if (!tr)
                         continue;
                 if (!tracker__may_touch(tr, uid))
                         return -EPERM;
-                if (tr->repo || tracker__table_get(&t->profiles, tr->model))
+                if (tr->repo || strtab_get(&t->profiles, tr->model))
                         continue; /* deferred (git judges it), or a known model */
                 /* Count each new model once: several traces may share one,
                  * and a trace may be named twice. */
@@ -1342,7 +1251,7 @@ int tracker_sequence(struct tracker *t, const struct tracker_action *acts, size_
                 for (size_t j = 0; j < i && !seen; j++) {
                         const struct tracker_trace *o;
                         if (acts[j].trace_id[0] &&
-                            (o = tracker__table_get(&t->traces, acts[j].trace_id)))
+                            (o = strtab_get(&t->traces, acts[j].trace_id)))
                                 seen = !o->repo && strcmp(o->model, tr->model) == 0;
                 }
                 if (!seen)
@@ -1354,7 +1263,7 @@ int tracker_sequence(struct tracker *t, const struct tracker_action *acts, size_
         for (size_t i = 0; i < n; i++) {
                 if (!acts[i].trace_id[0])
                         continue; /* no trace (e.g. a memgine-only action) */
-                struct tracker_trace *tr = tracker__table_get(&t->traces, acts[i].trace_id);
+                struct tracker_trace *tr = strtab_get(&t->traces, acts[i].trace_id);
                 if (!tr)
                         continue; /* not pending: skipped, as the seed does */
                 enum tracker_kind kind;
@@ -1398,10 +1307,10 @@ size_t tracker_expire(struct tracker *t, uint64_t now, const uint64_t ttl[TASK__
 
 int tracker_forget(struct tracker *t, const char *model)
 {
-        struct tracker_profile *p = tracker__table_get(&t->profiles, model);
+        struct tracker_profile *p = strtab_get(&t->profiles, model);
         if (!p)
                 return -ENOENT;
-        tracker__table_del(&t->profiles, p);
+        strtab_del(&t->profiles, p);
         if (p->dirty) {
                 struct tracker_profile **pp = &t->dirty_profiles;
                 while (*pp != p)
@@ -1461,7 +1370,7 @@ static double tracker__wmean(double a, uint64_t wa, double b, uint64_t wb)
 int tracker_import(struct tracker *t, const struct tracker_profile *src, bool replace,
                    uint64_t now, bool *created)
 {
-        struct tracker_profile *p = tracker__table_get(&t->profiles, src->model);
+        struct tracker_profile *p = strtab_get(&t->profiles, src->model);
         *created = p == NULL;
         if (!p) {
                 if (t->max_models && t->profiles.count >= t->max_models)
@@ -1535,8 +1444,8 @@ void tracker_set_max_cells(struct tracker *t, uint64_t max_cells)
 
 static uint64_t tracker__cell_hash(const char *model, unsigned task, const char *domain)
 {
-        uint64_t h = tracker__hash(domain);
-        h ^= tracker__hash(model) + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+        uint64_t h = siphash_str(domain);
+        h ^= siphash_str(model) + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
         return h ^ ((uint64_t)task * 0xbf58476d1ce4e5b9ull);
 }
 
@@ -1817,7 +1726,7 @@ static void tracker__cell_assign(struct tracker_cell *c, const struct tracker_ce
 int tracker_import_cell(struct tracker *t, const struct tracker_cell *src, bool replace,
                         uint64_t now, bool *created)
 {
-        struct tracker_profile *p = tracker__table_get(&t->profiles, src->model);
+        struct tracker_profile *p = strtab_get(&t->profiles, src->model);
         if (!p)
                 return -ENOENT;
         struct tracker_cell *c = tracker__cell_find(t, p->model, src->task, src->domain);
@@ -1853,7 +1762,7 @@ int tracker_load_cell(struct tracker *t, const struct tracker_cell *src)
 {
         if ((unsigned)src->task >= TASK__COUNT)
                 return -EINVAL;
-        struct tracker_profile *p = tracker__table_get(&t->profiles, src->model);
+        struct tracker_profile *p = strtab_get(&t->profiles, src->model);
         if (!p)
                 return -ENOENT;
         if (tracker__cell_find(t, p->model, src->task, src->domain))
@@ -1885,22 +1794,16 @@ int tracker_load_trace(struct tracker *t, const struct tracker_trace *src)
 {
         if (src->task >= TASK__COUNT)
                 return -EINVAL;
-        /* One hash and one walk of the chain for both the duplicate check
-         * and the insertion: a million of them at start-up. */
-        struct tracker__table *tb = &t->traces;
-        if (tb->count >= tb->nbuckets)
-                tracker__table_grow(tb);
-        void **bucket = &tb->buckets[tracker__hash(src->id) & (tb->nbuckets - 1)];
-        for (void *e = *bucket; e; e = T_NEXT(tb, e))
-                if (strcmp(T_KEY(tb, e), src->id) == 0)
-                        return -EINVAL;
         struct tracker_trace *tr = tracker__trace_copy(src, t);
         if (!tr)
                 return -ENOMEM;
         tr->stored = true;
-        tr->hnext = *bucket;
-        *bucket = tr;
-        tb->count++;
+        /* One hash and one walk of the chain for both the duplicate check
+         * and the insertion: a million of them at start-up. */
+        if (strtab_put_new(&t->traces, tr) < 0) {
+                tracker__trace_free(tr);
+                return -EINVAL;
+        }
         tracker__link_lists(t, tr);
         if (tr->seq >= t->next_seq)
                 t->next_seq = tr->seq + 1;
