@@ -315,7 +315,7 @@ int main(int argc, char **argv)
 C
 PROBE=1
 cc -O2 -std=c11 -D_GNU_SOURCE -I"$ROOT/daemon" -I"$ROOT/daemon/core" -o "$TMP/probe" "$TMP/probe.c" \
-        "$ROOT/daemon/core/tracker.c" "$ROOT/daemon/core/strtab.c" "$ROOT/daemon/core/siphash.c" -lm 2>"$TMP/probe.err" || {
+        "$ROOT/daemon/core/tracker.c" "$ROOT/daemon/core/strtab.c" "$ROOT/daemon/core/slab.c" "$ROOT/daemon/core/siphash.c" -lm 2>"$TMP/probe.err" || {
         say "warning: cannot build the probe (the figures go without it): $(head -3 "$TMP/probe.err")"
         PROBE=0
 }

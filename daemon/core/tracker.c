@@ -11,6 +11,7 @@
  */
 #include "tracker.h"
 #include "siphash.h"
+#include "slab.h"
 #include "strtab.h"
 
 #include <errno.h>
@@ -19,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 static const char *const task_names[TASK__COUNT] = {
         "generate", "embed", "classify", "code", "reasoning",
@@ -92,7 +92,7 @@ struct tracker {
         struct tracker_trace *dirty_traces;
         struct tracker__deleted *deleted;
         struct tracker__deleted *deleted_profiles;
-        struct tracker__block *block; /* loaded traces: the block being filled */
+        struct slab slab; /* loaded traces */
         struct tracker_cell **cells;  /* domain cells: a chained table of its own */
         size_t cell_nbuckets;         /* a power of two */
         size_t ncells;
@@ -153,106 +153,6 @@ void tracker_set_limits(struct tracker *t, uint64_t max_models, uint64_t max_pen
         t->max_pending = max_pending;
 }
 
-/* ---- blocks of loaded traces --------------------------------------------
- *
- * The traces loaded at start-up (tracker_load_trace) are carved from
- * blocks of TRACKER_BLOCK bytes, aligned to their size, asked for in huge
- * pages and populated in one call: a million pending traces are a quarter
- * GiB, and faulting that in 4 KiB at a time was a third of the start-up.
- * A block's slots are not reused; the block is given back when its last
- * trace is freed (traces load oldest first and mostly leave in that
- * order).  The block being filled stays until the next one is started or
- * the tracker is freed. */
-
-/* Under AddressSanitizer a freed slot is poisoned (and the block
- * unpoisoned before it is unmapped), so that a use after free of a loaded
- * trace is caught as with malloc. */
-#if defined(__SANITIZE_ADDRESS__)
-#define TRACKER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define TRACKER_ASAN 1
-#endif
-#endif
-#ifdef TRACKER_ASAN
-#include <sanitizer/asan_interface.h>
-#define TRACKER_POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
-#define TRACKER_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
-#else
-#define TRACKER_POISON(p, n) ((void)(p), (void)(n))
-#define TRACKER_UNPOISON(p, n) ((void)(p), (void)(n))
-#endif
-
-#define TRACKER_BLOCK ((size_t)2 << 20)
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
-#endif
-
-struct tracker__block {
-        size_t used; /* bytes handed out, this header's included */
-        size_t live; /* traces in it not yet freed */
-        bool open;   /* the one being filled */
-};
-
-#define TRACKER_BLOCK_HEAD ((sizeof(struct tracker__block) + 15) & ~(size_t)15)
-
-static struct tracker__block *tracker__block_new(void)
-{
-        /* Twice the size, then the unaligned ends are unmapped. */
-        char *p = mmap(NULL, 2 * TRACKER_BLOCK, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (p == MAP_FAILED)
-                return NULL;
-        char *b = (char *)(((uintptr_t)p + TRACKER_BLOCK - 1) & ~(uintptr_t)(TRACKER_BLOCK - 1));
-        if (b > p)
-                munmap(p, (size_t)(b - p));
-        if (b + TRACKER_BLOCK < p + 2 * TRACKER_BLOCK)
-                munmap(b + TRACKER_BLOCK, (size_t)(p + 2 * TRACKER_BLOCK - (b + TRACKER_BLOCK)));
-        (void)madvise(b, TRACKER_BLOCK, MADV_HUGEPAGE);       /* where THP is "madvise" */
-        (void)madvise(b, TRACKER_BLOCK, MADV_POPULATE_WRITE); /* one call, not 512 faults */
-        struct tracker__block *blk = (struct tracker__block *)b;
-        blk->used = TRACKER_BLOCK_HEAD;
-        blk->live = 0;
-        blk->open = true;
-        return blk;
-}
-
-static void tracker__block_unmap(struct tracker__block *b)
-{
-        TRACKER_UNPOISON(b, TRACKER_BLOCK);
-        munmap(b, TRACKER_BLOCK);
-}
-
-/* A slot's size: the trace and its three strings, rounded up to 16. */
-static size_t tracker__slot_size(size_t size)
-{
-        return (size + 15) & ~(size_t)15;
-}
-
-/* size bytes for a loaded trace, or NULL (then it is malloc'ed). */
-static void *tracker__block_alloc(struct tracker *t, size_t size)
-{
-        size = tracker__slot_size(size);
-        if (size > TRACKER_BLOCK - TRACKER_BLOCK_HEAD)
-                return NULL;
-        struct tracker__block *b = t->block;
-        if (!b || b->used + size > TRACKER_BLOCK) {
-                struct tracker__block *nb = tracker__block_new();
-                if (!nb)
-                        return NULL;
-                if (b) {
-                        b->open = false;
-                        if (b->live == 0)
-                                tracker__block_unmap(b);
-                }
-                t->block = b = nb;
-        }
-        void *r = (char *)b + b->used;
-        b->used += size;
-        b->live++;
-        return r;
-}
-
 static void tracker__trace_free(struct tracker_trace *tr)
 {
         if (!tr)
@@ -263,18 +163,12 @@ static void tracker__trace_free(struct tracker_trace *tr)
         free(tr->repo); /* id, model, reason and domain live in tr's own block */
         free(tr->output);
         free(tr->base);
-        if (tr->in_block) {
-                struct tracker__block *b =
-                        (struct tracker__block *)((uintptr_t)tr & ~(uintptr_t)(TRACKER_BLOCK - 1));
-                size_t size = tracker__slot_size(sizeof(*tr) + strlen(tr->id) + 1 +
-                                                 strlen(tr->model) + 1 + strlen(tr->reason) + 1 +
-                                                 (tr->domain ? strlen(tr->domain) + 1 : 0));
-                TRACKER_POISON(tr, size);
-                if (--b->live == 0 && !b->open)
-                        tracker__block_unmap(b);
-        } else {
+        if (tr->in_block)
+                slab_free(tr, sizeof(*tr) + strlen(tr->id) + 1 + strlen(tr->model) + 1 +
+                                      strlen(tr->reason) + 1 +
+                                      (tr->domain ? strlen(tr->domain) + 1 : 0));
+        else
                 free(tr);
-        }
 }
 
 void tracker_free(struct tracker *t)
@@ -301,8 +195,7 @@ void tracker_free(struct tracker *t)
                 next = tr->next;
                 tracker__trace_free(tr);
         }
-        if (t->block)
-                tracker__block_unmap(t->block); /* its traces are gone */
+        slab_release(&t->slab); /* its traces are gone */
         while (t->deleted) {
                 struct tracker__deleted *d = t->deleted;
                 t->deleted = d->next;
@@ -793,17 +686,17 @@ static void tracker__unlink(struct tracker *t, struct tracker_trace *tr)
  * and reason, which every trace has and which never change, are stored
  * right after the struct, in the same allocation: one malloc a trace
  * instead of four, and no malloc header and rounding for each string (a
- * million pending traces are loaded at start-up).  With `blocks`, from
- * the tracker's blocks of loaded traces. */
+ * million pending traces are loaded at start-up).  With `slab`, from
+ * the tracker's blocks of loaded traces (slab.h). */
 static struct tracker_trace *tracker__trace_copy(const struct tracker_trace *src,
-                                                 struct tracker *blocks)
+                                                 struct slab *slab)
 {
         const char *reason = src->reason ? src->reason : "";
         size_t lid = strlen(src->id) + 1, lmodel = strlen(src->model) + 1;
         size_t lreason = strlen(reason) + 1;
         size_t ldomain = src->domain ? strlen(src->domain) + 1 : 0;
         size_t size = sizeof(struct tracker_trace) + lid + lmodel + lreason + ldomain;
-        struct tracker_trace *tr = blocks ? tracker__block_alloc(blocks, size) : NULL;
+        struct tracker_trace *tr = slab ? slab_alloc(slab, size) : NULL;
         bool in_block = tr != NULL;
         if (!tr && !(tr = malloc(size)))
                 return NULL;
@@ -1794,7 +1687,7 @@ int tracker_load_trace(struct tracker *t, const struct tracker_trace *src)
 {
         if (src->task >= TASK__COUNT)
                 return -EINVAL;
-        struct tracker_trace *tr = tracker__trace_copy(src, t);
+        struct tracker_trace *tr = tracker__trace_copy(src, &t->slab);
         if (!tr)
                 return -ENOMEM;
         tr->stored = true;
