@@ -22,7 +22,8 @@
 #include <time.h>
 
 enum {
-        RPC_MUTATES = 1 << 0, /* changes state: the store must see it */
+        RPC_MUTATES = 1 << 0,  /* changes state: the store must see it */
+        RPC_STATELESS = 1 << 1, /* its answer holds whatever happens to the state */
 };
 
 struct rpc__chunk {
@@ -1595,7 +1596,7 @@ static const struct rpc_method rpc__methods[] = {
         { "import", rpc__import, RPC_MUTATES },
         { "query", rpc__query, 0 },
         { "rank", rpc__rank, 0 },
-        { "ping", rpc__ping, 0 },
+        { "ping", rpc__ping, RPC_STATELESS },
         { "stats", rpc__stats, 0 },
         { "scan", rpc__scan, 0 },
         { "metrics", rpc__metrics, 0 },
@@ -1604,13 +1605,15 @@ static const struct rpc_method rpc__methods[] = {
 enum proto_error rpc_handle(struct rpc_env *env, const struct proto_msg *m, uint32_t uid,
                             msgpack_packer *pk, bool *changed)
 {
-        bool deferred;
-        return rpc_handle_later(env, m, uid, pk, changed, NULL, &deferred);
+        struct rpc_done done;
+        enum proto_error e = rpc_handle_later(env, m, uid, pk, NULL, &done);
+        *changed = done.changed;
+        return e;
 }
 
 enum proto_error rpc_handle_later(struct rpc_env *env, const struct proto_msg *m, uint32_t uid,
-                                  msgpack_packer *pk, bool *changed,
-                                  const struct rpc_defer *defer, bool *deferred)
+                                  msgpack_packer *pk, const struct rpc_defer *defer,
+                                  struct rpc_done *done)
 {
         _Alignas(max_align_t) char small[2048];
         struct rpc_req r = {
@@ -1650,8 +1653,9 @@ enum proto_error rpc_handle_later(struct rpc_env *env, const struct proto_msg *m
         } else {
                 method->handler(&r);
         }
-        *changed = method && (method->flags & RPC_MUTATES) && r.code == PROTO_OK;
-        *deferred = r.deferred;
+        done->changed = method && (method->flags & RPC_MUTATES) && r.code == PROTO_OK;
+        done->deferred = r.deferred;
+        done->stateless = method && (method->flags & RPC_STATELESS);
         while (r.arena) {
                 struct rpc__chunk *c = r.arena;
                 r.arena = c->next;

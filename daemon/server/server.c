@@ -501,14 +501,16 @@ void server_attach_commit(struct server *s, struct commit *commit)
 
 /* After a reply was packed at out[mark..]: hold it when it must wait, for
  * its commit or behind held ones. */
-static void conn__replied(struct conn *c, size_t mark, uint32_t msgid, bool changed)
+static void conn__replied(struct conn *c, size_t mark, uint32_t msgid, bool changed,
+                          bool stateless)
 {
         struct server *s = c->srv;
         bool wait = changed && s->commit && commit_acks(s->commit);
         if (!wait && c->held.n == 0)
                 return;
         conn__hold(c, mark, &(struct replyq_seg){ .seq = wait ? commit_hold(s->commit) : 0,
-                                                  .msgid = msgid, .changed = wait });
+                                                  .msgid = msgid, .changed = wait,
+                                                  .stateless = stateless });
 }
 
 /* ---- replies given later ------------------------------------------------ */
@@ -567,7 +569,7 @@ static void conn__reply_error(struct conn *c, uint32_t msgid, enum proto_error e
         size_t mark = c->out.size;
         proto_pack_error(&c->pk, msgid, e, msg);
         c->srv->env->counters.errors_total++;
-        conn__replied(c, mark, msgid, false);
+        conn__replied(c, mark, msgid, false, false);
 }
 
 static void conn__message(struct conn *c, const msgpack_object *o)
@@ -599,20 +601,16 @@ static void conn__message(struct conn *c, const msgpack_object *o)
                 /* No reply, but what follows on this connection must not
                  * overtake its commit: an empty held segment marks it. */
                 if (changed)
-                        conn__replied(c, c->out.size, 0, true);
+                        conn__replied(c, c->out.size, 0, true, false);
                 return;
         }
         size_t mark = c->out.size;
         struct rpc_defer defer = { conn__later, c };
-        bool deferred;
-        if (rpc_handle_later(s->env, &m, c->uid, &c->pk, &changed, &defer, &deferred) != PROTO_OK)
+        struct rpc_done done;
+        if (rpc_handle_later(s->env, &m, c->uid, &c->pk, &defer, &done) != PROTO_OK)
                 k->errors_total++;
-        if (!deferred) {
-                size_t held = c->held.n;
-                conn__replied(c, mark, m.msgid, changed);
-                if (c->held.n > held && m.method.len == 4 && memcmp(m.method.ptr, "ping", 4) == 0)
-                        c->held.segs[c->held.n - 1].stateless = true; /* its answer holds whatever */
-        }
+        if (!done.deferred)
+                conn__replied(c, mark, m.msgid, done.changed, done.stateless);
 }
 
 /* Room for SERVER_READ_RESERVE more bytes at rbuf[rlen..]: move the bytes
