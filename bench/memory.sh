@@ -295,7 +295,7 @@ int main(int argc, char **argv)
         /* Where the traces' bytes are: the trace's own chunk, and the
          * chunks of its strings when they are allocated apart. */
         const struct tracker_trace *f = tracker_pending_first(t);
-        int inline_str = f->id == (const char *)(f + 1);
+        int inline_str = f->id == (const char *)f + tracker_trace_bytes();
         size_t ctr = 0, cstr = 0;
         for (const struct tracker_trace *tr = f; tr; tr = tracker_pending_next(tr)) {
                 ctr += chunk(tr);
@@ -306,7 +306,7 @@ int main(int argc, char **argv)
         while (buckets < n) /* strtab_put doubles at count >= nbuckets */
                 buckets *= 2;
         printf("P_sizeof_trace=%zu P_sizeof_profile=%zu P_inline=%d P_chunks_trace=%zu "
-               "P_chunks_str=%zu\n", sizeof(struct tracker_trace), sizeof(struct tracker_profile),
+               "P_chunks_str=%zu\n", tracker_trace_bytes(), sizeof(struct tracker_profile),
                inline_str, ctr, cstr);
         printf("P_heap=%zu P_buckets=%zu P_start_ms=%.0f P_load_ms=%.0f\n", h1 - h0, buckets,
                ms(&t0, &t1), ms(&t1, &t2));

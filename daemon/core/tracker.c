@@ -71,6 +71,18 @@ bool tracker_kind_needs_confidence(enum tracker_kind kind)
         return kind == KIND_ACCEPTED || kind == KIND_ACCEPTED_WITH_EDITS || kind == KIND_REJECTED;
 }
 
+/* A pending trace: what callers see (d, first), and the tracker's links. */
+struct tracker__trace {
+        struct tracker_trace d;
+        struct tracker__trace *hnext;
+        struct tracker__trace *prev, *next;           /* start order */
+        struct tracker__trace *task_prev, *task_next; /* start order within the task */
+        struct tracker__trace *dirty_next, **dirty_pprev;
+        bool dirty;
+        bool stored;   /* the store has a row for it */
+        bool in_block; /* loaded: in a slab block, not malloc'ed alone */
+};
+
 struct tracker__deleted {
         struct tracker__deleted *next;
         char id[];
@@ -86,10 +98,10 @@ struct tracker__gone_cell {
 struct tracker {
         struct strtab profiles; /* by model id */
         struct strtab traces;   /* pending, by trace id */
-        struct tracker_trace *head, *tail; /* pending, in start order */
-        struct tracker_trace *task_head[TASK__COUNT], *task_tail[TASK__COUNT];
+        struct tracker__trace *head, *tail; /* pending, in start order */
+        struct tracker__trace *task_head[TASK__COUNT], *task_tail[TASK__COUNT];
         struct tracker_profile *dirty_profiles;
-        struct tracker_trace *dirty_traces;
+        struct tracker__trace *dirty_traces;
         struct tracker__deleted *deleted;
         struct tracker__deleted *deleted_profiles;
         struct slab slab; /* loaded traces */
@@ -130,8 +142,8 @@ struct tracker *tracker_new(const struct tracker_options *opts)
         if (!t->id_prefix ||
             strtab_init(&t->profiles, offsetof(struct tracker_profile, model),
                                 offsetof(struct tracker_profile, hnext)) < 0 ||
-            strtab_init(&t->traces, offsetof(struct tracker_trace, id),
-                                offsetof(struct tracker_trace, hnext)) < 0) {
+            strtab_init(&t->traces, offsetof(struct tracker__trace, d.id),
+                                offsetof(struct tracker__trace, hnext)) < 0) {
                 tracker_free(t);
                 return NULL;
         }
@@ -153,20 +165,20 @@ void tracker_set_limits(struct tracker *t, uint64_t max_models, uint64_t max_pen
         t->max_pending = max_pending;
 }
 
-static void tracker__trace_free(struct tracker_trace *tr)
+static void tracker__trace_free(struct tracker__trace *tr)
 {
         if (!tr)
                 return;
-        for (uint32_t i = 0; i < tr->nfiles; i++)
-                free(tr->files[i]);
-        free(tr->files);
-        free(tr->repo); /* id, model, reason and domain live in tr's own block */
-        free(tr->output);
-        free(tr->base);
+        for (uint32_t i = 0; i < tr->d.nfiles; i++)
+                free(tr->d.files[i]);
+        free(tr->d.files);
+        free(tr->d.repo); /* id, model, reason and domain live in tr's own block */
+        free(tr->d.output);
+        free(tr->d.base);
         if (tr->in_block)
-                slab_free(tr, sizeof(*tr) + strlen(tr->id) + 1 + strlen(tr->model) + 1 +
-                                      strlen(tr->reason) + 1 +
-                                      (tr->domain ? strlen(tr->domain) + 1 : 0));
+                slab_free(tr, sizeof(*tr) + strlen(tr->d.id) + 1 + strlen(tr->d.model) + 1 +
+                                      strlen(tr->d.reason) + 1 +
+                                      (tr->d.domain ? strlen(tr->d.domain) + 1 : 0));
         else
                 free(tr);
 }
@@ -191,7 +203,7 @@ void tracker_free(struct tracker *t)
                 free(g);
         }
         free(t->cells);
-        for (struct tracker_trace *tr = t->head, *next; tr; tr = next) {
+        for (struct tracker__trace *tr = t->head, *next; tr; tr = next) {
                 next = tr->next;
                 tracker__trace_free(tr);
         }
@@ -235,7 +247,7 @@ static void tracker__mark_profile(struct tracker *t, struct tracker_profile *p)
         }
 }
 
-static void tracker__touch_trace(struct tracker *t, struct tracker_trace *tr)
+static void tracker__touch_trace(struct tracker *t, struct tracker__trace *tr)
 {
         if (!tr->dirty) {
                 tr->dirty = true;
@@ -257,7 +269,7 @@ void tracker_mark_all_changed(struct tracker *t)
                         p->dirty_next = t->dirty_profiles;
                         t->dirty_profiles = p;
                 }
-        for (struct tracker_trace *tr = t->head; tr; tr = tr->next)
+        for (struct tracker__trace *tr = t->head; tr; tr = tr->next)
                 tracker__touch_trace(t, tr);
         for (size_t i = 0; i < t->cell_nbuckets; i++)
                 for (struct tracker_cell *c = t->cells[i]; c; c = c->hnext)
@@ -312,12 +324,12 @@ int tracker_collect(struct tracker *t, const struct tracker_sink *sink)
                 sink->deleted(sink->data, d->id);
                 free(d);
         }
-        for (struct tracker_trace *tr = t->dirty_traces, *next; tr; tr = next) {
+        for (struct tracker__trace *tr = t->dirty_traces, *next; tr; tr = next) {
                 next = tr->dirty_next;
                 tr->dirty = false;
                 tr->dirty_next = NULL;
                 tr->stored = true;
-                sink->trace(sink->data, tr);
+                sink->trace(sink->data, &tr->d);
         }
         t->dirty_traces = NULL;
         if (t->lost_deletion) {
@@ -568,7 +580,7 @@ uint64_t tracker_degrade_threshold(const struct tracker *t)
 }
 
 static struct tracker_cell *tracker__cell_for(struct tracker *t, struct tracker_profile *p,
-                                              const struct tracker_trace *tr);
+                                              const struct tracker__trace *tr);
 static void tracker__cell_judge(struct tracker *t, struct tracker_cell *c, double q, double w,
                                 uint64_t now);
 static void tracker__touch_cell(struct tracker *t, struct tracker_cell *c, uint64_t now);
@@ -576,19 +588,32 @@ static void tracker__cells_clear(struct tracker *t, struct tracker_profile *p, b
 
 /* ---- pending traces ---------------------------------------------------- */
 
+/* The public part of a trace, or NULL. */
+static const struct tracker_trace *tracker__pub(const struct tracker__trace *tr)
+{
+        return tr ? &tr->d : NULL;
+}
+
+/* The trace a public pointer belongs to. */
+static const struct tracker__trace *tracker__of(const struct tracker_trace *d)
+{
+        return (const struct tracker__trace *)((const char *)d -
+                                               offsetof(struct tracker__trace, d));
+}
+
 const struct tracker_trace *tracker_trace_get(const struct tracker *t, const char *id)
 {
-        return strtab_get(&t->traces, id);
+        return tracker__pub(strtab_get(&t->traces, id));
 }
 
 const struct tracker_trace *tracker_pending_first(const struct tracker *t)
 {
-        return t->head;
+        return tracker__pub(t->head);
 }
 
 const struct tracker_trace *tracker_pending_next(const struct tracker_trace *tr)
 {
-        return tr->next;
+        return tracker__pub(tracker__of(tr)->next);
 }
 
 void tracker_reserve(struct tracker *t, size_t traces)
@@ -598,12 +623,17 @@ void tracker_reserve(struct tracker *t, size_t traces)
 
 const struct tracker_trace *tracker_task_first(const struct tracker *t, enum tracker_task task)
 {
-        return (unsigned)task < TASK__COUNT ? t->task_head[task] : NULL;
+        return (unsigned)task < TASK__COUNT ? tracker__pub(t->task_head[task]) : NULL;
 }
 
 const struct tracker_trace *tracker_task_next(const struct tracker_trace *tr)
 {
-        return tr->task_next;
+        return tracker__pub(tracker__of(tr)->task_next);
+}
+
+size_t tracker_trace_bytes(void)
+{
+        return sizeof(struct tracker__trace);
 }
 
 size_t tracker_pending_count(const struct tracker *t)
@@ -612,7 +642,7 @@ size_t tracker_pending_count(const struct tracker *t)
 }
 
 /* Append tr to the pending lists (start order, and its task's). */
-static void tracker__link_lists(struct tracker *t, struct tracker_trace *tr)
+static void tracker__link_lists(struct tracker *t, struct tracker__trace *tr)
 {
         tr->prev = t->tail;
         tr->next = NULL;
@@ -622,16 +652,16 @@ static void tracker__link_lists(struct tracker *t, struct tracker_trace *tr)
                 t->head = tr;
         t->tail = tr;
         /* The task's own list, in start order too: expiry walks it. */
-        tr->task_prev = t->task_tail[tr->task];
+        tr->task_prev = t->task_tail[tr->d.task];
         tr->task_next = NULL;
-        if (t->task_tail[tr->task])
-                t->task_tail[tr->task]->task_next = tr;
+        if (t->task_tail[tr->d.task])
+                t->task_tail[tr->d.task]->task_next = tr;
         else
-                t->task_head[tr->task] = tr;
-        t->task_tail[tr->task] = tr;
+                t->task_head[tr->d.task] = tr;
+        t->task_tail[tr->d.task] = tr;
 }
 
-static void tracker__link(struct tracker *t, struct tracker_trace *tr)
+static void tracker__link(struct tracker *t, struct tracker__trace *tr)
 {
         strtab_put(&t->traces, tr);
         tracker__link_lists(t, tr);
@@ -653,7 +683,7 @@ static void tracker__remember(struct tracker *t, struct tracker__deleted **list,
 
 /* Take a trace out of the pending set and remember its id for the store.
  * The trace itself is freed by the caller, after it has read it. */
-static void tracker__unlink(struct tracker *t, struct tracker_trace *tr)
+static void tracker__unlink(struct tracker *t, struct tracker__trace *tr)
 {
         strtab_del(&t->traces, tr);
         if (tr->prev)
@@ -667,11 +697,11 @@ static void tracker__unlink(struct tracker *t, struct tracker_trace *tr)
         if (tr->task_prev)
                 tr->task_prev->task_next = tr->task_next;
         else
-                t->task_head[tr->task] = tr->task_next;
+                t->task_head[tr->d.task] = tr->task_next;
         if (tr->task_next)
                 tr->task_next->task_prev = tr->task_prev;
         else
-                t->task_tail[tr->task] = tr->task_prev;
+                t->task_tail[tr->d.task] = tr->task_prev;
         if (tr->dirty) { /* O(1): the list is long when commits lag */
                 *tr->dirty_pprev = tr->dirty_next;
                 if (tr->dirty_next)
@@ -679,7 +709,7 @@ static void tracker__unlink(struct tracker *t, struct tracker_trace *tr)
                 tr->dirty = false;
         }
         if (tr->stored)
-                tracker__remember(t, &t->deleted, tr->id);
+                tracker__remember(t, &t->deleted, tr->d.id);
 }
 
 /* Copy a trace's data fields into a new, unlinked trace.  Its id, model
@@ -688,64 +718,55 @@ static void tracker__unlink(struct tracker *t, struct tracker_trace *tr)
  * instead of four, and no malloc header and rounding for each string (a
  * million pending traces are loaded at start-up).  With `slab`, from
  * the tracker's blocks of loaded traces (slab.h). */
-static struct tracker_trace *tracker__trace_copy(const struct tracker_trace *src,
-                                                 struct slab *slab)
+static struct tracker__trace *tracker__trace_copy(const struct tracker_trace *src,
+                                                  struct slab *slab)
 {
         const char *reason = src->reason ? src->reason : "";
         size_t lid = strlen(src->id) + 1, lmodel = strlen(src->model) + 1;
         size_t lreason = strlen(reason) + 1;
         size_t ldomain = src->domain ? strlen(src->domain) + 1 : 0;
-        size_t size = sizeof(struct tracker_trace) + lid + lmodel + lreason + ldomain;
-        struct tracker_trace *tr = slab ? slab_alloc(slab, size) : NULL;
+        size_t size = sizeof(struct tracker__trace) + lid + lmodel + lreason + ldomain;
+        struct tracker__trace *tr = slab ? slab_alloc(slab, size) : NULL;
         bool in_block = tr != NULL;
         if (!tr && !(tr = malloc(size)))
                 return NULL;
         memset(tr, 0, sizeof(*tr));
         tr->in_block = in_block;
+        tr->d = *src; /* the numbers; every pointer is set below */
         char *str = (char *)(tr + 1);
-        tr->id = memcpy(str, src->id, lid);
-        tr->model = memcpy(str + lid, src->model, lmodel);
-        tr->reason = memcpy(str + lid + lmodel, reason, lreason);
-        tr->domain = src->domain ? memcpy(str + lid + lmodel + lreason, src->domain, ldomain)
-                                 : NULL;
-        tr->repo = src->repo ? strdup(src->repo) : NULL;
-        tr->output = src->output ? strdup(src->output) : NULL;
-        tr->base = src->base ? strdup(src->base) : NULL;
-        if (src->nfiles)
-                tr->files = calloc(src->nfiles, sizeof(char *));
-        bool ok = (!src->repo || tr->repo) &&
-                  (!src->output || tr->output) && (!src->base || tr->base) &&
-                  (!src->nfiles || tr->files);
+        tr->d.id = memcpy(str, src->id, lid);
+        tr->d.model = memcpy(str + lid, src->model, lmodel);
+        tr->d.reason = memcpy(str + lid + lmodel, reason, lreason);
+        tr->d.domain = src->domain ? memcpy(str + lid + lmodel + lreason, src->domain, ldomain)
+                                   : NULL;
+        tr->d.repo = src->repo ? strdup(src->repo) : NULL;
+        tr->d.output = src->output ? strdup(src->output) : NULL;
+        tr->d.base = src->base ? strdup(src->base) : NULL;
+        tr->d.files = src->nfiles ? calloc(src->nfiles, sizeof(char *)) : NULL;
+        tr->d.nfiles = 0;
+        bool ok = (!src->repo || tr->d.repo) && (!src->output || tr->d.output) &&
+                  (!src->base || tr->d.base) && (!src->nfiles || tr->d.files);
         for (uint32_t i = 0; ok && i < src->nfiles; i++) {
-                tr->files[i] = strdup(src->files[i]);
-                tr->nfiles = i + 1;
-                ok = tr->files[i] != NULL;
+                tr->d.files[i] = strdup(src->files[i]);
+                tr->d.nfiles = i + 1;
+                ok = tr->d.files[i] != NULL;
         }
         if (!ok) {
                 tracker__trace_free(tr);
                 return NULL;
         }
-        tr->seq = src->seq;
-        tr->started_at = src->started_at;
-        tr->completed_at = src->completed_at;
-        tr->latency_ms = src->latency_ms;
-        tr->input_tokens = src->input_tokens;
-        tr->output_tokens = src->output_tokens;
-        tr->uid = src->uid;
-        tr->task = src->task;
-        tr->completed = src->completed;
         return tr;
 }
 
-static bool tracker__may_touch(const struct tracker_trace *tr, uint32_t uid)
+static bool tracker__may_touch(const struct tracker__trace *tr, uint32_t uid)
 {
-        return uid == 0 || tr->uid == uid;
+        return uid == 0 || tr->d.uid == uid;
 }
 
 /* Look up a pending trace the caller may change. */
-static int tracker__find(struct tracker *t, const char *id, uint32_t uid, struct tracker_trace **out)
+static int tracker__find(struct tracker *t, const char *id, uint32_t uid, struct tracker__trace **out)
 {
-        struct tracker_trace *tr = strtab_get(&t->traces, id);
+        struct tracker__trace *tr = strtab_get(&t->traces, id);
         if (!tr)
                 return -ENOENT;
         if (!tracker__may_touch(tr, uid))
@@ -782,13 +803,13 @@ int tracker_start(struct tracker *t, const struct tracker_start *s, const char *
         if ((unsigned)s->task >= TASK__COUNT || !s->model)
                 return -EINVAL;
         if (tid) {
-                struct tracker_trace *old = strtab_get(&t->traces, tid);
+                struct tracker__trace *old = strtab_get(&t->traces, tid);
                 if (old) {
                         if (!tracker__may_touch(old, s->uid))
                                 return -EPERM;
-                        if (strcmp(old->model, s->model) != 0 || old->task != s->task)
+                        if (strcmp(old->d.model, s->model) != 0 || old->d.task != s->task)
                                 return -EEXIST;
-                        *id = old->id; /* the same start again: nothing changes */
+                        *id = old->d.id; /* the same start again: nothing changes */
                         return 0;
                 }
         }
@@ -819,42 +840,42 @@ int tracker_start(struct tracker *t, const struct tracker_start *s, const char *
                 .uid = s->uid,
                 .task = (uint8_t)s->task,
         };
-        struct tracker_trace *tr = tracker__trace_copy(&src, NULL);
+        struct tracker__trace *tr = tracker__trace_copy(&src, NULL);
         if (!tr)
                 return -ENOMEM;
         t->next_seq++;
         tracker__link(t, tr);
         tracker__touch_trace(t, tr);
-        *id = tr->id;
+        *id = tr->d.id;
         return 0;
 }
 
 int tracker_complete(struct tracker *t, const struct tracker_complete *c)
 {
-        struct tracker_trace *tr;
+        struct tracker__trace *tr;
         struct tracker_profile *p;
         char *output = NULL;
         int r = tracker__find(t, c->trace_id, c->uid, &tr);
         if (r < 0)
                 return r;
-        if (tr->completed)
+        if (tr->d.completed)
                 return -EALREADY;
         if (c->output && !(output = strdup(c->output)))
                 return -ENOMEM;
-        r = tracker__profile_reserve(t, tr->model, &p);
+        r = tracker__profile_reserve(t, tr->d.model, &p);
         if (r < 0) {
                 free(output);
                 return r;
         }
 
-        tr->completed = true;
-        tr->completed_at = c->now;
-        tr->latency_ms = c->latency_ms;
-        tr->input_tokens = c->input_tokens;
-        tr->output_tokens = c->output_tokens;
+        tr->d.completed = true;
+        tr->d.completed_at = c->now;
+        tr->d.latency_ms = c->latency_ms;
+        tr->d.input_tokens = c->input_tokens;
+        tr->d.output_tokens = c->output_tokens;
         if (output) {
-                free(tr->output);
-                tr->output = output;
+                free(tr->d.output);
+                tr->d.output = output;
         }
         tracker__touch_trace(t, tr);
 
@@ -862,7 +883,7 @@ int tracker_complete(struct tracker *t, const struct tracker_complete *c)
         p->total_latency_ms += c->latency_ms;
         p->ev.input_tokens += c->input_tokens;
         p->ev.output_tokens += c->output_tokens;
-        struct tracker_task_stats *ts = tracker__task_entry(p, tr->task);
+        struct tracker_task_stats *ts = tracker__task_entry(p, tr->d.task);
         ts->ev.input_tokens += c->input_tokens;
         ts->ev.output_tokens += c->output_tokens;
         uint32_t *bucket = &ts->latency[tracker_sketch_bucket(c->latency_ms)];
@@ -880,24 +901,24 @@ int tracker_complete(struct tracker *t, const struct tracker_complete *c)
                 tracker__touch_cell(t, cell, c->now);
         }
         if (t->observer.complete)
-                t->observer.complete(t->observer.data, tr->model, (enum tracker_task)tr->task, c);
+                t->observer.complete(t->observer.data, tr->d.model, (enum tracker_task)tr->d.task, c);
         return 0;
 }
 
 int tracker_fail(struct tracker *t, const char *trace_id, uint32_t uid, uint64_t now)
 {
-        struct tracker_trace *tr;
+        struct tracker__trace *tr;
         struct tracker_profile *p;
         int r = tracker__find(t, trace_id, uid, &tr);
         if (r < 0)
                 return r;
-        r = tracker__profile_reserve(t, tr->model, &p);
+        r = tracker__profile_reserve(t, tr->d.model, &p);
         if (r < 0)
                 return r;
 
         p->fail_count += 1;
         p->ema_quality = p->ema_quality * (1.0 - TRACKER_EMA_ALPHA) + 0.0 * TRACKER_EMA_ALPHA;
-        struct tracker_task_stats *ts = tracker__task_entry(p, tr->task);
+        struct tracker_task_stats *ts = tracker__task_entry(p, tr->d.task);
         ts->failures += 1;
         ts->ema_quality = ts->ema_quality * (1.0 - TRACKER_EMA_ALPHA);
         tracker__evidence_add(&p->ev, 0.0, 1.0, now, t->half_life);
@@ -911,7 +932,7 @@ int tracker_fail(struct tracker *t, const char *trace_id, uint32_t uid, uint64_t
                 tracker__touch_cell(t, cell, now);
         }
         if (t->observer.fail)
-                t->observer.fail(t->observer.data, tr->model, (enum tracker_task)tr->task);
+                t->observer.fail(t->observer.data, tr->d.model, (enum tracker_task)tr->d.task);
 
         tracker__unlink(t, tr);
         tracker__trace_free(tr);
@@ -968,10 +989,10 @@ void tracker_kind_score(enum tracker_kind kind, double c, struct tracker_result 
 /* The seed's apply_outcome: the trace is already known to be pending and
  * the profile reserved. */
 static void tracker__apply(struct tracker *t, struct tracker_profile *p,
-                           const struct tracker_trace *tr, const struct tracker_result *r,
+                           const struct tracker__trace *tr, const struct tracker_result *r,
                            uint64_t now)
 {
-        enum tracker_task task = (enum tracker_task)tr->task;
+        enum tracker_task task = (enum tracker_task)tr->d.task;
         struct tracker_cell *cell =
                 r->has_quality || r->has_success ? tracker__cell_for(t, p, tr) : NULL;
         if (r->has_quality) {
@@ -1006,21 +1027,21 @@ static void tracker__apply(struct tracker *t, struct tracker_profile *p,
 }
 
 /* Resolve (or defer) one pending trace with a scored result. */
-static int tracker__resolve(struct tracker *t, struct tracker_trace *tr, struct tracker_result *r,
+static int tracker__resolve(struct tracker *t, struct tracker__trace *tr, struct tracker_result *r,
                             uint64_t now, enum tracker_source src)
 {
-        if (tr->repo && src == TRACKER_SRC_CONVERSATION) {
+        if (tr->d.repo && src == TRACKER_SRC_CONVERSATION) {
                 /* git is the ground truth for this trace: the conversation's
                  * view is recorded by the caller, the trace stays pending. */
                 r->deferred = true;
                 r->has_quality = r->has_success = false;
-                r->trace_id = tr->id;
+                r->trace_id = tr->d.id;
                 return 0;
         }
         /* The id must outlive the trace for the caller's reply: it is
          * copied to last_id, grown first so that a failure changes
          * nothing. */
-        size_t len = strlen(tr->id) + 1;
+        size_t len = strlen(tr->d.id) + 1;
         if (len > t->last_id_cap) {
                 char *buf = realloc(t->last_id, len < 64 ? 64 : len);
                 if (!buf)
@@ -1029,15 +1050,15 @@ static int tracker__resolve(struct tracker *t, struct tracker_trace *tr, struct 
                 t->last_id_cap = len < 64 ? 64 : len;
         }
         struct tracker_profile *p;
-        int rc = tracker__profile_reserve(t, tr->model, &p);
+        int rc = tracker__profile_reserve(t, tr->d.model, &p);
         if (rc < 0)
                 return rc;
         tracker__apply(t, p, tr, r, now);
         if (t->observer.resolve)
-                t->observer.resolve(t->observer.data, tr->model, (enum tracker_task)tr->task, r,
+                t->observer.resolve(t->observer.data, tr->d.model, (enum tracker_task)tr->d.task, r,
                                     src);
         tracker__unlink(t, tr);
-        memcpy(t->last_id, tr->id, len);
+        memcpy(t->last_id, tr->d.id, len);
         r->trace_id = t->last_id;
         tracker__trace_free(tr);
         return 0;
@@ -1054,7 +1075,7 @@ int tracker_resolve(struct tracker *t, const char *trace_id, enum tracker_kind k
                     double confidence, uint32_t uid, uint64_t now, enum tracker_source src,
                     struct tracker_result *res)
 {
-        struct tracker_trace *tr;
+        struct tracker__trace *tr;
         if ((unsigned)kind >= KIND__COUNT)
                 return -EINVAL;
         int r = tracker__find(t, trace_id, src == TRACKER_SRC_CONVERSATION ? uid : 0, &tr);
@@ -1131,21 +1152,21 @@ int tracker_sequence(struct tracker *t, const struct tracker_action *acts, size_
         for (size_t i = 0; i < n; i++) {
                 if (!acts[i].trace_id[0])
                         continue;
-                struct tracker_trace *tr = strtab_get(&t->traces, acts[i].trace_id);
+                struct tracker__trace *tr = strtab_get(&t->traces, acts[i].trace_id);
                 if (!tr)
                         continue;
                 if (!tracker__may_touch(tr, uid))
                         return -EPERM;
-                if (tr->repo || strtab_get(&t->profiles, tr->model))
+                if (tr->d.repo || strtab_get(&t->profiles, tr->d.model))
                         continue; /* deferred (git judges it), or a known model */
                 /* Count each new model once: several traces may share one,
                  * and a trace may be named twice. */
                 bool seen = false;
                 for (size_t j = 0; j < i && !seen; j++) {
-                        const struct tracker_trace *o;
+                        const struct tracker__trace *o;
                         if (acts[j].trace_id[0] &&
                             (o = strtab_get(&t->traces, acts[j].trace_id)))
-                                seen = !o->repo && strcmp(o->model, tr->model) == 0;
+                                seen = !o->d.repo && strcmp(o->d.model, tr->d.model) == 0;
                 }
                 if (!seen)
                         new_models++;
@@ -1156,7 +1177,7 @@ int tracker_sequence(struct tracker *t, const struct tracker_action *acts, size_
         for (size_t i = 0; i < n; i++) {
                 if (!acts[i].trace_id[0])
                         continue; /* no trace (e.g. a memgine-only action) */
-                struct tracker_trace *tr = strtab_get(&t->traces, acts[i].trace_id);
+                struct tracker__trace *tr = strtab_get(&t->traces, acts[i].trace_id);
                 if (!tr)
                         continue; /* not pending: skipped, as the seed does */
                 enum tracker_kind kind;
@@ -1183,8 +1204,8 @@ size_t tracker_expire(struct tracker *t, uint64_t now, const uint64_t ttl[TASK__
                 if (!ttl[task])
                         continue; /* never expires */
                 while (n < max) {
-                        struct tracker_trace *tr = t->task_head[task];
-                        if (!tr || tr->started_at + ttl[task] > now)
+                        struct tracker__trace *tr = t->task_head[task];
+                        if (!tr || tr->d.started_at + ttl[task] > now)
                                 break;
                         struct tracker_result r;
                         tracker_kind_score(KIND_INCONCLUSIVE, 0.0, &r);
@@ -1476,15 +1497,15 @@ static void tracker__cells_clear(struct tracker *t, struct tracker_profile *p, b
  * named no domain, or when a new cell would pass the limit (counted) or
  * cannot be allocated. */
 static struct tracker_cell *tracker__cell_for(struct tracker *t, struct tracker_profile *p,
-                                              const struct tracker_trace *tr)
+                                              const struct tracker__trace *tr)
 {
-        if (!tr->domain)
+        if (!tr->d.domain)
                 return NULL;
-        struct tracker_cell *c = tracker__cell_find(t, p->model, tr->task, tr->domain);
+        struct tracker_cell *c = tracker__cell_find(t, p->model, tr->d.task, tr->d.domain);
         if (c)
                 return c;
         if ((t->max_cells && t->ncells >= t->max_cells) ||
-            !(c = tracker__cell_new(t, p, tr->task, tr->domain))) {
+            !(c = tracker__cell_new(t, p, tr->d.task, tr->d.domain))) {
                 t->cells_refused++;
                 return NULL;
         }
@@ -1687,7 +1708,7 @@ int tracker_load_trace(struct tracker *t, const struct tracker_trace *src)
 {
         if (src->task >= TASK__COUNT)
                 return -EINVAL;
-        struct tracker_trace *tr = tracker__trace_copy(src, &t->slab);
+        struct tracker__trace *tr = tracker__trace_copy(src, &t->slab);
         if (!tr)
                 return -ENOMEM;
         tr->stored = true;
@@ -1698,7 +1719,7 @@ int tracker_load_trace(struct tracker *t, const struct tracker_trace *src)
                 return -EINVAL;
         }
         tracker__link_lists(t, tr);
-        if (tr->seq >= t->next_seq)
-                t->next_seq = tr->seq + 1;
+        if (tr->d.seq >= t->next_seq)
+                t->next_seq = tr->d.seq + 1;
         return 0;
 }

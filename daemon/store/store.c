@@ -65,12 +65,20 @@ struct store__entry {
         size_t data, len;
 };
 
+/* A pending trace's row as a batch carries it to the writer: the trace's
+ * data with strings of its own, and its paths in one buffer, each
+ * NUL-terminated, which is also the files BLOB (paths joined by NULs). */
+struct store__trace_row {
+        struct tracker_trace t; /* files[0] is the start of the paths' buffer */
+        size_t files_len;       /* the BLOB's bytes: the last path's NUL left out */
+};
+
 struct store_batch {
         struct tracker_profile *profiles; /* deep copies, internal fields cleared */
         size_t nprofiles, profiles_cap;
         char **deleted;                    /* trace ids that left the pending set */
         size_t ndeleted, deleted_cap;
-        struct tracker_trace *traces;      /* deep copies; files[0] owns all paths */
+        struct store__trace_row *traces;   /* the changed pending traces */
         size_t ntraces, traces_cap;
         int status;                        /* -ENOMEM once a copy failed */
         bool full;                         /* replaces every row (store_batch_set_full) */
@@ -275,8 +283,9 @@ static void *store__grow(void *arr, size_t *cap, size_t n, size_t size)
         return p;
 }
 
-static void store__trace_free(struct tracker_trace *tr)
+static void store__trace_free(struct store__trace_row *row)
 {
+        struct tracker_trace *tr = &row->t;
         free(tr->id);
         free(tr->model);
         free(tr->reason);
@@ -289,13 +298,33 @@ static void store__trace_free(struct tracker_trace *tr)
         free(tr->files);
 }
 
-/* A deep copy of the trace's data.  The paths go into one buffer, each
- * NUL-terminated, which is also the files BLOB: paths joined by NULs. */
-static int store__trace_copy(struct tracker_trace *dst, const struct tracker_trace *src)
+/* The paths of src into one buffer (store__trace_row). */
+static int store__trace_files(struct store__trace_row *row, const struct tracker_trace *src)
 {
+        size_t total = 0;
+        for (uint32_t i = 0; i < src->nfiles; i++)
+                total += strlen(src->files[i]) + 1;
+        char *buf = malloc(total);
+        row->t.files = buf ? calloc(src->nfiles, sizeof(*row->t.files)) : NULL;
+        if (!row->t.files) {
+                free(buf);
+                return -ENOMEM;
+        }
+        for (uint32_t i = 0; i < src->nfiles; i++) {
+                size_t n = strlen(src->files[i]) + 1;
+                memcpy(buf, src->files[i], n);
+                row->t.files[i] = buf;
+                buf += n;
+        }
+        row->files_len = total - 1;
+        return 0;
+}
+
+/* A deep copy of the trace's data. */
+static int store__trace_copy(struct store__trace_row *row, const struct tracker_trace *src)
+{
+        struct tracker_trace *dst = &row->t;
         *dst = *src;
-        dst->hnext = dst->prev = dst->next = dst->dirty_next = NULL;
-        dst->dirty = false;
         dst->id = strdup(src->id);
         dst->model = strdup(src->model);
         dst->reason = strdup(src->reason ? src->reason : "");
@@ -304,28 +333,14 @@ static int store__trace_copy(struct tracker_trace *dst, const struct tracker_tra
         dst->output = src->output ? strdup(src->output) : NULL;
         dst->base = src->base ? strdup(src->base) : NULL;
         dst->files = NULL;
+        row->files_len = 0;
         bool ok = dst->id && dst->model && dst->reason && (!src->domain || dst->domain) &&
                   (!src->repo || dst->repo) &&
                   (!src->output || dst->output) && (!src->base || dst->base);
-        if (ok && src->nfiles > 0) {
-                size_t total = 0;
-                for (uint32_t i = 0; i < src->nfiles; i++)
-                        total += strlen(src->files[i]) + 1;
-                char *buf = malloc(total);
-                dst->files = buf ? calloc(src->nfiles, sizeof(*dst->files)) : NULL;
-                if (!dst->files) {
-                        free(buf);
-                        ok = false;
-                }
-                for (uint32_t i = 0; ok && i < src->nfiles; i++) {
-                        size_t n = strlen(src->files[i]) + 1;
-                        memcpy(buf, src->files[i], n);
-                        dst->files[i] = buf;
-                        buf += n;
-                }
-        }
+        if (ok && src->nfiles > 0)
+                ok = store__trace_files(row, src) == 0;
         if (!ok) {
-                store__trace_free(dst);
+                store__trace_free(row);
                 return -ENOMEM;
         }
         return 0;
@@ -376,7 +391,8 @@ static void store__sink_trace(void *data, const struct tracker_trace *tr)
 
         if (b->status < 0)
                 return;
-        struct tracker_trace *arr = store__grow(b->traces, &b->traces_cap, b->ntraces, sizeof(*arr));
+        struct store__trace_row *arr =
+                store__grow(b->traces, &b->traces_cap, b->ntraces, sizeof(*arr));
         if (!arr) {
                 b->status = -ENOMEM;
                 return;
@@ -967,8 +983,10 @@ static int store__put_profile(struct store *s, const struct tracker_profile *p, 
         return r;
 }
 
-static int store__put_trace(struct store *s, const struct tracker_trace *tr, struct store_batch *b)
+static int store__put_trace(struct store *s, const struct store__trace_row *row,
+                            struct store_batch *b)
 {
+        const struct tracker_trace *tr = &row->t;
         sqlite3_stmt *st = s->st[ST_TRACE_PUT];
         int rc = SQLITE_OK;
 
@@ -979,10 +997,7 @@ static int store__put_trace(struct store *s, const struct tracker_trace *tr, str
         store__bind_text(st, 5, tr->reason, &rc);
         store__bind_text(st, 6, tr->repo, &rc);
         if (rc == SQLITE_OK && tr->nfiles > 0) {
-                /* files[0] is the start of the paths' buffer (store__trace_copy). */
-                const char *last = tr->files[tr->nfiles - 1];
-                size_t len = (size_t)(last - tr->files[0]) + strlen(last);
-                rc = sqlite3_bind_blob64(st, 7, tr->files[0], len, SQLITE_STATIC);
+                rc = sqlite3_bind_blob64(st, 7, tr->files[0], row->files_len, SQLITE_STATIC);
         } else if (rc == SQLITE_OK) {
                 rc = sqlite3_bind_null(st, 7);
         }
