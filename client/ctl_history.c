@@ -108,79 +108,62 @@ static void print_series(const msgpack_object *s)
         }
 }
 
+/* The command's own options, all with a value, in the order of `names`. */
+enum { H_MODEL, H_TASK, H_DOMAIN, H_SINCE, H_UNTIL, H_BUCKET, H__COUNT };
+static const char *const names[H__COUNT] = { "model", "task", "domain", "since", "until", "bucket" };
+#define H_COMMON 4 /* CTL_COMMON_OPTIONS' entries */
+
+/* The request: the strings as given, the times and the width as numbers. */
+static void pack_args(msgpack_packer *pk, const char *const val[H__COUNT], const uint64_t num[H__COUNT])
+{
+        static const char *const keys[H__COUNT] = { "model", "task", "domain", "since", "until",
+                                                    "bucket_s" };
+        size_t n = 0;
+        for (int i = 0; i < H__COUNT; i++)
+                n += val[i] != NULL;
+        msgpack_pack_array(pk, 1);
+        msgpack_pack_map(pk, n);
+        for (int i = 0; i < H__COUNT; i++) {
+                if (!val[i])
+                        continue;
+                if (i < H_SINCE) {
+                        ctl_pack_str(pk, keys[i], val[i]);
+                } else {
+                        ctl_pack_key(pk, keys[i]);
+                        msgpack_pack_uint64(pk, num[i]);
+                }
+        }
+}
+
 static int run_history(struct ctl *ctl, int argc, char **argv)
 {
-        enum {
-                OPT_MODEL = CTL_OPT_OWN,
-                OPT_TASK,
-                OPT_DOMAIN,
-                OPT_SINCE,
-                OPT_UNTIL,
-                OPT_BUCKET,
-        };
-        static const struct option opts[] = {
-                CTL_COMMON_OPTIONS,
-                { "model", required_argument, NULL, OPT_MODEL },
-                { "task", required_argument, NULL, OPT_TASK },
-                { "domain", required_argument, NULL, OPT_DOMAIN },
-                { "since", required_argument, NULL, OPT_SINCE },
-                { "until", required_argument, NULL, OPT_UNTIL },
-                { "bucket", required_argument, NULL, OPT_BUCKET },
-                { NULL, 0, NULL, 0 },
-        };
-        const char *model = NULL, *task = NULL, *domain = NULL, *since_s = NULL, *until_s = NULL;
-        uint64_t since = 0, until = 0, bucket = 0, now = (uint64_t)time(NULL);
-        bool have_bucket = false;
+        struct option opts[H_COMMON + H__COUNT + 1] = { CTL_COMMON_OPTIONS };
+        for (int i = 0; i < H__COUNT; i++)
+                opts[H_COMMON + i] = (struct option){ names[i], required_argument, NULL,
+                                                      CTL_OPT_OWN + i };
+        const char *val[H__COUNT] = { NULL };
+        uint64_t num[H__COUNT] = { 0 }, now = (uint64_t)time(NULL);
         int opt, status;
 
         while ((opt = ctl_getopt(ctl, argc, argv, opts, &status)) != -1) {
                 if (opt == CTL_GETOPT_STOP)
                         return status;
-                switch (opt) {
-                case OPT_MODEL: model = optarg; break;
-                case OPT_TASK: task = optarg; break;
-                case OPT_DOMAIN: domain = optarg; break;
-                case OPT_SINCE: since_s = optarg; break;
-                case OPT_UNTIL: until_s = optarg; break;
-                case OPT_BUCKET:
-                        if (parse_duration(ctl, "--bucket", optarg, &bucket) < 0)
-                                return CTL_EXIT_USAGE;
-                        have_bucket = true;
-                        break;
-                }
+                if (opt >= CTL_OPT_OWN && opt < CTL_OPT_OWN + H__COUNT)
+                        val[opt - CTL_OPT_OWN] = optarg;
         }
         if (ctl_positionals(ctl, argc, argv, 0, "") < 0)
                 return CTL_EXIT_USAGE;
-        if ((since_s && parse_when(ctl, "--since", since_s, now, &since) < 0) ||
-            (until_s && parse_when(ctl, "--until", until_s, now, &until) < 0))
+        if ((val[H_SINCE] && parse_when(ctl, "--since", val[H_SINCE], now, &num[H_SINCE]) < 0) ||
+            (val[H_UNTIL] && parse_when(ctl, "--until", val[H_UNTIL], now, &num[H_UNTIL]) < 0) ||
+            (val[H_BUCKET] && parse_duration(ctl, "--bucket", val[H_BUCKET], &num[H_BUCKET]) < 0))
                 return CTL_EXIT_USAGE;
-        if (have_bucket && (bucket < 60 || bucket % 60))
+        if (val[H_BUCKET] && (num[H_BUCKET] < 60 || num[H_BUCKET] % 60))
                 return ctl_usage(ctl, "--bucket: a whole number of minutes (60s or more)");
 
         msgpack_packer *pk = ctl_begin(ctl, "history");
         if (!pk)
                 return CTL_EXIT_CONNECT;
-        size_t n = !!model + !!task + !!domain + !!since_s + !!until_s + have_bucket;
-        msgpack_pack_array(pk, 1);
-        msgpack_pack_map(pk, n);
-        if (model)
-                ctl_pack_str(pk, "model", model);
-        if (task)
-                ctl_pack_str(pk, "task", task);
-        if (domain)
-                ctl_pack_str(pk, "domain", domain);
-        const struct {
-                bool set;
-                const char *key;
-                uint64_t v;
-        } nums[] = { { since_s, "since", since }, { until_s, "until", until },
-                     { have_bucket, "bucket_s", bucket } };
-        for (size_t i = 0; i < 3; i++) {
-                if (nums[i].set) {
-                        ctl_pack_key(pk, nums[i].key);
-                        msgpack_pack_uint64(pk, nums[i].v);
-                }
-        }
+        pack_args(pk, val, num);
         struct oc_reply reply = { 0 };
         status = ctl_call(ctl, &reply);
         if (status != CTL_EXIT_OK)

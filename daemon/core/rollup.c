@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "grow.h"
 #include "siphash.h"
 
 struct rollup {
@@ -108,11 +109,11 @@ static void rollup__free_rows(struct rollup *r)
 
 void rollup_free(struct rollup *r)
 {
-        if (!r)
-                return;
-        rollup__free_rows(r);
-        free(r->rows);
-        free(r->slots);
+        if (r) {
+                rollup__free_rows(r);
+                free(r->rows);
+                free(r->slots);
+        }
         free(r);
 }
 
@@ -193,14 +194,10 @@ static struct rollup_row *rollup__row(struct rollup *r, const char *model, enum 
                         return w;
                 k = (k + 1) & (r->nslots - 1);
         }
-        if (r->n == r->cap) {
-                size_t cap = r->cap ? r->cap * 2 : 32;
-                struct rollup_row *rows = realloc(r->rows, cap * sizeof(*rows));
-                if (!rows)
-                        return NULL;
-                r->rows = rows;
-                r->cap = cap;
-        }
+        struct rollup_row *rows = grow_to(r->rows, &r->cap, r->n + 1, sizeof(*rows), 32);
+        if (!rows)
+                return NULL;
+        r->rows = rows;
         char *m = strdup(model), *d = domain ? strdup(domain) : NULL;
         if (!m || (domain && !d)) {
                 free(m);

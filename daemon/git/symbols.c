@@ -22,6 +22,8 @@
  */
 #include "symbols.h"
 
+#include "grow.h"
+
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -334,18 +336,12 @@ static void symbols__put(struct symbols__buf *b, const char *s, size_t n)
 {
         if (b->oom)
                 return;
-        if (b->len + n + 1 > b->cap) {
-                size_t cap = b->cap ? b->cap : 64;
-                while (cap < b->len + n + 1)
-                        cap *= 2;
-                char *p = realloc(b->p, cap);
-                if (!p) {
-                        b->oom = true;
-                        return;
-                }
-                b->p = p;
-                b->cap = cap;
+        char *p = grow_to(b->p, &b->cap, b->len + n + 1, 1, 64);
+        if (!p) {
+                b->oom = true;
+                return;
         }
+        b->p = p;
         memcpy(b->p + b->len, s, n);
         b->len += n;
         b->p[b->len] = '\0';
@@ -389,14 +385,10 @@ struct symbols__list {
 
 static struct symbols__entry *symbols__push(struct symbols__list *l)
 {
-        if (l->n == l->cap) {
-                size_t cap = l->cap ? l->cap * 2 : 32;
-                struct symbols__entry *v = realloc(l->v, cap * sizeof(*v));
-                if (!v)
-                        return NULL;
-                l->v = v;
-                l->cap = cap;
-        }
+        struct symbols__entry *v = grow_to(l->v, &l->cap, l->n + 1, sizeof(*v), 32);
+        if (!v)
+                return NULL;
+        l->v = v;
         struct symbols__entry *e = &l->v[l->n++];
         memset(e, 0, sizeof(*e));
         return e;

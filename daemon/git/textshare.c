@@ -2,6 +2,7 @@
  * (textshare.h): open addressing over the lines' bytes, kept in one
  * buffer. */
 #include "textshare.h"
+#include "grow.h"
 #include "siphash.h"
 
 #include <errno.h>
@@ -112,18 +113,12 @@ void textshare_add(struct textshare_lines *ls, const char *s, size_t n)
                 sl->count++;
                 return;
         }
-        if (ls->len + n > ls->cap) {
-                size_t cap = ls->cap ? ls->cap : 4096;
-                while (cap < ls->len + n)
-                        cap *= 2;
-                char *b = realloc(ls->bytes, cap);
-                if (!b) {
-                        ls->oom = true;
-                        return;
-                }
-                ls->bytes = b;
-                ls->cap = cap;
+        char *b = grow_to(ls->bytes, &ls->cap, ls->len + n, 1, 4096);
+        if (!b) {
+                ls->oom = true;
+                return;
         }
+        ls->bytes = b;
         memcpy(ls->bytes + ls->len, s, n);
         *sl = (struct textshare_slot){ .hash = h, .off = ls->len, .len = (uint32_t)n, .count = 1 };
         ls->len += n;

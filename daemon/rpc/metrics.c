@@ -16,6 +16,7 @@
  */
 #include "metrics.h"
 
+#include "grow.h"
 #include "rpc.h"
 
 #include <errno.h>
@@ -202,18 +203,13 @@ struct metrics__buf {
 
 static void metrics__grow(struct metrics__buf *b, size_t more)
 {
-        if (b->oom || b->len + more + 1 <= b->cap)
+        if (b->oom)
                 return;
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + more + 1)
-                cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
+        char *p = grow_to(b->p, &b->cap, b->len + more + 1, 1, 4096);
+        if (!p)
                 b->oom = true;
-                return;
-        }
-        b->p = p;
-        b->cap = cap;
+        else
+                b->p = p;
 }
 
 static void metrics__put(struct metrics__buf *b, const char *s, size_t n)

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "grow.h"
 #include "proto.h"
 
 /* ---- writing ----------------------------------------------------------- */
@@ -286,14 +287,10 @@ static struct rollup_point *hr__push(struct hr_state *s, int64_t id_changed, con
                                      const char *task)
 {
         if (id_changed) {
-                if (s->nseries == s->cap) {
-                        size_t cap = s->cap ? s->cap * 2 : 16;
-                        struct hr_series *v = realloc(s->series, cap * sizeof(*v));
-                        if (!v)
-                                return NULL;
-                        s->series = v;
-                        s->cap = cap;
-                }
+                struct hr_series *v = grow_to(s->series, &s->cap, s->nseries + 1, sizeof(*v), 16);
+                if (!v)
+                        return NULL;
+                s->series = v;
                 struct hr_series *se = &s->series[s->nseries];
                 memset(se, 0, sizeof(*se));
                 se->model = strdup(model);
@@ -303,14 +300,10 @@ static struct rollup_point *hr__push(struct hr_state *s, int64_t id_changed, con
                         return NULL;
         }
         struct hr_series *se = &s->series[s->nseries - 1];
-        if (se->n == se->cap) {
-                size_t cap = se->cap ? se->cap * 2 : 64;
-                struct rollup_point *v = realloc(se->pts, cap * sizeof(*v));
-                if (!v)
-                        return NULL;
-                se->pts = v;
-                se->cap = cap;
-        }
+        struct rollup_point *pts = grow_to(se->pts, &se->cap, se->n + 1, sizeof(*pts), 64);
+        if (!pts)
+                return NULL;
+        se->pts = pts;
         struct rollup_point *p = &se->pts[se->n++];
         memset(p, 0, sizeof(*p));
         return p;

@@ -47,6 +47,7 @@
 
 #include "store.h"
 
+#include "grow.h"
 #include "history.h"
 #include "rollup.h"
 
@@ -277,15 +278,7 @@ static int store__errno(sqlite3 *db, int rc)
  * out of memory. */
 static void *store__grow(void *arr, size_t *cap, size_t n, size_t size)
 {
-        if (n < *cap)
-                return arr;
-        size_t ncap = *cap ? *cap * 2 : 16;
-        if (ncap > SIZE_MAX / size)
-                return NULL;
-        void *p = realloc(arr, ncap * size);
-        if (p)
-                *cap = ncap;
-        return p;
+        return grow_to(arr, cap, n + 1, size, 16);
 }
 
 static void store__trace_free(struct store__trace_row *row)
