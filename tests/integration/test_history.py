@@ -167,6 +167,10 @@ class History(harness.DaemonTestCase):
         assert_error(self, (err, res), "bad_request",
                      message_contains="history: 11520 points over the limit of 10000; "
                                       "narrow since/until or raise bucket_s")
+        # Exactly at the limit: answered whole (about 1 MB of msgpack).
+        h = self.history(bucket_s=60, since=end - 10000 * 60, until=end)
+        self.assertEqual(h["points"], 10000)
+        self.assertEqual(len(h["series"][0]["cost"]), 10000)
         h = self.history(bucket_s=120, since=since, until=end)
         self.assertEqual(h["points"], 5760)
         self.assertEqual(len(h["series"][0]["t"]), 5760)
