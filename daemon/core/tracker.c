@@ -2,11 +2,11 @@
  *
  * State is hash tables (profiles by model id and pending traces by trace
  * id in strtab.h's tables; domain cells by (model, task, domain) in a
- * chained table of their own), a doubly linked list of
- * pending traces in start order, and the change lists the store drains
- * (tracker_collect).  The numbers follow the in-process Rust tracker
- * outcomed grew out of (the "seed") exactly, with the contract's fixes: a
- * new task entry starts at the 0.5 prior, a second complete is refused,
+ * chained table of their own), a doubly linked list of pending traces in
+ * start order, and the change lists the store drains (tracker_collect).
+ * The numbers follow the in-process Rust tracker outcomed grew out of (the
+ * "seed") exactly, with the protocol's fixes (protocol/README.md): a new
+ * task entry starts at the 0.5 prior, a second complete is refused,
  * unknown traces are reported.
  */
 #include "tracker.h"
@@ -133,7 +133,7 @@ struct tracker *tracker_new(const struct tracker_options *opts)
         if (!t)
                 return NULL;
         const char *prefix = opts && opts->id_prefix ? opts->id_prefix : "t";
-        /* "<prefix>-<16 hex digits>" must fit the contract's 64 bytes. */
+        /* "<prefix>-<16 hex digits>" must fit the protocol's 64 bytes. */
         if (strlen(prefix) > TRACKER_ID_PREFIX_MAX) {
                 free(t);
                 return NULL;

@@ -249,7 +249,7 @@ struct tracker_result {
         bool deferred; /* a code trace with a repo: git decides */
 };
 
-/* The outcome table of the contract: quality and success of a kind given
+/* The outcome table of the protocol (protocol/README.md): quality and success of a kind given
  * its confidence. */
 void tracker_kind_score(enum tracker_kind kind, double confidence, struct tracker_result *r);
 

@@ -841,7 +841,7 @@ static uint64_t server__uid_connections(const struct server *s, uint32_t uid)
         return n;
 }
 
-/* The contract's refusal before any request: one reply with msgid 0, then
+/* The protocol's refusal (protocol/README.md) before any request: one reply with msgid 0, then
  * close.  Nothing the client sent is read. */
 static void server__refuse(struct conn *c, enum proto_error e, const char *msg)
 {
