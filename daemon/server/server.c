@@ -315,12 +315,13 @@ static void server__partial_arm(struct server *s)
         if (!s->partial_timer || uv_is_closing((uv_handle_t *)s->partial_timer))
                 return;
         if (!s->partial_head) {
-                uv_timer_stop(s->partial_timer);
+                (void)uv_timer_stop(s->partial_timer);
                 return;
         }
         uint64_t due = s->partial_head->partial_since + s->cfg->limits.message_timeout_ms,
                  now = uv_now(s->loop);
-        uv_timer_start(s->partial_timer, server__partial_expire, due > now ? due - now : 0, 0);
+        (void)uv_timer_start(s->partial_timer, server__partial_expire,
+                             due > now ? due - now : 0, 0);
 }
 
 static void conn__close(struct conn *c)
@@ -639,18 +640,26 @@ static void conn__on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 
 static void conn__on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
 
+/* Read again; a connection that cannot be read from is closed (left
+ * alone, it would wait for ever). */
 static void conn__read_start(struct conn *c)
 {
-        if (!c->reading && !c->closing && !c->close_after_flush && !c->eof) {
-                if (uv_read_start((uv_stream_t *)&c->pipe, conn__on_alloc, conn__on_read) == 0)
-                        c->reading = true;
+        if (c->reading || c->closing || c->close_after_flush || c->eof)
+                return;
+        int r = uv_read_start((uv_stream_t *)&c->pipe, conn__on_alloc, conn__on_read);
+        if (r < 0) {
+                log_warn("connection %llu (uid %u, pid %d): cannot read: %s; closing it",
+                         (unsigned long long)c->id, c->uid, c->pid, uv_strerror(r));
+                conn__close(c);
+                return;
         }
+        c->reading = true;
 }
 
 static void conn__read_stop(struct conn *c)
 {
         if (c->reading) {
-                uv_read_stop((uv_stream_t *)&c->pipe);
+                (void)uv_read_stop((uv_stream_t *)&c->pipe);
                 c->reading = false;
         }
 }
@@ -914,7 +923,7 @@ static void server__on_connection(uv_stream_t *ls, int status)
         msgpack_packer_init(&c->pk, &c->out, msgpack_sbuffer_write);
         c->srv = s;
         c->id = ++s->next_id;
-        uv_pipe_init(s->loop, &c->pipe, 0);
+        (void)uv_pipe_init(s->loop, &c->pipe, 0);
         c->next = s->conns;
         if (s->conns)
                 s->conns->prev = c;
@@ -985,7 +994,7 @@ static int server__claim_path(const char *path, char *err, size_t errlen)
         memcpy(sa.sun_path, path, strlen(path));
         int r = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
         int e = errno;
-        close(fd);
+        (void)close(fd);
         if (r == 0) {
                 snprintf(err, errlen, "another outcomed is answering on %s; not starting", path);
                 return -EADDRINUSE;
@@ -1021,11 +1030,11 @@ static struct server *server__new(uv_loop_t *loop, struct rpc_env *env, const st
                 free(s);
                 return NULL;
         }
-        uv_timer_init(loop, s->partial_timer);
+        (void)uv_timer_init(loop, s->partial_timer);
         s->partial_timer->data = s;
         msgpack_sbuffer_init(&s->scratch);
         msgpack_packer_init(&s->scratch_pk, &s->scratch, msgpack_sbuffer_write);
-        uv_pipe_init(loop, &s->listener, 0);
+        (void)uv_pipe_init(loop, &s->listener, 0);
         s->listener.data = s;
         return s;
 }
@@ -1053,13 +1062,13 @@ int server_start_fd(struct server **out, uv_loop_t *loop, struct rpc_env *env,
 {
         struct server *s = server__new(loop, env, cfg);
         if (!s) {
-                close(fd);
+                (void)close(fd);
                 snprintf(err, errlen, "out of memory");
                 return -ENOMEM;
         }
         int r = uv_pipe_open(&s->listener, fd);
         if (r < 0) {
-                close(fd);
+                (void)close(fd);
                 snprintf(err, errlen, "cannot use the socket passed by the service manager: %s",
                          uv_strerror(r));
                 goto fail;
@@ -1140,7 +1149,7 @@ int server_start(struct server **out, uv_loop_t *loop, struct rpc_env *env,
         return 0;
 
 fail_unlink:
-        unlink(path);
+        (void)unlink(path);
 fail:
         /* The handle is closed by the caller's loop run; free it there. */
         free(s->path);
@@ -1154,7 +1163,7 @@ void server_stop(struct server *s)
         if (!s)
                 return;
         if (s->path) { /* bound here, not passed: ours to remove */
-                unlink(s->path);
+                (void)unlink(s->path);
                 free(s->path);
                 s->path = NULL;
         }

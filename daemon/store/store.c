@@ -702,7 +702,7 @@ static int store__query_text(sqlite3 *db, const char *sql, char *buf, size_t len
         } else if (rc == SQLITE_DONE) {
                 rc = SQLITE_OK;
         }
-        sqlite3_finalize(st);
+        (void)sqlite3_finalize(st);
         return rc;
 }
 
@@ -866,7 +866,7 @@ static int store__migrate(struct store *s, unsigned from, char *err, size_t errl
                         store__err(err, errlen, "%s: schema migration %u failed: %s", s->path, i,
                                    sqlite3_errmsg(s->db));
                         if (!sqlite3_get_autocommit(s->db))
-                                sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+                                (void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
                         return r;
                 }
         }
@@ -908,8 +908,8 @@ static int store__run(struct store *s, sqlite3_stmt *st, int rc, struct store_ba
                 r = store__errno(s->wdb, rc);
                 snprintf(b->errmsg, sizeof(b->errmsg), "%s: %s", s->path, sqlite3_errmsg(s->wdb));
         }
-        sqlite3_reset(st);
-        sqlite3_clear_bindings(st);
+        (void)sqlite3_reset(st);
+        (void)sqlite3_clear_bindings(st);
         return r;
 }
 
@@ -1125,8 +1125,9 @@ static void store__commit(struct store *s, struct store_batch *b)
         unsigned delay = s->delay_ms;
         uv_mutex_unlock(&s->lock);
         if (full != s->sync_applied) {
-                sqlite3_exec(s->wdb, full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
-                             NULL, NULL, NULL);
+                (void)sqlite3_exec(s->wdb,
+                                   full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
+                                   NULL, NULL, NULL);
                 s->sync_applied = full;
         }
         if (delay)
@@ -1192,7 +1193,7 @@ static void store__commit(struct store *s, struct store_batch *b)
                 r = store__run(s, s->st[ST_COMMIT], SQLITE_OK, b);
         if (r < 0 && !sqlite3_get_autocommit(s->wdb)) {
                 sqlite3_step(s->st[ST_ROLLBACK]);
-                sqlite3_reset(s->st[ST_ROLLBACK]);
+                (void)sqlite3_reset(s->st[ST_ROLLBACK]);
         }
         b->result = r;
 }
@@ -1238,7 +1239,7 @@ static int store__writer_open(struct store *s, char *err, size_t errlen)
 static void store__writer_close(struct store *s)
 {
         for (int i = 0; i < ST__COUNT; i++) {
-                sqlite3_finalize(s->st[i]);
+                (void)sqlite3_finalize(s->st[i]);
                 s->st[i] = NULL;
         }
         sqlite3_close(s->wdb);
@@ -1320,7 +1321,7 @@ static void store__writer(void *arg)
                 uv_mutex_lock(&s->lock);
                 *s->done_tail = b;
                 s->done_tail = &b->next;
-                uv_async_send(&s->async);
+                (void)uv_async_send(&s->async);
         }
         uv_mutex_unlock(&s->lock);
         store__writer_close(s);
@@ -1637,8 +1638,8 @@ done:
         if (rc != SQLITE_DONE)
                 r = store__load_error(s, rc, err, errlen);
 out:
-        sqlite3_finalize(prof);
-        sqlite3_finalize(task);
+        (void)sqlite3_finalize(prof);
+        (void)sqlite3_finalize(task);
         return r;
 }
 
@@ -1687,7 +1688,7 @@ done:
         if (rc != SQLITE_DONE)
                 r = store__load_error(s, rc, err, errlen);
 out:
-        sqlite3_finalize(cell);
+        (void)sqlite3_finalize(cell);
         return r;
 }
 
@@ -1779,7 +1780,7 @@ done:
         if (rc != SQLITE_DONE)
                 r = store__load_error(s, rc, err, errlen);
 out:
-        sqlite3_finalize(pend);
+        (void)sqlite3_finalize(pend);
         return r;
 }
 
@@ -1824,19 +1825,19 @@ long store_replay(struct store *s, store_replay_cb cb, void *data, char *err, si
                            sqlite3_column_blob(st, 3), (size_t)sqlite3_column_bytes(st, 3), err,
                            errlen);
                 if (r < 0) {
-                        sqlite3_finalize(st);
+                        (void)sqlite3_finalize(st);
                         return r;
                 }
                 n++;
         }
         if (rc == SQLITE_DONE) {
-                sqlite3_finalize(st);
+                (void)sqlite3_finalize(st);
                 return n;
         }
 sqlerr:
         store__err(err, errlen, "%s: cannot read the journal: %s", s->path, sqlite3_errmsg(s->db));
         rc = store__errno(s->db, rc);
-        sqlite3_finalize(st);
+        (void)sqlite3_finalize(st);
         return rc;
 }
 
