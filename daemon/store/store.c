@@ -368,21 +368,27 @@ static void store__sink_profile(void *data, const struct tracker_profile *p)
         c->dirty = false;
 }
 
-static void store__sink_deleted(void *data, const char *trace_id)
+/* A copy of str at the end of one of the batch's lists of strings. */
+static void store__add_str(struct store_batch *b, char ***list, size_t *n, size_t *cap,
+                           const char *str)
 {
-        struct store_batch *b = data;
-
         if (b->status < 0)
                 return;
-        char **arr = store__grow(b->deleted, &b->deleted_cap, b->ndeleted, sizeof(*arr));
-        char *id = strdup(trace_id);
-        if (!arr || !id) {
-                free(id);
+        char **arr = store__grow(*list, cap, *n, sizeof(*arr));
+        char *copy = strdup(str);
+        if (!arr || !copy) {
+                free(copy);
                 b->status = -ENOMEM;
                 return;
         }
-        b->deleted = arr;
-        arr[b->ndeleted++] = id;
+        *list = arr;
+        arr[(*n)++] = copy;
+}
+
+static void store__sink_deleted(void *data, const char *trace_id)
+{
+        struct store_batch *b = data;
+        store__add_str(b, &b->deleted, &b->ndeleted, &b->deleted_cap, trace_id);
 }
 
 static void store__sink_trace(void *data, const struct tracker_trace *tr)
@@ -539,18 +545,7 @@ void store_batch_free(struct store_batch *b)
 static void store__sink_profile_deleted(void *data, const char *model)
 {
         struct store_batch *b = data;
-
-        if (b->status < 0)
-                return;
-        char **arr = store__grow(b->gone_models, &b->gone_cap, b->ngone, sizeof(*arr));
-        char *m = strdup(model);
-        if (!arr || !m) {
-                free(m);
-                b->status = -ENOMEM;
-                return;
-        }
-        b->gone_models = arr;
-        arr[b->ngone++] = m;
+        store__add_str(b, &b->gone_models, &b->ngone, &b->gone_cap, model);
 }
 
 /* Append bytes to the batch's arena; SIZE_MAX when out of memory. */
