@@ -58,7 +58,7 @@
  *   - message_timeout_ms, per message: a message must end that long after
  *     its first byte was read, else `too_large` (msgid 0) and the
  *     connection closes.  The connections with a message begun are on a
- *     list in the order their messages began (s->partial_head), so one
+ *     list in the order their messages began (s->partial.head), so one
  *     timer, armed for the oldest, serves them all.  A connection the
  *     daemon itself stopped reading (backpressure, a reply given later)
  *     cannot finish its message: its clock starts again instead.
@@ -87,10 +87,23 @@
 #define SERVER_READ_RESERVE (64 * 1024)
 #define SERVER_ZONE_CHUNK 2048 /* a router's request decodes into well under this */
 
+struct conn;
+
+/* A connection's place on one of the server's lists. */
+struct conn_link {
+        struct conn *prev, *next;
+};
+
+/* A list of connections through one of their links (at offset `link`). */
+struct conn_list {
+        struct conn *head, *tail;
+        size_t link;
+};
+
 struct conn {
         uv_pipe_t pipe; /* first: the handle's memory is the conn's */
         struct server *srv;
-        struct conn *prev, *next;
+        struct conn_link all;   /* the server's connections */
         char *rbuf;             /* bytes read: rbuf[rpos..rlen) not yet dispatched */
         size_t rpos, rlen, rcap;
         msgpack_zone zone;      /* the message being handled */
@@ -101,7 +114,7 @@ struct conn {
         msgpack_packer pk;      /* packs into out */
         size_t queued;          /* bytes in uv_write requests not yet done */
         struct replyq held;     /* replies waiting for a commit, in order (replyq.h) */
-        struct conn *wprev, *wnext; /* the server's waiting list (held.n > 0) */
+        struct conn_link wait;  /* the server's waiting list (held.n > 0) */
         struct server_later *laters; /* replies given later, not yet answered */
         uint64_t id;
         uint32_t uid;
@@ -112,7 +125,7 @@ struct conn {
         bool close_after_flush; /* answer what is due, then close */
         size_t partial;         /* bytes of the message begun, not yet ended */
         uint64_t partial_since; /* uv_now when it began (or its clock restarted) */
-        struct conn *pprev, *pnext; /* the server's partial list (partial > 0) */
+        struct conn_link part;  /* the server's partial list (partial > 0) */
 };
 
 /* A reply given later; pub first, so that a struct rpc_later * is one. */
@@ -134,8 +147,8 @@ struct server {
         uv_loop_t *loop;
         struct rpc_env *env;
         const struct config *cfg;
-        struct conn *conns;
-        struct conn *waiting;    /* connections with held replies */
+        struct conn_list conns;
+        struct conn_list waiting; /* connections with held replies */
         uint64_t committed;      /* the last batch committed */
         struct commit *commit;
         msgpack_sbuffer scratch; /* replies to notifications, discarded */
@@ -144,7 +157,7 @@ struct server {
         uint64_t next_id;
         bool listening;
         uint64_t fd_budget;      /* connections the descriptor limit allows */
-        struct conn *partial_head, *partial_tail; /* by partial_since, oldest first */
+        struct conn_list partial; /* by partial_since, oldest first */
         uv_timer_t *partial_timer; /* message_timeout_ms of the oldest */
 };
 
@@ -179,16 +192,45 @@ static void conn__on_close(uv_handle_t *h)
         free(c);
 }
 
+/* ---- the server's lists of connections -------------------------------- */
+
+static struct conn_link *conn__link(const struct conn_list *l, struct conn *c)
+{
+        return (struct conn_link *)((char *)c + l->link);
+}
+
+static void conn__list_add(struct conn_list *l, struct conn *c, bool at_tail)
+{
+        struct conn_link *k = conn__link(l, c);
+        k->prev = at_tail ? l->tail : NULL;
+        k->next = at_tail ? NULL : l->head;
+        if (k->prev)
+                conn__link(l, k->prev)->next = c;
+        else
+                l->head = c;
+        if (k->next)
+                conn__link(l, k->next)->prev = c;
+        else
+                l->tail = c;
+}
+
+static void conn__list_remove(struct conn_list *l, struct conn *c)
+{
+        struct conn_link *k = conn__link(l, c);
+        if (k->prev)
+                conn__link(l, k->prev)->next = k->next;
+        else
+                l->head = k->next;
+        if (k->next)
+                conn__link(l, k->next)->prev = k->prev;
+        else
+                l->tail = k->prev;
+        k->prev = k->next = NULL;
+}
+
 static void conn__unwait(struct conn *c)
 {
-        struct server *s = c->srv;
-        if (c->wprev)
-                c->wprev->wnext = c->wnext;
-        else
-                s->waiting = c->wnext;
-        if (c->wnext)
-                c->wnext->wprev = c->wprev;
-        c->wprev = c->wnext = NULL;
+        conn__list_remove(&c->srv->waiting, c);
 }
 
 /* ---- unfinished messages ----------------------------------------------- */
@@ -197,30 +239,15 @@ static void server__partial_arm(struct server *s);
 
 static void conn__partial_unlink(struct conn *c)
 {
-        struct server *s = c->srv;
-        if (c->pprev)
-                c->pprev->pnext = c->pnext;
-        else
-                s->partial_head = c->pnext;
-        if (c->pnext)
-                c->pnext->pprev = c->pprev;
-        else
-                s->partial_tail = c->pprev;
-        c->pprev = c->pnext = NULL;
+        conn__list_remove(&c->srv->partial, c);
 }
 
 static void conn__partial_append(struct conn *c)
 {
         struct server *s = c->srv;
         c->partial_since = uv_now(s->loop);
-        c->pprev = s->partial_tail;
-        c->pnext = NULL;
-        if (s->partial_tail)
-                s->partial_tail->pnext = c;
-        else
-                s->partial_head = c;
-        s->partial_tail = c;
-        if (s->partial_head == c)
+        conn__list_add(&s->partial, c, true);
+        if (s->partial.head == c)
                 server__partial_arm(s);
 }
 
@@ -266,8 +293,8 @@ static void server__partial_enforce(struct server *s)
         uint64_t budget = lim->partial_bytes > lim->message_bytes ? lim->partial_bytes
                                                                   : lim->message_bytes;
         while (s->env->counters.partial_bytes > budget) {
-                struct conn *victim = s->partial_head;
-                for (struct conn *c = s->partial_head; c; c = c->pnext)
+                struct conn *victim = s->partial.head;
+                for (struct conn *c = s->partial.head; c; c = c->part.next)
                         if (c->partial > victim->partial)
                                 victim = c; /* strictly more: the oldest among equals */
                 log_warn("connection %llu (uid %u, pid %d) dropped: it held %zu bytes of an "
@@ -291,7 +318,7 @@ static void server__partial_expire(uv_timer_t *t)
         struct server *s = t->data;
         uint64_t now = uv_now(s->loop), timeout = s->cfg->limits.message_timeout_ms;
         struct conn *c;
-        while ((c = s->partial_head) && c->partial_since + timeout <= now) {
+        while ((c = s->partial.head) && c->partial_since + timeout <= now) {
                 if (!c->reading) {
                         conn__partial_unlink(c);
                         conn__partial_append(c); /* with the clock at now */
@@ -314,11 +341,11 @@ static void server__partial_arm(struct server *s)
 {
         if (!s->partial_timer || uv_is_closing((uv_handle_t *)s->partial_timer))
                 return;
-        if (!s->partial_head) {
+        if (!s->partial.head) {
                 (void)uv_timer_stop(s->partial_timer);
                 return;
         }
-        uint64_t due = s->partial_head->partial_since + s->cfg->limits.message_timeout_ms,
+        uint64_t due = s->partial.head->partial_since + s->cfg->limits.message_timeout_ms,
                  now = uv_now(s->loop);
         (void)uv_timer_start(s->partial_timer, server__partial_expire,
                              due > now ? due - now : 0, 0);
@@ -330,12 +357,7 @@ static void conn__close(struct conn *c)
                 return;
         c->closing = true;
         struct server *s = c->srv;
-        if (c->prev)
-                c->prev->next = c->next;
-        else
-                s->conns = c->next;
-        if (c->next)
-                c->next->prev = c->prev;
+        conn__list_remove(&s->conns, c);
         if (c->held.n) { /* leave the waiting list */
                 conn__unwait(c);
                 replyq_clear(&c->held);
@@ -440,11 +462,7 @@ static void conn__wait(struct conn *c)
         struct server *s = c->srv;
         if (c->held.n != 1)
                 return;
-        c->wprev = NULL;
-        c->wnext = s->waiting;
-        if (s->waiting)
-                s->waiting->wprev = c;
-        s->waiting = c;
+        conn__list_add(&s->waiting, c, false);
 }
 
 /* Move the reply packed at out[mark..] behind the held ones. */
@@ -474,8 +492,8 @@ static void server__committed(void *data, uint64_t seq)
 {
         struct server *s = data;
         s->committed = seq;
-        for (struct conn *c = s->waiting, *next; c; c = next) {
-                next = c->wnext;
+        for (struct conn *c = s->waiting.head, *next; c; c = next) {
+                next = c->wait.next;
                 conn__release(c, seq, 0);
         }
 }
@@ -483,8 +501,8 @@ static void server__committed(void *data, uint64_t seq)
 static void server__failed(void *data, uint64_t seq)
 {
         struct server *s = data;
-        for (struct conn *c = s->waiting, *next; c; c = next) {
-                next = c->wnext;
+        for (struct conn *c = s->waiting.head, *next; c; c = next) {
+                next = c->wait.next;
                 conn__release(c, 0, seq);
         }
 }
@@ -844,7 +862,7 @@ static bool server__peer_allowed(const struct server *s, int fd, bool known, uin
 static uint64_t server__uid_connections(const struct server *s, uint32_t uid)
 {
         uint64_t n = 0;
-        for (const struct conn *c = s->conns; c; c = c->next)
+        for (const struct conn *c = s->conns.head; c; c = c->all.next)
                 if (c->uid == uid)
                         n++;
         return n;
@@ -924,10 +942,7 @@ static void server__on_connection(uv_stream_t *ls, int status)
         c->srv = s;
         c->id = ++s->next_id;
         (void)uv_pipe_init(s->loop, &c->pipe, 0);
-        c->next = s->conns;
-        if (s->conns)
-                s->conns->prev = c;
-        s->conns = c;
+        conn__list_add(&s->conns, c, false);
         s->env->counters.connections++;
         s->env->counters.connections_total++;
         if (uv_accept(ls, (uv_stream_t *)&c->pipe) < 0) {
@@ -1020,6 +1035,9 @@ static struct server *server__new(uv_loop_t *loop, struct rpc_env *env, const st
         s->loop = loop;
         s->env = env;
         s->cfg = cfg;
+        s->conns.link = offsetof(struct conn, all);
+        s->waiting.link = offsetof(struct conn, wait);
+        s->partial.link = offsetof(struct conn, part);
         s->fd_budget = server__fd_budget();
         if (cfg->limits.connections > s->fd_budget)
                 log_warn("[limits] connections = %u, but the descriptor limit (RLIMIT_NOFILE) "
@@ -1167,7 +1185,7 @@ void server_stop(struct server *s)
                 free(s->path);
                 s->path = NULL;
         }
-        while (s->conns)
-                conn__close(s->conns);
+        while (s->conns.head)
+                conn__close(s->conns.head);
         server__close(s);
 }
