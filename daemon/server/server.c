@@ -69,6 +69,7 @@
 #include "server.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -272,8 +273,16 @@ static void conn__reply_error(struct conn *c, uint32_t msgid, enum proto_error e
 static void conn__read_stop(struct conn *c);
 static void conn__flush(struct conn *c);
 
-static void conn__abandon(struct conn *c, enum proto_error e, const char *msg)
+static void conn__abandon(struct conn *c, enum proto_error e, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
+static void conn__abandon(struct conn *c, enum proto_error e, const char *fmt, ...)
 {
+        char msg[200];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
         conn__partial_set(c, 0, false);
         free(c->rbuf); /* the complete messages not yet dispatched go too */
         c->rbuf = NULL;
@@ -302,11 +311,10 @@ static void server__partial_enforce(struct server *s)
                          (unsigned long long)victim->id, victim->uid, victim->pid,
                          victim->partial, (unsigned long long)budget);
                 s->env->counters.partial_drops_total++;
-                char msg[160];
-                snprintf(msg, sizeof(msg), "the daemon holds too many unfinished messages "
-                         "(partial_bytes %llu), this one the largest; closing the connection",
-                         (unsigned long long)budget);
-                conn__abandon(victim, PROTO_OVERLOADED, msg);
+                conn__abandon(victim, PROTO_OVERLOADED,
+                              "the daemon holds too many unfinished messages (partial_bytes "
+                              "%llu), this one the largest; closing the connection",
+                              (unsigned long long)budget);
         }
 }
 
@@ -328,11 +336,10 @@ static void server__partial_expire(uv_timer_t *t)
                          "is still unfinished (%zu bytes)", (unsigned long long)c->id, c->uid,
                          c->pid, (unsigned long long)(now - c->partial_since), c->partial);
                 s->env->counters.message_timeouts_total++;
-                char msg[160];
-                snprintf(msg, sizeof(msg), "message not finished within message_timeout_ms "
-                         "(%llu ms) of its first byte; closing the connection",
-                         (unsigned long long)timeout);
-                conn__abandon(c, PROTO_TOO_LARGE, msg);
+                conn__abandon(c, PROTO_TOO_LARGE,
+                              "message not finished within message_timeout_ms (%llu ms) of its "
+                              "first byte; closing the connection",
+                              (unsigned long long)timeout);
         }
         server__partial_arm(s);
 }
