@@ -83,6 +83,16 @@ struct tracker__trace {
         bool in_block; /* loaded: in a slab block, not malloc'ed alone */
 };
 
+/* A domain cell: what callers see (d, first), and the tracker's links. */
+struct tracker__cell {
+        struct tracker_cell d;
+        struct tracker_profile *profile;
+        struct tracker__cell *hnext;
+        struct tracker__cell *pnext; /* the profile's list */
+        struct tracker__cell *dirty_next;
+        bool dirty; /* on the change list */
+};
+
 struct tracker__deleted {
         struct tracker__deleted *next;
         char id[];
@@ -105,12 +115,12 @@ struct tracker {
         struct tracker__deleted *deleted;
         struct tracker__deleted *deleted_profiles;
         struct slab slab; /* loaded traces */
-        struct tracker_cell **cells;  /* domain cells: a chained table of its own */
+        struct tracker__cell **cells;  /* domain cells: a chained table of its own */
         size_t cell_nbuckets;         /* a power of two */
         size_t ncells;
         uint64_t max_cells;
         uint64_t cells_refused;
-        struct tracker_cell *dirty_cells;
+        struct tracker__cell *dirty_cells;
         struct tracker__gone_cell *gone_cells; /* cells removed alone, for the store */
         char *last_id;  /* the id of the last trace resolved, for replies */
         size_t last_id_cap; /* bytes allocated at last_id */
@@ -190,7 +200,7 @@ void tracker_free(struct tracker *t)
         size_t i;
         for (struct tracker_profile *p = strtab_first(&t->profiles, &i), *next; p; p = next) {
                 next = strtab_next(&t->profiles, p, &i);
-                for (struct tracker_cell *c = p->cells, *cn; c; c = cn) {
+                for (struct tracker__cell *c = p->cells, *cn; c; c = cn) {
                         cn = c->pnext;
                         free(c);
                 }
@@ -272,7 +282,7 @@ void tracker_mark_all_changed(struct tracker *t)
         for (struct tracker__trace *tr = t->head; tr; tr = tr->next)
                 tracker__touch_trace(t, tr);
         for (size_t i = 0; i < t->cell_nbuckets; i++)
-                for (struct tracker_cell *c = t->cells[i]; c; c = c->hnext)
+                for (struct tracker__cell *c = t->cells[i]; c; c = c->hnext)
                         if (!c->dirty) {
                                 c->dirty = true;
                                 c->dirty_next = t->dirty_cells;
@@ -310,12 +320,12 @@ int tracker_collect(struct tracker *t, const struct tracker_sink *sink)
                                            g->domain);
                 free(g);
         }
-        for (struct tracker_cell *c = t->dirty_cells, *next; c; c = next) {
+        for (struct tracker__cell *c = t->dirty_cells, *next; c; c = next) {
                 next = c->dirty_next;
                 c->dirty = false;
                 c->dirty_next = NULL;
                 if (sink->cell)
-                        sink->cell(sink->data, c);
+                        sink->cell(sink->data, &c->d);
         }
         t->dirty_cells = NULL;
         while (t->deleted) {
@@ -579,11 +589,11 @@ uint64_t tracker_degrade_threshold(const struct tracker *t)
         return t->degrade_threshold;
 }
 
-static struct tracker_cell *tracker__cell_for(struct tracker *t, struct tracker_profile *p,
+static struct tracker__cell *tracker__cell_for(struct tracker *t, struct tracker_profile *p,
                                               const struct tracker__trace *tr);
-static void tracker__cell_judge(struct tracker *t, struct tracker_cell *c, double q, double w,
+static void tracker__cell_judge(struct tracker *t, struct tracker__cell *c, double q, double w,
                                 uint64_t now);
-static void tracker__touch_cell(struct tracker *t, struct tracker_cell *c, uint64_t now);
+static void tracker__touch_cell(struct tracker *t, struct tracker__cell *c, uint64_t now);
 static void tracker__cells_clear(struct tracker *t, struct tracker_profile *p, bool remember);
 
 /* ---- pending traces ---------------------------------------------------- */
@@ -893,11 +903,11 @@ int tracker_complete(struct tracker *t, const struct tracker_complete *c)
         ts->avg_latency_ms = ts->avg_latency_ms +
                              ((double)c->latency_ms - ts->avg_latency_ms) / (double)ts->calls;
         tracker__touch_profile(t, p, c->now);
-        struct tracker_cell *cell = tracker__cell_for(t, p, tr);
+        struct tracker__cell *cell = tracker__cell_for(t, p, tr);
         if (cell) {
-                cell->calls += 1;
-                cell->ev.input_tokens += c->input_tokens;
-                cell->ev.output_tokens += c->output_tokens;
+                cell->d.calls += 1;
+                cell->d.ev.input_tokens += c->input_tokens;
+                cell->d.ev.output_tokens += c->output_tokens;
                 tracker__touch_cell(t, cell, c->now);
         }
         if (t->observer.complete)
@@ -925,9 +935,9 @@ int tracker_fail(struct tracker *t, const char *trace_id, uint32_t uid, uint64_t
         tracker__evidence_add(&ts->ev, 0.0, 1.0, now, t->half_life);
         tracker__degraded_note(t, p, now);
         tracker__touch_profile(t, p, now);
-        struct tracker_cell *cell = tracker__cell_for(t, p, tr);
+        struct tracker__cell *cell = tracker__cell_for(t, p, tr);
         if (cell) {
-                cell->failures += 1;
+                cell->d.failures += 1;
                 tracker__cell_judge(t, cell, 0.0, 1.0, now);
                 tracker__touch_cell(t, cell, now);
         }
@@ -993,7 +1003,7 @@ static void tracker__apply(struct tracker *t, struct tracker_profile *p,
                            uint64_t now)
 {
         enum tracker_task task = (enum tracker_task)tr->d.task;
-        struct tracker_cell *cell =
+        struct tracker__cell *cell =
                 r->has_quality || r->has_success ? tracker__cell_for(t, p, tr) : NULL;
         if (r->has_quality) {
                 double q = r->quality;
@@ -1018,7 +1028,7 @@ static void tracker__apply(struct tracker *t, struct tracker_profile *p,
                         ts->failures += 1;
                 }
                 if (cell)
-                        *(r->success ? &cell->successes : &cell->failures) += 1;
+                        *(r->success ? &cell->d.successes : &cell->d.failures) += 1;
                 tracker__degraded_note(t, p, now);
         }
         if (cell)
@@ -1363,16 +1373,16 @@ static uint64_t tracker__cell_hash(const char *model, unsigned task, const char 
         return h ^ ((uint64_t)task * 0xbf58476d1ce4e5b9ull);
 }
 
-static struct tracker_cell *tracker__cell_find(const struct tracker *t, const char *model,
+static struct tracker__cell *tracker__cell_find(const struct tracker *t, const char *model,
                                                unsigned task, const char *domain)
 {
         if (!t->cell_nbuckets)
                 return NULL;
-        struct tracker_cell *c =
+        struct tracker__cell *c =
                 t->cells[tracker__cell_hash(model, task, domain) & (t->cell_nbuckets - 1)];
         for (; c; c = c->hnext)
-                if (c->task == task && strcmp(c->domain, domain) == 0 &&
-                    strcmp(c->model, model) == 0)
+                if (c->d.task == task && strcmp(c->d.domain, domain) == 0 &&
+                    strcmp(c->d.model, model) == 0)
                         return c;
         return NULL;
 }
@@ -1380,13 +1390,13 @@ static struct tracker_cell *tracker__cell_find(const struct tracker *t, const ch
 static void tracker__cells_grow(struct tracker *t)
 {
         size_t n = t->cell_nbuckets ? t->cell_nbuckets * 2 : 64;
-        struct tracker_cell **b = calloc(n, sizeof(*b));
+        struct tracker__cell **b = calloc(n, sizeof(*b));
         if (!b)
                 return; /* longer chains: still correct */
         for (size_t i = 0; i < t->cell_nbuckets; i++) {
-                for (struct tracker_cell *c = t->cells[i], *next; c; c = next) {
+                for (struct tracker__cell *c = t->cells[i], *next; c; c = next) {
                         next = c->hnext;
-                        size_t j = tracker__cell_hash(c->model, c->task, c->domain) & (n - 1);
+                        size_t j = tracker__cell_hash(c->d.model, c->d.task, c->d.domain) & (n - 1);
                         c->hnext = b[j];
                         b[j] = c;
                 }
@@ -1396,9 +1406,9 @@ static void tracker__cells_grow(struct tracker *t)
         t->cell_nbuckets = n;
 }
 
-static void tracker__touch_cell(struct tracker *t, struct tracker_cell *c, uint64_t now)
+static void tracker__touch_cell(struct tracker *t, struct tracker__cell *c, uint64_t now)
 {
-        c->updated_at = now;
+        c->d.updated_at = now;
         if (!c->dirty) {
                 c->dirty = true;
                 c->dirty_next = t->dirty_cells;
@@ -1407,7 +1417,7 @@ static void tracker__touch_cell(struct tracker *t, struct tracker_cell *c, uint6
 }
 
 /* A new, empty cell of p, linked everywhere; NULL when out of memory. */
-static struct tracker_cell *tracker__cell_new(struct tracker *t, struct tracker_profile *p,
+static struct tracker__cell *tracker__cell_new(struct tracker *t, struct tracker_profile *p,
                                               unsigned task, const char *domain)
 {
         if (t->ncells >= t->cell_nbuckets) {
@@ -1416,14 +1426,14 @@ static struct tracker_cell *tracker__cell_new(struct tracker *t, struct tracker_
                         return NULL;
         }
         size_t ld = strlen(domain) + 1;
-        struct tracker_cell *c = calloc(1, sizeof(*c) + ld);
+        struct tracker__cell *c = calloc(1, sizeof(*c) + ld);
         if (!c)
                 return NULL;
-        c->domain = memcpy((char *)(c + 1), domain, ld);
-        c->model = p->model;
+        c->d.domain = memcpy((char *)(c + 1), domain, ld);
+        c->d.model = p->model;
         c->profile = p;
-        c->task = (uint8_t)task;
-        size_t j = tracker__cell_hash(c->model, task, domain) & (t->cell_nbuckets - 1);
+        c->d.task = (uint8_t)task;
+        size_t j = tracker__cell_hash(c->d.model, task, domain) & (t->cell_nbuckets - 1);
         c->hnext = t->cells[j];
         t->cells[j] = c;
         c->pnext = p->cells;
@@ -1434,21 +1444,21 @@ static struct tracker_cell *tracker__cell_new(struct tracker *t, struct tracker_
 
 /* Take c out of the table, its profile's list and the change list, and
  * free it. */
-static void tracker__cell_free(struct tracker *t, struct tracker_cell *c)
+static void tracker__cell_free(struct tracker *t, struct tracker__cell *c)
 {
-        struct tracker_cell **pp =
-                &t->cells[tracker__cell_hash(c->model, c->task, c->domain) & (t->cell_nbuckets - 1)];
+        struct tracker__cell **pp =
+                &t->cells[tracker__cell_hash(c->d.model, c->d.task, c->d.domain) & (t->cell_nbuckets - 1)];
         while (*pp != c)
                 pp = &(*pp)->hnext;
         *pp = c->hnext;
         /* The profile's list is singly linked (8 bytes a cell): cells
          * leave it alone only by forget of one cell, or all at once. */
-        struct tracker_cell **lp = &c->profile->cells;
+        struct tracker__cell **lp = &c->profile->cells;
         while (*lp != c)
                 lp = &(*lp)->pnext;
         *lp = c->pnext;
         if (c->dirty) {
-                struct tracker_cell **dp = &t->dirty_cells;
+                struct tracker__cell **dp = &t->dirty_cells;
                 while (*dp != c)
                         dp = &(*dp)->dirty_next;
                 *dp = c->dirty_next;
@@ -1458,18 +1468,18 @@ static void tracker__cell_free(struct tracker *t, struct tracker_cell *c)
 }
 
 /* Remember a cell removed alone, for the store. */
-static void tracker__cell_gone(struct tracker *t, const struct tracker_cell *c)
+static void tracker__cell_gone(struct tracker *t, const struct tracker__cell *c)
 {
-        size_t lm = strlen(c->model) + 1, ld = strlen(c->domain) + 1;
+        size_t lm = strlen(c->d.model) + 1, ld = strlen(c->d.domain) + 1;
         struct tracker__gone_cell *g = malloc(sizeof(*g) + lm + ld);
         if (!g) {
                 t->lost_deletion = true;
                 return;
         }
-        memcpy(g->key, c->model, lm);
-        memcpy(g->key + lm, c->domain, ld);
+        memcpy(g->key, c->d.model, lm);
+        memcpy(g->key + lm, c->d.domain, ld);
         g->domain = g->key + lm;
-        g->task = c->task;
+        g->task = c->d.task;
         g->next = t->gone_cells;
         t->gone_cells = g;
 }
@@ -1478,7 +1488,7 @@ static void tracker__cell_gone(struct tracker *t, const struct tracker_cell *c)
 static void tracker__cells_clear(struct tracker *t, struct tracker_profile *p, bool remember)
 {
         /* Off the change list in one pass, not one walk a cell. */
-        for (struct tracker_cell **dp = &t->dirty_cells; *dp;) {
+        for (struct tracker__cell **dp = &t->dirty_cells; *dp;) {
                 if ((*dp)->profile == p) {
                         (*dp)->dirty = false;
                         *dp = (*dp)->dirty_next;
@@ -1496,12 +1506,12 @@ static void tracker__cells_clear(struct tracker *t, struct tracker_profile *p, b
 /* The cell an observation of trace tr counts in: NULL when the trace
  * named no domain, or when a new cell would pass the limit (counted) or
  * cannot be allocated. */
-static struct tracker_cell *tracker__cell_for(struct tracker *t, struct tracker_profile *p,
+static struct tracker__cell *tracker__cell_for(struct tracker *t, struct tracker_profile *p,
                                               const struct tracker__trace *tr)
 {
         if (!tr->d.domain)
                 return NULL;
-        struct tracker_cell *c = tracker__cell_find(t, p->model, tr->d.task, tr->d.domain);
+        struct tracker__cell *c = tracker__cell_find(t, p->model, tr->d.task, tr->d.domain);
         if (c)
                 return c;
         if ((t->max_cells && t->ncells >= t->max_cells) ||
@@ -1523,11 +1533,11 @@ bool tracker_cell_logit(const struct tracker_cell *c, double *l, double *nu)
 /* Take the cell's window out of its task's sums (sign -1) or put it in
  * (+1).  The same numbers come out as went in: the window does not change
  * between the two. */
-static void tracker__cell_sums(struct tracker_cell *c, double sign)
+static void tracker__cell_sums(struct tracker__cell *c, double sign)
 {
-        struct tracker_task_stats *ts = &c->profile->tasks[c->task];
+        struct tracker_task_stats *ts = &c->profile->tasks[c->d.task];
         double l, nu;
-        if (!tracker_cell_logit(c, &l, &nu))
+        if (!tracker_cell_logit(&c->d, &l, &nu))
                 return;
         ts->dom_cells += sign;
         ts->dom_s1 += sign * l;
@@ -1536,41 +1546,52 @@ static void tracker__cell_sums(struct tracker_cell *c, double sign)
 
 /* One judged outcome of quality q and weight w in a cell: its evidence,
  * the recent evidence and the window (tracker.h), its task's sums. */
-static void tracker__cell_judge(struct tracker *t, struct tracker_cell *c, double q, double w,
+static void tracker__cell_judge(struct tracker *t, struct tracker__cell *c, double q, double w,
                                 uint64_t now)
 {
         tracker__cell_sums(c, -1.0);
-        tracker__evidence_add(&c->ev, q, w, now, t->half_life);
-        c->recent_alpha = TRACKER_RECENT_KEEP * c->recent_alpha + w * q;
-        c->recent_beta = TRACKER_RECENT_KEEP * c->recent_beta + w * (1.0 - q);
-        c->win_alpha += w * q;
-        c->win_beta += w * (1.0 - q);
-        double ns = c->recent_alpha + c->recent_beta, nl = c->win_alpha + c->win_beta;
+        tracker__evidence_add(&c->d.ev, q, w, now, t->half_life);
+        c->d.recent_alpha = TRACKER_RECENT_KEEP * c->d.recent_alpha + w * q;
+        c->d.recent_beta = TRACKER_RECENT_KEEP * c->d.recent_beta + w * (1.0 - q);
+        c->d.win_alpha += w * q;
+        c->d.win_beta += w * (1.0 - q);
+        double ns = c->d.recent_alpha + c->d.recent_beta, nl = c->d.win_alpha + c->d.win_beta;
         if (ns >= 5.0 && nl > ns + 5.0) {
-                double pl = (c->win_alpha + 0.5) / (nl + 1.0);
-                double ps = (c->recent_alpha + 0.5) / (ns + 1.0);
+                double pl = (c->d.win_alpha + 0.5) / (nl + 1.0);
+                double ps = (c->d.recent_alpha + 0.5) / (ns + 1.0);
                 if (fabs(ps - pl) > 3.0 * sqrt(pl * (1.0 - pl) / ns)) {
-                        c->win_alpha = c->recent_alpha;
-                        c->win_beta = c->recent_beta;
+                        c->d.win_alpha = c->d.recent_alpha;
+                        c->d.win_beta = c->d.recent_beta;
                 }
         }
         tracker__cell_sums(c, 1.0);
 }
 
+/* The public part of a cell, or NULL; the cell a public pointer is of. */
+static const struct tracker_cell *tracker__cell_pub(const struct tracker__cell *c)
+{
+        return c ? &c->d : NULL;
+}
+
+static const struct tracker__cell *tracker__cell_of(const struct tracker_cell *d)
+{
+        return (const struct tracker__cell *)((const char *)d - offsetof(struct tracker__cell, d));
+}
+
 const struct tracker_cell *tracker_cell_get(const struct tracker *t, const char *model,
                                             enum tracker_task task, const char *domain)
 {
-        return tracker__cell_find(t, model, task, domain);
+        return tracker__cell_pub(tracker__cell_find(t, model, task, domain));
 }
 
 const struct tracker_cell *tracker_cell_first(const struct tracker_profile *p)
 {
-        return p->cells;
+        return tracker__cell_pub(p->cells);
 }
 
 const struct tracker_cell *tracker_cell_next(const struct tracker_cell *c)
 {
-        return c->pnext;
+        return tracker__cell_pub(tracker__cell_of(c)->pnext);
 }
 
 static int tracker__cmp_cells(const void *a, const void *b)
@@ -1585,7 +1606,7 @@ static int tracker__cmp_cells(const void *a, const void *b)
 size_t tracker_profile_cells(const struct tracker_profile *p)
 {
         size_t n = 0;
-        for (const struct tracker_cell *c = p->cells; c; c = c->pnext)
+        for (const struct tracker__cell *c = p->cells; c; c = c->pnext)
                 n++;
         return n;
 }
@@ -1594,9 +1615,9 @@ size_t tracker_cells_sorted(const struct tracker_profile *p, int task,
                             const struct tracker_cell **out)
 {
         size_t n = 0;
-        for (const struct tracker_cell *c = p->cells; c; c = c->pnext)
-                if (task < 0 || c->task == task)
-                        out[n++] = c;
+        for (const struct tracker__cell *c = p->cells; c; c = c->pnext)
+                if (task < 0 || c->d.task == task)
+                        out[n++] = &c->d;
         qsort(out, n, sizeof(*out), tracker__cmp_cells);
         return n;
 }
@@ -1614,7 +1635,7 @@ uint64_t tracker_cells_refused(const struct tracker *t)
 int tracker_forget_cell(struct tracker *t, const char *model, enum tracker_task task,
                         const char *domain)
 {
-        struct tracker_cell *c = tracker__cell_find(t, model, task, domain);
+        struct tracker__cell *c = tracker__cell_find(t, model, task, domain);
         if (!c)
                 return -ENOENT;
         tracker__cell_sums(c, -1.0);
@@ -1623,18 +1644,14 @@ int tracker_forget_cell(struct tracker *t, const char *model, enum tracker_task 
         return 0;
 }
 
-/* c takes src's numbers. */
-static void tracker__cell_assign(struct tracker_cell *c, const struct tracker_cell *src)
+/* c takes src's numbers (not its key, whose strings are the tracker's). */
+static void tracker__cell_assign(struct tracker__cell *c, const struct tracker_cell *src)
 {
-        c->calls = src->calls;
-        c->successes = src->successes;
-        c->failures = src->failures;
-        c->ev = src->ev;
-        c->recent_alpha = src->recent_alpha;
-        c->recent_beta = src->recent_beta;
-        c->win_alpha = src->win_alpha;
-        c->win_beta = src->win_beta;
-        c->updated_at = src->updated_at;
+        struct tracker_cell key = c->d;
+        c->d = *src;
+        c->d.model = key.model;
+        c->d.domain = key.domain;
+        c->d.task = key.task;
 }
 
 int tracker_import_cell(struct tracker *t, const struct tracker_cell *src, bool replace,
@@ -1643,7 +1660,7 @@ int tracker_import_cell(struct tracker *t, const struct tracker_cell *src, bool 
         struct tracker_profile *p = strtab_get(&t->profiles, src->model);
         if (!p)
                 return -ENOENT;
-        struct tracker_cell *c = tracker__cell_find(t, p->model, src->task, src->domain);
+        struct tracker__cell *c = tracker__cell_find(t, p->model, src->task, src->domain);
         *created = c == NULL;
         if (!c) {
                 if (t->max_cells && t->ncells >= t->max_cells)
@@ -1657,14 +1674,14 @@ int tracker_import_cell(struct tracker *t, const struct tracker_cell *src, bool 
         if (replace) {
                 tracker__cell_assign(c, src);
         } else {
-                c->calls = tracker__sadd(c->calls, src->calls);
-                c->successes = tracker__sadd(c->successes, src->successes);
-                c->failures = tracker__sadd(c->failures, src->failures);
-                tracker__evidence_merge(&c->ev, &src->ev, t->half_life);
-                c->recent_alpha += src->recent_alpha;
-                c->recent_beta += src->recent_beta;
-                c->win_alpha += src->win_alpha;
-                c->win_beta += src->win_beta;
+                c->d.calls = tracker__sadd(c->d.calls, src->calls);
+                c->d.successes = tracker__sadd(c->d.successes, src->successes);
+                c->d.failures = tracker__sadd(c->d.failures, src->failures);
+                tracker__evidence_merge(&c->d.ev, &src->ev, t->half_life);
+                c->d.recent_alpha += src->recent_alpha;
+                c->d.recent_beta += src->recent_beta;
+                c->d.win_alpha += src->win_alpha;
+                c->d.win_beta += src->win_beta;
         }
         tracker__cell_sums(c, 1.0);
         /* A new cell keeps its time, as a new profile does. */
@@ -1681,7 +1698,7 @@ int tracker_load_cell(struct tracker *t, const struct tracker_cell *src)
                 return -ENOENT;
         if (tracker__cell_find(t, p->model, src->task, src->domain))
                 return -EINVAL;
-        struct tracker_cell *c = tracker__cell_new(t, p, src->task, src->domain);
+        struct tracker__cell *c = tracker__cell_new(t, p, src->task, src->domain);
         if (!c)
                 return -ENOMEM;
         tracker__cell_assign(c, src);

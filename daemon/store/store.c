@@ -435,8 +435,6 @@ static void store__cell_add(struct store_batch *b, struct tracker_cell **arr, si
         x->model = m;
         x->domain = d;
         x->task = (uint8_t)task;
-        x->hnext = x->pnext = x->dirty_next = NULL;
-        x->dirty = false;
 }
 
 static void store__sink_cell(void *data, const struct tracker_cell *c)
