@@ -83,15 +83,35 @@ struct tracker__trace {
         bool in_block; /* loaded: in a slab block, not malloc'ed alone */
 };
 
+/* A model's profile: what callers see (d, first), and the tracker's links. */
+struct tracker__profile {
+        struct tracker_profile d;
+        struct tracker__profile *hnext;
+        struct tracker__profile *dirty_next;
+        struct tracker__cell *cells; /* the model's domain cells, newest first */
+        bool dirty;
+};
+
 /* A domain cell: what callers see (d, first), and the tracker's links. */
 struct tracker__cell {
         struct tracker_cell d;
-        struct tracker_profile *profile;
+        struct tracker__profile *profile;
         struct tracker__cell *hnext;
         struct tracker__cell *pnext; /* the profile's list */
         struct tracker__cell *dirty_next;
         bool dirty; /* on the change list */
 };
+
+static const struct tracker_profile *tracker__profile_pub(const struct tracker__profile *p)
+{
+        return p ? &p->d : NULL;
+}
+
+static const struct tracker__profile *tracker__profile_of(const struct tracker_profile *d)
+{
+        return (const struct tracker__profile *)((const char *)d -
+                                                 offsetof(struct tracker__profile, d));
+}
 
 struct tracker__deleted {
         struct tracker__deleted *next;
@@ -110,7 +130,7 @@ struct tracker {
         struct strtab traces;   /* pending, by trace id */
         struct tracker__trace *head, *tail; /* pending, in start order */
         struct tracker__trace *task_head[TASK__COUNT], *task_tail[TASK__COUNT];
-        struct tracker_profile *dirty_profiles;
+        struct tracker__profile *dirty_profiles;
         struct tracker__trace *dirty_traces;
         struct tracker__deleted *deleted;
         struct tracker__deleted *deleted_profiles;
@@ -150,8 +170,8 @@ struct tracker *tracker_new(const struct tracker_options *opts)
         }
         t->id_prefix = strdup(prefix);
         if (!t->id_prefix ||
-            strtab_init(&t->profiles, offsetof(struct tracker_profile, model),
-                                offsetof(struct tracker_profile, hnext)) < 0 ||
+            strtab_init(&t->profiles, offsetof(struct tracker__profile, d.model),
+                                offsetof(struct tracker__profile, hnext)) < 0 ||
             strtab_init(&t->traces, offsetof(struct tracker__trace, d.id),
                                 offsetof(struct tracker__trace, hnext)) < 0) {
                 tracker_free(t);
@@ -198,13 +218,13 @@ void tracker_free(struct tracker *t)
         if (!t)
                 return;
         size_t i;
-        for (struct tracker_profile *p = strtab_first(&t->profiles, &i), *next; p; p = next) {
+        for (struct tracker__profile *p = strtab_first(&t->profiles, &i), *next; p; p = next) {
                 next = strtab_next(&t->profiles, p, &i);
                 for (struct tracker__cell *c = p->cells, *cn; c; c = cn) {
                         cn = c->pnext;
                         free(c);
                 }
-                free(p->model);
+                free(p->d.model);
                 free(p);
         }
         while (t->gone_cells) {
@@ -237,9 +257,9 @@ void tracker_free(struct tracker *t)
 
 /* ---- change tracking --------------------------------------------------- */
 
-static void tracker__touch_profile(struct tracker *t, struct tracker_profile *p, uint64_t now)
+static void tracker__touch_profile(struct tracker *t, struct tracker__profile *p, uint64_t now)
 {
-        p->updated_at = now;
+        p->d.updated_at = now;
         if (!p->dirty) {
                 p->dirty = true;
                 p->dirty_next = t->dirty_profiles;
@@ -248,7 +268,7 @@ static void tracker__touch_profile(struct tracker *t, struct tracker_profile *p,
 }
 
 /* A change the store must write, though updated_at stays. */
-static void tracker__mark_profile(struct tracker *t, struct tracker_profile *p)
+static void tracker__mark_profile(struct tracker *t, struct tracker__profile *p)
 {
         if (!p->dirty) {
                 p->dirty = true;
@@ -272,7 +292,7 @@ static void tracker__touch_trace(struct tracker *t, struct tracker__trace *tr)
 void tracker_mark_all_changed(struct tracker *t)
 {
         size_t pi;
-        for (struct tracker_profile *p = strtab_first(&t->profiles, &pi); p;
+        for (struct tracker__profile *p = strtab_first(&t->profiles, &pi); p;
              p = strtab_next(&t->profiles, p, &pi))
                 if (!p->dirty) {
                         p->dirty = true;
@@ -305,11 +325,11 @@ int tracker_collect(struct tracker *t, const struct tracker_sink *sink)
                         sink->profile_deleted(sink->data, d->id);
                 free(d);
         }
-        for (struct tracker_profile *p = t->dirty_profiles, *next; p; p = next) {
+        for (struct tracker__profile *p = t->dirty_profiles, *next; p; p = next) {
                 next = p->dirty_next;
                 p->dirty = false;
                 p->dirty_next = NULL;
-                sink->profile(sink->data, p);
+                sink->profile(sink->data, &p->d);
         }
         t->dirty_profiles = NULL;
         while (t->gone_cells) {
@@ -351,35 +371,35 @@ int tracker_collect(struct tracker *t, const struct tracker_sink *sink)
 
 /* ---- profiles ---------------------------------------------------------- */
 
-static struct tracker_profile *tracker__profile_new(struct tracker *t, const char *model)
+static struct tracker__profile *tracker__profile_new(struct tracker *t, const char *model)
 {
-        struct tracker_profile *p = calloc(1, sizeof(*p));
+        struct tracker__profile *p = calloc(1, sizeof(*p));
         if (!p)
                 return NULL;
-        p->model = strdup(model);
-        if (!p->model) {
+        p->d.model = strdup(model);
+        if (!p->d.model) {
                 free(p);
                 return NULL;
         }
-        p->ema_quality = TRACKER_PRIOR;
+        p->d.ema_quality = TRACKER_PRIOR;
         strtab_put(&t->profiles, p);
         return p;
 }
 
 /* The seed's `profiles.entry(model).or_insert_with(ModelProfile::new)`.
  * Callers check the model limit before changing anything. */
-static struct tracker_profile *tracker__profile_entry(struct tracker *t, const char *model)
+static struct tracker__profile *tracker__profile_entry(struct tracker *t, const char *model)
 {
-        struct tracker_profile *p = strtab_get(&t->profiles, model);
+        struct tracker__profile *p = strtab_get(&t->profiles, model);
         return p ? p : tracker__profile_new(t, model);
 }
 
 /* -ENOSPC when resolving a trace of `model` would create a profile past the
  * limit; -ENOMEM when creating it fails. */
 static int tracker__profile_reserve(struct tracker *t, const char *model,
-                                    struct tracker_profile **out)
+                                    struct tracker__profile **out)
 {
-        struct tracker_profile *p = strtab_get(&t->profiles, model);
+        struct tracker__profile *p = strtab_get(&t->profiles, model);
         if (!p) {
                 if (t->max_models && t->profiles.count >= t->max_models)
                         return -ENOSPC;
@@ -391,10 +411,10 @@ static int tracker__profile_reserve(struct tracker *t, const char *model,
         return 0;
 }
 
-static struct tracker_task_stats *tracker__task_entry(struct tracker_profile *p,
+static struct tracker_task_stats *tracker__task_entry(struct tracker__profile *p,
                                                       enum tracker_task task)
 {
-        struct tracker_task_stats *ts = &p->tasks[task];
+        struct tracker_task_stats *ts = &p->d.tasks[task];
         if (!ts->present) {
                 memset(ts, 0, sizeof(*ts));
                 ts->present = true;
@@ -405,7 +425,7 @@ static struct tracker_task_stats *tracker__task_entry(struct tracker_profile *p,
 
 const struct tracker_profile *tracker_profile_get(const struct tracker *t, const char *model)
 {
-        return strtab_get(&t->profiles, model);
+        return tracker__profile_pub(strtab_get(&t->profiles, model));
 }
 
 static int tracker__cmp_profiles(const void *a, const void *b)
@@ -422,9 +442,9 @@ long tracker_profiles_sorted(const struct tracker *t, const struct tracker_profi
         if (!v)
                 return -ENOMEM;
         size_t i;
-        for (struct tracker_profile *p = strtab_first(&t->profiles, &i); p;
+        for (struct tracker__profile *p = strtab_first(&t->profiles, &i); p;
              p = strtab_next(&t->profiles, p, &i))
-                v[k++] = p;
+                v[k++] = &p->d;
         qsort(v, n, sizeof(*v), tracker__cmp_profiles);
         *out = v;
         return (long)n;
@@ -553,16 +573,16 @@ bool tracker_profile_degraded(const struct tracker_profile *p, uint64_t threshol
 /* degraded_since after a change of p's counts at `when`: set on the way
  * into degraded, cleared on the way out (a time of 0 is recorded as 1: 0
  * means not degraded).  True when it changed. */
-static bool tracker__degraded_note(const struct tracker *t, struct tracker_profile *p,
+static bool tracker__degraded_note(const struct tracker *t, struct tracker__profile *p,
                                    uint64_t when)
 {
-        bool degraded = tracker_profile_degraded(p, t->degrade_threshold);
-        if (degraded && !p->degraded_since) {
-                p->degraded_since = when ? when : 1;
+        bool degraded = tracker_profile_degraded(&p->d, t->degrade_threshold);
+        if (degraded && !p->d.degraded_since) {
+                p->d.degraded_since = when ? when : 1;
                 return true;
         }
-        if (!degraded && p->degraded_since) {
-                p->degraded_since = 0;
+        if (!degraded && p->d.degraded_since) {
+                p->d.degraded_since = 0;
                 return true;
         }
         return false;
@@ -575,9 +595,9 @@ size_t tracker_set_degrade_threshold(struct tracker *t, uint64_t threshold)
                 return 0;
         t->degrade_threshold = threshold;
         size_t i;
-        for (struct tracker_profile *p = strtab_first(&t->profiles, &i); p;
+        for (struct tracker__profile *p = strtab_first(&t->profiles, &i); p;
              p = strtab_next(&t->profiles, p, &i))
-                if (tracker__degraded_note(t, p, p->updated_at)) {
+                if (tracker__degraded_note(t, p, p->d.updated_at)) {
                         tracker__mark_profile(t, p);
                         changed++;
                 }
@@ -589,12 +609,12 @@ uint64_t tracker_degrade_threshold(const struct tracker *t)
         return t->degrade_threshold;
 }
 
-static struct tracker__cell *tracker__cell_for(struct tracker *t, struct tracker_profile *p,
+static struct tracker__cell *tracker__cell_for(struct tracker *t, struct tracker__profile *p,
                                               const struct tracker__trace *tr);
 static void tracker__cell_judge(struct tracker *t, struct tracker__cell *c, double q, double w,
                                 uint64_t now);
 static void tracker__touch_cell(struct tracker *t, struct tracker__cell *c, uint64_t now);
-static void tracker__cells_clear(struct tracker *t, struct tracker_profile *p, bool remember);
+static void tracker__cells_clear(struct tracker *t, struct tracker__profile *p, bool remember);
 
 /* ---- pending traces ---------------------------------------------------- */
 
@@ -863,7 +883,7 @@ int tracker_start(struct tracker *t, const struct tracker_start *s, const char *
 int tracker_complete(struct tracker *t, const struct tracker_complete *c)
 {
         struct tracker__trace *tr;
-        struct tracker_profile *p;
+        struct tracker__profile *p;
         char *output = NULL;
         int r = tracker__find(t, c->trace_id, c->uid, &tr);
         if (r < 0)
@@ -889,10 +909,10 @@ int tracker_complete(struct tracker *t, const struct tracker_complete *c)
         }
         tracker__touch_trace(t, tr);
 
-        p->total_calls += 1;
-        p->total_latency_ms += c->latency_ms;
-        p->ev.input_tokens += c->input_tokens;
-        p->ev.output_tokens += c->output_tokens;
+        p->d.total_calls += 1;
+        p->d.total_latency_ms += c->latency_ms;
+        p->d.ev.input_tokens += c->input_tokens;
+        p->d.ev.output_tokens += c->output_tokens;
         struct tracker_task_stats *ts = tracker__task_entry(p, tr->d.task);
         ts->ev.input_tokens += c->input_tokens;
         ts->ev.output_tokens += c->output_tokens;
@@ -918,7 +938,7 @@ int tracker_complete(struct tracker *t, const struct tracker_complete *c)
 int tracker_fail(struct tracker *t, const char *trace_id, uint32_t uid, uint64_t now)
 {
         struct tracker__trace *tr;
-        struct tracker_profile *p;
+        struct tracker__profile *p;
         int r = tracker__find(t, trace_id, uid, &tr);
         if (r < 0)
                 return r;
@@ -926,12 +946,12 @@ int tracker_fail(struct tracker *t, const char *trace_id, uint32_t uid, uint64_t
         if (r < 0)
                 return r;
 
-        p->fail_count += 1;
-        p->ema_quality = p->ema_quality * (1.0 - TRACKER_EMA_ALPHA) + 0.0 * TRACKER_EMA_ALPHA;
+        p->d.fail_count += 1;
+        p->d.ema_quality = p->d.ema_quality * (1.0 - TRACKER_EMA_ALPHA) + 0.0 * TRACKER_EMA_ALPHA;
         struct tracker_task_stats *ts = tracker__task_entry(p, tr->d.task);
         ts->failures += 1;
         ts->ema_quality = ts->ema_quality * (1.0 - TRACKER_EMA_ALPHA);
-        tracker__evidence_add(&p->ev, 0.0, 1.0, now, t->half_life);
+        tracker__evidence_add(&p->d.ev, 0.0, 1.0, now, t->half_life);
         tracker__evidence_add(&ts->ev, 0.0, 1.0, now, t->half_life);
         tracker__degraded_note(t, p, now);
         tracker__touch_profile(t, p, now);
@@ -998,7 +1018,7 @@ void tracker_kind_score(enum tracker_kind kind, double c, struct tracker_result 
 
 /* The seed's apply_outcome: the trace is already known to be pending and
  * the profile reserved. */
-static void tracker__apply(struct tracker *t, struct tracker_profile *p,
+static void tracker__apply(struct tracker *t, struct tracker__profile *p,
                            const struct tracker__trace *tr, const struct tracker_result *r,
                            uint64_t now)
 {
@@ -1007,13 +1027,13 @@ static void tracker__apply(struct tracker *t, struct tracker_profile *p,
                 r->has_quality || r->has_success ? tracker__cell_for(t, p, tr) : NULL;
         if (r->has_quality) {
                 double q = r->quality;
-                p->ema_quality = p->ema_quality * (1.0 - TRACKER_EMA_ALPHA) + q * TRACKER_EMA_ALPHA;
+                p->d.ema_quality = p->d.ema_quality * (1.0 - TRACKER_EMA_ALPHA) + q * TRACKER_EMA_ALPHA;
                 struct tracker_task_stats *ts = tracker__task_entry(p, task);
                 ts->ema_quality = ts->ema_quality * (1.0 - TRACKER_EMA_ALPHA) + q * TRACKER_EMA_ALPHA;
                 /* The conversation's kinds count as much as their confidence;
                  * git's kinds are ground truth. */
                 double w = tracker_kind_needs_confidence(r->kind) ? r->confidence : 1.0;
-                tracker__evidence_add(&p->ev, q, w, now, t->half_life);
+                tracker__evidence_add(&p->d.ev, q, w, now, t->half_life);
                 tracker__evidence_add(&ts->ev, q, w, now, t->half_life);
                 if (cell)
                         tracker__cell_judge(t, cell, q, w, now);
@@ -1021,10 +1041,10 @@ static void tracker__apply(struct tracker *t, struct tracker_profile *p,
         if (r->has_success) {
                 struct tracker_task_stats *ts = tracker__task_entry(p, task);
                 if (r->success) {
-                        p->success_count += 1;
+                        p->d.success_count += 1;
                         ts->successes += 1;
                 } else {
-                        p->fail_count += 1;
+                        p->d.fail_count += 1;
                         ts->failures += 1;
                 }
                 if (cell)
@@ -1059,7 +1079,7 @@ static int tracker__resolve(struct tracker *t, struct tracker__trace *tr, struct
                 t->last_id = buf;
                 t->last_id_cap = len < 64 ? 64 : len;
         }
-        struct tracker_profile *p;
+        struct tracker__profile *p;
         int rc = tracker__profile_reserve(t, tr->d.model, &p);
         if (rc < 0)
                 return rc;
@@ -1231,34 +1251,30 @@ size_t tracker_expire(struct tracker *t, uint64_t now, const uint64_t ttl[TASK__
 
 int tracker_forget(struct tracker *t, const char *model)
 {
-        struct tracker_profile *p = strtab_get(&t->profiles, model);
+        struct tracker__profile *p = strtab_get(&t->profiles, model);
         if (!p)
                 return -ENOENT;
         strtab_del(&t->profiles, p);
         if (p->dirty) {
-                struct tracker_profile **pp = &t->dirty_profiles;
+                struct tracker__profile **pp = &t->dirty_profiles;
                 while (*pp != p)
                         pp = &(*pp)->dirty_next;
                 *pp = p->dirty_next;
         }
-        tracker__remember(t, &t->deleted_profiles, p->model);
+        tracker__remember(t, &t->deleted_profiles, p->d.model);
         tracker__cells_clear(t, p, false); /* the store's rows go with the profile's */
-        free(p->model);
+        free(p->d.model);
         free(p);
         return 0;
 }
 
 /* p takes src's numbers (not its model, links or time). */
-static void tracker__profile_assign(struct tracker_profile *p, const struct tracker_profile *src)
+static void tracker__profile_assign(struct tracker__profile *p, const struct tracker_profile *src)
 {
-        p->total_calls = src->total_calls;
-        p->success_count = src->success_count;
-        p->fail_count = src->fail_count;
-        p->total_latency_ms = src->total_latency_ms;
-        p->ema_quality = src->ema_quality;
-        p->degraded_since = src->degraded_since;
-        p->ev = src->ev;
-        memcpy(p->tasks, src->tasks, sizeof(p->tasks));
+        struct tracker_profile keep = p->d;
+        p->d = *src;
+        p->d.model = keep.model;
+        p->d.updated_at = keep.updated_at;
 }
 
 /* Add b's evidence to a's, both faded to the later of their times. */
@@ -1294,7 +1310,7 @@ static double tracker__wmean(double a, uint64_t wa, double b, uint64_t wb)
 int tracker_import(struct tracker *t, const struct tracker_profile *src, bool replace,
                    uint64_t now, bool *created)
 {
-        struct tracker_profile *p = strtab_get(&t->profiles, src->model);
+        struct tracker__profile *p = strtab_get(&t->profiles, src->model);
         *created = p == NULL;
         if (!p) {
                 if (t->max_models && t->profiles.count >= t->max_models)
@@ -1311,20 +1327,20 @@ int tracker_import(struct tracker *t, const struct tracker_profile *src, bool re
         } else {
                 /* Merge: counts add; EMAs and mean latencies are weighted by
                  * calls, or by judged outcomes when neither side has calls. */
-                uint64_t wa = p->total_calls, wb = src->total_calls;
+                uint64_t wa = p->d.total_calls, wb = src->total_calls;
                 if (wa == 0 && wb == 0) {
-                        wa = p->success_count + p->fail_count;
+                        wa = p->d.success_count + p->d.fail_count;
                         wb = src->success_count + src->fail_count;
                 }
-                p->ema_quality = tracker__wmean(p->ema_quality, wa, src->ema_quality, wb);
-                p->total_calls = tracker__sadd(p->total_calls, src->total_calls);
-                p->success_count = tracker__sadd(p->success_count, src->success_count);
-                p->fail_count = tracker__sadd(p->fail_count, src->fail_count);
-                p->total_latency_ms = tracker__sadd(p->total_latency_ms, src->total_latency_ms);
-                tracker__evidence_merge(&p->ev, &src->ev, t->half_life);
+                p->d.ema_quality = tracker__wmean(p->d.ema_quality, wa, src->ema_quality, wb);
+                p->d.total_calls = tracker__sadd(p->d.total_calls, src->total_calls);
+                p->d.success_count = tracker__sadd(p->d.success_count, src->success_count);
+                p->d.fail_count = tracker__sadd(p->d.fail_count, src->fail_count);
+                p->d.total_latency_ms = tracker__sadd(p->d.total_latency_ms, src->total_latency_ms);
+                tracker__evidence_merge(&p->d.ev, &src->ev, t->half_life);
                 for (int i = 0; i < TASK__COUNT; i++) {
                         const struct tracker_task_stats *b = &src->tasks[i];
-                        struct tracker_task_stats *a = &p->tasks[i];
+                        struct tracker_task_stats *a = &p->d.tasks[i];
                         if (!b->present)
                                 continue;
                         if (!a->present) {
@@ -1417,7 +1433,7 @@ static void tracker__touch_cell(struct tracker *t, struct tracker__cell *c, uint
 }
 
 /* A new, empty cell of p, linked everywhere; NULL when out of memory. */
-static struct tracker__cell *tracker__cell_new(struct tracker *t, struct tracker_profile *p,
+static struct tracker__cell *tracker__cell_new(struct tracker *t, struct tracker__profile *p,
                                               unsigned task, const char *domain)
 {
         if (t->ncells >= t->cell_nbuckets) {
@@ -1430,7 +1446,7 @@ static struct tracker__cell *tracker__cell_new(struct tracker *t, struct tracker
         if (!c)
                 return NULL;
         c->d.domain = memcpy((char *)(c + 1), domain, ld);
-        c->d.model = p->model;
+        c->d.model = p->d.model;
         c->profile = p;
         c->d.task = (uint8_t)task;
         size_t j = tracker__cell_hash(c->d.model, task, domain) & (t->cell_nbuckets - 1);
@@ -1485,7 +1501,7 @@ static void tracker__cell_gone(struct tracker *t, const struct tracker__cell *c)
 }
 
 /* Every cell of p gone; with `remember`, each is reported to the store. */
-static void tracker__cells_clear(struct tracker *t, struct tracker_profile *p, bool remember)
+static void tracker__cells_clear(struct tracker *t, struct tracker__profile *p, bool remember)
 {
         /* Off the change list in one pass, not one walk a cell. */
         for (struct tracker__cell **dp = &t->dirty_cells; *dp;) {
@@ -1506,12 +1522,12 @@ static void tracker__cells_clear(struct tracker *t, struct tracker_profile *p, b
 /* The cell an observation of trace tr counts in: NULL when the trace
  * named no domain, or when a new cell would pass the limit (counted) or
  * cannot be allocated. */
-static struct tracker__cell *tracker__cell_for(struct tracker *t, struct tracker_profile *p,
+static struct tracker__cell *tracker__cell_for(struct tracker *t, struct tracker__profile *p,
                                               const struct tracker__trace *tr)
 {
         if (!tr->d.domain)
                 return NULL;
-        struct tracker__cell *c = tracker__cell_find(t, p->model, tr->d.task, tr->d.domain);
+        struct tracker__cell *c = tracker__cell_find(t, p->d.model, tr->d.task, tr->d.domain);
         if (c)
                 return c;
         if ((t->max_cells && t->ncells >= t->max_cells) ||
@@ -1535,7 +1551,7 @@ bool tracker_cell_logit(const struct tracker_cell *c, double *l, double *nu)
  * between the two. */
 static void tracker__cell_sums(struct tracker__cell *c, double sign)
 {
-        struct tracker_task_stats *ts = &c->profile->tasks[c->d.task];
+        struct tracker_task_stats *ts = &c->profile->d.tasks[c->d.task];
         double l, nu;
         if (!tracker_cell_logit(&c->d, &l, &nu))
                 return;
@@ -1586,7 +1602,7 @@ const struct tracker_cell *tracker_cell_get(const struct tracker *t, const char 
 
 const struct tracker_cell *tracker_cell_first(const struct tracker_profile *p)
 {
-        return tracker__cell_pub(p->cells);
+        return tracker__cell_pub(tracker__profile_of(p)->cells);
 }
 
 const struct tracker_cell *tracker_cell_next(const struct tracker_cell *c)
@@ -1606,7 +1622,7 @@ static int tracker__cmp_cells(const void *a, const void *b)
 size_t tracker_profile_cells(const struct tracker_profile *p)
 {
         size_t n = 0;
-        for (const struct tracker__cell *c = p->cells; c; c = c->pnext)
+        for (const struct tracker__cell *c = tracker__profile_of(p)->cells; c; c = c->pnext)
                 n++;
         return n;
 }
@@ -1615,7 +1631,7 @@ size_t tracker_cells_sorted(const struct tracker_profile *p, int task,
                             const struct tracker_cell **out)
 {
         size_t n = 0;
-        for (const struct tracker__cell *c = p->cells; c; c = c->pnext)
+        for (const struct tracker__cell *c = tracker__profile_of(p)->cells; c; c = c->pnext)
                 if (task < 0 || c->d.task == task)
                         out[n++] = &c->d;
         qsort(out, n, sizeof(*out), tracker__cmp_cells);
@@ -1657,10 +1673,10 @@ static void tracker__cell_assign(struct tracker__cell *c, const struct tracker_c
 int tracker_import_cell(struct tracker *t, const struct tracker_cell *src, bool replace,
                         uint64_t now, bool *created)
 {
-        struct tracker_profile *p = strtab_get(&t->profiles, src->model);
+        struct tracker__profile *p = strtab_get(&t->profiles, src->model);
         if (!p)
                 return -ENOENT;
-        struct tracker__cell *c = tracker__cell_find(t, p->model, src->task, src->domain);
+        struct tracker__cell *c = tracker__cell_find(t, p->d.model, src->task, src->domain);
         *created = c == NULL;
         if (!c) {
                 if (t->max_cells && t->ncells >= t->max_cells)
@@ -1693,10 +1709,10 @@ int tracker_load_cell(struct tracker *t, const struct tracker_cell *src)
 {
         if ((unsigned)src->task >= TASK__COUNT)
                 return -EINVAL;
-        struct tracker_profile *p = strtab_get(&t->profiles, src->model);
+        struct tracker__profile *p = strtab_get(&t->profiles, src->model);
         if (!p)
                 return -ENOENT;
-        if (tracker__cell_find(t, p->model, src->task, src->domain))
+        if (tracker__cell_find(t, p->d.model, src->task, src->domain))
                 return -EINVAL;
         struct tracker__cell *c = tracker__cell_new(t, p, src->task, src->domain);
         if (!c)
@@ -1709,14 +1725,14 @@ int tracker_load_cell(struct tracker *t, const struct tracker_cell *src)
 
 int tracker_load_profile(struct tracker *t, const struct tracker_profile *src)
 {
-        struct tracker_profile *p = tracker__profile_entry(t, src->model);
+        struct tracker__profile *p = tracker__profile_entry(t, src->model);
         if (!p)
                 return -ENOMEM;
         tracker__profile_assign(p, src);
-        p->updated_at = src->updated_at;
+        p->d.updated_at = src->updated_at;
         /* Stored under another threshold (a restart with a new
          * configuration): corrected, and written again. */
-        if (tracker__degraded_note(t, p, p->updated_at))
+        if (tracker__degraded_note(t, p, p->d.updated_at))
                 tracker__mark_profile(t, p);
         return 0;
 }

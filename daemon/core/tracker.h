@@ -96,9 +96,9 @@ struct tracker_task_stats {
         double dom_cells, dom_s1, dom_s2;
 };
 
-struct tracker__cell;
-
-/* A model's profile.  Callers get const pointers and only read them. */
+/* A model's profile.  Callers get const pointers and only read them; the
+ * tracker keeps its own links beside it.  The store and imports fill one
+ * (tracker_load_profile, tracker_import copy it). */
 struct tracker_profile {
         char *model;
         uint64_t total_calls;
@@ -113,11 +113,6 @@ struct tracker_profile {
         uint64_t degraded_since;
         struct tracker_evidence ev; /* the model's, over all tasks */
         struct tracker_task_stats tasks[TASK__COUNT];
-        /* internal */
-        struct tracker_profile *hnext;
-        struct tracker_profile *dirty_next;
-        struct tracker__cell *cells; /* the model's domain cells, newest first */
-        bool dirty;
 };
 
 /* Evidence per (model, task, domain): the domain is what a router's

@@ -74,7 +74,7 @@ struct store__trace_row {
 };
 
 struct store_batch {
-        struct tracker_profile *profiles; /* deep copies, internal fields cleared */
+        struct tracker_profile *profiles; /* copies with their own model string */
         size_t nprofiles, profiles_cap;
         char **deleted;                    /* trace ids that left the pending set */
         size_t ndeleted, deleted_cap;
@@ -364,8 +364,6 @@ static void store__sink_profile(void *data, const struct tracker_profile *p)
         struct tracker_profile *c = &arr[b->nprofiles++];
         *c = *p;
         c->model = model;
-        c->hnext = c->dirty_next = NULL;
-        c->dirty = false;
 }
 
 /* A copy of str at the end of one of the batch's lists of strings. */
