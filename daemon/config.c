@@ -166,11 +166,11 @@ static int config__parse_uint(const char *v, uint64_t min, uint64_t max, uint64_
 {
         char *end;
         if (!*v || *v == '-' || *v == '+')
-                return -1;
+                return -EINVAL;
         errno = 0;
         unsigned long long u = strtoull(v, &end, 10);
         if (errno || *end || u < min || u > max)
-                return -1;
+                return -ERANGE;
         *out = u;
         return 0;
 }
@@ -180,7 +180,7 @@ static int config__parse_id(const char *v, uint32_t *out)
 {
         uint64_t u;
         if (!isdigit((unsigned char)v[0]) || config__parse_uint(v, 0, UINT32_MAX - 1, &u) < 0)
-                return -1;
+                return -EINVAL;
         *out = (uint32_t)u;
         return 0;
 }
@@ -391,13 +391,14 @@ int config_load(struct config *c, const char *path, bool must_exist, char *err, 
         struct config__parse p = { .c = c, .path = path };
         FILE *f = fopen(path, "r");
         if (!f) {
-                if (errno == ENOENT && !must_exist)
+                int e = errno;
+                if (e == ENOENT && !must_exist)
                         return 0;
-                snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-                return -1;
+                snprintf(err, errlen, "%s: cannot open: %s", path, strerror(e));
+                return -e;
         }
         int r = ini_parse_file(f, config__handler, &p);
-        fclose(f);
+        (void)fclose(f);
         if (r != 0 || p.err[0]) {
                 if (p.err[0] && r > 0)
                         snprintf(err, errlen, "%s:%d: %s", path, r, p.err);
@@ -407,9 +408,13 @@ int config_load(struct config *c, const char *path, bool must_exist, char *err, 
                         snprintf(err, errlen, "%s:%d: cannot parse this line", path, r);
                 else
                         snprintf(err, errlen, "%s: cannot read the file", path);
-                return -1;
+                return r < 0 ? -EIO : -EINVAL;
         }
-        return config_set_str(&c->file, path) < 0 ? -1 : 0;
+        if (config_set_str(&c->file, path) < 0) {
+                snprintf(err, errlen, "out of memory");
+                return -ENOMEM;
+        }
+        return 0;
 }
 
 static char *config__join(const char *a, const char *b)
@@ -465,7 +470,7 @@ int config_resolve_paths(struct config *c, char *err, size_t errlen)
                 else {
                         snprintf(err, errlen,
                                  "no socket path: XDG_RUNTIME_DIR is not set; give --socket PATH");
-                        return -1;
+                        return -ENOENT;
                 }
         }
         if (!c->db_path) {
@@ -482,17 +487,17 @@ int config_resolve_paths(struct config *c, char *err, size_t errlen)
                         c->db_path = config__join(home, "/.local/state/outcomed/outcomed.db");
                 else {
                         snprintf(err, errlen, "no database path: HOME is not set; give --db PATH");
-                        return -1;
+                        return -ENOENT;
                 }
         }
         if (!c->socket_path || !c->db_path) {
                 snprintf(err, errlen, "out of memory");
-                return -1;
+                return -ENOMEM;
         }
         if (strlen(c->socket_path) > PROTO_SOCKET_PATH_MAX) {
                 snprintf(err, errlen, "socket path is %zu bytes long, more than the %u a Unix socket allows: %s",
                          strlen(c->socket_path), PROTO_SOCKET_PATH_MAX, c->socket_path);
-                return -1;
+                return -ENAMETOOLONG;
         }
         return 0;
 }

@@ -82,13 +82,17 @@ void config_free(struct config *c);
 char *config_default_file(void);
 /* Read an INI file into c.  A missing file is an error only when
  * `must_exist`; an unknown section or key, or a bad value, is an error
- * naming the file and line.  Returns 0 or -1 with err filled. */
+ * naming the file and line.  Returns 0, or a negative errno with err
+ * filled: the open's (-ENOENT, -EACCES...), -EINVAL for a bad line, -EIO
+ * when the file cannot be read, -ENOMEM. */
 int config_load(struct config *c, const char *path, bool must_exist, char *err, size_t errlen);
 /* Fill socket_path and db_path when neither the file nor a flag set them:
  * root uses /run/outcomed and /var/lib/outcomed, others $XDG_RUNTIME_DIR
  * and $XDG_STATE_HOME (~/.local/state).  OUTCOMED_SOCKET overrides the
  * socket default; under systemd $STATE_DIRECTORY (StateDirectory=) comes
- * first for the database.  Returns 0 or -1 with err filled. */
+ * first for the database.  Returns 0, or with err filled -ENOENT (no
+ * default: the variables it needs are not set), -ENAMETOOLONG (a socket
+ * path too long for a Unix socket) or -ENOMEM. */
 int config_resolve_paths(struct config *c, char *err, size_t errlen);
 /* True when path (resolved) is a watched repository; *canon gets the
  * resolved path (malloc'ed) when it is. */

@@ -339,7 +339,7 @@ static void daemon_service_start(struct daemon *d)
         uv_signal_init(&d->loop, &d->sighup);
         d->sighup.data = d;
         uv_signal_start(&d->sighup, daemon_on_sighup, SIGHUP);
-        uv_timer_init(&d->loop, &d->notify_timer);
+        (void)uv_timer_init(&d->loop, &d->notify_timer);
         d->notify_timer.data = d;
         /* Neither keeps the loop alive: stopping does not hinge on them. */
         uv_unref((uv_handle_t *)&d->sighup);
@@ -351,7 +351,7 @@ static void daemon_service_start(struct daemon *d)
         uint64_t ms = 1000; /* STATUS= is at most this old */
         if (d->watchdog_usec && d->watchdog_usec / 2000 < ms)
                 ms = d->watchdog_usec / 2000 ? d->watchdog_usec / 2000 : 1;
-        uv_timer_start(&d->notify_timer, daemon_on_notify_timer, ms, ms);
+        (void)uv_timer_start(&d->notify_timer, daemon_on_notify_timer, ms, ms);
         daemon_status_line(d, d->status, sizeof(d->status));
         int r = notify_ready(d->status);
         if (r < 0)

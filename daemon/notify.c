@@ -168,7 +168,7 @@ static int notify__send(const char *msg)
         int r = 0;
         if (sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sa, salen) < 0)
                 r = -errno;
-        close(fd);
+        (void)close(fd);
         return r;
 #endif
 }

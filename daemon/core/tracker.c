@@ -2,11 +2,11 @@
  *
  * State is hash tables (profiles by model id and pending traces by trace
  * id in strtab.h's tables; domain cells by (model, task, domain) in a
- * chained table of their own), a doubly linked list of
- * pending traces in start order, and the change lists the store drains
- * (tracker_collect).  The numbers follow the in-process Rust tracker
- * outcomed grew out of (the "seed") exactly, with the contract's fixes: a
- * new task entry starts at the 0.5 prior, a second complete is refused,
+ * chained table of their own), a doubly linked list of pending traces in
+ * start order, and the change lists the store drains (tracker_collect).
+ * The numbers follow the in-process Rust tracker outcomed grew out of (the
+ * "seed") exactly, with the protocol's fixes (protocol/README.md): a new
+ * task entry starts at the 0.5 prior, a second complete is refused,
  * unknown traces are reported.
  */
 #include "tracker.h"
@@ -83,6 +83,36 @@ struct tracker__trace {
         bool in_block; /* loaded: in a slab block, not malloc'ed alone */
 };
 
+/* A model's profile: what callers see (d, first), and the tracker's links. */
+struct tracker__profile {
+        struct tracker_profile d;
+        struct tracker__profile *hnext;
+        struct tracker__profile *dirty_next;
+        struct tracker__cell *cells; /* the model's domain cells, newest first */
+        bool dirty;
+};
+
+/* A domain cell: what callers see (d, first), and the tracker's links. */
+struct tracker__cell {
+        struct tracker_cell d;
+        struct tracker__profile *profile;
+        struct tracker__cell *hnext;
+        struct tracker__cell *pnext; /* the profile's list */
+        struct tracker__cell *dirty_next;
+        bool dirty; /* on the change list */
+};
+
+static const struct tracker_profile *tracker__profile_pub(const struct tracker__profile *p)
+{
+        return p ? &p->d : NULL;
+}
+
+static const struct tracker__profile *tracker__profile_of(const struct tracker_profile *d)
+{
+        return (const struct tracker__profile *)((const char *)d -
+                                                 offsetof(struct tracker__profile, d));
+}
+
 struct tracker__deleted {
         struct tracker__deleted *next;
         char id[];
@@ -100,17 +130,17 @@ struct tracker {
         struct strtab traces;   /* pending, by trace id */
         struct tracker__trace *head, *tail; /* pending, in start order */
         struct tracker__trace *task_head[TASK__COUNT], *task_tail[TASK__COUNT];
-        struct tracker_profile *dirty_profiles;
+        struct tracker__profile *dirty_profiles;
         struct tracker__trace *dirty_traces;
         struct tracker__deleted *deleted;
         struct tracker__deleted *deleted_profiles;
         struct slab slab; /* loaded traces */
-        struct tracker_cell **cells;  /* domain cells: a chained table of its own */
+        struct tracker__cell **cells;  /* domain cells: a chained table of its own */
         size_t cell_nbuckets;         /* a power of two */
         size_t ncells;
         uint64_t max_cells;
         uint64_t cells_refused;
-        struct tracker_cell *dirty_cells;
+        struct tracker__cell *dirty_cells;
         struct tracker__gone_cell *gone_cells; /* cells removed alone, for the store */
         char *last_id;  /* the id of the last trace resolved, for replies */
         size_t last_id_cap; /* bytes allocated at last_id */
@@ -134,15 +164,15 @@ struct tracker *tracker_new(const struct tracker_options *opts)
         if (!t)
                 return NULL;
         const char *prefix = opts && opts->id_prefix ? opts->id_prefix : "t";
-        /* "<prefix>-<16 hex digits>" must fit the contract's 64 bytes. */
+        /* "<prefix>-<16 hex digits>" must fit the protocol's 64 bytes. */
         if (strlen(prefix) > TRACKER_ID_PREFIX_MAX) {
                 free(t);
                 return NULL;
         }
         t->id_prefix = strdup(prefix);
         if (!t->id_prefix ||
-            strtab_init(&t->profiles, offsetof(struct tracker_profile, model),
-                                offsetof(struct tracker_profile, hnext)) < 0 ||
+            strtab_init(&t->profiles, offsetof(struct tracker__profile, d.model),
+                                offsetof(struct tracker__profile, hnext)) < 0 ||
             strtab_init(&t->traces, offsetof(struct tracker__trace, d.id),
                                 offsetof(struct tracker__trace, hnext)) < 0) {
                 tracker_free(t);
@@ -222,13 +252,13 @@ void tracker_free(struct tracker *t)
         if (!t)
                 return;
         size_t i;
-        for (struct tracker_profile *p = strtab_first(&t->profiles, &i), *next; p; p = next) {
+        for (struct tracker__profile *p = strtab_first(&t->profiles, &i), *next; p; p = next) {
                 next = strtab_next(&t->profiles, p, &i);
-                for (struct tracker_cell *c = p->cells, *cn; c; c = cn) {
+                for (struct tracker__cell *c = p->cells, *cn; c; c = cn) {
                         cn = c->pnext;
                         free(c);
                 }
-                free(p->model);
+                free(p->d.model);
                 free(p);
         }
         while (t->gone_cells) {
@@ -261,9 +291,9 @@ void tracker_free(struct tracker *t)
 
 /* ---- change tracking --------------------------------------------------- */
 
-static void tracker__touch_profile(struct tracker *t, struct tracker_profile *p, uint64_t now)
+static void tracker__touch_profile(struct tracker *t, struct tracker__profile *p, uint64_t now)
 {
-        p->updated_at = now;
+        p->d.updated_at = now;
         if (!p->dirty) {
                 p->dirty = true;
                 p->dirty_next = t->dirty_profiles;
@@ -272,7 +302,7 @@ static void tracker__touch_profile(struct tracker *t, struct tracker_profile *p,
 }
 
 /* A change the store must write, though updated_at stays. */
-static void tracker__mark_profile(struct tracker *t, struct tracker_profile *p)
+static void tracker__mark_profile(struct tracker *t, struct tracker__profile *p)
 {
         if (!p->dirty) {
                 p->dirty = true;
@@ -296,7 +326,7 @@ static void tracker__touch_trace(struct tracker *t, struct tracker__trace *tr)
 void tracker_mark_all_changed(struct tracker *t)
 {
         size_t pi;
-        for (struct tracker_profile *p = strtab_first(&t->profiles, &pi); p;
+        for (struct tracker__profile *p = strtab_first(&t->profiles, &pi); p;
              p = strtab_next(&t->profiles, p, &pi))
                 if (!p->dirty) {
                         p->dirty = true;
@@ -306,7 +336,7 @@ void tracker_mark_all_changed(struct tracker *t)
         for (struct tracker__trace *tr = t->head; tr; tr = tr->next)
                 tracker__touch_trace(t, tr);
         for (size_t i = 0; i < t->cell_nbuckets; i++)
-                for (struct tracker_cell *c = t->cells[i]; c; c = c->hnext)
+                for (struct tracker__cell *c = t->cells[i]; c; c = c->hnext)
                         if (!c->dirty) {
                                 c->dirty = true;
                                 c->dirty_next = t->dirty_cells;
@@ -329,11 +359,11 @@ int tracker_collect(struct tracker *t, const struct tracker_sink *sink)
                         sink->profile_deleted(sink->data, d->id);
                 free(d);
         }
-        for (struct tracker_profile *p = t->dirty_profiles, *next; p; p = next) {
+        for (struct tracker__profile *p = t->dirty_profiles, *next; p; p = next) {
                 next = p->dirty_next;
                 p->dirty = false;
                 p->dirty_next = NULL;
-                sink->profile(sink->data, p);
+                sink->profile(sink->data, &p->d);
         }
         t->dirty_profiles = NULL;
         while (t->gone_cells) {
@@ -344,12 +374,12 @@ int tracker_collect(struct tracker *t, const struct tracker_sink *sink)
                                            g->domain);
                 free(g);
         }
-        for (struct tracker_cell *c = t->dirty_cells, *next; c; c = next) {
+        for (struct tracker__cell *c = t->dirty_cells, *next; c; c = next) {
                 next = c->dirty_next;
                 c->dirty = false;
                 c->dirty_next = NULL;
                 if (sink->cell)
-                        sink->cell(sink->data, c);
+                        sink->cell(sink->data, &c->d);
         }
         t->dirty_cells = NULL;
         while (t->deleted) {
@@ -375,35 +405,35 @@ int tracker_collect(struct tracker *t, const struct tracker_sink *sink)
 
 /* ---- profiles ---------------------------------------------------------- */
 
-static struct tracker_profile *tracker__profile_new(struct tracker *t, const char *model)
+static struct tracker__profile *tracker__profile_new(struct tracker *t, const char *model)
 {
-        struct tracker_profile *p = calloc(1, sizeof(*p));
+        struct tracker__profile *p = calloc(1, sizeof(*p));
         if (!p)
                 return NULL;
-        p->model = strdup(model);
-        if (!p->model) {
+        p->d.model = strdup(model);
+        if (!p->d.model) {
                 free(p);
                 return NULL;
         }
-        p->ema_quality = TRACKER_PRIOR;
+        p->d.ema_quality = TRACKER_PRIOR;
         strtab_put(&t->profiles, p);
         return p;
 }
 
 /* The seed's `profiles.entry(model).or_insert_with(ModelProfile::new)`.
  * Callers check the model limit before changing anything. */
-static struct tracker_profile *tracker__profile_entry(struct tracker *t, const char *model)
+static struct tracker__profile *tracker__profile_entry(struct tracker *t, const char *model)
 {
-        struct tracker_profile *p = strtab_get(&t->profiles, model);
+        struct tracker__profile *p = strtab_get(&t->profiles, model);
         return p ? p : tracker__profile_new(t, model);
 }
 
 /* -ENOSPC when resolving a trace of `model` would create a profile past the
  * limit; -ENOMEM when creating it fails. */
 static int tracker__profile_reserve(struct tracker *t, const char *model,
-                                    struct tracker_profile **out)
+                                    struct tracker__profile **out)
 {
-        struct tracker_profile *p = strtab_get(&t->profiles, model);
+        struct tracker__profile *p = strtab_get(&t->profiles, model);
         if (!p) {
                 if (t->max_models && t->profiles.count >= t->max_models)
                         return -ENOSPC;
@@ -415,10 +445,10 @@ static int tracker__profile_reserve(struct tracker *t, const char *model,
         return 0;
 }
 
-static struct tracker_task_stats *tracker__task_entry(struct tracker_profile *p,
+static struct tracker_task_stats *tracker__task_entry(struct tracker__profile *p,
                                                       enum tracker_task task)
 {
-        struct tracker_task_stats *ts = &p->tasks[task];
+        struct tracker_task_stats *ts = &p->d.tasks[task];
         if (!ts->present) {
                 memset(ts, 0, sizeof(*ts));
                 ts->present = true;
@@ -429,7 +459,7 @@ static struct tracker_task_stats *tracker__task_entry(struct tracker_profile *p,
 
 const struct tracker_profile *tracker_profile_get(const struct tracker *t, const char *model)
 {
-        return strtab_get(&t->profiles, model);
+        return tracker__profile_pub(strtab_get(&t->profiles, model));
 }
 
 static int tracker__cmp_profiles(const void *a, const void *b)
@@ -446,9 +476,9 @@ long tracker_profiles_sorted(const struct tracker *t, const struct tracker_profi
         if (!v)
                 return -ENOMEM;
         size_t i;
-        for (struct tracker_profile *p = strtab_first(&t->profiles, &i); p;
+        for (struct tracker__profile *p = strtab_first(&t->profiles, &i); p;
              p = strtab_next(&t->profiles, p, &i))
-                v[k++] = p;
+                v[k++] = &p->d;
         qsort(v, n, sizeof(*v), tracker__cmp_profiles);
         *out = v;
         return (long)n;
@@ -577,16 +607,16 @@ bool tracker_profile_degraded(const struct tracker_profile *p, uint64_t threshol
 /* degraded_since after a change of p's counts at `when`: set on the way
  * into degraded, cleared on the way out (a time of 0 is recorded as 1: 0
  * means not degraded).  True when it changed. */
-static bool tracker__degraded_note(const struct tracker *t, struct tracker_profile *p,
+static bool tracker__degraded_note(const struct tracker *t, struct tracker__profile *p,
                                    uint64_t when)
 {
-        bool degraded = tracker_profile_degraded(p, t->degrade_threshold);
-        if (degraded && !p->degraded_since) {
-                p->degraded_since = when ? when : 1;
+        bool degraded = tracker_profile_degraded(&p->d, t->degrade_threshold);
+        if (degraded && !p->d.degraded_since) {
+                p->d.degraded_since = when ? when : 1;
                 return true;
         }
-        if (!degraded && p->degraded_since) {
-                p->degraded_since = 0;
+        if (!degraded && p->d.degraded_since) {
+                p->d.degraded_since = 0;
                 return true;
         }
         return false;
@@ -599,9 +629,9 @@ size_t tracker_set_degrade_threshold(struct tracker *t, uint64_t threshold)
                 return 0;
         t->degrade_threshold = threshold;
         size_t i;
-        for (struct tracker_profile *p = strtab_first(&t->profiles, &i); p;
+        for (struct tracker__profile *p = strtab_first(&t->profiles, &i); p;
              p = strtab_next(&t->profiles, p, &i))
-                if (tracker__degraded_note(t, p, p->updated_at)) {
+                if (tracker__degraded_note(t, p, p->d.updated_at)) {
                         tracker__mark_profile(t, p);
                         changed++;
                 }
@@ -613,12 +643,12 @@ uint64_t tracker_degrade_threshold(const struct tracker *t)
         return t->degrade_threshold;
 }
 
-static struct tracker_cell *tracker__cell_for(struct tracker *t, struct tracker_profile *p,
+static struct tracker__cell *tracker__cell_for(struct tracker *t, struct tracker__profile *p,
                                               const struct tracker__trace *tr);
-static void tracker__cell_judge(struct tracker *t, struct tracker_cell *c, double q, double w,
+static void tracker__cell_judge(struct tracker *t, struct tracker__cell *c, double q, double w,
                                 uint64_t now);
-static void tracker__touch_cell(struct tracker *t, struct tracker_cell *c, uint64_t now);
-static void tracker__cells_clear(struct tracker *t, struct tracker_profile *p, bool remember);
+static void tracker__touch_cell(struct tracker *t, struct tracker__cell *c, uint64_t now);
+static void tracker__cells_clear(struct tracker *t, struct tracker__profile *p, bool remember);
 
 /* ---- pending traces ---------------------------------------------------- */
 
@@ -887,7 +917,7 @@ int tracker_start(struct tracker *t, const struct tracker_start *s, const char *
 int tracker_complete(struct tracker *t, const struct tracker_complete *c)
 {
         struct tracker__trace *tr;
-        struct tracker_profile *p;
+        struct tracker__profile *p;
         char *output = NULL;
         int r = tracker__find(t, c->trace_id, c->uid, &tr);
         if (r < 0)
@@ -913,10 +943,10 @@ int tracker_complete(struct tracker *t, const struct tracker_complete *c)
         }
         tracker__touch_trace(t, tr);
 
-        p->total_calls += 1;
-        p->total_latency_ms += c->latency_ms;
-        p->ev.input_tokens += c->input_tokens;
-        p->ev.output_tokens += c->output_tokens;
+        p->d.total_calls += 1;
+        p->d.total_latency_ms += c->latency_ms;
+        p->d.ev.input_tokens += c->input_tokens;
+        p->d.ev.output_tokens += c->output_tokens;
         struct tracker_task_stats *ts = tracker__task_entry(p, tr->d.task);
         ts->ev.input_tokens += c->input_tokens;
         ts->ev.output_tokens += c->output_tokens;
@@ -927,11 +957,11 @@ int tracker_complete(struct tracker *t, const struct tracker_complete *c)
         ts->avg_latency_ms = ts->avg_latency_ms +
                              ((double)c->latency_ms - ts->avg_latency_ms) / (double)ts->calls;
         tracker__touch_profile(t, p, c->now);
-        struct tracker_cell *cell = tracker__cell_for(t, p, tr);
+        struct tracker__cell *cell = tracker__cell_for(t, p, tr);
         if (cell) {
-                cell->calls += 1;
-                cell->ev.input_tokens += c->input_tokens;
-                cell->ev.output_tokens += c->output_tokens;
+                cell->d.calls += 1;
+                cell->d.ev.input_tokens += c->input_tokens;
+                cell->d.ev.output_tokens += c->output_tokens;
                 tracker__touch_cell(t, cell, c->now);
         }
         tracker__notify(t, &tr->d, c->now, c, NULL, 0);
@@ -941,7 +971,7 @@ int tracker_complete(struct tracker *t, const struct tracker_complete *c)
 int tracker_fail(struct tracker *t, const char *trace_id, uint32_t uid, uint64_t now)
 {
         struct tracker__trace *tr;
-        struct tracker_profile *p;
+        struct tracker__profile *p;
         int r = tracker__find(t, trace_id, uid, &tr);
         if (r < 0)
                 return r;
@@ -949,18 +979,18 @@ int tracker_fail(struct tracker *t, const char *trace_id, uint32_t uid, uint64_t
         if (r < 0)
                 return r;
 
-        p->fail_count += 1;
-        p->ema_quality = p->ema_quality * (1.0 - TRACKER_EMA_ALPHA) + 0.0 * TRACKER_EMA_ALPHA;
+        p->d.fail_count += 1;
+        p->d.ema_quality = p->d.ema_quality * (1.0 - TRACKER_EMA_ALPHA) + 0.0 * TRACKER_EMA_ALPHA;
         struct tracker_task_stats *ts = tracker__task_entry(p, tr->d.task);
         ts->failures += 1;
         ts->ema_quality = ts->ema_quality * (1.0 - TRACKER_EMA_ALPHA);
-        tracker__evidence_add(&p->ev, 0.0, 1.0, now, t->half_life);
+        tracker__evidence_add(&p->d.ev, 0.0, 1.0, now, t->half_life);
         tracker__evidence_add(&ts->ev, 0.0, 1.0, now, t->half_life);
         tracker__degraded_note(t, p, now);
         tracker__touch_profile(t, p, now);
-        struct tracker_cell *cell = tracker__cell_for(t, p, tr);
+        struct tracker__cell *cell = tracker__cell_for(t, p, tr);
         if (cell) {
-                cell->failures += 1;
+                cell->d.failures += 1;
                 tracker__cell_judge(t, cell, 0.0, 1.0, now);
                 tracker__touch_cell(t, cell, now);
         }
@@ -1020,22 +1050,22 @@ void tracker_kind_score(enum tracker_kind kind, double c, struct tracker_result 
 
 /* The seed's apply_outcome: the trace is already known to be pending and
  * the profile reserved. */
-static void tracker__apply(struct tracker *t, struct tracker_profile *p,
+static void tracker__apply(struct tracker *t, struct tracker__profile *p,
                            const struct tracker__trace *tr, const struct tracker_result *r,
                            uint64_t now)
 {
         enum tracker_task task = (enum tracker_task)tr->d.task;
-        struct tracker_cell *cell =
+        struct tracker__cell *cell =
                 r->has_quality || r->has_success ? tracker__cell_for(t, p, tr) : NULL;
         if (r->has_quality) {
                 double q = r->quality;
-                p->ema_quality = p->ema_quality * (1.0 - TRACKER_EMA_ALPHA) + q * TRACKER_EMA_ALPHA;
+                p->d.ema_quality = p->d.ema_quality * (1.0 - TRACKER_EMA_ALPHA) + q * TRACKER_EMA_ALPHA;
                 struct tracker_task_stats *ts = tracker__task_entry(p, task);
                 ts->ema_quality = ts->ema_quality * (1.0 - TRACKER_EMA_ALPHA) + q * TRACKER_EMA_ALPHA;
                 /* The conversation's kinds count as much as their confidence;
                  * git's kinds are ground truth. */
                 double w = tracker_kind_needs_confidence(r->kind) ? r->confidence : 1.0;
-                tracker__evidence_add(&p->ev, q, w, now, t->half_life);
+                tracker__evidence_add(&p->d.ev, q, w, now, t->half_life);
                 tracker__evidence_add(&ts->ev, q, w, now, t->half_life);
                 if (cell)
                         tracker__cell_judge(t, cell, q, w, now);
@@ -1043,14 +1073,14 @@ static void tracker__apply(struct tracker *t, struct tracker_profile *p,
         if (r->has_success) {
                 struct tracker_task_stats *ts = tracker__task_entry(p, task);
                 if (r->success) {
-                        p->success_count += 1;
+                        p->d.success_count += 1;
                         ts->successes += 1;
                 } else {
-                        p->fail_count += 1;
+                        p->d.fail_count += 1;
                         ts->failures += 1;
                 }
                 if (cell)
-                        *(r->success ? &cell->successes : &cell->failures) += 1;
+                        *(r->success ? &cell->d.successes : &cell->d.failures) += 1;
                 tracker__degraded_note(t, p, now);
         }
         if (cell)
@@ -1081,7 +1111,7 @@ static int tracker__resolve(struct tracker *t, struct tracker__trace *tr, struct
                 t->last_id = buf;
                 t->last_id_cap = len < 64 ? 64 : len;
         }
-        struct tracker_profile *p;
+        struct tracker__profile *p;
         int rc = tracker__profile_reserve(t, tr->d.model, &p);
         if (rc < 0)
                 return rc;
@@ -1251,34 +1281,30 @@ size_t tracker_expire(struct tracker *t, uint64_t now, const uint64_t ttl[TASK__
 
 int tracker_forget(struct tracker *t, const char *model)
 {
-        struct tracker_profile *p = strtab_get(&t->profiles, model);
+        struct tracker__profile *p = strtab_get(&t->profiles, model);
         if (!p)
                 return -ENOENT;
         strtab_del(&t->profiles, p);
         if (p->dirty) {
-                struct tracker_profile **pp = &t->dirty_profiles;
+                struct tracker__profile **pp = &t->dirty_profiles;
                 while (*pp != p)
                         pp = &(*pp)->dirty_next;
                 *pp = p->dirty_next;
         }
-        tracker__remember(t, &t->deleted_profiles, p->model);
+        tracker__remember(t, &t->deleted_profiles, p->d.model);
         tracker__cells_clear(t, p, false); /* the store's rows go with the profile's */
-        free(p->model);
+        free(p->d.model);
         free(p);
         return 0;
 }
 
 /* p takes src's numbers (not its model, links or time). */
-static void tracker__profile_assign(struct tracker_profile *p, const struct tracker_profile *src)
+static void tracker__profile_assign(struct tracker__profile *p, const struct tracker_profile *src)
 {
-        p->total_calls = src->total_calls;
-        p->success_count = src->success_count;
-        p->fail_count = src->fail_count;
-        p->total_latency_ms = src->total_latency_ms;
-        p->ema_quality = src->ema_quality;
-        p->degraded_since = src->degraded_since;
-        p->ev = src->ev;
-        memcpy(p->tasks, src->tasks, sizeof(p->tasks));
+        struct tracker_profile keep = p->d;
+        p->d = *src;
+        p->d.model = keep.model;
+        p->d.updated_at = keep.updated_at;
 }
 
 /* Add b's evidence to a's, both faded to the later of their times. */
@@ -1314,7 +1340,7 @@ static double tracker__wmean(double a, uint64_t wa, double b, uint64_t wb)
 int tracker_import(struct tracker *t, const struct tracker_profile *src, bool replace,
                    uint64_t now, bool *created)
 {
-        struct tracker_profile *p = strtab_get(&t->profiles, src->model);
+        struct tracker__profile *p = strtab_get(&t->profiles, src->model);
         *created = p == NULL;
         if (!p) {
                 if (t->max_models && t->profiles.count >= t->max_models)
@@ -1331,20 +1357,20 @@ int tracker_import(struct tracker *t, const struct tracker_profile *src, bool re
         } else {
                 /* Merge: counts add; EMAs and mean latencies are weighted by
                  * calls, or by judged outcomes when neither side has calls. */
-                uint64_t wa = p->total_calls, wb = src->total_calls;
+                uint64_t wa = p->d.total_calls, wb = src->total_calls;
                 if (wa == 0 && wb == 0) {
-                        wa = p->success_count + p->fail_count;
+                        wa = p->d.success_count + p->d.fail_count;
                         wb = src->success_count + src->fail_count;
                 }
-                p->ema_quality = tracker__wmean(p->ema_quality, wa, src->ema_quality, wb);
-                p->total_calls = tracker__sadd(p->total_calls, src->total_calls);
-                p->success_count = tracker__sadd(p->success_count, src->success_count);
-                p->fail_count = tracker__sadd(p->fail_count, src->fail_count);
-                p->total_latency_ms = tracker__sadd(p->total_latency_ms, src->total_latency_ms);
-                tracker__evidence_merge(&p->ev, &src->ev, t->half_life);
+                p->d.ema_quality = tracker__wmean(p->d.ema_quality, wa, src->ema_quality, wb);
+                p->d.total_calls = tracker__sadd(p->d.total_calls, src->total_calls);
+                p->d.success_count = tracker__sadd(p->d.success_count, src->success_count);
+                p->d.fail_count = tracker__sadd(p->d.fail_count, src->fail_count);
+                p->d.total_latency_ms = tracker__sadd(p->d.total_latency_ms, src->total_latency_ms);
+                tracker__evidence_merge(&p->d.ev, &src->ev, t->half_life);
                 for (int i = 0; i < TASK__COUNT; i++) {
                         const struct tracker_task_stats *b = &src->tasks[i];
-                        struct tracker_task_stats *a = &p->tasks[i];
+                        struct tracker_task_stats *a = &p->d.tasks[i];
                         if (!b->present)
                                 continue;
                         if (!a->present) {
@@ -1393,16 +1419,16 @@ static uint64_t tracker__cell_hash(const char *model, unsigned task, const char 
         return h ^ ((uint64_t)task * 0xbf58476d1ce4e5b9ull);
 }
 
-static struct tracker_cell *tracker__cell_find(const struct tracker *t, const char *model,
+static struct tracker__cell *tracker__cell_find(const struct tracker *t, const char *model,
                                                unsigned task, const char *domain)
 {
         if (!t->cell_nbuckets)
                 return NULL;
-        struct tracker_cell *c =
+        struct tracker__cell *c =
                 t->cells[tracker__cell_hash(model, task, domain) & (t->cell_nbuckets - 1)];
         for (; c; c = c->hnext)
-                if (c->task == task && strcmp(c->domain, domain) == 0 &&
-                    strcmp(c->model, model) == 0)
+                if (c->d.task == task && strcmp(c->d.domain, domain) == 0 &&
+                    strcmp(c->d.model, model) == 0)
                         return c;
         return NULL;
 }
@@ -1410,13 +1436,13 @@ static struct tracker_cell *tracker__cell_find(const struct tracker *t, const ch
 static void tracker__cells_grow(struct tracker *t)
 {
         size_t n = t->cell_nbuckets ? t->cell_nbuckets * 2 : 64;
-        struct tracker_cell **b = calloc(n, sizeof(*b));
+        struct tracker__cell **b = calloc(n, sizeof(*b));
         if (!b)
                 return; /* longer chains: still correct */
         for (size_t i = 0; i < t->cell_nbuckets; i++) {
-                for (struct tracker_cell *c = t->cells[i], *next; c; c = next) {
+                for (struct tracker__cell *c = t->cells[i], *next; c; c = next) {
                         next = c->hnext;
-                        size_t j = tracker__cell_hash(c->model, c->task, c->domain) & (n - 1);
+                        size_t j = tracker__cell_hash(c->d.model, c->d.task, c->d.domain) & (n - 1);
                         c->hnext = b[j];
                         b[j] = c;
                 }
@@ -1426,9 +1452,9 @@ static void tracker__cells_grow(struct tracker *t)
         t->cell_nbuckets = n;
 }
 
-static void tracker__touch_cell(struct tracker *t, struct tracker_cell *c, uint64_t now)
+static void tracker__touch_cell(struct tracker *t, struct tracker__cell *c, uint64_t now)
 {
-        c->updated_at = now;
+        c->d.updated_at = now;
         if (!c->dirty) {
                 c->dirty = true;
                 c->dirty_next = t->dirty_cells;
@@ -1437,7 +1463,7 @@ static void tracker__touch_cell(struct tracker *t, struct tracker_cell *c, uint6
 }
 
 /* A new, empty cell of p, linked everywhere; NULL when out of memory. */
-static struct tracker_cell *tracker__cell_new(struct tracker *t, struct tracker_profile *p,
+static struct tracker__cell *tracker__cell_new(struct tracker *t, struct tracker__profile *p,
                                               unsigned task, const char *domain)
 {
         if (t->ncells >= t->cell_nbuckets) {
@@ -1446,14 +1472,14 @@ static struct tracker_cell *tracker__cell_new(struct tracker *t, struct tracker_
                         return NULL;
         }
         size_t ld = strlen(domain) + 1;
-        struct tracker_cell *c = calloc(1, sizeof(*c) + ld);
+        struct tracker__cell *c = calloc(1, sizeof(*c) + ld);
         if (!c)
                 return NULL;
-        c->domain = memcpy((char *)(c + 1), domain, ld);
-        c->model = p->model;
+        c->d.domain = memcpy((char *)(c + 1), domain, ld);
+        c->d.model = p->d.model;
         c->profile = p;
-        c->task = (uint8_t)task;
-        size_t j = tracker__cell_hash(c->model, task, domain) & (t->cell_nbuckets - 1);
+        c->d.task = (uint8_t)task;
+        size_t j = tracker__cell_hash(c->d.model, task, domain) & (t->cell_nbuckets - 1);
         c->hnext = t->cells[j];
         t->cells[j] = c;
         c->pnext = p->cells;
@@ -1464,21 +1490,21 @@ static struct tracker_cell *tracker__cell_new(struct tracker *t, struct tracker_
 
 /* Take c out of the table, its profile's list and the change list, and
  * free it. */
-static void tracker__cell_free(struct tracker *t, struct tracker_cell *c)
+static void tracker__cell_free(struct tracker *t, struct tracker__cell *c)
 {
-        struct tracker_cell **pp =
-                &t->cells[tracker__cell_hash(c->model, c->task, c->domain) & (t->cell_nbuckets - 1)];
+        struct tracker__cell **pp =
+                &t->cells[tracker__cell_hash(c->d.model, c->d.task, c->d.domain) & (t->cell_nbuckets - 1)];
         while (*pp != c)
                 pp = &(*pp)->hnext;
         *pp = c->hnext;
         /* The profile's list is singly linked (8 bytes a cell): cells
          * leave it alone only by forget of one cell, or all at once. */
-        struct tracker_cell **lp = &c->profile->cells;
+        struct tracker__cell **lp = &c->profile->cells;
         while (*lp != c)
                 lp = &(*lp)->pnext;
         *lp = c->pnext;
         if (c->dirty) {
-                struct tracker_cell **dp = &t->dirty_cells;
+                struct tracker__cell **dp = &t->dirty_cells;
                 while (*dp != c)
                         dp = &(*dp)->dirty_next;
                 *dp = c->dirty_next;
@@ -1488,27 +1514,27 @@ static void tracker__cell_free(struct tracker *t, struct tracker_cell *c)
 }
 
 /* Remember a cell removed alone, for the store. */
-static void tracker__cell_gone(struct tracker *t, const struct tracker_cell *c)
+static void tracker__cell_gone(struct tracker *t, const struct tracker__cell *c)
 {
-        size_t lm = strlen(c->model) + 1, ld = strlen(c->domain) + 1;
+        size_t lm = strlen(c->d.model) + 1, ld = strlen(c->d.domain) + 1;
         struct tracker__gone_cell *g = malloc(sizeof(*g) + lm + ld);
         if (!g) {
                 t->lost_deletion = true;
                 return;
         }
-        memcpy(g->key, c->model, lm);
-        memcpy(g->key + lm, c->domain, ld);
+        memcpy(g->key, c->d.model, lm);
+        memcpy(g->key + lm, c->d.domain, ld);
         g->domain = g->key + lm;
-        g->task = c->task;
+        g->task = c->d.task;
         g->next = t->gone_cells;
         t->gone_cells = g;
 }
 
 /* Every cell of p gone; with `remember`, each is reported to the store. */
-static void tracker__cells_clear(struct tracker *t, struct tracker_profile *p, bool remember)
+static void tracker__cells_clear(struct tracker *t, struct tracker__profile *p, bool remember)
 {
         /* Off the change list in one pass, not one walk a cell. */
-        for (struct tracker_cell **dp = &t->dirty_cells; *dp;) {
+        for (struct tracker__cell **dp = &t->dirty_cells; *dp;) {
                 if ((*dp)->profile == p) {
                         (*dp)->dirty = false;
                         *dp = (*dp)->dirty_next;
@@ -1526,12 +1552,12 @@ static void tracker__cells_clear(struct tracker *t, struct tracker_profile *p, b
 /* The cell an observation of trace tr counts in: NULL when the trace
  * named no domain, or when a new cell would pass the limit (counted) or
  * cannot be allocated. */
-static struct tracker_cell *tracker__cell_for(struct tracker *t, struct tracker_profile *p,
+static struct tracker__cell *tracker__cell_for(struct tracker *t, struct tracker__profile *p,
                                               const struct tracker__trace *tr)
 {
         if (!tr->d.domain)
                 return NULL;
-        struct tracker_cell *c = tracker__cell_find(t, p->model, tr->d.task, tr->d.domain);
+        struct tracker__cell *c = tracker__cell_find(t, p->d.model, tr->d.task, tr->d.domain);
         if (c)
                 return c;
         if ((t->max_cells && t->ncells >= t->max_cells) ||
@@ -1553,11 +1579,11 @@ bool tracker_cell_logit(const struct tracker_cell *c, double *l, double *nu)
 /* Take the cell's window out of its task's sums (sign -1) or put it in
  * (+1).  The same numbers come out as went in: the window does not change
  * between the two. */
-static void tracker__cell_sums(struct tracker_cell *c, double sign)
+static void tracker__cell_sums(struct tracker__cell *c, double sign)
 {
-        struct tracker_task_stats *ts = &c->profile->tasks[c->task];
+        struct tracker_task_stats *ts = &c->profile->d.tasks[c->d.task];
         double l, nu;
-        if (!tracker_cell_logit(c, &l, &nu))
+        if (!tracker_cell_logit(&c->d, &l, &nu))
                 return;
         ts->dom_cells += sign;
         ts->dom_s1 += sign * l;
@@ -1566,41 +1592,52 @@ static void tracker__cell_sums(struct tracker_cell *c, double sign)
 
 /* One judged outcome of quality q and weight w in a cell: its evidence,
  * the recent evidence and the window (tracker.h), its task's sums. */
-static void tracker__cell_judge(struct tracker *t, struct tracker_cell *c, double q, double w,
+static void tracker__cell_judge(struct tracker *t, struct tracker__cell *c, double q, double w,
                                 uint64_t now)
 {
         tracker__cell_sums(c, -1.0);
-        tracker__evidence_add(&c->ev, q, w, now, t->half_life);
-        c->recent_alpha = TRACKER_RECENT_KEEP * c->recent_alpha + w * q;
-        c->recent_beta = TRACKER_RECENT_KEEP * c->recent_beta + w * (1.0 - q);
-        c->win_alpha += w * q;
-        c->win_beta += w * (1.0 - q);
-        double ns = c->recent_alpha + c->recent_beta, nl = c->win_alpha + c->win_beta;
+        tracker__evidence_add(&c->d.ev, q, w, now, t->half_life);
+        c->d.recent_alpha = TRACKER_RECENT_KEEP * c->d.recent_alpha + w * q;
+        c->d.recent_beta = TRACKER_RECENT_KEEP * c->d.recent_beta + w * (1.0 - q);
+        c->d.win_alpha += w * q;
+        c->d.win_beta += w * (1.0 - q);
+        double ns = c->d.recent_alpha + c->d.recent_beta, nl = c->d.win_alpha + c->d.win_beta;
         if (ns >= 5.0 && nl > ns + 5.0) {
-                double pl = (c->win_alpha + 0.5) / (nl + 1.0);
-                double ps = (c->recent_alpha + 0.5) / (ns + 1.0);
+                double pl = (c->d.win_alpha + 0.5) / (nl + 1.0);
+                double ps = (c->d.recent_alpha + 0.5) / (ns + 1.0);
                 if (fabs(ps - pl) > 3.0 * sqrt(pl * (1.0 - pl) / ns)) {
-                        c->win_alpha = c->recent_alpha;
-                        c->win_beta = c->recent_beta;
+                        c->d.win_alpha = c->d.recent_alpha;
+                        c->d.win_beta = c->d.recent_beta;
                 }
         }
         tracker__cell_sums(c, 1.0);
 }
 
+/* The public part of a cell, or NULL; the cell a public pointer is of. */
+static const struct tracker_cell *tracker__cell_pub(const struct tracker__cell *c)
+{
+        return c ? &c->d : NULL;
+}
+
+static const struct tracker__cell *tracker__cell_of(const struct tracker_cell *d)
+{
+        return (const struct tracker__cell *)((const char *)d - offsetof(struct tracker__cell, d));
+}
+
 const struct tracker_cell *tracker_cell_get(const struct tracker *t, const char *model,
                                             enum tracker_task task, const char *domain)
 {
-        return tracker__cell_find(t, model, task, domain);
+        return tracker__cell_pub(tracker__cell_find(t, model, task, domain));
 }
 
 const struct tracker_cell *tracker_cell_first(const struct tracker_profile *p)
 {
-        return p->cells;
+        return tracker__cell_pub(tracker__profile_of(p)->cells);
 }
 
 const struct tracker_cell *tracker_cell_next(const struct tracker_cell *c)
 {
-        return c->pnext;
+        return tracker__cell_pub(tracker__cell_of(c)->pnext);
 }
 
 static int tracker__cmp_cells(const void *a, const void *b)
@@ -1615,7 +1652,7 @@ static int tracker__cmp_cells(const void *a, const void *b)
 size_t tracker_profile_cells(const struct tracker_profile *p)
 {
         size_t n = 0;
-        for (const struct tracker_cell *c = p->cells; c; c = c->pnext)
+        for (const struct tracker__cell *c = tracker__profile_of(p)->cells; c; c = c->pnext)
                 n++;
         return n;
 }
@@ -1624,9 +1661,9 @@ size_t tracker_cells_sorted(const struct tracker_profile *p, int task,
                             const struct tracker_cell **out)
 {
         size_t n = 0;
-        for (const struct tracker_cell *c = p->cells; c; c = c->pnext)
-                if (task < 0 || c->task == task)
-                        out[n++] = c;
+        for (const struct tracker__cell *c = tracker__profile_of(p)->cells; c; c = c->pnext)
+                if (task < 0 || c->d.task == task)
+                        out[n++] = &c->d;
         qsort(out, n, sizeof(*out), tracker__cmp_cells);
         return n;
 }
@@ -1644,7 +1681,7 @@ uint64_t tracker_cells_refused(const struct tracker *t)
 int tracker_forget_cell(struct tracker *t, const char *model, enum tracker_task task,
                         const char *domain)
 {
-        struct tracker_cell *c = tracker__cell_find(t, model, task, domain);
+        struct tracker__cell *c = tracker__cell_find(t, model, task, domain);
         if (!c)
                 return -ENOENT;
         tracker__cell_sums(c, -1.0);
@@ -1653,27 +1690,23 @@ int tracker_forget_cell(struct tracker *t, const char *model, enum tracker_task 
         return 0;
 }
 
-/* c takes src's numbers. */
-static void tracker__cell_assign(struct tracker_cell *c, const struct tracker_cell *src)
+/* c takes src's numbers (not its key, whose strings are the tracker's). */
+static void tracker__cell_assign(struct tracker__cell *c, const struct tracker_cell *src)
 {
-        c->calls = src->calls;
-        c->successes = src->successes;
-        c->failures = src->failures;
-        c->ev = src->ev;
-        c->recent_alpha = src->recent_alpha;
-        c->recent_beta = src->recent_beta;
-        c->win_alpha = src->win_alpha;
-        c->win_beta = src->win_beta;
-        c->updated_at = src->updated_at;
+        struct tracker_cell key = c->d;
+        c->d = *src;
+        c->d.model = key.model;
+        c->d.domain = key.domain;
+        c->d.task = key.task;
 }
 
 int tracker_import_cell(struct tracker *t, const struct tracker_cell *src, bool replace,
                         uint64_t now, bool *created)
 {
-        struct tracker_profile *p = strtab_get(&t->profiles, src->model);
+        struct tracker__profile *p = strtab_get(&t->profiles, src->model);
         if (!p)
                 return -ENOENT;
-        struct tracker_cell *c = tracker__cell_find(t, p->model, src->task, src->domain);
+        struct tracker__cell *c = tracker__cell_find(t, p->d.model, src->task, src->domain);
         *created = c == NULL;
         if (!c) {
                 if (t->max_cells && t->ncells >= t->max_cells)
@@ -1687,14 +1720,14 @@ int tracker_import_cell(struct tracker *t, const struct tracker_cell *src, bool 
         if (replace) {
                 tracker__cell_assign(c, src);
         } else {
-                c->calls = tracker__sadd(c->calls, src->calls);
-                c->successes = tracker__sadd(c->successes, src->successes);
-                c->failures = tracker__sadd(c->failures, src->failures);
-                tracker__evidence_merge(&c->ev, &src->ev, t->half_life);
-                c->recent_alpha += src->recent_alpha;
-                c->recent_beta += src->recent_beta;
-                c->win_alpha += src->win_alpha;
-                c->win_beta += src->win_beta;
+                c->d.calls = tracker__sadd(c->d.calls, src->calls);
+                c->d.successes = tracker__sadd(c->d.successes, src->successes);
+                c->d.failures = tracker__sadd(c->d.failures, src->failures);
+                tracker__evidence_merge(&c->d.ev, &src->ev, t->half_life);
+                c->d.recent_alpha += src->recent_alpha;
+                c->d.recent_beta += src->recent_beta;
+                c->d.win_alpha += src->win_alpha;
+                c->d.win_beta += src->win_beta;
         }
         tracker__cell_sums(c, 1.0);
         /* A new cell keeps its time, as a new profile does. */
@@ -1706,12 +1739,12 @@ int tracker_load_cell(struct tracker *t, const struct tracker_cell *src)
 {
         if ((unsigned)src->task >= TASK__COUNT)
                 return -EINVAL;
-        struct tracker_profile *p = strtab_get(&t->profiles, src->model);
+        struct tracker__profile *p = strtab_get(&t->profiles, src->model);
         if (!p)
                 return -ENOENT;
-        if (tracker__cell_find(t, p->model, src->task, src->domain))
+        if (tracker__cell_find(t, p->d.model, src->task, src->domain))
                 return -EINVAL;
-        struct tracker_cell *c = tracker__cell_new(t, p, src->task, src->domain);
+        struct tracker__cell *c = tracker__cell_new(t, p, src->task, src->domain);
         if (!c)
                 return -ENOMEM;
         tracker__cell_assign(c, src);
@@ -1722,14 +1755,14 @@ int tracker_load_cell(struct tracker *t, const struct tracker_cell *src)
 
 int tracker_load_profile(struct tracker *t, const struct tracker_profile *src)
 {
-        struct tracker_profile *p = tracker__profile_entry(t, src->model);
+        struct tracker__profile *p = tracker__profile_entry(t, src->model);
         if (!p)
                 return -ENOMEM;
         tracker__profile_assign(p, src);
-        p->updated_at = src->updated_at;
+        p->d.updated_at = src->updated_at;
         /* Stored under another threshold (a restart with a new
          * configuration): corrected, and written again. */
-        if (tracker__degraded_note(t, p, p->updated_at))
+        if (tracker__degraded_note(t, p, p->d.updated_at))
                 tracker__mark_profile(t, p);
         return 0;
 }

@@ -96,9 +96,9 @@ struct tracker_task_stats {
         double dom_cells, dom_s1, dom_s2;
 };
 
-struct tracker_cell;
-
-/* A model's profile.  Callers get const pointers and only read them. */
+/* A model's profile.  Callers get const pointers and only read them; the
+ * tracker keeps its own links beside it.  The store and imports fill one
+ * (tracker_load_profile, tracker_import copy it). */
 struct tracker_profile {
         char *model;
         uint64_t total_calls;
@@ -113,11 +113,6 @@ struct tracker_profile {
         uint64_t degraded_since;
         struct tracker_evidence ev; /* the model's, over all tasks */
         struct tracker_task_stats tasks[TASK__COUNT];
-        /* internal */
-        struct tracker_profile *hnext;
-        struct tracker_profile *dirty_next;
-        struct tracker_cell *cells; /* the model's domain cells, newest first */
-        bool dirty;
 };
 
 /* Evidence per (model, task, domain): the domain is what a router's
@@ -137,11 +132,13 @@ struct tracker_profile {
 #define TRACKER_RECENT_KEEP 0.9 /* recent evidence keeps this much per observation */
 #define TRACKER_CELL_MIN 3.0    /* window evidence for a cell to count in its task's sums */
 
+/* A cell's data.  Callers get const pointers and only read them; the
+ * tracker keeps its own links beside it.  The store and imports fill one
+ * (tracker_load_cell, tracker_import_cell copy it). */
 struct tracker_cell {
-        const char *domain; /* stored after the struct */
-        const char *model;  /* the profile's */
+        const char *domain; /* the tracker's: stored after its links */
+        const char *model;  /* the tracker's: the profile's */
         uint8_t task;       /* enum tracker_task */
-        bool dirty;         /* internal: on the change list */
         uint64_t calls;
         uint64_t successes;
         uint64_t failures;
@@ -149,11 +146,6 @@ struct tracker_cell {
         double recent_alpha, recent_beta;
         double win_alpha, win_beta;
         uint64_t updated_at;
-        /* internal */
-        struct tracker_profile *profile;
-        struct tracker_cell *hnext;
-        struct tracker_cell *pnext; /* the profile's list */
-        struct tracker_cell *dirty_next;
 };
 
 /* A pending trace's data.  Callers get const pointers and only read them;
@@ -249,7 +241,7 @@ struct tracker_result {
         bool deferred; /* a code trace with a repo: git decides */
 };
 
-/* The outcome table of the contract: quality and success of a kind given
+/* The outcome table of the protocol (protocol/README.md): quality and success of a kind given
  * its confidence. */
 void tracker_kind_score(enum tracker_kind kind, double confidence, struct tracker_result *r);
 

@@ -367,7 +367,7 @@ static int gitscan__read_workdir(git_repository *repo, const char *path, char **
         buf = NULL;
 out:
         free(buf);
-        close(fd);
+        (void)close(fd);
         return r;
 }
 
@@ -739,7 +739,7 @@ static void gitscan__thread(void *arg)
                 gitscan__run(g, job);
                 uv_mutex_lock(&g->mu);
                 g->done = job;
-                uv_async_send(&g->async);
+                (void)uv_async_send(&g->async);
         }
         uv_mutex_unlock(&g->mu);
         gitscan__repos_clear(&g->thread_repos, false);
@@ -989,7 +989,7 @@ static int gitscan__request(void *data, rpc_scan_cb cb, void *arg)
         *g->waiting_tail = w;
         g->waiting_tail = &w->next;
         /* Started from the async callback, never from within this call. */
-        uv_async_send(&g->async);
+        (void)uv_async_send(&g->async);
         return 0;
 }
 
@@ -1027,7 +1027,7 @@ void gitscan_hooks(struct gitscan *g, struct rpc_git *hooks)
 void gitscan_reconfigure(struct gitscan *g)
 {
         uint64_t ms = (uint64_t)g->cfg->git_scan_interval_s * 1000;
-        uv_timer_start(&g->timer, gitscan__on_timer, ms, ms);
+        (void)uv_timer_start(&g->timer, gitscan__on_timer, ms, ms);
         /* The loop's handles are reopened as needed: a repository that is
          * no longer watched is closed. */
         gitscan__repos_clear(&g->loop_repos, false);
@@ -1070,8 +1070,8 @@ int gitscan_open(struct gitscan **out, uv_loop_t *loop, struct rpc_env *env,
                 free(g);
                 return r;
         }
-        uv_async_init(loop, &g->async, gitscan__on_async);
-        uv_timer_init(loop, &g->timer);
+        (void)uv_async_init(loop, &g->async, gitscan__on_async);
+        (void)uv_timer_init(loop, &g->timer);
         g->async.data = g->timer.data = g;
         r = uv_thread_create(&g->thread, gitscan__thread, g);
         if (r != 0) {
@@ -1106,7 +1106,7 @@ void gitscan_close(struct gitscan *g)
         if (!g)
                 return;
         g->stopping = true;
-        uv_timer_stop(&g->timer);
+        (void)uv_timer_stop(&g->timer);
         uv_mutex_lock(&g->mu);
         g->quit = true;
         uv_cond_signal(&g->cond);

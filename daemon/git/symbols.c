@@ -21,6 +21,7 @@
  * grammars/package.json (ABI 14), compiled into the daemon.
  */
 #include "symbols.h"
+#include "textbuf.h"
 
 #include "grow.h"
 
@@ -324,43 +325,16 @@ static int symbols__query(struct symbols *sy, enum symbols_lang lang, struct sym
         return 0;
 }
 
-/* ---- growing buffers ---------------------------------------------------- */
+/* ---- names (textbuf.h) ------------------------------------------------------ */
 
-struct symbols__buf {
-        char *p;
-        size_t len, cap;
-        bool oom;
-};
-
-static void symbols__put(struct symbols__buf *b, const char *s, size_t n)
-{
-        if (b->oom)
-                return;
-        char *p = grow_to(b->p, &b->cap, b->len + n + 1, 1, 64);
-        if (!p) {
-                b->oom = true;
-                return;
-        }
-        b->p = p;
-        memcpy(b->p + b->len, s, n);
-        b->len += n;
-        b->p[b->len] = '\0';
-}
-
-static void symbols__put_s(struct symbols__buf *b, const char *s)
-{
-        symbols__put(b, s, strlen(s));
-}
-
-/* A node's text with every white space byte dropped (names). */
-static void symbols__put_name(struct symbols__buf *b, const char *src, TSNode n)
+static void symbols__put_name(struct textbuf *b, const char *src, TSNode n)
 {
         uint32_t s = ts_node_start_byte(n), e = ts_node_end_byte(n);
         for (uint32_t i = s; i < e; i++) {
                 char ch = src[i];
                 if (ch != ' ' && ch != '\t' && ch != '\n' && ch != '\r' && ch != '\f' &&
                     ch != '\v')
-                        symbols__put(b, &ch, 1);
+                        textbuf_put(b, &ch, 1);
         }
 }
 
@@ -487,7 +461,7 @@ static int symbols__collect(struct symbols *sy, struct symbols__query *q, TSNode
 
 /* The part a scope adds to the names inside it; "" adds nothing. */
 static void symbols__scope_segment(const char *src, const struct symbols__entry *e,
-                                   struct symbols__buf *b)
+                                   struct textbuf *b)
 {
         if (ts_node_is_null(e->impl_type)) {
                 if (!ts_node_is_null(e->name))
@@ -511,11 +485,11 @@ static void symbols__scope_segment(const char *src, const struct symbols__entry 
                 if (!ts_node_is_null(inner))
                         trait = inner;
         }
-        symbols__put_s(b, "<");
+        textbuf_puts(b, "<");
         symbols__put_name(b, src, ty);
-        symbols__put_s(b, " as ");
+        textbuf_puts(b, " as ");
         symbols__put_name(b, src, trait);
-        symbols__put_s(b, ">");
+        textbuf_puts(b, ">");
 }
 
 /* Give every entry its qualified name: a stack of the entries whose range
@@ -532,18 +506,18 @@ static int symbols__qualify(const char *src, const char *sep, TSNode package,
                 struct symbols__entry *e = &l->v[i];
                 while (depth && l->v[stack[depth - 1]].end <= e->start)
                         depth--;
-                struct symbols__buf b = { 0 };
+                struct textbuf b = { 0 };
                 const char *outer = depth ? l->v[stack[depth - 1]].qual : NULL;
                 if (outer && *outer) {
-                        symbols__put_s(&b, outer);
+                        textbuf_puts(&b, outer);
                 } else if (!ts_node_is_null(package)) {
                         symbols__put_name(&b, src, package);
                 }
-                struct symbols__buf seg = { 0 };
+                struct textbuf seg = { 0 };
                 if (e->def) {
                         if (!ts_node_is_null(e->receiver)) {
                                 symbols__put_name(&seg, src, e->receiver);
-                                symbols__put_s(&seg, sep);
+                                textbuf_puts(&seg, sep);
                         }
                         symbols__put_name(&seg, src, e->name);
                 } else {
@@ -551,13 +525,13 @@ static int symbols__qualify(const char *src, const char *sep, TSNode package,
                 }
                 if (seg.len) {
                         if (b.len)
-                                symbols__put_s(&b, sep);
-                        symbols__put(&b, seg.p, seg.len);
+                                textbuf_puts(&b, sep);
+                        textbuf_put(&b, seg.p, seg.len);
                 }
                 bool oom = seg.oom;
                 free(seg.p);
                 if (!b.p)
-                        symbols__put(&b, "", 0); /* an empty name */
+                        textbuf_put(&b, "", 0); /* an empty name */
                 if (oom || b.oom) {
                         free(b.p);
                         free(stack);
@@ -606,7 +580,7 @@ struct symbols__walk {
         const struct symbols__entry *self;
         TSNode skip;             /* a subtree left out (the body, in a head) */
         bool skip_defs;          /* leave nested symbols out */
-        struct symbols__buf *head; /* tokens joined by spaces, or NULL */
+        struct textbuf *head; /* tokens joined by spaces, or NULL */
         uint64_t hash;           /* FNV-1a of the tokens */
 };
 
@@ -631,8 +605,8 @@ static void symbols__walk(struct symbols__walk *w, TSNode root)
                                 w->hash *= FNV_PRIME;
                                 if (w->head) {
                                         if (w->head->len)
-                                                symbols__put(w->head, " ", 1);
-                                        symbols__put(w->head, w->src + s, e - s);
+                                                textbuf_put(w->head, " ", 1);
+                                        textbuf_put(w->head, w->src + s, e - s);
                                 }
                         }
                 } else {
@@ -654,14 +628,14 @@ static void symbols__walk(struct symbols__walk *w, TSNode root)
 static int symbols__make(const char *src, const struct symbols__list *l,
                          const struct symbols__entry *e, struct symbol *s)
 {
-        struct symbols__buf head = { 0 };
+        struct textbuf head = { 0 };
         struct symbols__walk w = {
                 .src = src, .l = l, .self = e, .skip = e->body, .head = &head,
                 .hash = FNV_OFFSET,
         };
         symbols__walk(&w, e->node);
         if (!head.p)
-                symbols__put(&head, "", 0);
+                textbuf_put(&head, "", 0);
         uint64_t body = 0;
         if (!ts_node_is_null(e->body)) {
                 struct symbols__walk bw = {

@@ -2,7 +2,6 @@
  * (textshare.h): open addressing over the lines' bytes, kept in one
  * buffer. */
 #include "textshare.h"
-#include "grow.h"
 #include "siphash.h"
 
 #include <errno.h>
@@ -68,7 +67,7 @@ static struct textshare_slot *textshare__slot(struct textshare_lines *ls, const 
         for (size_t i = h & mask;; i = (i + 1) & mask) {
                 struct textshare_slot *sl = &ls->slots[i];
                 if (!sl->count ||
-                    (sl->hash == h && sl->len == n && memcmp(ls->bytes + sl->off, s, n) == 0))
+                    (sl->hash == h && sl->len == n && memcmp(ls->bytes.p + sl->off, s, n) == 0))
                         return sl;
         }
 }
@@ -99,7 +98,7 @@ void textshare_add(struct textshare_lines *ls, const char *s, size_t n)
         textshare__trim(&s, &n);
         if (!n || ls->oom || ls->full || n > UINT32_MAX)
                 return;
-        if (ls->len + n > TEXTSHARE_MAX_ADDED_BYTES) {
+        if (ls->bytes.len + n > TEXTSHARE_MAX_ADDED_BYTES) {
                 ls->full = true;
                 return;
         }
@@ -113,15 +112,13 @@ void textshare_add(struct textshare_lines *ls, const char *s, size_t n)
                 sl->count++;
                 return;
         }
-        char *b = grow_to(ls->bytes, &ls->cap, ls->len + n, 1, 4096);
-        if (!b) {
+        size_t off = ls->bytes.len;
+        textbuf_put(&ls->bytes, s, n);
+        if (ls->bytes.oom) {
                 ls->oom = true;
                 return;
         }
-        ls->bytes = b;
-        memcpy(ls->bytes + ls->len, s, n);
-        *sl = (struct textshare_slot){ .hash = h, .off = ls->len, .len = (uint32_t)n, .count = 1 };
-        ls->len += n;
+        *sl = (struct textshare_slot){ .hash = h, .off = off, .len = (uint32_t)n, .count = 1 };
         ls->n++;
 }
 
@@ -139,7 +136,7 @@ static bool textshare__take(struct textshare_lines *ls, const char *s, size_t n)
 
 void textshare_free(struct textshare_lines *ls)
 {
-        free(ls->bytes);
+        textbuf_free(&ls->bytes);
         free(ls->slots);
 }
 

@@ -19,14 +19,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "textbuf.h"
+
 #define TEXTSHARE_MAX_ADDED_BYTES (32u << 20) /* added lines kept per trace */
 
 struct textshare_slot;
 
 /* The multiset of added lines; zero-initialise it. */
 struct textshare_lines {
-        char *bytes;
-        size_t len, cap;
+        struct textbuf bytes; /* the distinct lines, back to back */
         struct textshare_slot *slots;
         size_t nslots, n;
         bool full; /* TEXTSHARE_MAX_ADDED_BYTES reached: the rest was not kept */

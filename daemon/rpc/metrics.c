@@ -16,8 +16,8 @@
  */
 #include "metrics.h"
 
-#include "grow.h"
 #include "rpc.h"
+#include "textbuf.h"
 
 #include <errno.h>
 #include <math.h>
@@ -195,42 +195,10 @@ void metrics_watch(struct metrics *m, struct tracker *t)
 
 /* ---- the text ---------------------------------------------------------- */
 
-struct metrics__buf {
-        char *p;
-        size_t len, cap;
-        bool oom;
-};
-
-static void metrics__grow(struct metrics__buf *b, size_t more)
-{
-        if (b->oom)
-                return;
-        char *p = grow_to(b->p, &b->cap, b->len + more + 1, 1, 4096);
-        if (!p)
-                b->oom = true;
-        else
-                b->p = p;
-}
-
-static void metrics__put(struct metrics__buf *b, const char *s, size_t n)
-{
-        metrics__grow(b, n);
-        if (b->oom)
-                return;
-        memcpy(b->p + b->len, s, n);
-        b->len += n;
-        b->p[b->len] = '\0';
-}
-
-static void metrics__puts(struct metrics__buf *b, const char *s)
-{
-        metrics__put(b, s, strlen(s));
-}
-
-static void metrics__printf(struct metrics__buf *b, const char *fmt, ...)
+static void metrics__printf(struct textbuf *b, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
 
-static void metrics__printf(struct metrics__buf *b, const char *fmt, ...)
+static void metrics__printf(struct textbuf *b, const char *fmt, ...)
 {
         char small[256];
         va_list ap;
@@ -242,11 +210,10 @@ static void metrics__printf(struct metrics__buf *b, const char *fmt, ...)
                 return;
         }
         if ((size_t)n < sizeof(small)) {
-                metrics__put(b, small, (size_t)n);
+                textbuf_put(b, small, (size_t)n);
                 return;
         }
-        metrics__grow(b, (size_t)n);
-        if (b->oom)
+        if (textbuf_reserve(b, (size_t)n) < 0)
                 return;
         va_start(ap, fmt);
         vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
@@ -255,40 +222,40 @@ static void metrics__printf(struct metrics__buf *b, const char *fmt, ...)
 }
 
 /* A label value, escaped as the format says: \\, \" and \n. */
-static void metrics__value(struct metrics__buf *b, const char *s)
+static void metrics__value(struct textbuf *b, const char *s)
 {
-        metrics__puts(b, "\"");
+        textbuf_puts(b, "\"");
         for (const char *run = s;; s++) {
                 if (*s && *s != '\\' && *s != '"' && *s != '\n')
                         continue;
-                metrics__put(b, run, (size_t)(s - run));
+                textbuf_put(b, run, (size_t)(s - run));
                 if (!*s)
                         break;
-                metrics__puts(b, *s == '\\' ? "\\\\" : *s == '"' ? "\\\"" : "\\n");
+                textbuf_puts(b, *s == '\\' ? "\\\\" : *s == '"' ? "\\\"" : "\\n");
                 run = s + 1;
         }
-        metrics__puts(b, "\"");
+        textbuf_puts(b, "\"");
 }
 
 /* A sample's value: the shortest of %.15g and %.17g that reads back. */
-static void metrics__double(struct metrics__buf *b, double v)
+static void metrics__double(struct textbuf *b, double v)
 {
         if (isnan(v)) {
-                metrics__puts(b, "NaN");
+                textbuf_puts(b, "NaN");
                 return;
         }
         if (isinf(v)) {
-                metrics__puts(b, v > 0 ? "+Inf" : "-Inf");
+                textbuf_puts(b, v > 0 ? "+Inf" : "-Inf");
                 return;
         }
         char s[32];
         snprintf(s, sizeof(s), "%.15g", v);
         if (strtod(s, NULL) != v)
                 snprintf(s, sizeof(s), "%.17g", v);
-        metrics__puts(b, s);
+        textbuf_puts(b, s);
 }
 
-static void metrics__family(struct metrics__buf *b, const char *name, const char *type,
+static void metrics__family(struct textbuf *b, const char *name, const char *type,
                             const char *help)
 {
         metrics__printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
@@ -301,26 +268,26 @@ static const char *metrics__operation(enum tracker_task task)
 
 /* "{labels" of a (model, task) pair, open for more; model NULL: the
  * overflow series. */
-static void metrics__labels(struct metrics__buf *b, const char *model, enum tracker_task task)
+static void metrics__labels(struct textbuf *b, const char *model, enum tracker_task task)
 {
         if (!model) {
-                metrics__puts(b, "{otel_metric_overflow=\"true\"");
+                textbuf_puts(b, "{otel_metric_overflow=\"true\"");
                 return;
         }
         const char *op = metrics__operation(task);
-        metrics__puts(b, "{");
+        textbuf_puts(b, "{");
         if (op)
                 metrics__printf(b, "gen_ai_operation_name=\"%s\",", op);
-        metrics__puts(b, "gen_ai_request_model=");
+        textbuf_puts(b, "gen_ai_request_model=");
         metrics__value(b, model);
         metrics__printf(b, ",outcomed_task=\"%s\"", tracker_task_name(task));
 }
 
 /* A sample of a series: name{labels<extra>} value */
-static void metrics__sample_u64(struct metrics__buf *b, const char *name,
+static void metrics__sample_u64(struct textbuf *b, const char *name,
                                 const struct metrics__series *s, const char *extra, uint64_t v)
 {
-        metrics__puts(b, name);
+        textbuf_puts(b, name);
         metrics__labels(b, s->model, s->task);
         metrics__printf(b, "%s} %llu\n", extra, (unsigned long long)v);
 }
@@ -336,7 +303,7 @@ static size_t metrics__all(const struct metrics *m, const struct metrics__series
         return n;
 }
 
-static void metrics__duration(struct metrics__buf *b, const struct metrics__series *const *all,
+static void metrics__duration(struct textbuf *b, const struct metrics__series *const *all,
                               size_t n)
 {
         const char *name = "gen_ai_client_operation_duration_seconds";
@@ -357,7 +324,7 @@ static void metrics__duration(struct metrics__buf *b, const struct metrics__seri
                 }
                 metrics__sample_u64(b, "gen_ai_client_operation_duration_seconds_bucket", s,
                                     ",le=\"+Inf\"", s->completed);
-                metrics__puts(b, "gen_ai_client_operation_duration_seconds_sum");
+                textbuf_puts(b, "gen_ai_client_operation_duration_seconds_sum");
                 metrics__labels(b, s->model, s->task);
                 metrics__printf(b, "} %llu.%03llu\n", (unsigned long long)(s->dur_sum_ms / 1000),
                                 (unsigned long long)(s->dur_sum_ms % 1000));
@@ -366,7 +333,7 @@ static void metrics__duration(struct metrics__buf *b, const struct metrics__seri
         }
 }
 
-static void metrics__tokens(struct metrics__buf *b, const struct metrics__series *const *all,
+static void metrics__tokens(struct textbuf *b, const struct metrics__series *const *all,
                             size_t n)
 {
         metrics__family(b, "gen_ai_client_token_usage", "histogram",
@@ -402,7 +369,7 @@ static void metrics__tokens(struct metrics__buf *b, const struct metrics__series
         }
 }
 
-static void metrics__counts(struct metrics__buf *b, const struct metrics__series *const *all,
+static void metrics__counts(struct textbuf *b, const struct metrics__series *const *all,
                             size_t n)
 {
         metrics__family(b, "outcomed_calls_total", "counter",
@@ -444,7 +411,7 @@ struct metrics__pair {
         enum tracker_task task;
 };
 
-static void metrics__gauges(struct metrics__buf *b, const struct tracker *t,
+static void metrics__gauges(struct textbuf *b, const struct tracker *t,
                             const struct metrics__pair *pairs, size_t n, uint64_t now)
 {
         static const struct {
@@ -469,23 +436,23 @@ static void metrics__gauges(struct metrics__buf *b, const struct tracker *t,
                         tracker_evidence_at(t, &ts->ev, now, &e);
                         tracker_posterior(&e, &v[1], &v[2], &v[3]);
                         v[4] = e.judged;
-                        metrics__puts(b, fam[f].name);
+                        textbuf_puts(b, fam[f].name);
                         metrics__labels(b, pairs[i].p->model, pairs[i].task);
-                        metrics__puts(b, "} ");
+                        textbuf_puts(b, "} ");
                         metrics__double(b, v[f]);
-                        metrics__puts(b, "\n");
+                        textbuf_puts(b, "\n");
                 }
         }
 }
 
-static void metrics__u64(struct metrics__buf *b, const char *name, const char *type,
+static void metrics__u64(struct textbuf *b, const char *name, const char *type,
                          const char *help, uint64_t v)
 {
         metrics__family(b, name, type, help);
         metrics__printf(b, "%s %llu\n", name, (unsigned long long)v);
 }
 
-static void metrics__process(struct metrics__buf *b, const struct rpc_env *env,
+static void metrics__process(struct textbuf *b, const struct rpc_env *env,
                              const struct metrics *m, size_t omitted)
 {
         const struct rpc_counters *c = &env->counters;
@@ -557,9 +524,9 @@ static void metrics__process(struct metrics__buf *b, const struct rpc_env *env,
         metrics__u64(b, "outcomed_start_time_seconds", "gauge",
                      "When the daemon started, in unix seconds.", env->started_at);
         metrics__family(b, "outcomed_build_info", "gauge", "The daemon's version.");
-        metrics__puts(b, "outcomed_build_info{version=");
+        textbuf_puts(b, "outcomed_build_info{version=");
         metrics__value(b, OUTCOMED_VERSION);
-        metrics__puts(b, "} 1\n");
+        textbuf_puts(b, "} 1\n");
         char help[160];
         snprintf(help, sizeof(help),
                  "(model, task) pairs counted, out of at most %d; later pairs count in the "
@@ -574,7 +541,8 @@ static void metrics__process(struct metrics__buf *b, const struct rpc_env *env,
 int metrics_render(const struct metrics *m, const struct rpc_env *env, uint64_t now, char **text,
                    size_t *len)
 {
-        struct metrics__buf b = { 0 };
+        struct textbuf b = { 0 };
+        (void)textbuf_reserve(&b, 4096); /* a failure shows as b.oom */
         const struct tracker_profile **profiles = NULL;
         struct metrics__pair *pairs = NULL;
         const struct metrics__series **all = NULL;

@@ -74,7 +74,8 @@ static int rpc__error(struct rpc_req *r, enum proto_error code, const char *fmt,
         return -1;
 }
 
-/* Map a tracker errno to the contract's code and a message. */
+/* Map a tracker errno to the protocol's error code (protocol/README.md)
+ * and a message. */
 static int rpc__tracker_error(struct rpc_req *r, int err, const char *trace_id)
 {
         switch (err) {
@@ -1514,44 +1515,46 @@ static void rpc__pack_config(struct rpc_req *r)
 static int rpc__stats(struct rpc_req *r)
 {
         const struct rpc_counters *c = &r->env->counters;
+        const struct tracker *t = r->env->tracker;
         if (rpc__args(r, NULL, 0, NULL) < 0)
                 return -1;
-        /* The pairs go to a side buffer first, so that the map's count is
-         * counted rather than kept in step by hand. */
-        msgpack_sbuffer sb;
-        msgpack_packer pk;
-        msgpack_sbuffer_init(&sb);
-        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-        msgpack_packer *out = r->pk;
-        r->pk = &pk;
+        const struct {
+                const char *key;
+                uint64_t value;
+        } nums[] = {
+                { "uptime_s", r->now > r->env->started_at ? r->now - r->env->started_at : 0 },
+                { "connections", c->connections },
+                { "connections_total", c->connections_total },
+                { "connections_refused_total", c->refused_total },
+                { "connections_dropped_total", c->dropped_total },
+                { "partial_bytes", c->partial_bytes },
+                { "partial_drops_total", c->partial_drops_total },
+                { "message_timeouts_total", c->message_timeouts_total },
+                { "requests_total", c->requests_total },
+                { "errors_total", c->errors_total },
+                { "notify_errors_total", c->notify_errors_total },
+                { "pending", tracker_pending_count(t) },
+                { "profiles", tracker_profile_count(t) },
+                { "domain_cells", tracker_cell_count(t) },
+                { "domain_cells_refused_total", tracker_cells_refused(t) },
+                { "commits_total", c->commits_total },
+                { "commit_errors_total", c->commit_errors_total },
+                { "journal_total", c->journal_total },
+                { "snapshots_total", c->snapshots_total },
+                { "last_commit_at", c->last_commit_at },
+                { "expired_total", c->expired_total },
+                { "unavailable_total", c->unavailable_total },
+                { "replayed", c->replayed },
+                { "scans_total", c->scans_total },
+                { "git_judged_total", c->git_judged_total },
+        };
+        /* version, the numbers, writable, durability, max_message_bytes,
+         * config. */
+        proto_pack_ok_head(r->pk, r->m->msgid);
+        msgpack_pack_map(r->pk, 1 + NARGS(nums) + 4);
         proto_pack_kv_str(r->pk, "version", OUTCOMED_VERSION);
-        proto_pack_kv_u64(r->pk, "uptime_s",
-                         r->now > r->env->started_at ? r->now - r->env->started_at : 0);
-        proto_pack_kv_u64(r->pk, "connections", c->connections);
-        proto_pack_kv_u64(r->pk, "connections_total", c->connections_total);
-        proto_pack_kv_u64(r->pk, "connections_refused_total", c->refused_total);
-        proto_pack_kv_u64(r->pk, "connections_dropped_total", c->dropped_total);
-        proto_pack_kv_u64(r->pk, "partial_bytes", c->partial_bytes);
-        proto_pack_kv_u64(r->pk, "partial_drops_total", c->partial_drops_total);
-        proto_pack_kv_u64(r->pk, "message_timeouts_total", c->message_timeouts_total);
-        proto_pack_kv_u64(r->pk, "requests_total", c->requests_total);
-        proto_pack_kv_u64(r->pk, "errors_total", c->errors_total);
-        proto_pack_kv_u64(r->pk, "notify_errors_total", c->notify_errors_total);
-        proto_pack_kv_u64(r->pk, "pending", tracker_pending_count(r->env->tracker));
-        proto_pack_kv_u64(r->pk, "profiles", tracker_profile_count(r->env->tracker));
-        proto_pack_kv_u64(r->pk, "domain_cells", tracker_cell_count(r->env->tracker));
-        proto_pack_kv_u64(r->pk, "domain_cells_refused_total",
-                          tracker_cells_refused(r->env->tracker));
-        proto_pack_kv_u64(r->pk, "commits_total", c->commits_total);
-        proto_pack_kv_u64(r->pk, "commit_errors_total", c->commit_errors_total);
-        proto_pack_kv_u64(r->pk, "journal_total", c->journal_total);
-        proto_pack_kv_u64(r->pk, "snapshots_total", c->snapshots_total);
-        proto_pack_kv_u64(r->pk, "last_commit_at", c->last_commit_at);
-        proto_pack_kv_u64(r->pk, "expired_total", c->expired_total);
-        proto_pack_kv_u64(r->pk, "unavailable_total", c->unavailable_total);
-        proto_pack_kv_u64(r->pk, "replayed", c->replayed);
-        proto_pack_kv_u64(r->pk, "scans_total", c->scans_total);
-        proto_pack_kv_u64(r->pk, "git_judged_total", c->git_judged_total);
+        for (size_t i = 0; i < NARGS(nums); i++)
+                proto_pack_kv_u64(r->pk, nums[i].key, nums[i].value);
         proto_pack_kv_bool(r->pk, "writable", rpc__writable(r->env));
         proto_pack_kv_str(r->pk, "durability",
                          r->env->cfg->durability == DURABILITY_RELAXED ? "relaxed"
@@ -1560,19 +1563,6 @@ static int rpc__stats(struct rpc_req *r)
         proto_pack_kv_u64(r->pk, "max_message_bytes", r->lim->message_bytes);
         rpc__pack_key(r->pk, "config");
         rpc__pack_config(r);
-        r->pk = out;
-        /* Count the pairs: every key is a string at the map's top level. */
-        msgpack_unpacked u;
-        size_t off = 0;
-        uint32_t n = 0;
-        msgpack_unpacked_init(&u);
-        while (msgpack_unpack_next(&u, sb.data, sb.size, &off) == MSGPACK_UNPACK_SUCCESS)
-                n++;
-        msgpack_unpacked_destroy(&u);
-        proto_pack_ok_head(r->pk, r->m->msgid);
-        msgpack_pack_map(r->pk, n / 2);
-        msgpack_pack_str_body(r->pk, sb.data, sb.size); /* raw bytes: the pairs */
-        msgpack_sbuffer_destroy(&sb);
         return 0;
 }
 

@@ -58,7 +58,7 @@
  *   - message_timeout_ms, per message: a message must end that long after
  *     its first byte was read, else `too_large` (msgid 0) and the
  *     connection closes.  The connections with a message begun are on a
- *     list in the order their messages began (s->partial_head), so one
+ *     list in the order their messages began (s->partial.head), so one
  *     timer, armed for the oldest, serves them all.  A connection the
  *     daemon itself stopped reading (backpressure, a reply given later)
  *     cannot finish its message: its clock starts again instead.
@@ -69,6 +69,7 @@
 #include "server.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,10 +88,23 @@
 #define SERVER_READ_RESERVE (64 * 1024)
 #define SERVER_ZONE_CHUNK 2048 /* a router's request decodes into well under this */
 
+struct conn;
+
+/* A connection's place on one of the server's lists. */
+struct conn_link {
+        struct conn *prev, *next;
+};
+
+/* A list of connections through one of their links (at offset `link`). */
+struct conn_list {
+        struct conn *head, *tail;
+        size_t link;
+};
+
 struct conn {
         uv_pipe_t pipe; /* first: the handle's memory is the conn's */
         struct server *srv;
-        struct conn *prev, *next;
+        struct conn_link all;   /* the server's connections */
         char *rbuf;             /* bytes read: rbuf[rpos..rlen) not yet dispatched */
         size_t rpos, rlen, rcap;
         msgpack_zone zone;      /* the message being handled */
@@ -101,7 +115,7 @@ struct conn {
         msgpack_packer pk;      /* packs into out */
         size_t queued;          /* bytes in uv_write requests not yet done */
         struct replyq held;     /* replies waiting for a commit, in order (replyq.h) */
-        struct conn *wprev, *wnext; /* the server's waiting list (held.n > 0) */
+        struct conn_link wait;  /* the server's waiting list (held.n > 0) */
         struct server_later *laters; /* replies given later, not yet answered */
         uint64_t id;
         uint32_t uid;
@@ -112,7 +126,7 @@ struct conn {
         bool close_after_flush; /* answer what is due, then close */
         size_t partial;         /* bytes of the message begun, not yet ended */
         uint64_t partial_since; /* uv_now when it began (or its clock restarted) */
-        struct conn *pprev, *pnext; /* the server's partial list (partial > 0) */
+        struct conn_link part;  /* the server's partial list (partial > 0) */
 };
 
 /* A reply given later; pub first, so that a struct rpc_later * is one. */
@@ -134,8 +148,8 @@ struct server {
         uv_loop_t *loop;
         struct rpc_env *env;
         const struct config *cfg;
-        struct conn *conns;
-        struct conn *waiting;    /* connections with held replies */
+        struct conn_list conns;
+        struct conn_list waiting; /* connections with held replies */
         uint64_t committed;      /* the last batch committed */
         struct commit *commit;
         msgpack_sbuffer scratch; /* replies to notifications, discarded */
@@ -144,7 +158,7 @@ struct server {
         uint64_t next_id;
         bool listening;
         uint64_t fd_budget;      /* connections the descriptor limit allows */
-        struct conn *partial_head, *partial_tail; /* by partial_since, oldest first */
+        struct conn_list partial; /* by partial_since, oldest first */
         uv_timer_t *partial_timer; /* message_timeout_ms of the oldest */
 };
 
@@ -179,16 +193,45 @@ static void conn__on_close(uv_handle_t *h)
         free(c);
 }
 
+/* ---- the server's lists of connections -------------------------------- */
+
+static struct conn_link *conn__link(const struct conn_list *l, struct conn *c)
+{
+        return (struct conn_link *)((char *)c + l->link);
+}
+
+static void conn__list_add(struct conn_list *l, struct conn *c, bool at_tail)
+{
+        struct conn_link *k = conn__link(l, c);
+        k->prev = at_tail ? l->tail : NULL;
+        k->next = at_tail ? NULL : l->head;
+        if (k->prev)
+                conn__link(l, k->prev)->next = c;
+        else
+                l->head = c;
+        if (k->next)
+                conn__link(l, k->next)->prev = c;
+        else
+                l->tail = c;
+}
+
+static void conn__list_remove(struct conn_list *l, struct conn *c)
+{
+        struct conn_link *k = conn__link(l, c);
+        if (k->prev)
+                conn__link(l, k->prev)->next = k->next;
+        else
+                l->head = k->next;
+        if (k->next)
+                conn__link(l, k->next)->prev = k->prev;
+        else
+                l->tail = k->prev;
+        k->prev = k->next = NULL;
+}
+
 static void conn__unwait(struct conn *c)
 {
-        struct server *s = c->srv;
-        if (c->wprev)
-                c->wprev->wnext = c->wnext;
-        else
-                s->waiting = c->wnext;
-        if (c->wnext)
-                c->wnext->wprev = c->wprev;
-        c->wprev = c->wnext = NULL;
+        conn__list_remove(&c->srv->waiting, c);
 }
 
 /* ---- unfinished messages ----------------------------------------------- */
@@ -197,30 +240,15 @@ static void server__partial_arm(struct server *s);
 
 static void conn__partial_unlink(struct conn *c)
 {
-        struct server *s = c->srv;
-        if (c->pprev)
-                c->pprev->pnext = c->pnext;
-        else
-                s->partial_head = c->pnext;
-        if (c->pnext)
-                c->pnext->pprev = c->pprev;
-        else
-                s->partial_tail = c->pprev;
-        c->pprev = c->pnext = NULL;
+        conn__list_remove(&c->srv->partial, c);
 }
 
 static void conn__partial_append(struct conn *c)
 {
         struct server *s = c->srv;
         c->partial_since = uv_now(s->loop);
-        c->pprev = s->partial_tail;
-        c->pnext = NULL;
-        if (s->partial_tail)
-                s->partial_tail->pnext = c;
-        else
-                s->partial_head = c;
-        s->partial_tail = c;
-        if (s->partial_head == c)
+        conn__list_add(&s->partial, c, true);
+        if (s->partial.head == c)
                 server__partial_arm(s);
 }
 
@@ -245,8 +273,16 @@ static void conn__reply_error(struct conn *c, uint32_t msgid, enum proto_error e
 static void conn__read_stop(struct conn *c);
 static void conn__flush(struct conn *c);
 
-static void conn__abandon(struct conn *c, enum proto_error e, const char *msg)
+static void conn__abandon(struct conn *c, enum proto_error e, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
+static void conn__abandon(struct conn *c, enum proto_error e, const char *fmt, ...)
 {
+        char msg[200];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
         conn__partial_set(c, 0, false);
         free(c->rbuf); /* the complete messages not yet dispatched go too */
         c->rbuf = NULL;
@@ -266,8 +302,8 @@ static void server__partial_enforce(struct server *s)
         uint64_t budget = lim->partial_bytes > lim->message_bytes ? lim->partial_bytes
                                                                   : lim->message_bytes;
         while (s->env->counters.partial_bytes > budget) {
-                struct conn *victim = s->partial_head;
-                for (struct conn *c = s->partial_head; c; c = c->pnext)
+                struct conn *victim = s->partial.head;
+                for (struct conn *c = s->partial.head; c; c = c->part.next)
                         if (c->partial > victim->partial)
                                 victim = c; /* strictly more: the oldest among equals */
                 log_warn("connection %llu (uid %u, pid %d) dropped: it held %zu bytes of an "
@@ -275,11 +311,10 @@ static void server__partial_enforce(struct server *s)
                          (unsigned long long)victim->id, victim->uid, victim->pid,
                          victim->partial, (unsigned long long)budget);
                 s->env->counters.partial_drops_total++;
-                char msg[160];
-                snprintf(msg, sizeof(msg), "the daemon holds too many unfinished messages "
-                         "(partial_bytes %llu), this one the largest; closing the connection",
-                         (unsigned long long)budget);
-                conn__abandon(victim, PROTO_OVERLOADED, msg);
+                conn__abandon(victim, PROTO_OVERLOADED,
+                              "the daemon holds too many unfinished messages (partial_bytes "
+                              "%llu), this one the largest; closing the connection",
+                              (unsigned long long)budget);
         }
 }
 
@@ -291,7 +326,7 @@ static void server__partial_expire(uv_timer_t *t)
         struct server *s = t->data;
         uint64_t now = uv_now(s->loop), timeout = s->cfg->limits.message_timeout_ms;
         struct conn *c;
-        while ((c = s->partial_head) && c->partial_since + timeout <= now) {
+        while ((c = s->partial.head) && c->partial_since + timeout <= now) {
                 if (!c->reading) {
                         conn__partial_unlink(c);
                         conn__partial_append(c); /* with the clock at now */
@@ -301,11 +336,10 @@ static void server__partial_expire(uv_timer_t *t)
                          "is still unfinished (%zu bytes)", (unsigned long long)c->id, c->uid,
                          c->pid, (unsigned long long)(now - c->partial_since), c->partial);
                 s->env->counters.message_timeouts_total++;
-                char msg[160];
-                snprintf(msg, sizeof(msg), "message not finished within message_timeout_ms "
-                         "(%llu ms) of its first byte; closing the connection",
-                         (unsigned long long)timeout);
-                conn__abandon(c, PROTO_TOO_LARGE, msg);
+                conn__abandon(c, PROTO_TOO_LARGE,
+                              "message not finished within message_timeout_ms (%llu ms) of its "
+                              "first byte; closing the connection",
+                              (unsigned long long)timeout);
         }
         server__partial_arm(s);
 }
@@ -314,13 +348,14 @@ static void server__partial_arm(struct server *s)
 {
         if (!s->partial_timer || uv_is_closing((uv_handle_t *)s->partial_timer))
                 return;
-        if (!s->partial_head) {
-                uv_timer_stop(s->partial_timer);
+        if (!s->partial.head) {
+                (void)uv_timer_stop(s->partial_timer);
                 return;
         }
-        uint64_t due = s->partial_head->partial_since + s->cfg->limits.message_timeout_ms,
+        uint64_t due = s->partial.head->partial_since + s->cfg->limits.message_timeout_ms,
                  now = uv_now(s->loop);
-        uv_timer_start(s->partial_timer, server__partial_expire, due > now ? due - now : 0, 0);
+        (void)uv_timer_start(s->partial_timer, server__partial_expire,
+                             due > now ? due - now : 0, 0);
 }
 
 static void conn__close(struct conn *c)
@@ -329,12 +364,7 @@ static void conn__close(struct conn *c)
                 return;
         c->closing = true;
         struct server *s = c->srv;
-        if (c->prev)
-                c->prev->next = c->next;
-        else
-                s->conns = c->next;
-        if (c->next)
-                c->next->prev = c->prev;
+        conn__list_remove(&s->conns, c);
         if (c->held.n) { /* leave the waiting list */
                 conn__unwait(c);
                 replyq_clear(&c->held);
@@ -439,11 +469,7 @@ static void conn__wait(struct conn *c)
         struct server *s = c->srv;
         if (c->held.n != 1)
                 return;
-        c->wprev = NULL;
-        c->wnext = s->waiting;
-        if (s->waiting)
-                s->waiting->wprev = c;
-        s->waiting = c;
+        conn__list_add(&s->waiting, c, false);
 }
 
 /* Move the reply packed at out[mark..] behind the held ones. */
@@ -473,8 +499,8 @@ static void server__committed(void *data, uint64_t seq)
 {
         struct server *s = data;
         s->committed = seq;
-        for (struct conn *c = s->waiting, *next; c; c = next) {
-                next = c->wnext;
+        for (struct conn *c = s->waiting.head, *next; c; c = next) {
+                next = c->wait.next;
                 conn__release(c, seq, 0);
         }
 }
@@ -482,8 +508,8 @@ static void server__committed(void *data, uint64_t seq)
 static void server__failed(void *data, uint64_t seq)
 {
         struct server *s = data;
-        for (struct conn *c = s->waiting, *next; c; c = next) {
-                next = c->wnext;
+        for (struct conn *c = s->waiting.head, *next; c; c = next) {
+                next = c->wait.next;
                 conn__release(c, 0, seq);
         }
 }
@@ -639,18 +665,26 @@ static void conn__on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 
 static void conn__on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
 
+/* Read again; a connection that cannot be read from is closed (left
+ * alone, it would wait for ever). */
 static void conn__read_start(struct conn *c)
 {
-        if (!c->reading && !c->closing && !c->close_after_flush && !c->eof) {
-                if (uv_read_start((uv_stream_t *)&c->pipe, conn__on_alloc, conn__on_read) == 0)
-                        c->reading = true;
+        if (c->reading || c->closing || c->close_after_flush || c->eof)
+                return;
+        int r = uv_read_start((uv_stream_t *)&c->pipe, conn__on_alloc, conn__on_read);
+        if (r < 0) {
+                log_warn("connection %llu (uid %u, pid %d): cannot read: %s; closing it",
+                         (unsigned long long)c->id, c->uid, c->pid, uv_strerror(r));
+                conn__close(c);
+                return;
         }
+        c->reading = true;
 }
 
 static void conn__read_stop(struct conn *c)
 {
         if (c->reading) {
-                uv_read_stop((uv_stream_t *)&c->pipe);
+                (void)uv_read_stop((uv_stream_t *)&c->pipe);
                 c->reading = false;
         }
 }
@@ -835,13 +869,13 @@ static bool server__peer_allowed(const struct server *s, int fd, bool known, uin
 static uint64_t server__uid_connections(const struct server *s, uint32_t uid)
 {
         uint64_t n = 0;
-        for (const struct conn *c = s->conns; c; c = c->next)
+        for (const struct conn *c = s->conns.head; c; c = c->all.next)
                 if (c->uid == uid)
                         n++;
         return n;
 }
 
-/* The contract's refusal before any request: one reply with msgid 0, then
+/* The protocol's refusal (protocol/README.md) before any request: one reply with msgid 0, then
  * close.  Nothing the client sent is read. */
 static void server__refuse(struct conn *c, enum proto_error e, const char *msg)
 {
@@ -914,11 +948,8 @@ static void server__on_connection(uv_stream_t *ls, int status)
         msgpack_packer_init(&c->pk, &c->out, msgpack_sbuffer_write);
         c->srv = s;
         c->id = ++s->next_id;
-        uv_pipe_init(s->loop, &c->pipe, 0);
-        c->next = s->conns;
-        if (s->conns)
-                s->conns->prev = c;
-        s->conns = c;
+        (void)uv_pipe_init(s->loop, &c->pipe, 0);
+        conn__list_add(&s->conns, c, false);
         s->env->counters.connections++;
         s->env->counters.connections_total++;
         if (uv_accept(ls, (uv_stream_t *)&c->pipe) < 0) {
@@ -985,7 +1016,7 @@ static int server__claim_path(const char *path, char *err, size_t errlen)
         memcpy(sa.sun_path, path, strlen(path));
         int r = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
         int e = errno;
-        close(fd);
+        (void)close(fd);
         if (r == 0) {
                 snprintf(err, errlen, "another outcomed is answering on %s; not starting", path);
                 return -EADDRINUSE;
@@ -1011,6 +1042,9 @@ static struct server *server__new(uv_loop_t *loop, struct rpc_env *env, const st
         s->loop = loop;
         s->env = env;
         s->cfg = cfg;
+        s->conns.link = offsetof(struct conn, all);
+        s->waiting.link = offsetof(struct conn, wait);
+        s->partial.link = offsetof(struct conn, part);
         s->fd_budget = server__fd_budget();
         if (cfg->limits.connections > s->fd_budget)
                 log_warn("[limits] connections = %u, but the descriptor limit (RLIMIT_NOFILE) "
@@ -1021,11 +1055,11 @@ static struct server *server__new(uv_loop_t *loop, struct rpc_env *env, const st
                 free(s);
                 return NULL;
         }
-        uv_timer_init(loop, s->partial_timer);
+        (void)uv_timer_init(loop, s->partial_timer);
         s->partial_timer->data = s;
         msgpack_sbuffer_init(&s->scratch);
         msgpack_packer_init(&s->scratch_pk, &s->scratch, msgpack_sbuffer_write);
-        uv_pipe_init(loop, &s->listener, 0);
+        (void)uv_pipe_init(loop, &s->listener, 0);
         s->listener.data = s;
         return s;
 }
@@ -1053,13 +1087,13 @@ int server_start_fd(struct server **out, uv_loop_t *loop, struct rpc_env *env,
 {
         struct server *s = server__new(loop, env, cfg);
         if (!s) {
-                close(fd);
+                (void)close(fd);
                 snprintf(err, errlen, "out of memory");
                 return -ENOMEM;
         }
         int r = uv_pipe_open(&s->listener, fd);
         if (r < 0) {
-                close(fd);
+                (void)close(fd);
                 snprintf(err, errlen, "cannot use the socket passed by the service manager: %s",
                          uv_strerror(r));
                 goto fail;
@@ -1140,7 +1174,7 @@ int server_start(struct server **out, uv_loop_t *loop, struct rpc_env *env,
         return 0;
 
 fail_unlink:
-        unlink(path);
+        (void)unlink(path);
 fail:
         /* The handle is closed by the caller's loop run; free it there. */
         free(s->path);
@@ -1154,11 +1188,11 @@ void server_stop(struct server *s)
         if (!s)
                 return;
         if (s->path) { /* bound here, not passed: ours to remove */
-                unlink(s->path);
+                (void)unlink(s->path);
                 free(s->path);
                 s->path = NULL;
         }
-        while (s->conns)
-                conn__close(s->conns);
+        while (s->conns.head)
+                conn__close(s->conns.head);
         server__close(s);
 }

@@ -1,6 +1,7 @@
 /* server.h - the Unix socket listener and its connections, on the libuv
- * loop: read buffers, message framing with msgpack-c's streaming unpacker,
- * size limits, replies written in request order, peer credentials. */
+ * loop: read buffers, message framing (proto_skim, then msgpack-c decodes
+ * each complete message in place), size limits, replies written in
+ * request order (replyq.h), peer credentials. */
 #ifndef OUTCOMED_SERVER_H
 #define OUTCOMED_SERVER_H
 

@@ -76,7 +76,7 @@ static int commit__seal(struct commit *c, bool force, bool probe)
                         /* A deletion was lost: write the whole state. */
                         tracker_mark_all_changed(c->env->tracker);
                         store_batch_set_full(b);
-                        tracker_collect(c->env->tracker, &sink);
+                        (void)tracker_collect(c->env->tracker, &sink);
                 }
                 uint64_t days = c->cfg->history_days;
                 uint64_t now = (uint64_t)time(NULL);
@@ -166,7 +166,7 @@ static void commit__fail(struct commit *c, uint64_t seq, const char *errmsg)
                 log_info("state reloaded from %s (%zu profiles, %zu pending traces)",
                          c->cfg->db_path, tracker_profile_count(c->env->tracker),
                          tracker_pending_count(c->env->tracker));
-        uv_timer_start(&c->probe_timer, commit__on_probe, 1000, 1000);
+        (void)uv_timer_start(&c->probe_timer, commit__on_probe, 1000, 1000);
 }
 
 static void commit__done(void *data, int status, const char *errmsg)
@@ -194,7 +194,7 @@ static void commit__done(void *data, int status, const char *errmsg)
         if (!c->writable && !c->closing) {
                 log_info("%s can be written again; accepting changes", c->cfg->db_path);
                 c->writable = true;
-                uv_timer_stop(&c->probe_timer);
+                (void)uv_timer_stop(&c->probe_timer);
         }
         if (c->hooks.committed)
                 c->hooks.committed(c->hooks.data, seq);
@@ -248,12 +248,12 @@ void commit_reconfigure(struct commit *c)
         const struct config *cfg = c->cfg;
         store_set_sync(c->store, cfg->durability == DURABILITY_FSYNC, cfg->debug_commit_delay_ms);
         if (commit_acks(c))
-                uv_timer_stop(&c->flush_timer);
+                (void)uv_timer_stop(&c->flush_timer);
         else
-                uv_timer_start(&c->flush_timer, commit__on_flush_timer, cfg->flush_interval_ms,
-                               cfg->flush_interval_ms);
-        uv_timer_start(&c->snap_timer, commit__on_snap_timer, cfg->snapshot_interval_ms,
-                       cfg->snapshot_interval_ms);
+                (void)uv_timer_start(&c->flush_timer, commit__on_flush_timer,
+                                     cfg->flush_interval_ms, cfg->flush_interval_ms);
+        (void)uv_timer_start(&c->snap_timer, commit__on_snap_timer, cfg->snapshot_interval_ms,
+                             cfg->snapshot_interval_ms);
         expiry_start(c->expiry);
         tracker_set_limits(c->env->tracker, cfg->limits.models, cfg->limits.pending);
         tracker_set_max_cells(c->env->tracker, cfg->limits.domains);
@@ -300,13 +300,13 @@ int commit_open(struct commit **out, uv_loop_t *loop, struct store *store, struc
         /* What the replay changed is written with the first snapshot. */
         c->snapshot_due = tracker_has_changes(env->tracker);
 
-        uv_check_init(loop, &c->check);
-        uv_timer_init(loop, &c->flush_timer);
-        uv_timer_init(loop, &c->snap_timer);
-        uv_timer_init(loop, &c->probe_timer);
+        (void)uv_check_init(loop, &c->check);
+        (void)uv_timer_init(loop, &c->flush_timer);
+        (void)uv_timer_init(loop, &c->snap_timer);
+        (void)uv_timer_init(loop, &c->probe_timer);
         c->check.data = c->flush_timer.data = c->snap_timer.data = c;
         c->probe_timer.data = c;
-        uv_check_start(&c->check, commit__on_check);
+        (void)uv_check_start(&c->check, commit__on_check);
         commit_reconfigure(c);
         *out = c;
         return 0;
@@ -316,11 +316,11 @@ int commit_final(struct commit *c)
 {
         c->closing = true;
         c->hooks = (struct commit_hooks){ 0 };
-        uv_check_stop(&c->check);
-        uv_timer_stop(&c->flush_timer);
-        uv_timer_stop(&c->snap_timer);
+        (void)uv_check_stop(&c->check);
+        (void)uv_timer_stop(&c->flush_timer);
+        (void)uv_timer_stop(&c->snap_timer);
         expiry_stop(c->expiry);
-        uv_timer_stop(&c->probe_timer);
+        (void)uv_timer_stop(&c->probe_timer);
         if (!c->writable)
                 return 0; /* nothing was accepted since the reload: the disk has it all */
         return commit__seal(c, true, false);

@@ -78,7 +78,7 @@ struct store__trace_row {
 };
 
 struct store_batch {
-        struct tracker_profile *profiles; /* deep copies, internal fields cleared */
+        struct tracker_profile *profiles; /* copies with their own model string */
         size_t nprofiles, profiles_cap;
         char **deleted;                    /* trace ids that left the pending set */
         size_t ndeleted, deleted_cap;
@@ -362,25 +362,29 @@ static void store__sink_profile(void *data, const struct tracker_profile *p)
         struct tracker_profile *c = &arr[b->nprofiles++];
         *c = *p;
         c->model = model;
-        c->hnext = c->dirty_next = NULL;
-        c->dirty = false;
+}
+
+/* A copy of str at the end of one of the batch's lists of strings. */
+static void store__add_str(struct store_batch *b, char ***list, size_t *n, size_t *cap,
+                           const char *str)
+{
+        if (b->status < 0)
+                return;
+        char **arr = store__grow(*list, cap, *n, sizeof(*arr));
+        char *copy = strdup(str);
+        if (!arr || !copy) {
+                free(copy);
+                b->status = -ENOMEM;
+                return;
+        }
+        *list = arr;
+        arr[(*n)++] = copy;
 }
 
 static void store__sink_deleted(void *data, const char *trace_id)
 {
         struct store_batch *b = data;
-
-        if (b->status < 0)
-                return;
-        char **arr = store__grow(b->deleted, &b->deleted_cap, b->ndeleted, sizeof(*arr));
-        char *id = strdup(trace_id);
-        if (!arr || !id) {
-                free(id);
-                b->status = -ENOMEM;
-                return;
-        }
-        b->deleted = arr;
-        arr[b->ndeleted++] = id;
+        store__add_str(b, &b->deleted, &b->ndeleted, &b->deleted_cap, trace_id);
 }
 
 static void store__sink_trace(void *data, const struct tracker_trace *tr)
@@ -427,8 +431,6 @@ static void store__cell_add(struct store_batch *b, struct tracker_cell **arr, si
         x->model = m;
         x->domain = d;
         x->task = (uint8_t)task;
-        x->hnext = x->pnext = x->dirty_next = NULL;
-        x->dirty = false;
 }
 
 static void store__sink_cell(void *data, const struct tracker_cell *c)
@@ -541,18 +543,7 @@ void store_batch_free(struct store_batch *b)
 static void store__sink_profile_deleted(void *data, const char *model)
 {
         struct store_batch *b = data;
-
-        if (b->status < 0)
-                return;
-        char **arr = store__grow(b->gone_models, &b->gone_cap, b->ngone, sizeof(*arr));
-        char *m = strdup(model);
-        if (!arr || !m) {
-                free(m);
-                b->status = -ENOMEM;
-                return;
-        }
-        b->gone_models = arr;
-        arr[b->ngone++] = m;
+        store__add_str(b, &b->gone_models, &b->ngone, &b->gone_cap, model);
 }
 
 /* Append bytes to the batch's arena; SIZE_MAX when out of memory. */
@@ -716,7 +707,7 @@ static int store__query_text(sqlite3 *db, const char *sql, char *buf, size_t len
         } else if (rc == SQLITE_DONE) {
                 rc = SQLITE_OK;
         }
-        sqlite3_finalize(st);
+        (void)sqlite3_finalize(st);
         return rc;
 }
 
@@ -880,7 +871,7 @@ static int store__migrate(struct store *s, unsigned from, char *err, size_t errl
                         store__err(err, errlen, "%s: schema migration %u failed: %s", s->path, i,
                                    sqlite3_errmsg(s->db));
                         if (!sqlite3_get_autocommit(s->db))
-                                sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+                                (void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
                         return r;
                 }
         }
@@ -922,8 +913,8 @@ static int store__run(struct store *s, sqlite3_stmt *st, int rc, struct store_ba
                 r = store__errno(s->wdb, rc);
                 snprintf(b->errmsg, sizeof(b->errmsg), "%s: %s", s->path, sqlite3_errmsg(s->wdb));
         }
-        sqlite3_reset(st);
-        sqlite3_clear_bindings(st);
+        (void)sqlite3_reset(st);
+        (void)sqlite3_clear_bindings(st);
         return r;
 }
 
@@ -1139,8 +1130,9 @@ static void store__commit(struct store *s, struct store_batch *b)
         unsigned delay = s->delay_ms;
         uv_mutex_unlock(&s->lock);
         if (full != s->sync_applied) {
-                sqlite3_exec(s->wdb, full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
-                             NULL, NULL, NULL);
+                (void)sqlite3_exec(s->wdb,
+                                   full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
+                                   NULL, NULL, NULL);
                 s->sync_applied = full;
         }
         if (delay)
@@ -1221,7 +1213,7 @@ static void store__commit(struct store *s, struct store_batch *b)
                 r = store__run(s, s->st[ST_COMMIT], SQLITE_OK, b);
         if (r < 0 && !sqlite3_get_autocommit(s->wdb)) {
                 sqlite3_step(s->st[ST_ROLLBACK]);
-                sqlite3_reset(s->st[ST_ROLLBACK]);
+                (void)sqlite3_reset(s->st[ST_ROLLBACK]);
         }
         b->result = r;
 }
@@ -1275,7 +1267,7 @@ static void store__writer_close(struct store *s)
         history_writer_close(s->hw);
         s->hw = NULL;
         for (int i = 0; i < ST__COUNT; i++) {
-                sqlite3_finalize(s->st[i]);
+                (void)sqlite3_finalize(s->st[i]);
                 s->st[i] = NULL;
         }
         sqlite3_close(s->wdb);
@@ -1357,7 +1349,7 @@ static void store__writer(void *arg)
                 uv_mutex_lock(&s->lock);
                 *s->done_tail = b;
                 s->done_tail = &b->next;
-                uv_async_send(&s->async);
+                (void)uv_async_send(&s->async);
         }
         uv_mutex_unlock(&s->lock);
         store__writer_close(s);
@@ -1630,101 +1622,84 @@ static int store__load_tasks(struct store *s, sqlite3_stmt *task, struct tracker
         return rc == SQLITE_DONE ? 0 : store__load_error(s, rc, err, errlen);
 }
 
-static int store__load_profiles(struct store *s, struct tracker *t, char *err, size_t errlen)
+/* Loading: every row of a query handed to a function in turn. */
+struct store__loader {
+        struct store *s;
+        struct tracker *t;
+        sqlite3_stmt *task; /* a profile's task stats */
+        char *err;
+        size_t errlen;
+};
+
+typedef int (*store__row_fn)(struct store__loader *l, sqlite3_stmt *row);
+
+/* Run sql and give each row to fn: 0, fn's error, or a SQLite failure's. */
+static int store__load_rows(struct store__loader *l, const char *sql, store__row_fn fn)
 {
-        static const char profiles_sql[] =
-                "SELECT model, total_calls, success_count, fail_count, total_latency_ms,"
-                " ema_quality, updated_at, alpha, beta, judged, evidence_at, input_tokens,"
-                " output_tokens, degraded_since FROM profiles ORDER BY model";
-        static const char tasks_sql[] =
-                "SELECT task, calls, successes, failures, avg_latency_ms, ema_quality,"
-                " alpha, beta, judged, evidence_at, input_tokens, output_tokens, latency,"
-                " dom_cells, dom_s1, dom_s2 FROM task_stats WHERE model = ?1";
-        sqlite3_stmt *prof = NULL, *task = NULL;
+        sqlite3_stmt *st = NULL;
         int r = 0;
-        int rc = sqlite3_prepare_v2(s->db, profiles_sql, -1, &prof, NULL);
+        int rc = sqlite3_prepare_v2(l->s->db, sql, -1, &st, NULL);
         if (rc == SQLITE_OK)
-                rc = sqlite3_prepare_v2(s->db, tasks_sql, -1, &task, NULL);
-        if (rc != SQLITE_OK)
-                goto done;
-        while ((rc = sqlite3_step(prof)) == SQLITE_ROW) {
-                struct tracker_profile p;
-                memset(&p, 0, sizeof(p));
-                p.model = COL_TEXT(prof, 0);
-                p.total_calls = COL_U64(prof, 1);
-                p.success_count = COL_U64(prof, 2);
-                p.fail_count = COL_U64(prof, 3);
-                p.total_latency_ms = COL_U64(prof, 4);
-                p.ema_quality = sqlite3_column_double(prof, 5);
-                p.updated_at = COL_U64(prof, 6);
-                store__col_evidence(prof, 7, &p.ev);
-                p.degraded_since = COL_U64(prof, 13);
-                /* p.model stays valid while prof is on this row. */
-                if ((rc = sqlite3_bind_text(task, 1, p.model, -1, SQLITE_STATIC)) != SQLITE_OK)
-                        break;
-                if ((r = store__load_tasks(s, task, &p, err, errlen)) < 0)
-                        goto out;
-                if ((r = tracker_load_profile(t, &p)) < 0) {
-                        store__err(err, errlen, "%s: cannot load profile \"%s\": %s", s->path,
-                                   p.model, strerror(-r));
-                        goto out;
-                }
-        }
-done:
-        if (rc != SQLITE_DONE)
-                r = store__load_error(s, rc, err, errlen);
-out:
-        sqlite3_finalize(prof);
-        sqlite3_finalize(task);
+                while ((rc = sqlite3_step(st)) == SQLITE_ROW && (r = fn(l, st)) == 0)
+                        ;
+        if (r == 0 && rc != SQLITE_DONE)
+                r = store__load_error(l->s, rc, l->err, l->errlen);
+        (void)sqlite3_finalize(st);
         return r;
 }
 
-static int store__load_cells(struct store *s, struct tracker *t, char *err, size_t errlen)
+static int store__profile_row(struct store__loader *l, sqlite3_stmt *prof)
 {
-        static const char cells_sql[] =
-                "SELECT model, task, domain, calls, successes, failures, alpha, beta, judged,"
-                " evidence_at, input_tokens, output_tokens, recent_alpha, recent_beta,"
-                " win_alpha, win_beta, updated_at FROM cells ORDER BY model, task, domain";
-        sqlite3_stmt *cell = NULL;
-        enum tracker_task tk;
-        int r = 0;
-        int rc = sqlite3_prepare_v2(s->db, cells_sql, -1, &cell, NULL);
+        struct tracker_profile p;
+        memset(&p, 0, sizeof(p));
+        p.model = COL_TEXT(prof, 0);
+        p.total_calls = COL_U64(prof, 1);
+        p.success_count = COL_U64(prof, 2);
+        p.fail_count = COL_U64(prof, 3);
+        p.total_latency_ms = COL_U64(prof, 4);
+        p.ema_quality = sqlite3_column_double(prof, 5);
+        p.updated_at = COL_U64(prof, 6);
+        store__col_evidence(prof, 7, &p.ev);
+        p.degraded_since = COL_U64(prof, 13);
+        /* p.model stays valid while prof is on this row. */
+        int rc = sqlite3_bind_text(l->task, 1, p.model, -1, SQLITE_STATIC);
         if (rc != SQLITE_OK)
-                goto done;
-        while ((rc = sqlite3_step(cell)) == SQLITE_ROW) {
-                struct tracker_cell c;
-                memset(&c, 0, sizeof(c));
-                c.model = COL_TEXT(cell, 0);
-                const char *name = COL_TEXT(cell, 1);
-                c.domain = COL_TEXT(cell, 2);
-                if (!c.model || !c.domain || !name ||
-                    tracker_task_parse(name, (size_t)sqlite3_column_bytes(cell, 1), &tk) < 0) {
-                        store__err(err, errlen, "%s: a domain cell of \"%s\" is damaged", s->path,
-                                   c.model ? c.model : "?");
-                        r = -EINVAL;
-                        goto out;
-                }
-                c.task = (uint8_t)tk;
-                c.calls = COL_U64(cell, 3);
-                c.successes = COL_U64(cell, 4);
-                c.failures = COL_U64(cell, 5);
-                store__col_evidence(cell, 6, &c.ev);
-                c.recent_alpha = sqlite3_column_double(cell, 12);
-                c.recent_beta = sqlite3_column_double(cell, 13);
-                c.win_alpha = sqlite3_column_double(cell, 14);
-                c.win_beta = sqlite3_column_double(cell, 15);
-                c.updated_at = COL_U64(cell, 16);
-                if ((r = tracker_load_cell(t, &c)) < 0) {
-                        store__err(err, errlen, "%s: cannot load the cell (%s, %s, \"%s\"): %s",
-                                   s->path, c.model, name, c.domain, strerror(-r));
-                        goto out;
-                }
+                return store__load_error(l->s, rc, l->err, l->errlen);
+        int r = store__load_tasks(l->s, l->task, &p, l->err, l->errlen);
+        if (r == 0 && (r = tracker_load_profile(l->t, &p)) < 0)
+                store__err(l->err, l->errlen, "%s: cannot load profile \"%s\": %s", l->s->path,
+                           p.model, strerror(-r));
+        return r;
+}
+
+static int store__cell_row(struct store__loader *l, sqlite3_stmt *cell)
+{
+        struct tracker_cell c;
+        enum tracker_task tk;
+        memset(&c, 0, sizeof(c));
+        c.model = COL_TEXT(cell, 0);
+        const char *name = COL_TEXT(cell, 1);
+        c.domain = COL_TEXT(cell, 2);
+        if (!c.model || !c.domain || !name ||
+            tracker_task_parse(name, (size_t)sqlite3_column_bytes(cell, 1), &tk) < 0) {
+                store__err(l->err, l->errlen, "%s: a domain cell of \"%s\" is damaged",
+                           l->s->path, c.model ? c.model : "?");
+                return -EINVAL;
         }
-done:
-        if (rc != SQLITE_DONE)
-                r = store__load_error(s, rc, err, errlen);
-out:
-        sqlite3_finalize(cell);
+        c.task = (uint8_t)tk;
+        c.calls = COL_U64(cell, 3);
+        c.successes = COL_U64(cell, 4);
+        c.failures = COL_U64(cell, 5);
+        store__col_evidence(cell, 6, &c.ev);
+        c.recent_alpha = sqlite3_column_double(cell, 12);
+        c.recent_beta = sqlite3_column_double(cell, 13);
+        c.win_alpha = sqlite3_column_double(cell, 14);
+        c.win_beta = sqlite3_column_double(cell, 15);
+        c.updated_at = COL_U64(cell, 16);
+        int r = tracker_load_cell(l->t, &c);
+        if (r < 0)
+                store__err(l->err, l->errlen, "%s: cannot load the cell (%s, %s, \"%s\"): %s",
+                           l->s->path, c.model, name, c.domain, strerror(-r));
         return r;
 }
 
@@ -1776,64 +1751,60 @@ static int store__pending_row(struct store *s, sqlite3_stmt *pend, struct tracke
         return 0;
 }
 
-static int store__load_pending(struct store *s, struct tracker *t, char *err, size_t errlen)
+static int store__trace_load_row(struct store__loader *l, sqlite3_stmt *pend)
 {
-        static const char pending_sql[] =
-                "SELECT trace_id, seq, model, task, reason, repo, files, output, started_at,"
-                " completed, latency_ms, input_tokens, output_tokens, uid, base, completed_at,"
-                " domain FROM pending ORDER BY seq";
-        sqlite3_stmt *pend = NULL;
-        int r = 0;
-        int rc = sqlite3_prepare_v2(s->db, pending_sql, -1, &pend, NULL);
-
-        /* Size the table of traces once, rather than doubling it a score of
-         * times (each a rehash of every trace) while a million load. */
-        char count[32];
-        if (rc == SQLITE_OK &&
-            store__query_text(s->db, "SELECT count(*) FROM pending", count, sizeof(count)) ==
-                    SQLITE_OK)
-                tracker_reserve(t, (size_t)strtoull(count, NULL, 10));
-        if (rc != SQLITE_OK)
-                goto done;
-        while ((rc = sqlite3_step(pend)) == SQLITE_ROW) {
-                struct tracker_trace tr;
-                char *fbuf = NULL, **files = NULL;
-                r = store__pending_row(s, pend, &tr, &fbuf, &files, err, errlen);
-                if (r == 0)
-                        r = tracker_load_trace(t, &tr); /* copies what it keeps */
-                else
-                        tr.id = NULL; /* the row's error is reported */
-                free(files);
-                free(fbuf);
-                if (r < 0) {
-                        if (tr.id)
-                                store__err(err, errlen, "%s: cannot load pending trace \"%s\": %s",
-                                           s->path, tr.id, strerror(-r));
-                        goto out;
-                }
-        }
-done:
-        if (rc != SQLITE_DONE)
-                r = store__load_error(s, rc, err, errlen);
-out:
-        sqlite3_finalize(pend);
+        struct tracker_trace tr;
+        char *fbuf = NULL, **files = NULL;
+        int r = store__pending_row(l->s, pend, &tr, &fbuf, &files, l->err, l->errlen);
+        if (r == 0 && (r = tracker_load_trace(l->t, &tr)) < 0) /* copies what it keeps */
+                store__err(l->err, l->errlen, "%s: cannot load pending trace \"%s\": %s",
+                           l->s->path, tr.id, strerror(-r));
+        free(files);
+        free(fbuf);
         return r;
 }
 
 int store_load(struct store *s, struct tracker *t, char *err, size_t errlen)
 {
+        static const char profiles_sql[] =
+                "SELECT model, total_calls, success_count, fail_count, total_latency_ms,"
+                " ema_quality, updated_at, alpha, beta, judged, evidence_at, input_tokens,"
+                " output_tokens, degraded_since FROM profiles ORDER BY model";
+        static const char tasks_sql[] =
+                "SELECT task, calls, successes, failures, avg_latency_ms, ema_quality,"
+                " alpha, beta, judged, evidence_at, input_tokens, output_tokens, latency,"
+                " dom_cells, dom_s1, dom_s2 FROM task_stats WHERE model = ?1";
+        static const char cells_sql[] =
+                "SELECT model, task, domain, calls, successes, failures, alpha, beta, judged,"
+                " evidence_at, input_tokens, output_tokens, recent_alpha, recent_beta,"
+                " win_alpha, win_beta, updated_at FROM cells ORDER BY model, task, domain";
+        static const char pending_sql[] =
+                "SELECT trace_id, seq, model, task, reason, repo, files, output, started_at,"
+                " completed, latency_ms, input_tokens, output_tokens, uid, base, completed_at,"
+                " domain FROM pending ORDER BY seq";
         if (!s || !t)
                 return -EINVAL;
+        struct store__loader l = { .s = s, .t = t, .err = err, .errlen = errlen };
         /* One read transaction: a consistent snapshot. */
         int rc = sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_prepare_v2(s->db, tasks_sql, -1, &l.task, NULL);
         int r = rc != SQLITE_OK ? store__load_error(s, rc, err, errlen)
-                                : store__load_profiles(s, t, err, errlen);
+                                : store__load_rows(&l, profiles_sql, store__profile_row);
         if (r == 0)
-                r = store__load_cells(s, t, err, errlen);
+                r = store__load_rows(&l, cells_sql, store__cell_row);
+        /* Size the table of traces once, rather than doubling it a score of
+         * times (each a rehash of every trace) while a million load. */
+        char count[32];
+        if (r == 0 &&
+            store__query_text(s->db, "SELECT count(*) FROM pending", count, sizeof(count)) ==
+                    SQLITE_OK)
+                tracker_reserve(t, (size_t)strtoull(count, NULL, 10));
         if (r == 0)
-                r = store__load_pending(s, t, err, errlen);
+                r = store__load_rows(&l, pending_sql, store__trace_load_row);
         if (r == 0 && (rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL)) != SQLITE_OK)
                 r = store__load_error(s, rc, err, errlen);
+        (void)sqlite3_finalize(l.task);
         if (!sqlite3_get_autocommit(s->db))
                 (void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
         /* The quick_check that ran beside the load (store_open): a state
@@ -1861,19 +1832,19 @@ long store_replay(struct store *s, store_replay_cb cb, void *data, char *err, si
                            sqlite3_column_blob(st, 3), (size_t)sqlite3_column_bytes(st, 3), err,
                            errlen);
                 if (r < 0) {
-                        sqlite3_finalize(st);
+                        (void)sqlite3_finalize(st);
                         return r;
                 }
                 n++;
         }
         if (rc == SQLITE_DONE) {
-                sqlite3_finalize(st);
+                (void)sqlite3_finalize(st);
                 return n;
         }
 sqlerr:
         store__err(err, errlen, "%s: cannot read the journal: %s", s->path, sqlite3_errmsg(s->db));
         rc = store__errno(s->db, rc);
-        sqlite3_finalize(st);
+        (void)sqlite3_finalize(st);
         return rc;
 }
 

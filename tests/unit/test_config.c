@@ -73,7 +73,7 @@ static void refused(const char *text, int line, const char *want)
         struct config c;
         char err[600], prefix[300];
         int r = load_text(&c, text, err, sizeof(err));
-        ck_assert_msg(r == -1, "accepted:\n%s", text);
+        ck_assert_msg(r == -EINVAL, "accepted (%d):\n%s", r, text);
         snprintf(prefix, sizeof(prefix), "%s:%d: ", in_tmp("outcomed.conf"), line);
         ck_assert_msg(strncmp(err, prefix, strlen(prefix)) == 0, "error '%s' does not start with '%s'",
                       err, prefix);
@@ -149,7 +149,7 @@ START_TEST(test_missing_file)
         ck_assert_int_eq(config_load(&c, in_tmp("nope.conf"), false, err, sizeof(err)), 0);
         ck_assert_ptr_null(c.file);
         ck_assert_uint_eq(c.flush_interval_ms, 1000);
-        ck_assert_int_eq(config_load(&c, in_tmp("nope.conf"), true, err, sizeof(err)), -1);
+        ck_assert_int_eq(config_load(&c, in_tmp("nope.conf"), true, err, sizeof(err)), -ENOENT);
         ck_assert_msg(strstr(err, "nope.conf: cannot open"), "err: %s", err);
         config_free(&c);
 }
@@ -518,7 +518,7 @@ START_TEST(test_resolve_paths)
         longp[108] = '\0';
         config_init(&c);
         ck_assert_int_eq(config_set_str(&c.socket_path, longp), 0);
-        ck_assert_int_eq(config_resolve_paths(&c, err, sizeof(err)), -1);
+        ck_assert_int_eq(config_resolve_paths(&c, err, sizeof(err)), -ENAMETOOLONG);
         ck_assert_msg(strstr(err, "108 bytes long, more than the 107"), "err: %s", err);
         config_free(&c);
         longp[107] = '\0';
