@@ -127,6 +127,71 @@ int ctl_getopt(struct ctl *ctl, int argc, char **argv, const struct option *opts
         }
 }
 
+int ctl_options(struct ctl *ctl, int argc, char **argv, const struct ctl_opt *opts, size_t n,
+                int npos, const char *names)
+{
+        struct option lo[4 + CTL_OPTS_MAX + 1] = { CTL_COMMON_OPTIONS };
+        int opt, status;
+
+        if (n > CTL_OPTS_MAX)
+                return ctl_usage(ctl, "internal error: %zu options", n);
+        for (size_t i = 0; i < n; i++)
+                lo[4 + i] = (struct option){ opts[i].name,
+                                             opts[i].has_value ? required_argument : no_argument,
+                                             NULL, CTL_OPT_OWN + (int)i };
+        while ((opt = ctl_getopt(ctl, argc, argv, lo, &status)) != -1) {
+                if (opt == CTL_GETOPT_STOP)
+                        return status;
+                const struct ctl_opt *o = &opts[opt - CTL_OPT_OWN];
+                char flag[64];
+                if (o->seen != NULL)
+                        *o->seen = true;
+                if (o->parse != NULL) {
+                        snprintf(flag, sizeof(flag), "--%s", o->name);
+                        if (o->parse(ctl, flag, optarg, o->dst) < 0)
+                                return CTL_EXIT_USAGE;
+                } else if (o->has_value) {
+                        *(const char **)o->dst = optarg;
+                } else {
+                        *(bool *)o->dst = true;
+                }
+        }
+        if (npos >= 0 && ctl_positionals(ctl, argc, argv, npos, names) < 0)
+                return CTL_EXIT_USAGE;
+        return CTL_GO;
+}
+
+int ctl_opt_text(struct ctl *ctl, const char *opt, const char *arg, void *dst)
+{
+        if (ctl_check_text(ctl, opt, arg, strlen(arg)) < 0)
+                return -1;
+        *(const char **)dst = arg;
+        return 0;
+}
+
+int ctl_opt_u32(struct ctl *ctl, const char *opt, const char *arg, void *dst)
+{
+        return ctl_parse_u32(ctl, opt, arg, dst);
+}
+
+int ctl_opt_unit(struct ctl *ctl, const char *opt, const char *arg, void *dst)
+{
+        return ctl_parse_unit(ctl, opt, arg, dst);
+}
+
+int ctl_opt_list(struct ctl *ctl, const char *opt, const char *arg, void *dst)
+{
+        struct ctl_list *l = dst;
+        const char **v = realloc(l->v, (l->n + 1) * sizeof(*v));
+        if (v == NULL) {
+                ctl_usage(ctl, "%s: out of memory", opt);
+                return -1;
+        }
+        v[l->n++] = arg;
+        l->v = v;
+        return 0;
+}
+
 /* ---- command-line values --------------------------------------------- */
 
 static bool ctl__digits(const char *s)
@@ -303,13 +368,68 @@ int ctl_call(struct ctl *ctl, struct oc_reply *reply)
         return CTL_EXIT_OK;
 }
 
-int ctl_call_noargs(struct ctl *ctl, const char *method, struct oc_reply *reply)
+msgpack_packer *ctl_request(struct ctl *ctl, const char *method, uint32_t nargs)
 {
         msgpack_packer *pk = ctl_begin(ctl, method);
         if (pk == NULL)
+                return NULL;
+        if (nargs == 0) {
+                msgpack_pack_array(pk, 0);
+        } else {
+                msgpack_pack_array(pk, 1);
+                msgpack_pack_map(pk, nargs);
+        }
+        return pk;
+}
+
+int ctl_call_noargs(struct ctl *ctl, const char *method, struct oc_reply *reply)
+{
+        if (ctl_request(ctl, method, 0) == NULL)
                 return CTL_EXIT_CONNECT;
-        msgpack_pack_array(pk, 0);
         return ctl_call(ctl, reply);
+}
+
+int ctl_reply(struct ctl *ctl, ctl_print_fn *print, void *arg)
+{
+        struct oc_reply reply;
+        int status = ctl_call(ctl, &reply);
+        if (status != CTL_EXIT_OK)
+                return status;
+        status = ctl->json ? CTL_PRINT_JSON : print(ctl, reply.result, arg);
+        if (status == CTL_PRINT_JSON)
+                status = ctl_print_json(reply.result);
+        oc_reply_destroy(&reply);
+        return status;
+}
+
+int ctl_reply_noargs(struct ctl *ctl, const char *method, ctl_print_fn *print, void *arg)
+{
+        if (ctl_request(ctl, method, 0) == NULL)
+                return CTL_EXIT_CONNECT;
+        return ctl_reply(ctl, print, arg);
+}
+
+int ctl_run_noargs(struct ctl *ctl, int argc, char **argv)
+{
+        int status = ctl_options(ctl, argc, argv, NULL, 0, 0, "");
+        if (status != CTL_GO)
+                return status;
+        return ctl_reply_noargs(ctl, ctl->cmd->method, ctl->cmd->print, NULL);
+}
+
+uint32_t ctl_strs_count(const char *const *kv)
+{
+        uint32_t n = 0;
+        for (; kv[0] != NULL; kv += 2)
+                n += kv[1] != NULL;
+        return n;
+}
+
+void ctl_pack_strs(msgpack_packer *pk, const char *const *kv)
+{
+        for (; kv[0] != NULL; kv += 2)
+                if (kv[1] != NULL)
+                        ctl_pack_str(pk, kv[0], kv[1]);
 }
 
 void ctl_pack_key(msgpack_packer *pk, const char *key)

@@ -2,10 +2,12 @@
  * the command table, option parsing, argument checks, calling the daemon
  * and printing its answers.
  *
- * Every command is a `run` function that parses its own options (with
- * ctl_getopt(), which also takes the global ones), checks them, packs one
- * request with ctl_begin() and sends it with ctl_call(), and prints the
- * result (as JSON with --json).  It returns the process exit status.
+ * Every command is a `run` function that declares its own options as a
+ * table of struct ctl_opt and parses them with ctl_options() (which also
+ * takes the global ones, --help and the positional count), checks them,
+ * packs one request begun with ctl_request(), and hands the printing of
+ * the result to ctl_reply() (as JSON with --json, else its own text).  It
+ * returns the process exit status.
  */
 #ifndef OUTCOMECTL_CTL_H
 #define OUTCOMECTL_CTL_H
@@ -43,6 +45,10 @@ struct ctl_command {
         int (*run)(struct ctl *ctl, int argc, char **argv);
         const char *summary;       /* one line for the command list */
         const char *help;          /* the whole of `COMMAND --help` */
+        /* A command with no options of its own and no argument (run is
+         * ctl_run_noargs) calls `method` and prints with `print`. */
+        const char *method;
+        int (*print)(struct ctl *ctl, const msgpack_object *result, void *arg);
 };
 
 extern const struct ctl_command ctl_cmd_start, ctl_cmd_complete, ctl_cmd_fail, ctl_cmd_outcome,
@@ -73,6 +79,49 @@ enum {
  * may have been given anywhere), or CTL_GETOPT_STOP after --help (status
  * 0) or a usage error (status 2) in *status. */
 int ctl_getopt(struct ctl *ctl, int argc, char **argv, const struct option *opts, int *status);
+
+/* A command's own options, declared as a table that ctl_options() reads,
+ * so that no command writes its own getopt loop.  Without `parse`, an
+ * option with no value sets *(bool *)dst and one with a value stores it in
+ * *(const char **)dst; with `parse`, the value goes through
+ * parse(ctl, "--NAME", value, dst), which prints a usage error naming the
+ * option and returns -1 when the value is bad.  *seen, when not NULL,
+ * becomes true when the option is given. */
+struct ctl_opt {
+        const char *name;          /* the long option, without "--" */
+        bool has_value;
+        void *dst;
+        bool *seen;
+        int (*parse)(struct ctl *ctl, const char *opt, const char *arg, void *dst);
+};
+#define CTL_FLAG(name, dst) { (name), false, (dst), NULL, NULL }
+#define CTL_STR(name, dst) { (name), true, (dst), NULL, NULL }
+#define CTL_VALUE(name, parse, dst, seen) { (name), true, (dst), (seen), (parse) }
+#define CTL_OPTS_MAX 16            /* own options of one command, at most */
+
+/* Parsers for CTL_VALUE: text (valid UTF-8 without NUL, into a const char
+ * *), a uint32_t, a double in [0, 1], and a repeatable option whose values
+ * are all kept in a struct ctl_list (free its v). */
+int ctl_opt_text(struct ctl *ctl, const char *opt, const char *arg, void *dst);
+int ctl_opt_u32(struct ctl *ctl, const char *opt, const char *arg, void *dst);
+int ctl_opt_unit(struct ctl *ctl, const char *opt, const char *arg, void *dst);
+struct ctl_list {
+        const char **v;
+        size_t n;
+};
+int ctl_opt_list(struct ctl *ctl, const char *opt, const char *arg, void *dst);
+
+/* The prologue of every command: parse argv (argv[0] is the command name)
+ * by the common options and `opts` (n entries; NULL and 0 for none), then,
+ * when npos >= 0, check that exactly npos positional arguments are left at
+ * argv[optind..] (`names` says which, for the error).  Returns CTL_GO to
+ * go on, or the exit status the command must end with now: 0 after --help,
+ * CTL_EXIT_USAGE after printing a usage error. */
+#define CTL_GO (-1)
+int ctl_options(struct ctl *ctl, int argc, char **argv, const struct ctl_opt *opts, size_t n,
+                int npos, const char *names);
+#define CTL_OPTIONS(ctl, argc, argv, opts, npos, names) \
+        ctl_options((ctl), (argc), (argv), (opts), sizeof(opts) / sizeof((opts)[0]), (npos), (names))
 
 /* Handle one of the common options (shared with main's global parsing).
  * Returns 0, or CTL_EXIT_USAGE after printing why. */
@@ -123,6 +172,29 @@ int ctl_call(struct ctl *ctl, struct oc_reply *reply);
 /* ctl_begin, an empty argument list and ctl_call, for the methods that take
  * no argument (ping, stats, scan, metrics). */
 int ctl_call_noargs(struct ctl *ctl, const char *method, struct oc_reply *reply);
+
+/* The request and the epilogue of every command.  ctl_request() connects
+ * if needed and begins a request of `method` whose named-arguments map
+ * holds nargs pairs, for the caller to pack (nargs 0: no arguments, an
+ * empty params array); NULL after printing why the daemon cannot be
+ * reached (exit with CTL_EXIT_CONNECT).  ctl_reply() sends it, waits and
+ * prints the result: as JSON with --json, else with print(ctl, result,
+ * arg), which returns the exit status, or CTL_PRINT_JSON when the result
+ * is not of the shape it knows (it is printed as JSON then).  It returns
+ * the exit status. */
+#define CTL_PRINT_JSON (-1)
+typedef int ctl_print_fn(struct ctl *ctl, const msgpack_object *result, void *arg);
+msgpack_packer *ctl_request(struct ctl *ctl, const char *method, uint32_t nargs);
+int ctl_reply(struct ctl *ctl, ctl_print_fn *print, void *arg);
+/* ctl_request(ctl, method, 0), then ctl_reply(). */
+int ctl_reply_noargs(struct ctl *ctl, const char *method, ctl_print_fn *print, void *arg);
+/* The whole `run` of a command declared by its method and print alone. */
+int ctl_run_noargs(struct ctl *ctl, int argc, char **argv);
+
+/* Optional string arguments as pairs of key and value (NULL: not given),
+ * ended by a NULL key: how many are given, and packing those. */
+uint32_t ctl_strs_count(const char *const *kv);
+void ctl_pack_strs(msgpack_packer *pk, const char *const *kv);
 
 /* Packing shortcuts for the named-arguments map. */
 void ctl_pack_str(msgpack_packer *pk, const char *key, const char *val);

@@ -42,75 +42,58 @@
 #define IMPORT_CHUNK_MAX 1000u   /* profiles per import call, at most */
 #define IMPORT_OVERHEAD 64u      /* bytes of a request besides its profiles */
 
-enum {
-        OPT_MERGE = CTL_OPT_OWN, OPT_REPLACE,
-};
-
 static const char *const task_names[] = { "generate", "embed", "classify", "code", "reasoning" };
 
 /* ---- forget ------------------------------------------------------------- */
 
-enum { OPT_FORGET_TASK = CTL_OPT_OWN, OPT_FORGET_DOMAIN };
+/* "forgot MODEL", or why not; arg: the forget arguments. */
+struct forget_args {
+        const char *model, *task, *domain;
+};
+
+static int print_forget(struct ctl *ctl, const msgpack_object *result, void *arg)
+{
+        const struct forget_args *a = arg;
+        const msgpack_object *f = ctl_get(result, "forgotten");
+
+        (void)ctl;
+        if (f == NULL || f->type != MSGPACK_OBJECT_BOOLEAN)
+                return CTL_PRINT_JSON;
+        fputs(f->via.boolean ? "forgot " : a->domain ? "no cell for " : "no profile for ", stdout);
+        ctl_put_text(a->model, strlen(a->model), 0);
+        if (a->domain)
+                printf(" / %s / %s", a->task, a->domain);
+        putchar('\n');
+        return CTL_EXIT_OK;
+}
 
 static int run_forget(struct ctl *ctl, int argc, char **argv)
 {
-        static const struct option opts[] = {
-                CTL_COMMON_OPTIONS,
-                { "task", required_argument, NULL, OPT_FORGET_TASK },
-                { "domain", required_argument, NULL, OPT_FORGET_DOMAIN },
-                { NULL, 0, NULL, 0 },
+        struct forget_args a = { 0 };
+        const struct ctl_opt opts[] = {
+                CTL_VALUE("task", ctl_opt_text, &a.task, NULL),
+                CTL_VALUE("domain", ctl_opt_text, &a.domain, NULL),
         };
-        const char *task = NULL, *domain = NULL;
-        struct oc_reply reply;
-        int opt, status;
-
-        while ((opt = ctl_getopt(ctl, argc, argv, opts, &status)) != -1) {
-                if (opt == CTL_GETOPT_STOP)
-                        return status;
-                if (opt == OPT_FORGET_TASK)
-                        task = optarg;
-                else if (opt == OPT_FORGET_DOMAIN)
-                        domain = optarg;
-        }
-        if ((task == NULL) != (domain == NULL))
+        int status = CTL_OPTIONS(ctl, argc, argv, opts, -1, "");
+        if (status != CTL_GO)
+                return status;
+        if ((a.task == NULL) != (a.domain == NULL))
                 return ctl_usage(ctl, "--task and --domain go together (one domain cell)");
         if (ctl_positionals(ctl, argc, argv, 1, "MODEL") < 0)
                 return CTL_EXIT_USAGE;
-        const char *model = argv[optind];
-        size_t len = strlen(model);
+        a.model = argv[optind];
+        size_t len = strlen(a.model);
         if (len == 0)
                 return ctl_usage(ctl, "MODEL must not be empty");
-        if (ctl_check_text(ctl, "MODEL", model, len) < 0 ||
-            (task && ctl_check_text(ctl, "--task", task, strlen(task)) < 0) ||
-            (domain && ctl_check_text(ctl, "--domain", domain, strlen(domain)) < 0))
+        if (ctl_check_text(ctl, "MODEL", a.model, len) < 0)
                 return CTL_EXIT_USAGE;
 
-        msgpack_packer *pk = ctl_begin(ctl, "forget");
+        const char *const strs[] = { "model", a.model, "task", a.task, "domain", a.domain, NULL };
+        msgpack_packer *pk = ctl_request(ctl, "forget", ctl_strs_count(strs));
         if (pk == NULL)
                 return CTL_EXIT_CONNECT;
-        msgpack_pack_array(pk, 1);
-        msgpack_pack_map(pk, domain ? 3 : 1);
-        ctl_pack_str(pk, "model", model);
-        if (domain) {
-                ctl_pack_str(pk, "task", task);
-                ctl_pack_str(pk, "domain", domain);
-        }
-        status = ctl_call(ctl, &reply);
-        if (status != CTL_EXIT_OK)
-                return status;
-        const msgpack_object *f = ctl_get(reply.result, "forgotten");
-        if (ctl->json || f == NULL || f->type != MSGPACK_OBJECT_BOOLEAN) {
-                status = ctl_print_json(reply.result);
-        } else {
-                fputs(f->via.boolean ? "forgot " : domain ? "no cell for " : "no profile for ",
-                      stdout);
-                ctl_put_text(model, len, 0);
-                if (domain)
-                        printf(" / %s / %s", task, domain);
-                putchar('\n');
-        }
-        oc_reply_destroy(&reply);
-        return status;
+        ctl_pack_strs(pk, strs);
+        return ctl_reply(ctl, print_forget, &a);
 }
 
 const struct ctl_command ctl_cmd_forget = {
@@ -177,16 +160,10 @@ static int export_to_file(const char *path, const msgpack_object *list, long lon
 
 static int run_export(struct ctl *ctl, int argc, char **argv)
 {
-        static const struct option opts[] = {
-                CTL_COMMON_OPTIONS,
-                { NULL, 0, NULL, 0 },
-        };
         struct oc_reply reply;
-        int opt, status;
-
-        while ((opt = ctl_getopt(ctl, argc, argv, opts, &status)) != -1)
-                if (opt == CTL_GETOPT_STOP)
-                        return status;
+        int status = ctl_options(ctl, argc, argv, NULL, 0, -1, "");
+        if (status != CTL_GO)
+                return status;
         if (argc - optind > 1)
                 return ctl_usage(ctl, "unexpected argument '%s'", argv[optind + 1]);
         const char *path = optind < argc ? argv[optind] : "-";
@@ -194,11 +171,9 @@ static int run_export(struct ctl *ctl, int argc, char **argv)
         if (path[0] == '\0')
                 return ctl_usage(ctl, "FILE must not be empty");
 
-        msgpack_packer *pk = ctl_begin(ctl, "query");
+        msgpack_packer *pk = ctl_request(ctl, "query", 1);
         if (pk == NULL)
                 return CTL_EXIT_CONNECT;
-        msgpack_pack_array(pk, 1);
-        msgpack_pack_map(pk, 1);
         ctl_pack_bool(pk, "domains", true);
         status = ctl_call(ctl, &reply);
         if (status != CTL_EXIT_OK)
@@ -481,11 +456,9 @@ static int import_chunk(struct ctl *ctl, const char *buf, const struct import_it
                         uint32_t from, uint32_t to, const char *mode, uint64_t *created)
 {
         struct oc_reply reply;
-        msgpack_packer *pk = ctl_begin(ctl, "import");
+        msgpack_packer *pk = ctl_request(ctl, "import", 2);
         if (pk == NULL)
                 return CTL_EXIT_CONNECT;
-        msgpack_pack_array(pk, 1);
-        msgpack_pack_map(pk, 2);
         ctl_pack_key(pk, items[from].cell ? "cells" : "profiles");
         msgpack_pack_array(pk, to - from);
         for (uint32_t i = from; i < to; i++)
@@ -603,23 +576,14 @@ static int import_fail(const char *name, const char *err)
 
 static int run_import(struct ctl *ctl, int argc, char **argv)
 {
-        static const struct option opts[] = {
-                CTL_COMMON_OPTIONS,
-                { "merge", no_argument, NULL, OPT_MERGE },
-                { "replace", no_argument, NULL, OPT_REPLACE },
-                { NULL, 0, NULL, 0 },
-        };
         bool merge = false, replace = false;
-        int opt, status;
-
-        while ((opt = ctl_getopt(ctl, argc, argv, opts, &status)) != -1) {
-                switch (opt) {
-                case CTL_GETOPT_STOP:
-                        return status;
-                case OPT_MERGE: merge = true; break;
-                case OPT_REPLACE: replace = true; break;
-                }
-        }
+        const struct ctl_opt opts[] = {
+                CTL_FLAG("merge", &merge),
+                CTL_FLAG("replace", &replace),
+        };
+        int status = CTL_OPTIONS(ctl, argc, argv, opts, -1, "");
+        if (status != CTL_GO)
+                return status;
         if (merge && replace)
                 return ctl_usage(ctl, "--merge and --replace exclude each other");
         if (ctl_positionals(ctl, argc, argv, 1, "FILE (or - for standard input)") < 0)
