@@ -270,29 +270,13 @@ static int check_fields(const msgpack_object *map, const struct proto_arg *spec,
 }
 
 /* One profile of the file: the fields of the contract's PROFILE, checked
- * as the daemon checks them (daemon/rpc/rpc.c, rpc__import_profile), so that a
- * damaged profile deep in a file is found before the first chunk goes.
+ * by the spec the daemon's import checks them by (proto_profile_spec), so
+ * that a damaged profile deep in a file is found before the first chunk
+ * goes.
  * The model's length is checked later, against the daemon's own limit.
  * Returns 0 or -1 with err set. */
 static int check_profile(const msgpack_object *o, uint32_t i, char *err, size_t errlen)
 {
-        static const struct proto_arg spec[] = {
-                { "model", PROTO_ARG_STR, true, 1, UINT32_MAX },
-                { "total_calls", PROTO_ARG_U64, true, 0, 0 },
-                { "success_count", PROTO_ARG_U64, true, 0, 0 },
-                { "fail_count", PROTO_ARG_U64, true, 0, 0 },
-                { "total_latency_ms", PROTO_ARG_U64, true, 0, 0 },
-                { "ema_quality", PROTO_ARG_UNIT, true, 0, 0 },
-                { "updated_at", PROTO_ARG_U64, false, 0, 0 },
-                { "tasks", PROTO_ARG_MAP, false, 0, 0 },
-        };
-        static const struct proto_arg tspec[] = {
-                { "calls", PROTO_ARG_U64, true, 0, 0 },
-                { "successes", PROTO_ARG_U64, true, 0, 0 },
-                { "failures", PROTO_ARG_U64, true, 0, 0 },
-                { "avg_latency_ms", PROTO_ARG_REAL, true, 0, 0 },
-                { "ema_quality", PROTO_ARG_UNIT, true, 0, 0 },
-        };
         char prefix[48];
 
         snprintf(prefix, sizeof(prefix), "profiles[%" PRIu32 "].", i);
@@ -300,7 +284,7 @@ static int check_profile(const msgpack_object *o, uint32_t i, char *err, size_t 
                 snprintf(err, errlen, "profiles[%" PRIu32 "]: must be an object", i);
                 return -1;
         }
-        if (check_fields(o, spec, sizeof(spec) / sizeof(spec[0]), prefix, err, errlen) < 0)
+        if (check_fields(o, proto_profile_spec, PROTO_PROFILE__COUNT, prefix, err, errlen) < 0)
                 return -1;
         const msgpack_object *tasks = proto_map_get(o, "tasks");
         for (uint32_t k = 0; tasks && k < tasks->via.map.size; k++) {
@@ -323,8 +307,8 @@ static int check_profile(const msgpack_object *o, uint32_t i, char *err, size_t 
                         snprintf(err, errlen, "%stasks.%s: must be an object", prefix, name);
                         return -1;
                 }
-                if (check_fields(&kv->val, tspec, sizeof(tspec) / sizeof(tspec[0]), tprefix, err,
-                                 errlen) < 0)
+                if (check_fields(&kv->val, proto_task_stats_spec, PROTO_TASK_STATS__COUNT, tprefix,
+                                 err, errlen) < 0)
                         return -1;
         }
         return 0;

@@ -309,6 +309,32 @@ int proto_arg_check(const msgpack_object *o, const struct proto_arg *a, struct p
         return 0;
 }
 
+const struct proto_arg proto_profile_spec[PROTO_PROFILE__COUNT] = {
+        [PROTO_PROFILE_MODEL] = { "model", PROTO_ARG_STR, true, 1, UINT32_MAX },
+        [PROTO_PROFILE_TOTAL_CALLS] = { "total_calls", PROTO_ARG_U64, true, 0, 0 },
+        [PROTO_PROFILE_SUCCESS_COUNT] = { "success_count", PROTO_ARG_U64, true, 0, 0 },
+        [PROTO_PROFILE_FAIL_COUNT] = { "fail_count", PROTO_ARG_U64, true, 0, 0 },
+        [PROTO_PROFILE_TOTAL_LATENCY_MS] = { "total_latency_ms", PROTO_ARG_U64, true, 0, 0 },
+        [PROTO_PROFILE_EMA_QUALITY] = { "ema_quality", PROTO_ARG_UNIT, true, 0, 0 },
+        [PROTO_PROFILE_UPDATED_AT] = { "updated_at", PROTO_ARG_U64, false, 0, 0 },
+        [PROTO_PROFILE_TASKS] = { "tasks", PROTO_ARG_MAP, false, 0, 0 },
+        [PROTO_PROFILE_AVG_LATENCY_MS] = { "avg_latency_ms", PROTO_ARG_ANY, false, 0, 0 },
+        [PROTO_PROFILE_SUCCESS_RATE] = { "success_rate", PROTO_ARG_ANY, false, 0, 0 },
+        [PROTO_PROFILE_DEGRADED] = { "degraded", PROTO_ARG_ANY, false, 0, 0 },
+        PROTO_EVIDENCE_ARGS,
+        [PROTO_PROFILE_DEGRADED_SINCE] = { "degraded_since", PROTO_ARG_ANY, false, 0, 0 },
+};
+
+const struct proto_arg proto_task_stats_spec[PROTO_TASK_STATS__COUNT] = {
+        [PROTO_TASK_STATS_CALLS] = { "calls", PROTO_ARG_U64, true, 0, 0 },
+        [PROTO_TASK_STATS_SUCCESSES] = { "successes", PROTO_ARG_U64, true, 0, 0 },
+        [PROTO_TASK_STATS_FAILURES] = { "failures", PROTO_ARG_U64, true, 0, 0 },
+        [PROTO_TASK_STATS_AVG_LATENCY_MS] = { "avg_latency_ms", PROTO_ARG_REAL, true, 0, 0 },
+        [PROTO_TASK_STATS_EMA_QUALITY] = { "ema_quality", PROTO_ARG_UNIT, true, 0, 0 },
+        [PROTO_TASK_STATS_SUCCESS_RATE] = { "success_rate", PROTO_ARG_ANY, false, 0, 0 },
+        PROTO_EVIDENCE_ARGS,
+};
+
 int proto_args_decode(const msgpack_object *map, const struct proto_arg *spec, size_t n,
                       struct proto_val *vals, const char *prefix, char *err, size_t errlen)
 {

@@ -124,6 +124,55 @@ int proto_args_decode(const msgpack_object *map, const struct proto_arg *spec, s
 int proto_arg_check(const msgpack_object *o, const struct proto_arg *a, struct proto_val *v,
                     const char *prefix, char *err, size_t errlen);
 
+/* A profile as `query` answers it, which `export` writes and `import`
+ * reads (protocol/README.md, "Export format"), declared once for the
+ * daemon's import and outcomectl's check of a file: the profile's fields
+ * (indexed by PROTO_PROFILE_*) and each task's (PROTO_TASK_STATS_*), the
+ * derived ones accepted and ignored.  "model" is 1 byte or longer; its
+ * upper limit is the daemon's [limits] model_bytes, checked apart.  Both
+ * carry the evidence fields (PROTO_EVIDENCE_ARGS, PROTO_EVIDENCE_N of them,
+ * a domain cell's too): posterior, input_tokens, output_tokens first. */
+#define PROTO_EVIDENCE_ARGS                                              \
+        { "posterior", PROTO_ARG_MAP, false, 0, 0 },                     \
+        { "input_tokens", PROTO_ARG_U64, false, 0, 0 },                  \
+        { "output_tokens", PROTO_ARG_U64, false, 0, 0 },                 \
+        { "latency_p50_ms", PROTO_ARG_ANY, false, 0, 0 },                \
+        { "latency_p95_ms", PROTO_ARG_ANY, false, 0, 0 },                \
+        { "tokens_per_accepted", PROTO_ARG_ANY, false, 0, 0 },           \
+        { "cost_per_accepted", PROTO_ARG_ANY, false, 0, 0 }
+#define PROTO_EVIDENCE_N 7
+
+enum proto_profile_field {
+        PROTO_PROFILE_MODEL,
+        PROTO_PROFILE_TOTAL_CALLS,
+        PROTO_PROFILE_SUCCESS_COUNT,
+        PROTO_PROFILE_FAIL_COUNT,
+        PROTO_PROFILE_TOTAL_LATENCY_MS,
+        PROTO_PROFILE_EMA_QUALITY,
+        PROTO_PROFILE_UPDATED_AT,
+        PROTO_PROFILE_TASKS,
+        PROTO_PROFILE_AVG_LATENCY_MS,   /* derived */
+        PROTO_PROFILE_SUCCESS_RATE,     /* derived */
+        PROTO_PROFILE_DEGRADED,         /* derived */
+        PROTO_PROFILE_EVIDENCE,         /* PROTO_EVIDENCE_N fields from here */
+        PROTO_PROFILE_DEGRADED_SINCE = PROTO_PROFILE_EVIDENCE + PROTO_EVIDENCE_N,
+        PROTO_PROFILE__COUNT
+};
+
+enum proto_task_stats_field {
+        PROTO_TASK_STATS_CALLS,
+        PROTO_TASK_STATS_SUCCESSES,
+        PROTO_TASK_STATS_FAILURES,
+        PROTO_TASK_STATS_AVG_LATENCY_MS,
+        PROTO_TASK_STATS_EMA_QUALITY,
+        PROTO_TASK_STATS_SUCCESS_RATE,  /* derived */
+        PROTO_TASK_STATS_EVIDENCE,      /* PROTO_EVIDENCE_N fields from here */
+        PROTO_TASK_STATS__COUNT = PROTO_TASK_STATS_EVIDENCE + PROTO_EVIDENCE_N
+};
+
+extern const struct proto_arg proto_profile_spec[PROTO_PROFILE__COUNT];
+extern const struct proto_arg proto_task_stats_spec[PROTO_TASK_STATS__COUNT];
+
 /* Helpers on msgpack objects. */
 bool proto_str_eq(const msgpack_object *o, const char *s);
 bool proto_utf8_valid(const char *s, size_t len);

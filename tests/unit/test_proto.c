@@ -762,6 +762,65 @@ START_TEST(map_helpers)
 }
 END_TEST
 
+/* ---- the profile spec ---------------------------------------------------- */
+
+START_TEST(profile_spec)
+{
+        struct proto_val v[PROTO_PROFILE__COUNT], tv[PROTO_TASK_STATS__COUNT];
+
+        /* A profile as query answers it: every field lands at its index;
+         * derived ones are accepted. */
+        const msgpack_object *o = build("{s s s u s u s u s U s d s d s u s {s {s u s u s u s d s d s d}}"
+                                        " s {s d s d s d} s n}", 11,
+                                        "model", "gpt-4o", "total_calls", 10, "success_count", 7,
+                                        "fail_count", 2, "total_latency_ms", 5000ULL,
+                                        "ema_quality", 0.75, "success_rate", 0.77, "updated_at", 99,
+                                        "tasks", 1, "code", 6, "calls", 10, "successes", 7,
+                                        "failures", 2, "avg_latency_ms", 500.0,
+                                        "ema_quality", 0.75, "success_rate", 0.77,
+                                        "posterior", 3, "alpha", 6.5, "beta", 2.5, "judged", 9.0,
+                                        "degraded_since");
+        ck_assert_int_eq(proto_args_decode(o, proto_profile_spec, PROTO_PROFILE__COUNT, v, "p.",
+                                           err, sizeof(err)), 0);
+        ck_assert_uint_eq(v[PROTO_PROFILE_MODEL].s.len, 6);
+        ck_assert_uint_eq(v[PROTO_PROFILE_TOTAL_CALLS].u64, 10);
+        ck_assert_uint_eq(v[PROTO_PROFILE_SUCCESS_COUNT].u64, 7);
+        ck_assert_uint_eq(v[PROTO_PROFILE_FAIL_COUNT].u64, 2);
+        ck_assert_uint_eq(v[PROTO_PROFILE_TOTAL_LATENCY_MS].u64, 5000);
+        ck_assert_double_eq(v[PROTO_PROFILE_EMA_QUALITY].d, 0.75);
+        ck_assert_uint_eq(v[PROTO_PROFILE_UPDATED_AT].u64, 99);
+        ck_assert(v[PROTO_PROFILE_SUCCESS_RATE].set);
+        ck_assert(v[PROTO_PROFILE_EVIDENCE].set);   /* posterior */
+        ck_assert(!v[PROTO_PROFILE_EVIDENCE + 1].set);
+        ck_assert(v[PROTO_PROFILE_DEGRADED_SINCE].set);
+        ck_assert(!v[PROTO_PROFILE_DEGRADED].set);
+        const msgpack_object *code = proto_map_get(v[PROTO_PROFILE_TASKS].o, "code");
+        ck_assert_ptr_nonnull(code);
+        ck_assert_int_eq(proto_args_decode(code, proto_task_stats_spec, PROTO_TASK_STATS__COUNT,
+                                           tv, "t.", err, sizeof(err)), 0);
+        ck_assert_uint_eq(tv[PROTO_TASK_STATS_CALLS].u64, 10);
+        ck_assert_uint_eq(tv[PROTO_TASK_STATS_SUCCESSES].u64, 7);
+        ck_assert_uint_eq(tv[PROTO_TASK_STATS_FAILURES].u64, 2);
+        ck_assert_double_eq(tv[PROTO_TASK_STATS_AVG_LATENCY_MS].d, 500.0);
+        ck_assert_double_eq(tv[PROTO_TASK_STATS_EMA_QUALITY].d, 0.75);
+
+        /* A required field missing, and a count that is negative, are named. */
+        o = build("{s s s u s u s u s u}", 5, "model", "m", "total_calls", 1, "success_count", 1,
+                  "fail_count", 0, "total_latency_ms", 3);
+        ck_assert_int_lt(proto_args_decode(o, proto_profile_spec, PROTO_PROFILE__COUNT, v, "p.",
+                                           err, sizeof(err)), 0);
+        ck_assert_str_eq(err, "p.ema_quality: required");
+        o = build("{s i s u s u s d s d}", 5, "calls", -1, "successes", 0, "failures", 0,
+                  "avg_latency_ms", 1.0, "ema_quality", 0.5);
+        ck_assert_int_lt(proto_args_decode(o, proto_task_stats_spec, PROTO_TASK_STATS__COUNT, tv,
+                                           "t.", err, sizeof(err)), 0);
+        ck_assert_ptr_nonnull(strstr(err, "t.calls:"));
+        /* The model's length is the daemon's to bound: any length from 1. */
+        ck_assert_uint_eq(proto_profile_spec[PROTO_PROFILE_MODEL].min, 1);
+        ck_assert_uint_eq(proto_profile_spec[PROTO_PROFILE_MODEL].max, UINT32_MAX);
+}
+END_TEST
+
 /* ---- encoding and responses -------------------------------------------- */
 
 /* After a proto_pack_* call into M: it returned 0, and M holds one object. */
@@ -1106,6 +1165,7 @@ static Suite *proto_suite(void)
         tcase_add_test(args, args_bool);
         tcase_add_test(args, args_array);
         tcase_add_test(args, map_helpers);
+        tcase_add_test(args, profile_spec);
         suite_add_tcase(s, args);
 
         TCase *enc = tcase_create("encode");
