@@ -42,8 +42,6 @@
 #define IMPORT_CHUNK_MAX 1000u   /* profiles per import call, at most */
 #define IMPORT_OVERHEAD 64u      /* bytes of a request besides its profiles */
 
-static const char *const task_names[] = { "generate", "embed", "classify", "code", "reasoning" };
-
 /* ---- forget ------------------------------------------------------------- */
 
 /* "forgot MODEL", or why not; arg: the forget arguments. */
@@ -289,19 +287,18 @@ static int check_profile(const msgpack_object *o, uint32_t i, char *err, size_t 
         const msgpack_object *tasks = proto_map_get(o, "tasks");
         for (uint32_t k = 0; tasks && k < tasks->via.map.size; k++) {
                 const msgpack_object_kv *kv = &tasks->via.map.ptr[k];
-                const char *name = NULL;
-                for (size_t t = 0; t < sizeof(task_names) / sizeof(task_names[0]); t++)
-                        if (proto_str_eq(&kv->key, task_names[t]))
-                                name = task_names[t];
-                if (name == NULL) {
-                        bool str = kv->key.type == MSGPACK_OBJECT_STR;
-                        uint32_t klen = str ? kv->key.via.str.size : 0;
+                bool str = kv->key.type == MSGPACK_OBJECT_STR;
+                uint32_t klen = str ? kv->key.via.str.size : 0;
+                int t = str ? proto_name_find(proto_task_names, PROTO_TASK__COUNT,
+                                              kv->key.via.str.ptr, klen) : -EINVAL;
+                if (t < 0) {
                         snprintf(err, errlen, "%stasks: unknown task '%.*s' (tasks are generate, "
                                  "embed, classify, code, reasoning)", prefix,
                                  (int)(klen > 64 ? 64 : klen), str ? kv->key.via.str.ptr : "");
                         return -1;
                 }
                 char tprefix[96];
+                const char *name = proto_task_names[t];
                 snprintf(tprefix, sizeof(tprefix), "%stasks.%s.", prefix, name);
                 if (kv->val.type != MSGPACK_OBJECT_MAP) {
                         snprintf(err, errlen, "%stasks.%s: must be an object", prefix, name);
@@ -488,9 +485,9 @@ static long pack_cells(msgpack_packer *pk, msgpack_sbuffer *sb, const msgpack_ob
         }
         for (uint32_t t = 0; t < domains->via.map.size; t++) {
                 const msgpack_object_kv *tk = &domains->via.map.ptr[t];
-                bool known = false;
-                for (size_t k = 0; k < sizeof(task_names) / sizeof(task_names[0]); k++)
-                        known |= proto_str_eq(&tk->key, task_names[k]);
+                bool known = tk->key.type == MSGPACK_OBJECT_STR &&
+                             proto_name_find(proto_task_names, PROTO_TASK__COUNT,
+                                             tk->key.via.str.ptr, tk->key.via.str.size) >= 0;
                 if (!known || tk->val.type != MSGPACK_OBJECT_MAP) {
                         snprintf(err, errlen, "profiles[%" PRIu32 "].domains: each key must be a "
                                  "task and each value an object of domains", i);

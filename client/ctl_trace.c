@@ -278,26 +278,6 @@ const struct ctl_command ctl_cmd_fail = {
 
 /* ---- outcome ---------------------------------------------------------- */
 
-struct kind {
-        const char *name;
-        bool needs_confidence;
-};
-
-static const struct kind kinds[] = {
-        { "accepted", true }, { "accepted_with_edits", true }, { "rejected", true },
-        { "inconclusive", false }, { "applied", false }, { "signature_changed", false },
-        { "body_modified", false }, { "symbol_added", false }, { "modified", false },
-        { "ignored", false },
-};
-
-static const struct kind *find_kind(const char *name)
-{
-        for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
-                if (strcmp(kinds[i].name, name) == 0)
-                        return &kinds[i];
-        return NULL;
-}
-
 /* One action of the sequence form, read from the --actions file. */
 struct action {
         char *trace_id;
@@ -529,10 +509,10 @@ static int run_outcome(struct ctl *ctl, int argc, char **argv)
         if (ctl_positionals(ctl, argc, argv, 2, "TRACE_ID and KIND (or --actions FILE)") < 0)
                 return CTL_EXIT_USAGE;
         const char *trace_id = argv[optind], *kind = argv[optind + 1];
-        const struct kind *k = find_kind(kind);
-        if (k == NULL)
+        int k = proto_name_find(proto_kind_names, PROTO_KIND__COUNT, kind, strlen(kind));
+        if (k < 0)
                 return ctl_usage(ctl, "unknown KIND '%s' (see the list in --help)", kind);
-        if (k->needs_confidence && !have_conf)
+        if (proto_kind_needs_confidence(k) && !have_conf)
                 return ctl_usage(ctl, "KIND %s needs --confidence C (0 to 1)", kind);
         if (ctl_check_text(ctl, "TRACE_ID", trace_id, strlen(trace_id)) < 0)
                 return CTL_EXIT_USAGE;

@@ -2,6 +2,7 @@
  * encoding, shared by outcomed and its clients.  See proto.h. */
 #include "proto.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -28,10 +29,54 @@ const char *proto_error_name(enum proto_error e)
 
 int proto_error_parse(const char *s, size_t len)
 {
-        for (int i = PROTO_OK + 1; i < PROTO_ERROR__COUNT; i++)
-                if (strlen(error_names[i]) == len && memcmp(error_names[i], s, len) == 0)
+        int e = proto_name_find(error_names, PROTO_ERROR__COUNT, s, len);
+        return e == PROTO_OK ? -EINVAL : e;
+}
+
+const char *const proto_task_names[PROTO_TASK__COUNT] = {
+        [PROTO_TASK_GENERATE] = "generate",
+        [PROTO_TASK_EMBED] = "embed",
+        [PROTO_TASK_CLASSIFY] = "classify",
+        [PROTO_TASK_CODE] = "code",
+        [PROTO_TASK_REASONING] = "reasoning",
+};
+
+const char *const proto_kind_names[PROTO_KIND__COUNT] = {
+        [PROTO_KIND_ACCEPTED] = "accepted",
+        [PROTO_KIND_ACCEPTED_WITH_EDITS] = "accepted_with_edits",
+        [PROTO_KIND_REJECTED] = "rejected",
+        [PROTO_KIND_INCONCLUSIVE] = "inconclusive",
+        [PROTO_KIND_APPLIED] = "applied",
+        [PROTO_KIND_SIGNATURE_CHANGED] = "signature_changed",
+        [PROTO_KIND_BODY_MODIFIED] = "body_modified",
+        [PROTO_KIND_SYMBOL_ADDED] = "symbol_added",
+        [PROTO_KIND_MODIFIED] = "modified",
+        [PROTO_KIND_IGNORED] = "ignored",
+};
+
+const char *const proto_durability_names[PROTO_DURABILITY__COUNT] = {
+        [PROTO_DURABILITY_ACK] = "ack",
+        [PROTO_DURABILITY_RELAXED] = "relaxed",
+        [PROTO_DURABILITY_FSYNC] = "fsync",
+};
+
+const char *proto_name(const char *const *names, int n, int i)
+{
+        return i >= 0 && i < n ? names[i] : "?";
+}
+
+int proto_name_find(const char *const *names, int n, const char *s, size_t len)
+{
+        for (int i = 0; i < n; i++)
+                if (strlen(names[i]) == len && memcmp(names[i], s, len) == 0)
                         return i;
-        return -1;
+        return -EINVAL;
+}
+
+bool proto_kind_needs_confidence(int kind)
+{
+        return kind == PROTO_KIND_ACCEPTED || kind == PROTO_KIND_ACCEPTED_WITH_EDITS ||
+               kind == PROTO_KIND_REJECTED;
 }
 
 static int proto__fail(char *err, size_t errlen, const char *fmt, ...)

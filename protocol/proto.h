@@ -43,8 +43,53 @@ enum proto_error {
 };
 
 const char *proto_error_name(enum proto_error e);
-/* -1 when `s` (len bytes) is no code. */
+/* -EINVAL when `s` (len bytes) is no code ("ok" is none). */
 int proto_error_parse(const char *s, size_t len);
+
+/* Names on the wire, one table each, in the order of their enums: a
+ * call's task, an outcome's kind, and the daemon's durability (as `stats`
+ * reports it and [store] durability takes it). */
+enum proto_task {
+        PROTO_TASK_GENERATE,
+        PROTO_TASK_EMBED,
+        PROTO_TASK_CLASSIFY,
+        PROTO_TASK_CODE,
+        PROTO_TASK_REASONING,
+        PROTO_TASK__COUNT
+};
+
+enum proto_kind {
+        PROTO_KIND_ACCEPTED,
+        PROTO_KIND_ACCEPTED_WITH_EDITS,
+        PROTO_KIND_REJECTED,
+        PROTO_KIND_INCONCLUSIVE,
+        PROTO_KIND_APPLIED,
+        PROTO_KIND_SIGNATURE_CHANGED,
+        PROTO_KIND_BODY_MODIFIED,
+        PROTO_KIND_SYMBOL_ADDED,
+        PROTO_KIND_MODIFIED,
+        PROTO_KIND_IGNORED,
+        PROTO_KIND__COUNT
+};
+
+enum proto_durability {
+        PROTO_DURABILITY_ACK,
+        PROTO_DURABILITY_RELAXED,
+        PROTO_DURABILITY_FSYNC,
+        PROTO_DURABILITY__COUNT
+};
+
+extern const char *const proto_task_names[PROTO_TASK__COUNT];
+extern const char *const proto_kind_names[PROTO_KIND__COUNT];
+extern const char *const proto_durability_names[PROTO_DURABILITY__COUNT];
+
+/* names[i] for 0 <= i < n, else "?". */
+const char *proto_name(const char *const *names, int n, int i);
+/* The index of the name `s` (len bytes) in names[0..n), or -EINVAL. */
+int proto_name_find(const char *const *names, int n, const char *s, size_t len);
+/* True for the kinds judged with a confidence: accepted,
+ * accepted_with_edits and rejected. */
+bool proto_kind_needs_confidence(int kind);
 
 /* Default limits of the contract (all configurable in the daemon). */
 #define PROTO_MODEL_MAX 256u

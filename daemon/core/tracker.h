@@ -23,27 +23,30 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proto.h"
+
+/* The task and kind enums are the protocol's (proto.h), by these names. */
 enum tracker_task {
-        TASK_GENERATE,
-        TASK_EMBED,
-        TASK_CLASSIFY,
-        TASK_CODE,
-        TASK_REASONING,
-        TASK__COUNT
+        TASK_GENERATE = PROTO_TASK_GENERATE,
+        TASK_EMBED = PROTO_TASK_EMBED,
+        TASK_CLASSIFY = PROTO_TASK_CLASSIFY,
+        TASK_CODE = PROTO_TASK_CODE,
+        TASK_REASONING = PROTO_TASK_REASONING,
+        TASK__COUNT = PROTO_TASK__COUNT,
 };
 
 enum tracker_kind {
-        KIND_ACCEPTED,
-        KIND_ACCEPTED_WITH_EDITS,
-        KIND_REJECTED,
-        KIND_INCONCLUSIVE,
-        KIND_APPLIED,
-        KIND_SIGNATURE_CHANGED,
-        KIND_BODY_MODIFIED,
-        KIND_SYMBOL_ADDED,
-        KIND_MODIFIED,
-        KIND_IGNORED,
-        KIND__COUNT
+        KIND_ACCEPTED = PROTO_KIND_ACCEPTED,
+        KIND_ACCEPTED_WITH_EDITS = PROTO_KIND_ACCEPTED_WITH_EDITS,
+        KIND_REJECTED = PROTO_KIND_REJECTED,
+        KIND_INCONCLUSIVE = PROTO_KIND_INCONCLUSIVE,
+        KIND_APPLIED = PROTO_KIND_APPLIED,
+        KIND_SIGNATURE_CHANGED = PROTO_KIND_SIGNATURE_CHANGED,
+        KIND_BODY_MODIFIED = PROTO_KIND_BODY_MODIFIED,
+        KIND_SYMBOL_ADDED = PROTO_KIND_SYMBOL_ADDED,
+        KIND_MODIFIED = PROTO_KIND_MODIFIED,
+        KIND_IGNORED = PROTO_KIND_IGNORED,
+        KIND__COUNT = PROTO_KIND__COUNT,
 };
 
 /* Names as on the wire ("generate", "accepted_with_edits", ...). */

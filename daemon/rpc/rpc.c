@@ -1515,10 +1515,9 @@ static int rpc__stats(struct rpc_req *r)
         proto_pack_kv_u64(r->pk, "scans_total", c->scans_total);
         proto_pack_kv_u64(r->pk, "git_judged_total", c->git_judged_total);
         proto_pack_kv_bool(r->pk, "writable", rpc__writable(r->env));
-        proto_pack_kv_str(r->pk, "durability",
-                         r->env->cfg->durability == DURABILITY_RELAXED ? "relaxed"
-                         : r->env->cfg->durability == DURABILITY_FSYNC ? "fsync"
-                                                                        : "ack");
+        proto_pack_kv_str(r->pk, "durability", proto_name(proto_durability_names,
+                                                          PROTO_DURABILITY__COUNT,
+                                                          r->env->cfg->durability));
         proto_pack_kv_u64(r->pk, "max_message_bytes", r->lim->message_bytes);
         rpc__pack_key(r->pk, "config");
         rpc__pack_config(r);

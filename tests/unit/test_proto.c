@@ -18,6 +18,7 @@
 #include "proto.h"
 
 #include <check.h>
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -821,6 +822,44 @@ START_TEST(profile_spec)
 }
 END_TEST
 
+/* ---- name tables ---------------------------------------------------------- */
+
+START_TEST(name_tables)
+{
+        /* Every name finds its own index, and only its whole self. */
+        static const struct {
+                const char *const *names;
+                int n;
+        } tables[] = {
+                { proto_task_names, PROTO_TASK__COUNT },
+                { proto_kind_names, PROTO_KIND__COUNT },
+                { proto_durability_names, PROTO_DURABILITY__COUNT },
+        };
+        for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {
+                for (int i = 0; i < tables[t].n; i++) {
+                        const char *name = tables[t].names[i];
+                        ck_assert_ptr_nonnull(name);
+                        ck_assert_int_eq(proto_name_find(tables[t].names, tables[t].n, name,
+                                                         strlen(name)), i);
+                        ck_assert_int_eq(proto_name_find(tables[t].names, tables[t].n, name,
+                                                         strlen(name) - 1), -EINVAL);
+                        ck_assert_str_eq(proto_name(tables[t].names, tables[t].n, i), name);
+                }
+                ck_assert_str_eq(proto_name(tables[t].names, tables[t].n, tables[t].n), "?");
+                ck_assert_str_eq(proto_name(tables[t].names, tables[t].n, -1), "?");
+                ck_assert_int_eq(proto_name_find(tables[t].names, tables[t].n, "", 0), -EINVAL);
+        }
+        /* The contract's spellings and order. */
+        ck_assert_str_eq(proto_task_names[PROTO_TASK_REASONING], "reasoning");
+        ck_assert_str_eq(proto_kind_names[PROTO_KIND_ACCEPTED_WITH_EDITS], "accepted_with_edits");
+        ck_assert_str_eq(proto_durability_names[PROTO_DURABILITY_FSYNC], "fsync");
+        ck_assert_int_eq(proto_name_find(proto_task_names, PROTO_TASK__COUNT, "Code", 4), -EINVAL);
+        /* A confidence weighs the three conversation kinds alone. */
+        for (int k = 0; k < PROTO_KIND__COUNT; k++)
+                ck_assert_int_eq(proto_kind_needs_confidence(k), k <= PROTO_KIND_REJECTED);
+}
+END_TEST
+
 /* ---- encoding and responses -------------------------------------------- */
 
 /* After a proto_pack_* call into M: it returned 0, and M holds one object. */
@@ -995,20 +1034,20 @@ START_TEST(error_names)
                 ck_assert_str_eq(proto_error_name((enum proto_error)e), names[e]);
                 ck_assert_int_eq(proto_error_parse(names[e], strlen(names[e])), e);
                 /* Length counts: a prefix or a longer buffer is no code. */
-                ck_assert_int_eq(proto_error_parse(names[e], strlen(names[e]) - 1), -1);
+                ck_assert_int_eq(proto_error_parse(names[e], strlen(names[e]) - 1), -EINVAL);
                 char longer[64];
                 snprintf(longer, sizeof(longer), "%sx", names[e]);
-                ck_assert_int_eq(proto_error_parse(longer, strlen(longer)), -1);
+                ck_assert_int_eq(proto_error_parse(longer, strlen(longer)), -EINVAL);
         }
         /* Out of range is reported as internal, never as garbage. */
         ck_assert_str_eq(proto_error_name(PROTO_ERROR__COUNT), "internal");
         ck_assert_str_eq(proto_error_name((enum proto_error)-1), "internal");
         ck_assert_str_eq(proto_error_name((enum proto_error)1000), "internal");
-        ck_assert_int_eq(proto_error_parse("nope", 4), -1);
-        ck_assert_int_eq(proto_error_parse("", 0), -1);
-        ck_assert_int_eq(proto_error_parse("BAD_REQUEST", 11), -1);
+        ck_assert_int_eq(proto_error_parse("nope", 4), -EINVAL);
+        ck_assert_int_eq(proto_error_parse("", 0), -EINVAL);
+        ck_assert_int_eq(proto_error_parse("BAD_REQUEST", 11), -EINVAL);
         /* "ok" is no error code a daemon sends. */
-        ck_assert_int_eq(proto_error_parse("ok", 2), -1);
+        ck_assert_int_eq(proto_error_parse("ok", 2), -EINVAL);
 }
 END_TEST
 
@@ -1166,6 +1205,7 @@ static Suite *proto_suite(void)
         tcase_add_test(args, args_array);
         tcase_add_test(args, map_helpers);
         tcase_add_test(args, profile_spec);
+        tcase_add_test(args, name_tables);
         suite_add_tcase(s, args);
 
         TCase *enc = tcase_create("encode");
