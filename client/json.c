@@ -240,14 +240,15 @@ static int json__vfail(struct json__parser *p, int rc, size_t at, const char *fm
         __attribute__((format(printf, 4, 0)));
 
 /* "LINE:COLUMN: message", the column in characters (UTF-8 lead bytes).
- * Records rc (the first error's) and returns -1: callers pass -1 up, and
- * json_parse returns the recorded rc. */
+ * Records rc unless an error came first, and returns the first error's
+ * (-EINVAL, -ERANGE or -ENOMEM): callers pass it up (or p->rc, once a
+ * callee failed), and json_parse returns it. */
 static int json__vfail(struct json__parser *p, int rc, size_t at, const char *fmt, va_list ap)
 {
         if (p->rc == 0)
                 p->rc = rc;
         if (p->err == NULL || p->errlen == 0)
-                return -1;
+                return p->rc;
         unsigned long line = 1, col = 1;
         for (size_t i = 0; i < at && i < p->len; i++) {
                 unsigned char ch = (unsigned char)p->s[i];
@@ -261,7 +262,7 @@ static int json__vfail(struct json__parser *p, int rc, size_t at, const char *fm
         int n = snprintf(p->err, p->errlen, "%lu:%lu: ", line, col);
         if (n >= 0 && (size_t)n < p->errlen)
                 vsnprintf(p->err + n, p->errlen - (size_t)n, fmt, ap);
-        return -1;
+        return p->rc;
 }
 
 /* Bad input: -EINVAL. */
@@ -271,9 +272,9 @@ static int json__fail(struct json__parser *p, size_t at, const char *fmt, ...)
 {
         va_list ap;
         va_start(ap, fmt);
-        json__vfail(p, -EINVAL, at, fmt, ap);
+        int r = json__vfail(p, -EINVAL, at, fmt, ap);
         va_end(ap);
-        return -1;
+        return r;
 }
 
 /* A number that does not fit: -ERANGE. */
@@ -423,7 +424,7 @@ static int json__string(struct json__parser *p, msgpack_object *o)
                 return json__fail(p, start - 1, "string not closed");
         char *d = json__zalloc(p, end - start);
         if (d == NULL)
-                return -1;
+                return p->rc;
         size_t n = 0, i = start;
         while (i < end) {
                 unsigned char ch = (unsigned char)p->s[i];
@@ -457,7 +458,7 @@ static int json__string(struct json__parser *p, msgpack_object *o)
                 case 't': d[n++] = '\t'; break;
                 case 'u':
                         if (json__hex4(p, i + 2, &cp) < 0)
-                                return -1;
+                                return p->rc;
                         if (cp >= 0xdc00 && cp <= 0xdfff)
                                 return json__fail(p, i, "lone low surrogate \\u%04x", cp);
                         if (cp >= 0xd800 && cp <= 0xdbff) {
@@ -597,9 +598,9 @@ static int json__array(struct json__parser *p, msgpack_object *o)
                 for (;;) {
                         msgpack_object v;
                         if (json__value(p, &v) < 0)
-                                return -1;
+                                return p->rc;
                         if (json__push_item(p, &v) < 0)
-                                return -1;
+                                return p->rc;
                         json__skip_ws(p);
                         if (p->pos < p->len && p->s[p->pos] == ',') {
                                 p->pos++;
@@ -617,7 +618,7 @@ static int json__array(struct json__parser *p, msgpack_object *o)
                 return json__fail(p, p->pos, "array too long");
         msgpack_object *arr = json__zalloc(p, n * sizeof(*arr));
         if (arr == NULL)
-                return -1;
+                return p->rc;
         if (n > 0)
                 memcpy(arr, p->items + base, n * sizeof(*arr));
         p->nitems = base;
@@ -686,15 +687,15 @@ static int json__object(struct json__parser *p, msgpack_object *o)
                         if (at >= p->len || p->s[at] != '"')
                                 return json__unexpected(p, at, "a string key");
                         if (json__string(p, &kv.key) < 0)
-                                return -1;
+                                return p->rc;
                         json__skip_ws(p);
                         if (p->pos >= p->len || p->s[p->pos] != ':')
                                 return json__unexpected(p, p->pos, "':'");
                         p->pos++;
                         if (json__value(p, &kv.val) < 0)
-                                return -1;
+                                return p->rc;
                         if (json__push_kv(p, &kv, at) < 0)
-                                return -1;
+                                return p->rc;
                         json__skip_ws(p);
                         if (p->pos < p->len && p->s[p->pos] == ',') {
                                 p->pos++;
@@ -712,10 +713,10 @@ static int json__object(struct json__parser *p, msgpack_object *o)
                 return json__fail(p, p->pos, "object too large");
         /* (kvs is NULL until an object has a member: no offset from it.) */
         if (n > 1 && json__check_dup_keys(p, p->kvs + base, p->keypos + base, n) < 0)
-                return -1;
+                return p->rc;
         msgpack_object_kv *m = json__zalloc(p, n * sizeof(*m));
         if (m == NULL)
-                return -1;
+                return p->rc;
         if (n > 0)
                 memcpy(m, p->kvs + base, n * sizeof(*m));
         p->nkvs = base;
@@ -773,7 +774,7 @@ int json_parse(const char *text, size_t len, msgpack_zone *zone, msgpack_object 
         free(p.kvs);
         free(p.keypos);
         if (r < 0)
-                return p.rc ? p.rc : -EINVAL;
+                return r;
         *out = o;
         return 0;
 }

@@ -89,7 +89,7 @@ static int proto__fail(char *err, size_t errlen, const char *fmt, ...)
         if (err && errlen)
                 vsnprintf(err, errlen, fmt, ap);
         va_end(ap);
-        return -1;
+        return -EINVAL;
 }
 
 bool proto_str_eq(const msgpack_object *o, const char *s)
@@ -228,7 +228,7 @@ static int proto__number(const msgpack_object *o, double *d)
         else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
                 *d = -1.0;
         else
-                return -1;
+                return -EINVAL;
         return 0;
 }
 
@@ -412,8 +412,9 @@ int proto_args_decode(const msgpack_object *map, const struct proto_arg *spec, s
                 }
                 if (vals[j].set)
                         return proto__fail(err, errlen, "%s%s: given twice", prefix, spec[j].name);
-                if (proto_arg_check(&kv->val, &spec[j], &vals[j], prefix, err, errlen) < 0)
-                        return -1;
+                int r = proto_arg_check(&kv->val, &spec[j], &vals[j], prefix, err, errlen);
+                if (r < 0)
+                        return r;
         }
         for (size_t j = 0; j < n; j++)
                 if (spec[j].required && !vals[j].set)
@@ -488,13 +489,13 @@ int proto_parse_response(const msgpack_object *o, uint32_t *msgid, const msgpack
                          const msgpack_object **result)
 {
         if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 4)
-                return -1;
+                return -EINVAL;
         const msgpack_object *v = o->via.array.ptr;
         if (v[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER || v[0].via.u64 != PROTO_RESPONSE ||
             v[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER || v[1].via.u64 > UINT32_MAX)
-                return -1;
+                return -EINVAL;
         if (v[2].type != MSGPACK_OBJECT_NIL && v[2].type != MSGPACK_OBJECT_MAP)
-                return -1;
+                return -EINVAL;
         *msgid = (uint32_t)v[1].via.u64;
         *error = v[2].type == MSGPACK_OBJECT_NIL ? NULL : &v[2];
         *result = &v[3];

@@ -120,7 +120,7 @@ struct proto_msg {
         const msgpack_object *args; /* the named-arguments map, or NULL */
 };
 
-/* Decode a top-level message.  Returns 0, or -1 with a message in err:
+/* Decode a top-level message.  Returns 0, or -EINVAL with a message in err:
  * `m->msgid` is then the msgid to answer with (element 1 when it is an
  * unsigned 32-bit integer, else 0) and `m->type` tells whether an answer is
  * due (a notification is never answered). */
@@ -161,7 +161,7 @@ struct proto_val {
 
 /* Decode `map` (a msgpack map, or NULL for no arguments) against `spec` (n
  * entries) into vals[n].  An unknown key, a missing required one or a bad
- * value returns -1 with "PREFIXname: why" in err. */
+ * value returns -EINVAL with "PREFIXname: why" in err. */
 int proto_args_decode(const msgpack_object *map, const struct proto_arg *spec, size_t n,
                       struct proto_val *vals, const char *prefix, char *err, size_t errlen);
 
@@ -303,7 +303,7 @@ enum proto_skim_status {
 enum proto_skim_status proto_skim_feed(struct proto_skim *s, const uint8_t *p, size_t n,
                                        uint64_t limit, size_t *used);
 
-/* Client side: split a response.  Returns 0, or -1 when `o` is not a
+/* Client side: split a response.  Returns 0, or -EINVAL when `o` is not a
  * well-formed response.  *error is NULL on success. */
 int proto_parse_response(const msgpack_object *o, uint32_t *msgid, const msgpack_object **error,
                          const msgpack_object **result);

@@ -165,7 +165,7 @@ static void parse_fails(const msgpack_object *o, uint32_t msgid)
         struct proto_msg m;
         memset(&m, 0x5a, sizeof(m));
         err[0] = '\0';
-        ck_assert_int_eq(proto_parse_msg(o, &m, err, sizeof(err)), -1);
+        ck_assert_int_eq(proto_parse_msg(o, &m, err, sizeof(err)), -EINVAL);
         ck_assert_uint_eq(m.msgid, msgid);
         ck_assert_int_eq(m.type, PROTO_REQUEST);
         ck_assert_uint_gt(strlen(err), 0);
@@ -346,13 +346,13 @@ START_TEST(parse_err_buffer)
 {
         struct proto_msg m;
         const msgpack_object *o = build("[u u s n]", 4, 0, 7, "ping");
-        ck_assert_int_eq(proto_parse_msg(o, &m, NULL, 0), -1);
+        ck_assert_int_eq(proto_parse_msg(o, &m, NULL, 0), -EINVAL);
         ck_assert_uint_eq(m.msgid, 7);
         char small[8];
         memset(small, 'x', sizeof(small));
-        ck_assert_int_eq(proto_parse_msg(o, &m, small, sizeof(small)), -1);
+        ck_assert_int_eq(proto_parse_msg(o, &m, small, sizeof(small)), -EINVAL);
         ck_assert_uint_eq(strlen(small), sizeof(small) - 1);
-        ck_assert_int_eq(proto_parse_msg(o, &m, small, 0), -1);
+        ck_assert_int_eq(proto_parse_msg(o, &m, small, 0), -EINVAL);
 }
 END_TEST
 
@@ -403,7 +403,7 @@ static int decode_one(const char *name, const char *fmt, ...)
 /* Expect a refusal whose message starts with "NAME: " and holds `why`. */
 static void refused(int rc, const char *name, const char *why)
 {
-        ck_assert_int_eq(rc, -1);
+        ck_assert_int_eq(rc, -EINVAL);
         char head[80];
         snprintf(head, sizeof(head), "%s: ", name);
         ck_assert_msg(strncmp(err, head, strlen(head)) == 0, "error \"%s\" does not name %s", err,
@@ -465,19 +465,19 @@ START_TEST(args_unknown)
         char longname[200];
         memset(longname, 'k', sizeof(longname) - 1);
         longname[sizeof(longname) - 1] = '\0';
-        ck_assert_int_eq(decode(build("{s s s s}", 2, "model", "m", longname, "x")), -1);
+        ck_assert_int_eq(decode(build("{s s s s}", 2, "model", "m", longname, "x")), -EINVAL);
         ck_assert_ptr_nonnull(strstr(err, "...: unknown argument"));
         ck_assert_uint_lt(strlen(err), 100);
         /* With a prefix (array elements). */
         memset(vals, 0, sizeof(vals));
         const msgpack_object *o = build("{s s s s}", 2, "model", "m", "outptu", "x");
         ck_assert_int_eq(proto_args_decode(o, spec, A__N, vals, "actions[3].", err, sizeof(err)),
-                         -1);
+                         -EINVAL);
         ck_assert_str_eq(err, "actions[3].outptu: unknown argument");
         /* Keys must be strings. */
-        ck_assert_int_eq(decode(build("{u s s s}", 2, 5, "x", "model", "m")), -1);
+        ck_assert_int_eq(decode(build("{u s s s}", 2, 5, "x", "model", "m")), -EINVAL);
         ck_assert_ptr_nonnull(strstr(err, "names must be strings"));
-        ck_assert_int_eq(decode(build("{b s}", 1, "model", (size_t)5, "m")), -1);
+        ck_assert_int_eq(decode(build("{b s}", 1, "model", (size_t)5, "m")), -EINVAL);
         ck_assert_ptr_nonnull(strstr(err, "names must be strings"));
 }
 END_TEST
@@ -498,12 +498,12 @@ START_TEST(args_required_and_twice)
         refused(decode(build("{s s s u s u}", 3, "model", "a", "tokens", 1, "tokens", 1)), "tokens",
                 "given twice");
         /* The map itself must be a map. */
-        ck_assert_int_eq(decode(build("[s s]", 2, "model", "m")), -1);
+        ck_assert_int_eq(decode(build("[s s]", 2, "model", "m")), -EINVAL);
         ck_assert_ptr_nonnull(strstr(err, "must be a map"));
         /* A prefix names the element. */
         ck_assert_int_eq(proto_args_decode(NULL, spec, A__N, vals, "actions[0].", err,
                                            sizeof(err)),
-                         -1);
+                         -EINVAL);
         ck_assert_str_eq(err, "actions[0].model: required");
 }
 END_TEST
@@ -529,7 +529,7 @@ START_TEST(args_str)
         /* min == max has its own wording. */
         struct proto_arg fixed = { "sha", PROTO_ARG_STR, true, 4, 4 };
         struct proto_val v;
-        ck_assert_int_eq(proto_arg_check(build("s", "abc"), &fixed, &v, "", err, sizeof(err)), -1);
+        ck_assert_int_eq(proto_arg_check(build("s", "abc"), &fixed, &v, "", err, sizeof(err)), -EINVAL);
         ck_assert_str_eq(err, "sha: must be 4 bytes long");
         ck_assert_int_eq(proto_arg_check(build("s", "abcd"), &fixed, &v, "", err, sizeof(err)), 0);
         ck_assert(v.set);
@@ -740,7 +740,7 @@ START_TEST(args_array)
         ck_assert_uint_eq(v.s.len, 4);
         ck_assert_int_eq(proto_arg_check(&o->via.array.ptr[1], &fa, &v, "files[1]", err,
                                          sizeof(err)),
-                         -1);
+                         -EINVAL);
         ck_assert_str_eq(err, "files[1]: must be valid UTF-8");
         ck_assert(!v.set);
 }
@@ -939,7 +939,7 @@ START_TEST(parse_response_bad)
 {
         uint32_t msgid = 77;
         const msgpack_object *error = NULL, *result = NULL;
-#define BAD(...) ck_assert_int_eq(proto_parse_response(build(__VA_ARGS__), &msgid, &error, &result), -1)
+#define BAD(...) ck_assert_int_eq(proto_parse_response(build(__VA_ARGS__), &msgid, &error, &result), -EINVAL)
         BAD("{}", 0);
         BAD("u", 1);
         BAD("[]", 0);
