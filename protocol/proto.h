@@ -1,7 +1,9 @@
 /* proto.h - outcomed's wire protocol (msgpack-RPC over a Unix stream
- * socket): error codes, default limits, and the msgpack helpers shared by
- * the daemon and the client.  See protocol/README.md for the contract in
- * prose and an example session.
+ * socket): error codes, the name tables of tasks, kinds and durability,
+ * default limits, the profile's field spec, and the msgpack helpers shared
+ * by the daemon and the client.  protocol/README.md is the protocol's
+ * reference, with an example session.  (The daemon's version, which `ping`
+ * answers, is the build's; the protocol has no version number of its own.)
  *
  * Nothing here allocates or does I/O: decoding points into the msgpack
  * object it was given (msgpack strings are not NUL-terminated), encoding
@@ -16,8 +18,6 @@
 
 #include <msgpack.h>
 #include <string.h>
-
-#define PROTO_VERSION "0.1.0"
 
 /* msgpack-RPC message types. */
 enum {
