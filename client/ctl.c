@@ -313,7 +313,7 @@ int ctl_slurp(const char *path, char **out, size_t *outlen, char *err, size_t er
 out:
         free(buf);
         if (!is_stdin)
-                fclose(f);
+                (void)fclose(f);   /* read only: nothing to lose */
         return r;
 }
 
@@ -605,7 +605,7 @@ int ctl_write_file(const char *path, int (*write)(FILE *f, void *arg), void *arg
                 goto out;
         }
         mode_t mask = umask(0);
-        umask(mask);
+        (void)umask(mask);   /* only read it: put it back */
         if (fchmod(fd, 0666 & ~mask) < 0) {
                 r = -errno;
                 snprintf(err, errlen, "cannot set the mode of %s: %s", tmp, strerror(-r));
@@ -622,7 +622,7 @@ int ctl_write_file(const char *path, int (*write)(FILE *f, void *arg), void *arg
         if (write(f, arg) < 0 || fflush(f) != 0 || fsync(fileno(f)) < 0) {
                 r = errno ? -errno : -EIO;
                 snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(-r));
-                fclose(f);
+                (void)fclose(f);   /* the write failed already */
                 goto out;
         }
         if (fclose(f) != 0) {
@@ -645,12 +645,12 @@ int ctl_write_file(const char *path, int (*write)(FILE *f, void *arg), void *arg
                          strerror(-r));
         }
         if (dfd >= 0)
-                close(dfd);
+                (void)close(dfd);
 out:
         if (fd >= 0)
-                close(fd);
+                (void)close(fd);
         if (tmp != NULL) {
-                unlink(tmp);
+                (void)unlink(tmp);   /* best effort: the error is the first one */
                 free(tmp);
         }
         free(dir);

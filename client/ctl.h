@@ -196,7 +196,9 @@ int ctl_run_noargs(struct ctl *ctl, int argc, char **argv);
 uint32_t ctl_strs_count(const char *const *kv);
 void ctl_pack_strs(msgpack_packer *pk, const char *const *kv);
 
-/* Packing shortcuts for the named-arguments map. */
+/* Packing shortcuts for the named-arguments map.  They return nothing: a
+ * write into the client's buffer fails only when memory runs out, which
+ * the buffer remembers and ctl_reply()/ctl_call() report. */
 void ctl_pack_str(msgpack_packer *pk, const char *key, const char *val);
 void ctl_pack_strn(msgpack_packer *pk, const char *key, const char *val, size_t len);
 void ctl_pack_u32(msgpack_packer *pk, const char *key, uint32_t val);

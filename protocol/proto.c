@@ -424,10 +424,10 @@ int proto_args_decode(const msgpack_object *map, const struct proto_arg *spec, s
 
 int proto_pack_ok_head(msgpack_packer *pk, uint32_t msgid)
 {
-        msgpack_pack_array(pk, 4);
-        msgpack_pack_uint8(pk, PROTO_RESPONSE);
-        msgpack_pack_uint32(pk, msgid);
-        return msgpack_pack_nil(pk);
+        return msgpack_pack_array(pk, 4) || msgpack_pack_uint8(pk, PROTO_RESPONSE) ||
+                               msgpack_pack_uint32(pk, msgid) || msgpack_pack_nil(pk)
+                       ? -ENOMEM
+                       : 0;
 }
 
 /* Copy s into buf (size n), replacing each byte that does not start or
@@ -458,30 +458,28 @@ static const char *proto__utf8_clean(const char *s, char *buf, size_t n)
 int proto_pack_error(msgpack_packer *pk, uint32_t msgid, enum proto_error e, const char *message)
 {
         char clean[1024];
-        msgpack_pack_array(pk, 4);
-        msgpack_pack_uint8(pk, PROTO_RESPONSE);
-        msgpack_pack_uint32(pk, msgid);
-        msgpack_pack_map(pk, 2);
-        proto_pack_cstr(pk, "code");
-        proto_pack_cstr(pk, proto_error_name(e));
-        proto_pack_cstr(pk, "message");
-        proto_pack_cstr(pk, message ? proto__utf8_clean(message, clean, sizeof(clean))
-                                    : proto_error_name(e));
-        return msgpack_pack_nil(pk);
+        if (msgpack_pack_array(pk, 4) || msgpack_pack_uint8(pk, PROTO_RESPONSE) ||
+            msgpack_pack_uint32(pk, msgid) || msgpack_pack_map(pk, 2) ||
+            proto_pack_kv_str(pk, "code", proto_error_name(e)) < 0 ||
+            proto_pack_kv_str(pk, "message",
+                              message ? proto__utf8_clean(message, clean, sizeof(clean))
+                                      : proto_error_name(e)) < 0)
+                return -ENOMEM;
+        return msgpack_pack_nil(pk) ? -ENOMEM : 0;
 }
 
 int proto_pack_request_head(msgpack_packer *pk, uint32_t msgid, const char *method)
 {
-        msgpack_pack_array(pk, 4);
-        msgpack_pack_uint8(pk, PROTO_REQUEST);
-        msgpack_pack_uint32(pk, msgid);
+        if (msgpack_pack_array(pk, 4) || msgpack_pack_uint8(pk, PROTO_REQUEST) ||
+            msgpack_pack_uint32(pk, msgid))
+                return -ENOMEM;
         return proto_pack_cstr(pk, method);
 }
 
 int proto_pack_notify_head(msgpack_packer *pk, const char *method)
 {
-        msgpack_pack_array(pk, 3);
-        msgpack_pack_uint8(pk, PROTO_NOTIFY);
+        if (msgpack_pack_array(pk, 3) || msgpack_pack_uint8(pk, PROTO_NOTIFY))
+                return -ENOMEM;
         return proto_pack_cstr(pk, method);
 }
 

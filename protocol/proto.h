@@ -12,6 +12,7 @@
 #ifndef OUTCOMED_PROTO_H
 #define OUTCOMED_PROTO_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -228,11 +229,12 @@ bool proto_domain_ok(const char *s, size_t len);
 const msgpack_object *proto_map_get(const msgpack_object *map, const char *key);
 
 /* Encoding.  Inline, so that the length of a literal key is known when
- * compiling (these run several times for every reply and journal entry). */
+ * compiling (these run several times for every reply and journal entry).
+ * Each returns 0, or -ENOMEM when the buffer could not grow (the only way
+ * msgpack-c's writers fail), and stops at the first failure. */
 static inline int proto_pack_str(msgpack_packer *pk, const char *s, size_t len)
 {
-        int r = msgpack_pack_str(pk, len);
-        return r ? r : msgpack_pack_str_body(pk, s, len);
+        return msgpack_pack_str(pk, len) || msgpack_pack_str_body(pk, s, len) ? -ENOMEM : 0;
 }
 
 static inline int proto_pack_cstr(msgpack_packer *pk, const char *s)
@@ -244,28 +246,29 @@ static inline int proto_pack_cstr(msgpack_packer *pk, const char *s)
  * string packs nil). */
 static inline int proto_pack_kv_str(msgpack_packer *pk, const char *key, const char *val)
 {
-        proto_pack_cstr(pk, key);
-        return val ? proto_pack_cstr(pk, val) : msgpack_pack_nil(pk);
+        if (proto_pack_cstr(pk, key) < 0)
+                return -ENOMEM;
+        return val ? proto_pack_cstr(pk, val) : msgpack_pack_nil(pk) ? -ENOMEM : 0;
 }
 
 static inline int proto_pack_kv_u64(msgpack_packer *pk, const char *key, uint64_t val)
 {
-        proto_pack_cstr(pk, key);
-        return msgpack_pack_uint64(pk, val);
+        return proto_pack_cstr(pk, key) < 0 || msgpack_pack_uint64(pk, val) ? -ENOMEM : 0;
 }
 
 static inline int proto_pack_kv_f64(msgpack_packer *pk, const char *key, double val)
 {
-        proto_pack_cstr(pk, key);
-        return msgpack_pack_double(pk, val);
+        return proto_pack_cstr(pk, key) < 0 || msgpack_pack_double(pk, val) ? -ENOMEM : 0;
 }
 
 static inline int proto_pack_kv_bool(msgpack_packer *pk, const char *key, bool val)
 {
-        proto_pack_cstr(pk, key);
-        return val ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+        if (proto_pack_cstr(pk, key) < 0)
+                return -ENOMEM;
+        return (val ? msgpack_pack_true(pk) : msgpack_pack_false(pk)) ? -ENOMEM : 0;
 }
-/* [1, msgid, nil, ... : the caller packs the result next. */
+/* Each: 0, or -ENOMEM when the buffer could not grow.
+ * [1, msgid, nil, ... : the caller packs the result next. */
 int proto_pack_ok_head(msgpack_packer *pk, uint32_t msgid);
 /* [1, msgid, {"code": ..., "message": ...}, nil] */
 int proto_pack_error(msgpack_packer *pk, uint32_t msgid, enum proto_error e, const char *message);
