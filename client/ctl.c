@@ -529,17 +529,17 @@ void ctl_fmt_num(char *buf, size_t len, const msgpack_object *o, int decimals, b
         }
         switch (o->type) {
         case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        case MSGPACK_OBJECT_NEGATIVE_INTEGER: {
+                bool neg = o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER;
                 if (force_decimals)
-                        snprintf(buf, len, "%.*f", decimals, (double)o->via.u64);
+                        snprintf(buf, len, "%.*f", decimals,
+                                 neg ? (double)o->via.i64 : (double)o->via.u64);
+                else if (neg)
+                        snprintf(buf, len, "%" PRId64, o->via.i64);
                 else
                         snprintf(buf, len, "%" PRIu64, o->via.u64);
                 break;
-        case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-                if (force_decimals)
-                        snprintf(buf, len, "%.*f", decimals, (double)o->via.i64);
-                else
-                        snprintf(buf, len, "%" PRId64, o->via.i64);
-                break;
+        }
         case MSGPACK_OBJECT_FLOAT32:
         case MSGPACK_OBJECT_FLOAT64:
                 snprintf(buf, len, "%.*f", decimals, o->via.f64);

@@ -33,32 +33,17 @@ int proto_error_parse(const char *s, size_t len)
         return e == PROTO_OK ? -EINVAL : e;
 }
 
+/* In the order of their enums (test_proto checks each name's index). */
 const char *const proto_task_names[PROTO_TASK__COUNT] = {
-        [PROTO_TASK_GENERATE] = "generate",
-        [PROTO_TASK_EMBED] = "embed",
-        [PROTO_TASK_CLASSIFY] = "classify",
-        [PROTO_TASK_CODE] = "code",
-        [PROTO_TASK_REASONING] = "reasoning",
+        "generate", "embed", "classify", "code", "reasoning",
 };
 
 const char *const proto_kind_names[PROTO_KIND__COUNT] = {
-        [PROTO_KIND_ACCEPTED] = "accepted",
-        [PROTO_KIND_ACCEPTED_WITH_EDITS] = "accepted_with_edits",
-        [PROTO_KIND_REJECTED] = "rejected",
-        [PROTO_KIND_INCONCLUSIVE] = "inconclusive",
-        [PROTO_KIND_APPLIED] = "applied",
-        [PROTO_KIND_SIGNATURE_CHANGED] = "signature_changed",
-        [PROTO_KIND_BODY_MODIFIED] = "body_modified",
-        [PROTO_KIND_SYMBOL_ADDED] = "symbol_added",
-        [PROTO_KIND_MODIFIED] = "modified",
-        [PROTO_KIND_IGNORED] = "ignored",
+        "accepted", "accepted_with_edits", "rejected", "inconclusive", "applied",
+        "signature_changed", "body_modified", "symbol_added", "modified", "ignored",
 };
 
-const char *const proto_durability_names[PROTO_DURABILITY__COUNT] = {
-        [PROTO_DURABILITY_ACK] = "ack",
-        [PROTO_DURABILITY_RELAXED] = "relaxed",
-        [PROTO_DURABILITY_FSYNC] = "fsync",
-};
+const char *const proto_durability_names[PROTO_DURABILITY__COUNT] = { "ack", "relaxed", "fsync" };
 
 const char *proto_name(const char *const *names, int n, int i)
 {
