@@ -417,19 +417,25 @@ int ctl_run_noargs(struct ctl *ctl, int argc, char **argv)
         return ctl_reply_noargs(ctl, ctl->cmd->method, ctl->cmd->print, NULL);
 }
 
-uint32_t ctl_strs_count(const char *const *kv)
+msgpack_packer *ctl_request_args(struct ctl *ctl, const char *method, const struct ctl_arg *args,
+                                 size_t n, uint32_t more)
 {
-        uint32_t n = 0;
-        for (; kv[0] != NULL; kv += 2)
-                n += kv[1] != NULL;
-        return n;
-}
-
-void ctl_pack_strs(msgpack_packer *pk, const char *const *kv)
-{
-        for (; kv[0] != NULL; kv += 2)
-                if (kv[1] != NULL)
-                        ctl_pack_str(pk, kv[0], kv[1]);
+        uint32_t given = more;
+        for (size_t i = 0; i < n; i++)
+                given += args[i].given;
+        msgpack_packer *pk = ctl_request(ctl, method, given);
+        for (size_t i = 0; pk != NULL && i < n; i++) {
+                const struct ctl_arg *a = &args[i];
+                if (!a->given)
+                        continue;
+                switch ((enum ctl_arg_type)a->type) {
+                case CTL_ARG_STR: ctl_pack_str(pk, a->key, a->v.s); break;
+                case CTL_ARG_U32: ctl_pack_u32(pk, a->key, a->v.u); break;
+                case CTL_ARG_F64: ctl_pack_double(pk, a->key, a->v.d); break;
+                case CTL_ARG_BOOL: ctl_pack_bool(pk, a->key, a->v.b); break;
+                }
+        }
+        return pk;
 }
 
 void ctl_pack_key(msgpack_packer *pk, const char *key)

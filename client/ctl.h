@@ -191,10 +191,31 @@ int ctl_reply_noargs(struct ctl *ctl, const char *method, ctl_print_fn *print, v
 /* The whole `run` of a command declared by its method and print alone. */
 int ctl_run_noargs(struct ctl *ctl, int argc, char **argv);
 
-/* Optional string arguments as pairs of key and value (NULL: not given),
- * ended by a NULL key: how many are given, and packing those. */
-uint32_t ctl_strs_count(const char *const *kv);
-void ctl_pack_strs(msgpack_packer *pk, const char *const *kv);
+/* A request's named arguments, declared as a table: each is packed when
+ * given (a string: when not NULL). */
+enum ctl_arg_type { CTL_ARG_STR, CTL_ARG_U32, CTL_ARG_F64, CTL_ARG_BOOL };
+struct ctl_arg {
+        const char *key;
+        bool given;
+        uint8_t type;              /* enum ctl_arg_type */
+        union {
+                const char *s;
+                uint32_t u;
+                double d;
+                bool b;
+        } v;
+};
+#define CTL_ARG_S(key, val) { (key), (val) != NULL, CTL_ARG_STR, { .s = (val) } }
+#define CTL_ARG_U(key, given, val) { (key), (given), CTL_ARG_U32, { .u = (val) } }
+#define CTL_ARG_D(key, given, val) { (key), (given), CTL_ARG_F64, { .d = (val) } }
+#define CTL_ARG_B(key, given, val) { (key), (given), CTL_ARG_BOOL, { .b = (val) } }
+
+/* ctl_request() with the given ones of args[n] packed, and room in the map
+ * for `more` pairs that the caller packs next. */
+msgpack_packer *ctl_request_args(struct ctl *ctl, const char *method, const struct ctl_arg *args,
+                                 size_t n, uint32_t more);
+#define CTL_REQUEST(ctl, method, args, more) \
+        ctl_request_args((ctl), (method), (args), sizeof(args) / sizeof((args)[0]), (more))
 
 /* Packing shortcuts for the named-arguments map.  They return nothing: a
  * write into the client's buffer fails only when memory runs out, which

@@ -86,11 +86,11 @@ static int run_forget(struct ctl *ctl, int argc, char **argv)
         if (ctl_check_text(ctl, "MODEL", a.model, len) < 0)
                 return CTL_EXIT_USAGE;
 
-        const char *const strs[] = { "model", a.model, "task", a.task, "domain", a.domain, NULL };
-        msgpack_packer *pk = ctl_request(ctl, "forget", ctl_strs_count(strs));
-        if (pk == NULL)
+        const struct ctl_arg args[] = {
+                CTL_ARG_S("model", a.model), CTL_ARG_S("task", a.task), CTL_ARG_S("domain", a.domain),
+        };
+        if (CTL_REQUEST(ctl, "forget", args, 0) == NULL)
                 return CTL_EXIT_CONNECT;
-        ctl_pack_strs(pk, strs);
         return ctl_reply(ctl, print_forget, &a);
 }
 
@@ -169,10 +169,9 @@ static int run_export(struct ctl *ctl, int argc, char **argv)
         if (path[0] == '\0')
                 return ctl_usage(ctl, "FILE must not be empty");
 
-        msgpack_packer *pk = ctl_request(ctl, "query", 1);
-        if (pk == NULL)
+        const struct ctl_arg args[] = { CTL_ARG_B("domains", true, true) };
+        if (CTL_REQUEST(ctl, "query", args, 0) == NULL)
                 return CTL_EXIT_CONNECT;
-        ctl_pack_bool(pk, "domains", true);
         status = ctl_call(ctl, &reply);
         if (status != CTL_EXIT_OK)
                 return status;

@@ -262,20 +262,14 @@ static int run_query(struct ctl *ctl, int argc, char **argv)
         if (!pending && have_limit)
                 return ctl_usage(ctl, "--limit goes with --pending");
 
-        const char *const strs[] = { "model", model, "task", task, "domain", domain, NULL };
-        uint32_t n = ctl_strs_count(strs) + have_threshold + pending + have_limit + domains;
-        msgpack_packer *pk = ctl_request(ctl, "query", n);
-        if (pk == NULL)
+        const struct ctl_arg args[] = {
+                CTL_ARG_B("pending", pending, true), CTL_ARG_S("model", model),
+                CTL_ARG_S("task", task), CTL_ARG_S("domain", domain),
+                CTL_ARG_U("degrade_threshold", have_threshold, threshold),
+                CTL_ARG_U("limit", have_limit, limit), CTL_ARG_B("domains", domains, true),
+        };
+        if (CTL_REQUEST(ctl, "query", args, 0) == NULL)
                 return CTL_EXIT_CONNECT;
-        if (pending)
-                ctl_pack_bool(pk, "pending", true);
-        ctl_pack_strs(pk, strs);
-        if (have_threshold)
-                ctl_pack_u32(pk, "degrade_threshold", threshold);
-        if (have_limit)
-                ctl_pack_u32(pk, "limit", limit);
-        if (domains)
-                ctl_pack_bool(pk, "domains", true);
         return ctl_reply(ctl, print_query, pending ? &pending : NULL);
 }
 

@@ -142,29 +142,24 @@ static int run_rank(struct ctl *ctl, int argc, char **argv)
         if (ctl_positionals(ctl, argc, argv, 0, "") < 0)
                 goto out;
 
-        const char *const strs[] = { "task", task, "strategy", strategy, "domain", domain, NULL };
-        uint32_t n = ctl_strs_count(strs) + (cand.n > 0) + have_lw + have_cw + include_degraded +
-                     have_seed;
-        msgpack_packer *pk = ctl_request(ctl, "rank", n);
+        const struct ctl_arg args[] = {
+                CTL_ARG_S("task", task), CTL_ARG_S("strategy", strategy),
+                CTL_ARG_S("domain", domain), CTL_ARG_D("latency_weight", have_lw, lw),
+                CTL_ARG_D("cost_weight", have_cw, cw),
+                CTL_ARG_B("exclude_degraded", include_degraded, false),
+                CTL_ARG_U("seed", have_seed, seed),
+        };
+        msgpack_packer *pk = CTL_REQUEST(ctl, "rank", args, cand.n > 0);
         if (!pk) {
                 status = CTL_EXIT_CONNECT;
                 goto out;
         }
-        ctl_pack_strs(pk, strs);
         if (cand.n) {
                 ctl_pack_key(pk, "candidates");
                 msgpack_pack_array(pk, (uint32_t)cand.n);
                 for (size_t i = 0; i < cand.n; i++)
                         proto_pack_cstr(pk, cand.v[i]);
         }
-        if (have_lw)
-                ctl_pack_double(pk, "latency_weight", lw);
-        if (have_cw)
-                ctl_pack_double(pk, "cost_weight", cw);
-        if (include_degraded)
-                ctl_pack_bool(pk, "exclude_degraded", false);
-        if (have_seed)
-                ctl_pack_u32(pk, "seed", seed);
         status = ctl_reply(ctl, print_table, NULL);
 out:
         free(cand.v);

@@ -234,20 +234,19 @@ static int do_poll(struct ctl *ctl, struct poll_result *p, char *err, size_t err
         int status;
         size_t cap = 0;
 
+        const struct ctl_arg pending[] = {
+                CTL_ARG_B("pending", true, true), CTL_ARG_U("limit", true, TOP_PENDING_LIMIT),
+        };
+
         memset(p, 0, sizeof(*p));
-        msgpack_packer *pk = oc_begin(ctl->client, "stats");
-        msgpack_pack_array(pk, 0);
+        /* Connected since the first ping: a request begins without fail. */
+        (void)ctl_request(ctl, "stats", 0);
         if ((status = call(ctl, &p->stats, err, errlen)) != CTL_EXIT_OK)
                 return status;
-        pk = oc_begin(ctl->client, "query");
-        msgpack_pack_array(pk, 0);
+        (void)ctl_request(ctl, "query", 0);
         if ((status = call(ctl, &p->profiles, err, errlen)) != CTL_EXIT_OK)
                 return status;
-        pk = oc_begin(ctl->client, "query");
-        msgpack_pack_array(pk, 1);
-        msgpack_pack_map(pk, 2);
-        ctl_pack_bool(pk, "pending", true);
-        ctl_pack_u32(pk, "limit", TOP_PENDING_LIMIT);
+        (void)CTL_REQUEST(ctl, "query", pending, 0);
         if ((status = call(ctl, &p->pending, err, errlen)) != CTL_EXIT_OK)
                 return status;
         p->at = now_s();

@@ -72,14 +72,16 @@ static int run_start(struct ctl *ctl, int argc, char **argv)
                 if (ctl_check_text(ctl, "--file", files.v[i], strlen(files.v[i])) < 0)
                         goto out;
 
-        const char *const strs[] = { "model", model, "task", task, "reason", reason,
-                                     "trace_id", trace_id, "repo", repo, "domain", domain, NULL };
-        msgpack_packer *pk = ctl_request(ctl, "start", ctl_strs_count(strs) + (files.n > 0));
+        const struct ctl_arg args[] = {
+                CTL_ARG_S("model", model), CTL_ARG_S("task", task), CTL_ARG_S("reason", reason),
+                CTL_ARG_S("trace_id", trace_id), CTL_ARG_S("repo", repo),
+                CTL_ARG_S("domain", domain),
+        };
+        msgpack_packer *pk = CTL_REQUEST(ctl, "start", args, files.n > 0);
         if (pk == NULL) {
                 status = CTL_EXIT_CONNECT;
                 goto out;
         }
-        ctl_pack_strs(pk, strs);
         if (files.n > 0) {
                 ctl_pack_key(pk, "files");
                 msgpack_pack_array(pk, files.n);
@@ -183,22 +185,18 @@ static int run_complete(struct ctl *ctl, int argc, char **argv)
                                       output_len) < 0))
                 goto out;
 
-        msgpack_packer *pk = ctl_request(ctl, "complete", 2 + have_in + have_out + (output != NULL));
-        if (pk == NULL) {
+        const struct ctl_arg args[] = {
+                CTL_ARG_S("trace_id", trace_id),
+                CTL_ARG_D("latency_ms", latency.is_float, latency.d),
+                CTL_ARG_U("latency_ms", !latency.is_float, latency.u),
+                CTL_ARG_U("input_tokens", have_in, in_tokens),
+                CTL_ARG_U("output_tokens", have_out, out_tokens),
+                CTL_ARG_S("output", output),   /* checked: no NUL before its end */
+        };
+        if (CTL_REQUEST(ctl, "complete", args, 0) == NULL) {
                 status = CTL_EXIT_CONNECT;
                 goto out;
         }
-        ctl_pack_str(pk, "trace_id", trace_id);
-        if (latency.is_float)
-                ctl_pack_double(pk, "latency_ms", latency.d);
-        else
-                ctl_pack_u32(pk, "latency_ms", latency.u);
-        if (have_in)
-                ctl_pack_u32(pk, "input_tokens", in_tokens);
-        if (have_out)
-                ctl_pack_u32(pk, "output_tokens", out_tokens);
-        if (output)
-                ctl_pack_strn(pk, "output", output, output_len);
         status = ctl_reply(ctl, print_trace_id, "completed");
 out:
         free(output);
@@ -248,11 +246,9 @@ static int run_fail(struct ctl *ctl, int argc, char **argv)
         if (ctl_check_text(ctl, "TRACE_ID", trace_id, strlen(trace_id)) < 0)
                 return CTL_EXIT_USAGE;
 
-        const char *const strs[] = { "trace_id", trace_id, "error", error, NULL };
-        msgpack_packer *pk = ctl_request(ctl, "fail", ctl_strs_count(strs));
-        if (pk == NULL)
+        const struct ctl_arg args[] = { CTL_ARG_S("trace_id", trace_id), CTL_ARG_S("error", error) };
+        if (CTL_REQUEST(ctl, "fail", args, 0) == NULL)
                 return CTL_EXIT_CONNECT;
-        ctl_pack_strs(pk, strs);
         return ctl_reply(ctl, print_trace_id, "failed");
 }
 
@@ -516,13 +512,12 @@ static int run_outcome(struct ctl *ctl, int argc, char **argv)
                 return ctl_usage(ctl, "KIND %s needs --confidence C (0 to 1)", kind);
         if (ctl_check_text(ctl, "TRACE_ID", trace_id, strlen(trace_id)) < 0)
                 return CTL_EXIT_USAGE;
-        msgpack_packer *pk = ctl_request(ctl, "outcome", 2 + have_conf);
-        if (pk == NULL)
+        const struct ctl_arg args[] = {
+                CTL_ARG_S("trace_id", trace_id), CTL_ARG_S("kind", kind),
+                CTL_ARG_D("confidence", have_conf, conf),
+        };
+        if (CTL_REQUEST(ctl, "outcome", args, 0) == NULL)
                 return CTL_EXIT_CONNECT;
-        ctl_pack_str(pk, "trace_id", trace_id);
-        ctl_pack_str(pk, "kind", kind);
-        if (have_conf)
-                ctl_pack_double(pk, "confidence", conf);
         return ctl_reply(ctl, print_outcome, NULL);
 }
 
