@@ -433,9 +433,23 @@ msgpack_packer *ctl_request_args(struct ctl *ctl, const char *method, const stru
                 case CTL_ARG_U32: ctl_pack_u32(pk, a->key, a->v.u); break;
                 case CTL_ARG_F64: ctl_pack_double(pk, a->key, a->v.d); break;
                 case CTL_ARG_BOOL: ctl_pack_bool(pk, a->key, a->v.b); break;
+                case CTL_ARG_LIST:
+                        ctl_pack_key(pk, a->key);
+                        msgpack_pack_array(pk, (uint32_t)a->v.l->n);
+                        for (size_t j = 0; j < a->v.l->n; j++)
+                                proto_pack_cstr(pk, a->v.l->v[j]);
+                        break;
                 }
         }
         return pk;
+}
+
+int ctl_call_args(struct ctl *ctl, const char *method, const struct ctl_arg *args, size_t n,
+                  ctl_print_fn *print, void *arg)
+{
+        if (ctl_request_args(ctl, method, args, n, 0) == NULL)
+                return CTL_EXIT_CONNECT;
+        return ctl_reply(ctl, print, arg);
 }
 
 void ctl_pack_key(msgpack_packer *pk, const char *key)

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include <msgpack.h>
 
@@ -111,6 +112,21 @@ struct ctl_list {
 };
 int ctl_opt_list(struct ctl *ctl, const char *opt, const char *arg, void *dst);
 
+/* Freed on every way out of the variable's scope (the compiler's cleanup
+ * attribute), so that a command returns at once instead of going to a
+ * label that frees: CTL_AUTOFREE for a malloc'ed pointer, CTL_AUTOLIST for
+ * a struct ctl_list. */
+static inline void ctl__freep(void *p)
+{
+        free(*(void **)p);
+}
+static inline void ctl__list_free(struct ctl_list *l)
+{
+        free(l->v);
+}
+#define CTL_AUTOFREE __attribute__((cleanup(ctl__freep)))
+#define CTL_AUTOLIST __attribute__((cleanup(ctl__list_free)))
+
 /* The prologue of every command: parse argv (argv[0] is the command name)
  * by the common options and `opts` (n entries; NULL and 0 for none), then,
  * when npos >= 0, check that exactly npos positional arguments are left at
@@ -192,8 +208,8 @@ int ctl_reply_noargs(struct ctl *ctl, const char *method, ctl_print_fn *print, v
 int ctl_run_noargs(struct ctl *ctl, int argc, char **argv);
 
 /* A request's named arguments, declared as a table: each is packed when
- * given (a string: when not NULL). */
-enum ctl_arg_type { CTL_ARG_STR, CTL_ARG_U32, CTL_ARG_F64, CTL_ARG_BOOL };
+ * given (a string: when not NULL; a list of strings: when not empty). */
+enum ctl_arg_type { CTL_ARG_STR, CTL_ARG_U32, CTL_ARG_F64, CTL_ARG_BOOL, CTL_ARG_LIST };
 struct ctl_arg {
         const char *key;
         bool given;
@@ -203,12 +219,14 @@ struct ctl_arg {
                 uint32_t u;
                 double d;
                 bool b;
+                const struct ctl_list *l;
         } v;
 };
 #define CTL_ARG_S(key, val) { (key), (val) != NULL, CTL_ARG_STR, { .s = (val) } }
 #define CTL_ARG_U(key, given, val) { (key), (given), CTL_ARG_U32, { .u = (val) } }
 #define CTL_ARG_D(key, given, val) { (key), (given), CTL_ARG_F64, { .d = (val) } }
 #define CTL_ARG_B(key, given, val) { (key), (given), CTL_ARG_BOOL, { .b = (val) } }
+#define CTL_ARG_L(key, list) { (key), (list)->n > 0, CTL_ARG_LIST, { .l = (list) } }
 
 /* ctl_request() with the given ones of args[n] packed, and room in the map
  * for `more` pairs that the caller packs next. */
@@ -216,6 +234,11 @@ msgpack_packer *ctl_request_args(struct ctl *ctl, const char *method, const stru
                                  size_t n, uint32_t more);
 #define CTL_REQUEST(ctl, method, args, more) \
         ctl_request_args((ctl), (method), (args), sizeof(args) / sizeof((args)[0]), (more))
+/* A whole call: the request with args[n], then ctl_reply(ctl, print, arg). */
+int ctl_call_args(struct ctl *ctl, const char *method, const struct ctl_arg *args, size_t n,
+                  ctl_print_fn *print, void *arg);
+#define CTL_CALL(ctl, method, args, print, arg) \
+        ctl_call_args((ctl), (method), (args), sizeof(args) / sizeof((args)[0]), (print), (arg))
 
 /* Packing shortcuts for the named-arguments map.  They return nothing: a
  * write into the client's buffer fails only when memory runs out, which

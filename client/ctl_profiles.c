@@ -89,9 +89,7 @@ static int run_forget(struct ctl *ctl, int argc, char **argv)
         const struct ctl_arg args[] = {
                 CTL_ARG_S("model", a.model), CTL_ARG_S("task", a.task), CTL_ARG_S("domain", a.domain),
         };
-        if (CTL_REQUEST(ctl, "forget", args, 0) == NULL)
-                return CTL_EXIT_CONNECT;
-        return ctl_reply(ctl, print_forget, &a);
+        return CTL_CALL(ctl, "forget", args, print_forget, &a);
 }
 
 const struct ctl_command ctl_cmd_forget = {

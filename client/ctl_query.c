@@ -268,9 +268,7 @@ static int run_query(struct ctl *ctl, int argc, char **argv)
                 CTL_ARG_U("degrade_threshold", have_threshold, threshold),
                 CTL_ARG_U("limit", have_limit, limit), CTL_ARG_B("domains", domains, true),
         };
-        if (CTL_REQUEST(ctl, "query", args, 0) == NULL)
-                return CTL_EXIT_CONNECT;
-        return ctl_reply(ctl, print_query, pending ? &pending : NULL);
+        return CTL_CALL(ctl, "query", args, print_query, pending ? &pending : NULL);
 }
 
 const struct ctl_command ctl_cmd_query = {

@@ -5,7 +5,6 @@
 #include <string.h>
 
 #include "ctl.h"
-#include "proto.h"
 
 #define RANK_MAX_CANDIDATES 1024
 
@@ -113,7 +112,7 @@ static int print_table(struct ctl *ctl, const msgpack_object *res, void *arg)
 static int run_rank(struct ctl *ctl, int argc, char **argv)
 {
         const char *task = NULL, *strategy = NULL, *domain = NULL;
-        struct ctl_list cand = { 0 };
+        CTL_AUTOLIST struct ctl_list cand = { 0 };
         double lw = 0, cw = 0;
         bool have_lw = false, have_cw = false, include_degraded = false, have_seed = false;
         uint32_t seed = 0;
@@ -129,41 +128,22 @@ static int run_rank(struct ctl *ctl, int argc, char **argv)
         };
         int status = CTL_OPTIONS(ctl, argc, argv, opts, -1, "");
         if (status != CTL_GO)
-                goto out;
-        status = CTL_EXIT_USAGE;
-        if (cand.n > RANK_MAX_CANDIDATES) {
-                ctl_usage(ctl, "--candidate: at most %d", RANK_MAX_CANDIDATES);
-                goto out;
-        }
-        if (!task) {
-                ctl_usage(ctl, "--task is required");
-                goto out;
-        }
+                return status;
+        if (cand.n > RANK_MAX_CANDIDATES)
+                return ctl_usage(ctl, "--candidate: at most %d", RANK_MAX_CANDIDATES);
+        if (!task)
+                return ctl_usage(ctl, "--task is required");
         if (ctl_positionals(ctl, argc, argv, 0, "") < 0)
-                goto out;
+                return CTL_EXIT_USAGE;
 
         const struct ctl_arg args[] = {
                 CTL_ARG_S("task", task), CTL_ARG_S("strategy", strategy),
                 CTL_ARG_S("domain", domain), CTL_ARG_D("latency_weight", have_lw, lw),
                 CTL_ARG_D("cost_weight", have_cw, cw),
                 CTL_ARG_B("exclude_degraded", include_degraded, false),
-                CTL_ARG_U("seed", have_seed, seed),
+                CTL_ARG_U("seed", have_seed, seed), CTL_ARG_L("candidates", &cand),
         };
-        msgpack_packer *pk = CTL_REQUEST(ctl, "rank", args, cand.n > 0);
-        if (!pk) {
-                status = CTL_EXIT_CONNECT;
-                goto out;
-        }
-        if (cand.n) {
-                ctl_pack_key(pk, "candidates");
-                msgpack_pack_array(pk, (uint32_t)cand.n);
-                for (size_t i = 0; i < cand.n; i++)
-                        proto_pack_cstr(pk, cand.v[i]);
-        }
-        status = ctl_reply(ctl, print_table, NULL);
-out:
-        free(cand.v);
-        return status;
+        return CTL_CALL(ctl, "rank", args, print_table, NULL);
 }
 
 const struct ctl_command ctl_cmd_rank = {

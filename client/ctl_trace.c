@@ -34,8 +34,8 @@ static int run_start(struct ctl *ctl, int argc, char **argv)
 {
         const char *model = NULL, *task = NULL, *reason = NULL, *trace_id = NULL, *repo = NULL;
         const char *domain = NULL;
-        char *repo_abs = NULL;
-        struct ctl_list files = { 0 };
+        CTL_AUTOFREE char *repo_abs = NULL;
+        CTL_AUTOLIST struct ctl_list files = { 0 };
         const struct ctl_opt opts[] = {
                 CTL_VALUE("model", ctl_opt_text, &model, NULL),
                 CTL_VALUE("task", ctl_opt_text, &task, NULL),
@@ -47,52 +47,32 @@ static int run_start(struct ctl *ctl, int argc, char **argv)
         };
         int status = CTL_OPTIONS(ctl, argc, argv, opts, 0, "");
         if (status != CTL_GO)
-                goto out;
-        status = CTL_EXIT_USAGE;
-        if (model == NULL) {
-                ctl_usage(ctl, "--model is required");
-                goto out;
-        }
-        if (task == NULL) {
-                ctl_usage(ctl, "--task is required (generate, embed, classify, code or reasoning)");
-                goto out;
-        }
+                return status;
+        if (model == NULL)
+                return ctl_usage(ctl, "--model is required");
+        if (task == NULL)
+                return ctl_usage(ctl, "--task is required (generate, embed, classify, code or "
+                                 "reasoning)");
         if (repo != NULL && repo[0] != '/') {
                 /* The daemon wants an absolute path; '--repo .' is handy. */
                 repo_abs = realpath(repo, NULL);
-                if (repo_abs == NULL) {
-                        ctl_usage(ctl, "--repo '%s' cannot be made absolute: %s", repo, strerror(errno));
-                        goto out;
-                }
+                if (repo_abs == NULL)
+                        return ctl_usage(ctl, "--repo '%s' cannot be made absolute: %s", repo,
+                                         strerror(errno));
                 repo = repo_abs;
                 if (ctl_check_text(ctl, "--repo", repo, strlen(repo)) < 0)
-                        goto out;
+                        return CTL_EXIT_USAGE;
         }
         for (size_t i = 0; i < files.n; i++)
                 if (ctl_check_text(ctl, "--file", files.v[i], strlen(files.v[i])) < 0)
-                        goto out;
+                        return CTL_EXIT_USAGE;
 
         const struct ctl_arg args[] = {
                 CTL_ARG_S("model", model), CTL_ARG_S("task", task), CTL_ARG_S("reason", reason),
                 CTL_ARG_S("trace_id", trace_id), CTL_ARG_S("repo", repo),
-                CTL_ARG_S("domain", domain),
+                CTL_ARG_S("domain", domain), CTL_ARG_L("files", &files),
         };
-        msgpack_packer *pk = CTL_REQUEST(ctl, "start", args, files.n > 0);
-        if (pk == NULL) {
-                status = CTL_EXIT_CONNECT;
-                goto out;
-        }
-        if (files.n > 0) {
-                ctl_pack_key(pk, "files");
-                msgpack_pack_array(pk, files.n);
-                for (size_t i = 0; i < files.n; i++)
-                        proto_pack_cstr(pk, files.v[i]);
-        }
-        status = ctl_reply(ctl, print_trace_id, NULL);
-out:
-        free(repo_abs);
-        free(files.v);
-        return status;
+        return CTL_CALL(ctl, "start", args, print_trace_id, NULL);
 }
 
 const struct ctl_command ctl_cmd_start = {
@@ -153,7 +133,7 @@ static int run_complete(struct ctl *ctl, int argc, char **argv)
         struct latency latency = { 0 };
         uint32_t in_tokens = 0, out_tokens = 0;
         const char *output_arg = NULL, *output_file = NULL;
-        char *output = NULL;
+        CTL_AUTOFREE char *output = NULL;
         size_t output_len = 0;
         const struct ctl_opt opts[] = {
                 CTL_VALUE("latency-ms", parse_latency, &latency, &have_latency),
@@ -179,11 +159,10 @@ static int run_complete(struct ctl *ctl, int argc, char **argv)
                 if (output == NULL)
                         return ctl_usage(ctl, "out of memory");
         }
-        status = CTL_EXIT_USAGE;
         if (ctl_check_text(ctl, "TRACE_ID", trace_id, strlen(trace_id)) < 0 ||
             (output && ctl_check_text(ctl, output_file ? "--output-file" : "--output", output,
                                       output_len) < 0))
-                goto out;
+                return CTL_EXIT_USAGE;
 
         const struct ctl_arg args[] = {
                 CTL_ARG_S("trace_id", trace_id),
@@ -193,14 +172,7 @@ static int run_complete(struct ctl *ctl, int argc, char **argv)
                 CTL_ARG_U("output_tokens", have_out, out_tokens),
                 CTL_ARG_S("output", output),   /* checked: no NUL before its end */
         };
-        if (CTL_REQUEST(ctl, "complete", args, 0) == NULL) {
-                status = CTL_EXIT_CONNECT;
-                goto out;
-        }
-        status = ctl_reply(ctl, print_trace_id, "completed");
-out:
-        free(output);
-        return status;
+        return CTL_CALL(ctl, "complete", args, print_trace_id, "completed");
 }
 
 const struct ctl_command ctl_cmd_complete = {
@@ -247,9 +219,7 @@ static int run_fail(struct ctl *ctl, int argc, char **argv)
                 return CTL_EXIT_USAGE;
 
         const struct ctl_arg args[] = { CTL_ARG_S("trace_id", trace_id), CTL_ARG_S("error", error) };
-        if (CTL_REQUEST(ctl, "fail", args, 0) == NULL)
-                return CTL_EXIT_CONNECT;
-        return ctl_reply(ctl, print_trace_id, "failed");
+        return CTL_CALL(ctl, "fail", args, print_trace_id, "failed");
 }
 
 const struct ctl_command ctl_cmd_fail = {
@@ -516,9 +486,7 @@ static int run_outcome(struct ctl *ctl, int argc, char **argv)
                 CTL_ARG_S("trace_id", trace_id), CTL_ARG_S("kind", kind),
                 CTL_ARG_D("confidence", have_conf, conf),
         };
-        if (CTL_REQUEST(ctl, "outcome", args, 0) == NULL)
-                return CTL_EXIT_CONNECT;
-        return ctl_reply(ctl, print_outcome, NULL);
+        return CTL_CALL(ctl, "outcome", args, print_outcome, NULL);
 }
 
 const struct ctl_command ctl_cmd_outcome = {
