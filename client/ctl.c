@@ -90,6 +90,17 @@ int ctl_common_option(struct ctl *ctl, int opt, const char *arg)
         return ctl_usage(ctl, "internal error: option %d", opt);
 }
 
+int ctl_getopt_error(struct ctl *ctl, int opt, char **argv, const char *shorts)
+{
+        if (opt == ':')
+                return ctl_usage(ctl, "option '%s' needs a value", argv[optind - 1]);
+        /* A bad short option is in optopt; for a long one (or a value given
+         * to a flag) optind is already past it. */
+        if (optopt > ' ' && optopt < 0x7f && strchr(shorts, optopt) == NULL)
+                return ctl_usage(ctl, "unknown option '-%c'", optopt);
+        return ctl_usage(ctl, "unknown or ambiguous option '%s'", argv[optind - 1]);
+}
+
 int ctl_getopt(struct ctl *ctl, int argc, char **argv, const struct option *opts, int *status)
 {
         opterr = 0;
@@ -110,16 +121,8 @@ int ctl_getopt(struct ctl *ctl, int argc, char **argv, const struct option *opts
                                 return CTL_GETOPT_STOP;
                         continue;
                 case ':':
-                        *status = ctl_usage(ctl, "option '%s' needs a value", argv[optind - 1]);
-                        return CTL_GETOPT_STOP;
                 case '?':
-                        /* A bad short option is in optopt; for a long one (or
-                         * a value given to a flag) optind is already past it. */
-                        if (optopt > ' ' && optopt < 0x7f && strchr("sjh", optopt) == NULL)
-                                *status = ctl_usage(ctl, "unknown option '-%c'", optopt);
-                        else
-                                *status = ctl_usage(ctl, "unknown or ambiguous option '%s'",
-                                                    argv[optind - 1]);
+                        *status = ctl_getopt_error(ctl, opt, argv, "sjh");
                         return CTL_GETOPT_STOP;
                 default:
                         return opt;

@@ -139,6 +139,11 @@ int ctl_options(struct ctl *ctl, int argc, char **argv, const struct ctl_opt *op
 #define CTL_OPTIONS(ctl, argc, argv, opts, npos, names) \
         ctl_options((ctl), (argc), (argv), (opts), sizeof(opts) / sizeof((opts)[0]), (npos), (names))
 
+/* The usage error for getopt_long()'s ':' (a value missing) or '?' (an
+ * option unknown; `shorts` are the short options known); returns
+ * CTL_EXIT_USAGE. */
+int ctl_getopt_error(struct ctl *ctl, int opt, char **argv, const char *shorts);
+
 /* Handle one of the common options (shared with main's global parsing).
  * Returns 0, or CTL_EXIT_USAGE after printing why. */
 int ctl_common_option(struct ctl *ctl, int opt, const char *arg);
