@@ -75,7 +75,8 @@ enum {
 #define CTL_GETOPT_STOP (-2)
 
 /* getopt_long() over a command's argv (argv[0] is the command name), with
- * the common options handled here.  Returns the command's own option, -1
+ * the common options handled here: the loop ctl_options() runs (a command
+ * calls that, with its table).  Returns the command's own option, -1
  * at the end of the options (positional arguments start at optind; they
  * may have been given anywhere), or CTL_GETOPT_STOP after --help (status
  * 0) or a usage error (status 2) in *status. */
@@ -174,7 +175,8 @@ int ctl_read_file(struct ctl *ctl, const char *opt, const char *path, char **out
  * the file's name) in err. */
 int ctl_slurp(const char *path, char **out, size_t *len, char *err, size_t errlen);
 
-/* Connect if needed and start a request.  NULL after printing why the
+/* Connect if needed and start a request (the params are the caller's to
+ * pack: ctl_request() does it from a count).  NULL after printing why the
  * daemon cannot be reached (exit with CTL_EXIT_CONNECT). */
 msgpack_packer *ctl_begin(struct ctl *ctl, const char *method);
 
@@ -188,10 +190,11 @@ int ctl_write_file(const char *path, int (*write)(FILE *f, void *arg), void *arg
 
 /* Send the request and wait.  Returns CTL_EXIT_OK with the result in
  * *reply (destroy it), or an exit status after printing the daemon's error
- * ("outcomectl: CODE: MESSAGE") or the transport failure. */
+ * ("outcomectl: CODE: MESSAGE") or the transport failure.  For a result
+ * used other than printed (import's limits and chunks, export, top);
+ * ctl_reply() is the call of a command that prints its result. */
 int ctl_call(struct ctl *ctl, struct oc_reply *reply);
-/* ctl_begin, an empty argument list and ctl_call, for the methods that take
- * no argument (ping, stats, scan, metrics). */
+/* ctl_request(ctl, method, 0), then ctl_call. */
 int ctl_call_noargs(struct ctl *ctl, const char *method, struct oc_reply *reply);
 
 /* The request and the epilogue of every command.  ctl_request() connects
