@@ -822,6 +822,56 @@ START_TEST(profile_spec)
 }
 END_TEST
 
+/* ---- packers report a failed write ------------------------------------- */
+
+/* A writer that takes `room` writes, then fails them all (as msgpack-c's
+ * sbuffer does when it cannot grow). */
+struct tight {
+        int room, calls;
+};
+
+static int tight_write(void *data, const char *buf, size_t len)
+{
+        struct tight *t = data;
+        (void)buf;
+        (void)len;
+        t->calls++;
+        return t->room-- > 0 ? 0 : -1;
+}
+
+START_TEST(packers_report_failure)
+{
+        /* The writes of a whole error reply, with room for all. */
+        struct tight all = { 1000, 0 };
+        msgpack_packer apk;
+        msgpack_packer_init(&apk, &all, tight_write);
+        ck_assert_int_eq(proto_pack_error(&apk, 7, PROTO_BAD_REQUEST, "x: bad"), 0);
+        int writes = all.calls;
+        ck_assert_int_gt(writes, 8);
+        /* With less room it fails, and stops at the first failed write. */
+        for (int room = 0; room <= writes; room++) {
+                struct tight t = { room, 0 };
+                msgpack_packer pk;
+                msgpack_packer_init(&pk, &t, tight_write);
+                int r = proto_pack_error(&pk, 7, PROTO_BAD_REQUEST, "x: bad");
+                ck_assert_int_eq(r, room < writes ? -ENOMEM : 0);
+                ck_assert_int_eq(t.calls, room < writes ? room + 1 : writes);
+        }
+        struct tight t = { 1, 0 };
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &t, tight_write);
+        ck_assert_int_eq(proto_pack_kv_u64(&pk, "key", 1), -ENOMEM);   /* the key's body */
+        t.room = 2;
+        ck_assert_int_eq(proto_pack_kv_bool(&pk, "key", true), -ENOMEM); /* the value */
+        t.room = 3;
+        ck_assert_int_eq(proto_pack_kv_str(&pk, "key", NULL), 0);
+        t.room = 0;
+        ck_assert_int_eq(proto_pack_ok_head(&pk, 1), -ENOMEM);
+        ck_assert_int_eq(proto_pack_request_head(&pk, 1, "ping"), -ENOMEM);
+        ck_assert_int_eq(proto_pack_notify_head(&pk, "ping"), -ENOMEM);
+}
+END_TEST
+
 /* ---- name tables ---------------------------------------------------------- */
 
 START_TEST(name_tables)
@@ -1215,6 +1265,7 @@ static Suite *proto_suite(void)
         tcase_add_test(enc, parse_response_bad);
         tcase_add_test(enc, pack_request_roundtrip);
         tcase_add_test(enc, error_names);
+        tcase_add_test(enc, packers_report_failure);
         suite_add_tcase(s, enc);
 
         TCase *skim = tcase_create("skim");
