@@ -90,6 +90,17 @@ int ctl_common_option(struct ctl *ctl, int opt, const char *arg)
         return ctl_usage(ctl, "internal error: option %d", opt);
 }
 
+int ctl_getopt_error(struct ctl *ctl, int opt, char **argv, const char *shorts)
+{
+        if (opt == ':')
+                return ctl_usage(ctl, "option '%s' needs a value", argv[optind - 1]);
+        /* A bad short option is in optopt; for a long one (or a value given
+         * to a flag) optind is already past it. */
+        if (optopt > ' ' && optopt < 0x7f && strchr(shorts, optopt) == NULL)
+                return ctl_usage(ctl, "unknown option '-%c'", optopt);
+        return ctl_usage(ctl, "unknown or ambiguous option '%s'", argv[optind - 1]);
+}
+
 int ctl_getopt(struct ctl *ctl, int argc, char **argv, const struct option *opts, int *status)
 {
         opterr = 0;
@@ -110,21 +121,78 @@ int ctl_getopt(struct ctl *ctl, int argc, char **argv, const struct option *opts
                                 return CTL_GETOPT_STOP;
                         continue;
                 case ':':
-                        *status = ctl_usage(ctl, "option '%s' needs a value", argv[optind - 1]);
-                        return CTL_GETOPT_STOP;
                 case '?':
-                        /* A bad short option is in optopt; for a long one (or
-                         * a value given to a flag) optind is already past it. */
-                        if (optopt > ' ' && optopt < 0x7f && strchr("sjh", optopt) == NULL)
-                                *status = ctl_usage(ctl, "unknown option '-%c'", optopt);
-                        else
-                                *status = ctl_usage(ctl, "unknown or ambiguous option '%s'",
-                                                    argv[optind - 1]);
+                        *status = ctl_getopt_error(ctl, opt, argv, "sjh");
                         return CTL_GETOPT_STOP;
                 default:
                         return opt;
                 }
         }
+}
+
+int ctl_options(struct ctl *ctl, int argc, char **argv, const struct ctl_opt *opts, size_t n,
+                int npos, const char *names)
+{
+        struct option lo[4 + CTL_OPTS_MAX + 1] = { CTL_COMMON_OPTIONS };
+        int opt, status;
+
+        if (n > CTL_OPTS_MAX)
+                return ctl_usage(ctl, "internal error: %zu options", n);
+        for (size_t i = 0; i < n; i++)
+                lo[4 + i] = (struct option){ opts[i].name,
+                                             opts[i].has_value ? required_argument : no_argument,
+                                             NULL, CTL_OPT_OWN + (int)i };
+        while ((opt = ctl_getopt(ctl, argc, argv, lo, &status)) != -1) {
+                if (opt == CTL_GETOPT_STOP)
+                        return status;
+                const struct ctl_opt *o = &opts[opt - CTL_OPT_OWN];
+                char flag[64];
+                if (o->seen != NULL)
+                        *o->seen = true;
+                if (o->parse != NULL) {
+                        snprintf(flag, sizeof(flag), "--%s", o->name);
+                        if (o->parse(ctl, flag, optarg, o->dst) < 0)
+                                return CTL_EXIT_USAGE;
+                } else if (o->has_value) {
+                        *(const char **)o->dst = optarg;
+                } else {
+                        *(bool *)o->dst = true;
+                }
+        }
+        if (npos >= 0 && ctl_positionals(ctl, argc, argv, npos, names) < 0)
+                return CTL_EXIT_USAGE;
+        return CTL_GO;
+}
+
+int ctl_opt_text(struct ctl *ctl, const char *opt, const char *arg, void *dst)
+{
+        if (ctl_check_text(ctl, opt, arg, strlen(arg)) < 0)
+                return -1;
+        *(const char **)dst = arg;
+        return 0;
+}
+
+int ctl_opt_u32(struct ctl *ctl, const char *opt, const char *arg, void *dst)
+{
+        return ctl_parse_u32(ctl, opt, arg, dst);
+}
+
+int ctl_opt_unit(struct ctl *ctl, const char *opt, const char *arg, void *dst)
+{
+        return ctl_parse_unit(ctl, opt, arg, dst);
+}
+
+int ctl_opt_list(struct ctl *ctl, const char *opt, const char *arg, void *dst)
+{
+        struct ctl_list *l = dst;
+        const char **v = realloc(l->v, (l->n + 1) * sizeof(*v));
+        if (v == NULL) {
+                ctl_usage(ctl, "%s: out of memory", opt);
+                return -1;
+        }
+        v[l->n++] = arg;
+        l->v = v;
+        return 0;
 }
 
 /* ---- command-line values --------------------------------------------- */
@@ -248,7 +316,7 @@ int ctl_slurp(const char *path, char **out, size_t *outlen, char *err, size_t er
 out:
         free(buf);
         if (!is_stdin)
-                fclose(f);
+                (void)fclose(f);   /* read only: nothing to lose */
         return r;
 }
 
@@ -303,13 +371,88 @@ int ctl_call(struct ctl *ctl, struct oc_reply *reply)
         return CTL_EXIT_OK;
 }
 
-int ctl_call_noargs(struct ctl *ctl, const char *method, struct oc_reply *reply)
+msgpack_packer *ctl_request(struct ctl *ctl, const char *method, uint32_t nargs)
 {
         msgpack_packer *pk = ctl_begin(ctl, method);
         if (pk == NULL)
+                return NULL;
+        if (nargs == 0) {
+                msgpack_pack_array(pk, 0);
+        } else {
+                msgpack_pack_array(pk, 1);
+                msgpack_pack_map(pk, nargs);
+        }
+        return pk;
+}
+
+int ctl_call_noargs(struct ctl *ctl, const char *method, struct oc_reply *reply)
+{
+        if (ctl_request(ctl, method, 0) == NULL)
                 return CTL_EXIT_CONNECT;
-        msgpack_pack_array(pk, 0);
         return ctl_call(ctl, reply);
+}
+
+int ctl_reply(struct ctl *ctl, ctl_print_fn *print, void *arg)
+{
+        struct oc_reply reply;
+        int status = ctl_call(ctl, &reply);
+        if (status != CTL_EXIT_OK)
+                return status;
+        status = ctl->json ? CTL_PRINT_JSON : print(ctl, reply.result, arg);
+        if (status == CTL_PRINT_JSON)
+                status = ctl_print_json(reply.result);
+        oc_reply_destroy(&reply);
+        return status;
+}
+
+int ctl_reply_noargs(struct ctl *ctl, const char *method, ctl_print_fn *print, void *arg)
+{
+        if (ctl_request(ctl, method, 0) == NULL)
+                return CTL_EXIT_CONNECT;
+        return ctl_reply(ctl, print, arg);
+}
+
+int ctl_run_noargs(struct ctl *ctl, int argc, char **argv)
+{
+        int status = ctl_options(ctl, argc, argv, NULL, 0, 0, "");
+        if (status != CTL_GO)
+                return status;
+        return ctl_reply_noargs(ctl, ctl->cmd->method, ctl->cmd->print, NULL);
+}
+
+msgpack_packer *ctl_request_args(struct ctl *ctl, const char *method, const struct ctl_arg *args,
+                                 size_t n, uint32_t more)
+{
+        uint32_t given = more;
+        for (size_t i = 0; i < n; i++)
+                given += args[i].given;
+        msgpack_packer *pk = ctl_request(ctl, method, given);
+        for (size_t i = 0; pk != NULL && i < n; i++) {
+                const struct ctl_arg *a = &args[i];
+                if (!a->given)
+                        continue;
+                switch ((enum ctl_arg_type)a->type) {
+                case CTL_ARG_STR: ctl_pack_str(pk, a->key, a->v.s); break;
+                case CTL_ARG_U32: ctl_pack_u32(pk, a->key, a->v.u); break;
+                case CTL_ARG_F64: ctl_pack_double(pk, a->key, a->v.d); break;
+                case CTL_ARG_BOOL: ctl_pack_bool(pk, a->key, a->v.b); break;
+                case CTL_ARG_LIST:
+                        ctl_pack_key(pk, a->key);
+                        msgpack_pack_array(pk, (uint32_t)a->v.l->n);
+                        for (size_t j = 0; j < a->v.l->n; j++)
+                                proto_pack_cstr(pk, a->v.l->v[j]);
+                        break;
+                }
+        }
+        return pk;
+}
+
+int ctl_call_args(struct ctl *ctl, const char *method, const struct ctl_arg *args, size_t n,
+                  ctl_print_fn *print, void *arg)
+{
+        if (ctl_request_args(ctl, method, args, n, 0) == NULL)
+                return CTL_EXIT_CONNECT;
+        return ctl_reply(ctl, print, arg);
 }
 
 void ctl_pack_key(msgpack_packer *pk, const char *key)
@@ -409,17 +552,17 @@ void ctl_fmt_num(char *buf, size_t len, const msgpack_object *o, int decimals, b
         }
         switch (o->type) {
         case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        case MSGPACK_OBJECT_NEGATIVE_INTEGER: {
+                bool neg = o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER;
                 if (force_decimals)
-                        snprintf(buf, len, "%.*f", decimals, (double)o->via.u64);
+                        snprintf(buf, len, "%.*f", decimals,
+                                 neg ? (double)o->via.i64 : (double)o->via.u64);
+                else if (neg)
+                        snprintf(buf, len, "%" PRId64, o->via.i64);
                 else
                         snprintf(buf, len, "%" PRIu64, o->via.u64);
                 break;
-        case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-                if (force_decimals)
-                        snprintf(buf, len, "%.*f", decimals, (double)o->via.i64);
-                else
-                        snprintf(buf, len, "%" PRId64, o->via.i64);
-                break;
+        }
         case MSGPACK_OBJECT_FLOAT32:
         case MSGPACK_OBJECT_FLOAT64:
                 snprintf(buf, len, "%.*f", decimals, o->via.f64);
@@ -485,7 +628,7 @@ int ctl_write_file(const char *path, int (*write)(FILE *f, void *arg), void *arg
                 goto out;
         }
         mode_t mask = umask(0);
-        umask(mask);
+        (void)umask(mask);   /* only read it: put it back */
         if (fchmod(fd, 0666 & ~mask) < 0) {
                 r = -errno;
                 snprintf(err, errlen, "cannot set the mode of %s: %s", tmp, strerror(-r));
@@ -502,7 +645,7 @@ int ctl_write_file(const char *path, int (*write)(FILE *f, void *arg), void *arg
         if (write(f, arg) < 0 || fflush(f) != 0 || fsync(fileno(f)) < 0) {
                 r = errno ? -errno : -EIO;
                 snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(-r));
-                fclose(f);
+                (void)fclose(f);   /* the write failed already */
                 goto out;
         }
         if (fclose(f) != 0) {
@@ -525,12 +668,12 @@ int ctl_write_file(const char *path, int (*write)(FILE *f, void *arg), void *arg
                          strerror(-r));
         }
         if (dfd >= 0)
-                close(dfd);
+                (void)close(dfd);
 out:
         if (fd >= 0)
-                close(fd);
+                (void)close(fd);
         if (tmp != NULL) {
-                unlink(tmp);
+                (void)unlink(tmp);   /* best effort: the error is the first one */
                 free(tmp);
         }
         free(dir);

@@ -2,10 +2,12 @@
  * the command table, option parsing, argument checks, calling the daemon
  * and printing its answers.
  *
- * Every command is a `run` function that parses its own options (with
- * ctl_getopt(), which also takes the global ones), checks them, packs one
- * request with ctl_begin() and sends it with ctl_call(), and prints the
- * result (as JSON with --json).  It returns the process exit status.
+ * Every command is a `run` function that declares its own options as a
+ * table of struct ctl_opt and parses them with ctl_options() (which also
+ * takes the global ones, --help and the positional count), checks them,
+ * packs one request begun with ctl_request(), and hands the printing of
+ * the result to ctl_reply() (as JSON with --json, else its own text).  It
+ * returns the process exit status.
  */
 #ifndef OUTCOMECTL_CTL_H
 #define OUTCOMECTL_CTL_H
@@ -14,6 +16,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include <msgpack.h>
 
@@ -43,6 +46,10 @@ struct ctl_command {
         int (*run)(struct ctl *ctl, int argc, char **argv);
         const char *summary;       /* one line for the command list */
         const char *help;          /* the whole of `COMMAND --help` */
+        /* A command with no options of its own and no argument (run is
+         * ctl_run_noargs) calls `method` and prints with `print`. */
+        const char *method;
+        int (*print)(struct ctl *ctl, const msgpack_object *result, void *arg);
 };
 
 extern const struct ctl_command ctl_cmd_start, ctl_cmd_complete, ctl_cmd_fail, ctl_cmd_outcome,
@@ -69,11 +76,75 @@ enum {
 #define CTL_GETOPT_STOP (-2)
 
 /* getopt_long() over a command's argv (argv[0] is the command name), with
- * the common options handled here.  Returns the command's own option, -1
+ * the common options handled here: the loop ctl_options() runs (a command
+ * calls that, with its table).  Returns the command's own option, -1
  * at the end of the options (positional arguments start at optind; they
  * may have been given anywhere), or CTL_GETOPT_STOP after --help (status
  * 0) or a usage error (status 2) in *status. */
 int ctl_getopt(struct ctl *ctl, int argc, char **argv, const struct option *opts, int *status);
+
+/* A command's own options, declared as a table that ctl_options() reads,
+ * so that no command writes its own getopt loop.  Without `parse`, an
+ * option with no value sets *(bool *)dst and one with a value stores it in
+ * *(const char **)dst; with `parse`, the value goes through
+ * parse(ctl, "--NAME", value, dst), which prints a usage error naming the
+ * option and returns -1 when the value is bad.  *seen, when not NULL,
+ * becomes true when the option is given. */
+struct ctl_opt {
+        const char *name;          /* the long option, without "--" */
+        bool has_value;
+        void *dst;
+        bool *seen;
+        int (*parse)(struct ctl *ctl, const char *opt, const char *arg, void *dst);
+};
+#define CTL_FLAG(name, dst) { (name), false, (dst), NULL, NULL }
+#define CTL_STR(name, dst) { (name), true, (dst), NULL, NULL }
+#define CTL_VALUE(name, parse, dst, seen) { (name), true, (dst), (seen), (parse) }
+#define CTL_OPTS_MAX 16            /* own options of one command, at most */
+
+/* Parsers for CTL_VALUE: text (valid UTF-8 without NUL, into a const char
+ * *), a uint32_t, a double in [0, 1], and a repeatable option whose values
+ * are all kept in a struct ctl_list (free its v). */
+int ctl_opt_text(struct ctl *ctl, const char *opt, const char *arg, void *dst);
+int ctl_opt_u32(struct ctl *ctl, const char *opt, const char *arg, void *dst);
+int ctl_opt_unit(struct ctl *ctl, const char *opt, const char *arg, void *dst);
+struct ctl_list {
+        const char **v;
+        size_t n;
+};
+int ctl_opt_list(struct ctl *ctl, const char *opt, const char *arg, void *dst);
+
+/* Freed on every way out of the variable's scope (the compiler's cleanup
+ * attribute), so that a command returns at once instead of going to a
+ * label that frees: CTL_AUTOFREE for a malloc'ed pointer, CTL_AUTOLIST for
+ * a struct ctl_list. */
+static inline void ctl__freep(void *p)
+{
+        free(*(void **)p);
+}
+static inline void ctl__list_free(struct ctl_list *l)
+{
+        free(l->v);
+}
+#define CTL_AUTOFREE __attribute__((cleanup(ctl__freep)))
+#define CTL_AUTOLIST __attribute__((cleanup(ctl__list_free)))
+
+/* The prologue of every command: parse argv (argv[0] is the command name)
+ * by the common options and `opts` (n entries; NULL and 0 for none), then,
+ * when npos >= 0, check that exactly npos positional arguments are left at
+ * argv[optind..] (`names` says which, for the error).  Returns CTL_GO to
+ * go on, or the exit status the command must end with now: 0 after --help,
+ * CTL_EXIT_USAGE after printing a usage error. */
+#define CTL_GO (-1)
+int ctl_options(struct ctl *ctl, int argc, char **argv, const struct ctl_opt *opts, size_t n,
+                int npos, const char *names);
+#define CTL_OPTIONS(ctl, argc, argv, opts, npos, names) \
+        ctl_options((ctl), (argc), (argv), (opts), sizeof(opts) / sizeof((opts)[0]), (npos), (names))
+
+/* The usage error for getopt_long()'s ':' (a value missing) or '?' (an
+ * option unknown; `shorts` are the short options known); returns
+ * CTL_EXIT_USAGE. */
+int ctl_getopt_error(struct ctl *ctl, int opt, char **argv, const char *shorts);
 
 /* Handle one of the common options (shared with main's global parsing).
  * Returns 0, or CTL_EXIT_USAGE after printing why. */
@@ -105,7 +176,8 @@ int ctl_read_file(struct ctl *ctl, const char *opt, const char *path, char **out
  * the file's name) in err. */
 int ctl_slurp(const char *path, char **out, size_t *len, char *err, size_t errlen);
 
-/* Connect if needed and start a request.  NULL after printing why the
+/* Connect if needed and start a request (the params are the caller's to
+ * pack: ctl_request() does it from a count).  NULL after printing why the
  * daemon cannot be reached (exit with CTL_EXIT_CONNECT). */
 msgpack_packer *ctl_begin(struct ctl *ctl, const char *method);
 
@@ -119,13 +191,67 @@ int ctl_write_file(const char *path, int (*write)(FILE *f, void *arg), void *arg
 
 /* Send the request and wait.  Returns CTL_EXIT_OK with the result in
  * *reply (destroy it), or an exit status after printing the daemon's error
- * ("outcomectl: CODE: MESSAGE") or the transport failure. */
+ * ("outcomectl: CODE: MESSAGE") or the transport failure.  For a result
+ * used other than printed (import's limits and chunks, export, top);
+ * ctl_reply() is the call of a command that prints its result. */
 int ctl_call(struct ctl *ctl, struct oc_reply *reply);
-/* ctl_begin, an empty argument list and ctl_call, for the methods that take
- * no argument (ping, stats, scan, metrics). */
+/* ctl_request(ctl, method, 0), then ctl_call. */
 int ctl_call_noargs(struct ctl *ctl, const char *method, struct oc_reply *reply);
 
-/* Packing shortcuts for the named-arguments map. */
+/* The request and the epilogue of every command.  ctl_request() connects
+ * if needed and begins a request of `method` whose named-arguments map
+ * holds nargs pairs, for the caller to pack (nargs 0: no arguments, an
+ * empty params array); NULL after printing why the daemon cannot be
+ * reached (exit with CTL_EXIT_CONNECT).  ctl_reply() sends it, waits and
+ * prints the result: as JSON with --json, else with print(ctl, result,
+ * arg), which returns the exit status, or CTL_PRINT_JSON when the result
+ * is not of the shape it knows (it is printed as JSON then).  It returns
+ * the exit status. */
+#define CTL_PRINT_JSON (-1)
+typedef int ctl_print_fn(struct ctl *ctl, const msgpack_object *result, void *arg);
+msgpack_packer *ctl_request(struct ctl *ctl, const char *method, uint32_t nargs);
+int ctl_reply(struct ctl *ctl, ctl_print_fn *print, void *arg);
+/* ctl_request(ctl, method, 0), then ctl_reply(). */
+int ctl_reply_noargs(struct ctl *ctl, const char *method, ctl_print_fn *print, void *arg);
+/* The whole `run` of a command declared by its method and print alone. */
+int ctl_run_noargs(struct ctl *ctl, int argc, char **argv);
+
+/* A request's named arguments, declared as a table: each is packed when
+ * given (a string: when not NULL; a list of strings: when not empty). */
+enum ctl_arg_type { CTL_ARG_STR, CTL_ARG_U32, CTL_ARG_F64, CTL_ARG_BOOL, CTL_ARG_LIST };
+struct ctl_arg {
+        const char *key;
+        bool given;
+        uint8_t type;              /* enum ctl_arg_type */
+        union {
+                const char *s;
+                uint32_t u;
+                double d;
+                bool b;
+                const struct ctl_list *l;
+        } v;
+};
+#define CTL_ARG_S(key, val) { (key), (val) != NULL, CTL_ARG_STR, { .s = (val) } }
+#define CTL_ARG_U(key, given, val) { (key), (given), CTL_ARG_U32, { .u = (val) } }
+#define CTL_ARG_D(key, given, val) { (key), (given), CTL_ARG_F64, { .d = (val) } }
+#define CTL_ARG_B(key, given, val) { (key), (given), CTL_ARG_BOOL, { .b = (val) } }
+#define CTL_ARG_L(key, list) { (key), (list)->n > 0, CTL_ARG_LIST, { .l = (list) } }
+
+/* ctl_request() with the given ones of args[n] packed, and room in the map
+ * for `more` pairs that the caller packs next. */
+msgpack_packer *ctl_request_args(struct ctl *ctl, const char *method, const struct ctl_arg *args,
+                                 size_t n, uint32_t more);
+#define CTL_REQUEST(ctl, method, args, more) \
+        ctl_request_args((ctl), (method), (args), sizeof(args) / sizeof((args)[0]), (more))
+/* A whole call: the request with args[n], then ctl_reply(ctl, print, arg). */
+int ctl_call_args(struct ctl *ctl, const char *method, const struct ctl_arg *args, size_t n,
+                  ctl_print_fn *print, void *arg);
+#define CTL_CALL(ctl, method, args, print, arg) \
+        ctl_call_args((ctl), (method), (args), sizeof(args) / sizeof((args)[0]), (print), (arg))
+
+/* Packing shortcuts for the named-arguments map.  They return nothing: a
+ * write into the client's buffer fails only when memory runs out, which
+ * the buffer remembers and ctl_reply()/ctl_call() report. */
 void ctl_pack_str(msgpack_packer *pk, const char *key, const char *val);
 void ctl_pack_strn(msgpack_packer *pk, const char *key, const char *val, size_t len);
 void ctl_pack_u32(msgpack_packer *pk, const char *key, uint32_t val);

@@ -18,47 +18,40 @@ static int write_text(FILE *f, void *arg)
         return fwrite(t->p, 1, t->len, f) == t->len ? 0 : -1;
 }
 
+/* The text to standard output, or to the --output file (arg). */
+static int print_metrics(struct ctl *ctl, const msgpack_object *result, void *arg)
+{
+        const char *output = arg;
+        struct text t = { 0 };
+        char err[1024];
+
+        (void)ctl;
+        t.p = ctl_get_str(result, "text", &t.len);
+        if (t.p == NULL)
+                return CTL_PRINT_JSON;
+        if (output == NULL) {
+                fwrite(t.p, 1, t.len, stdout); /* the text ends with its own newline */
+        } else if (ctl_write_file(output, write_text, &t, err, sizeof(err)) < 0) {
+                fprintf(stderr, "outcomectl: metrics: %s\n", err);
+                return CTL_EXIT_DAEMON;
+        }
+        return CTL_EXIT_OK;
+}
+
 static int run_metrics(struct ctl *ctl, int argc, char **argv)
 {
-        enum { OPT_OUTPUT = CTL_OPT_OWN };
-        static const struct option opts[] = {
-                CTL_COMMON_OPTIONS,
-                { "output", required_argument, NULL, OPT_OUTPUT },
-                { NULL, 0, NULL, 0 },
-        };
-        struct oc_reply reply = { 0 };
         const char *output = NULL;
-        int opt, status;
-
-        while ((opt = ctl_getopt(ctl, argc, argv, opts, &status)) != -1) {
-                if (opt == CTL_GETOPT_STOP)
-                        return status;
-                if (opt == OPT_OUTPUT)
-                        output = optarg;
-        }
-        if (optind < argc)
-                return ctl_usage(ctl, "unexpected argument '%s'", argv[optind]);
+        const struct ctl_opt opts[] = {
+                CTL_STR("output", &output),
+        };
+        int status = CTL_OPTIONS(ctl, argc, argv, opts, 0, "");
+        if (status != CTL_GO)
+                return status;
         if (output && output[0] == '\0')
                 return ctl_usage(ctl, "--output: FILE must not be empty");
         if (output && ctl->json)
                 return ctl_usage(ctl, "--output and --json do not go together");
-        status = ctl_call_noargs(ctl, "metrics", &reply);
-        if (status != CTL_EXIT_OK)
-                return status;
-
-        struct text t = { 0 };
-        t.p = reply.result ? ctl_get_str(reply.result, "text", &t.len) : NULL;
-        char err[1024];
-        if (ctl->json || t.p == NULL) {
-                status = ctl_print_json(reply.result);
-        } else if (!output) {
-                fwrite(t.p, 1, t.len, stdout); /* the text ends with its own newline */
-        } else if (ctl_write_file(output, write_text, &t, err, sizeof(err)) < 0) {
-                fprintf(stderr, "outcomectl: metrics: %s\n", err);
-                status = CTL_EXIT_DAEMON;
-        }
-        oc_reply_destroy(&reply);
-        return status;
+        return ctl_reply_noargs(ctl, "metrics", print_metrics, (void *)output);
 }
 
 const struct ctl_command ctl_cmd_metrics = {

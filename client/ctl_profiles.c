@@ -42,75 +42,54 @@
 #define IMPORT_CHUNK_MAX 1000u   /* profiles per import call, at most */
 #define IMPORT_OVERHEAD 64u      /* bytes of a request besides its profiles */
 
-enum {
-        OPT_MERGE = CTL_OPT_OWN, OPT_REPLACE,
-};
-
-static const char *const task_names[] = { "generate", "embed", "classify", "code", "reasoning" };
-
 /* ---- forget ------------------------------------------------------------- */
 
-enum { OPT_FORGET_TASK = CTL_OPT_OWN, OPT_FORGET_DOMAIN };
+/* "forgot MODEL", or why not; arg: the forget arguments. */
+struct forget_args {
+        const char *model, *task, *domain;
+};
+
+static int print_forget(struct ctl *ctl, const msgpack_object *result, void *arg)
+{
+        const struct forget_args *a = arg;
+        const msgpack_object *f = ctl_get(result, "forgotten");
+
+        (void)ctl;
+        if (f == NULL || f->type != MSGPACK_OBJECT_BOOLEAN)
+                return CTL_PRINT_JSON;
+        fputs(f->via.boolean ? "forgot " : a->domain ? "no cell for " : "no profile for ", stdout);
+        ctl_put_text(a->model, strlen(a->model), 0);
+        if (a->domain)
+                printf(" / %s / %s", a->task, a->domain);
+        putchar('\n');
+        return CTL_EXIT_OK;
+}
 
 static int run_forget(struct ctl *ctl, int argc, char **argv)
 {
-        static const struct option opts[] = {
-                CTL_COMMON_OPTIONS,
-                { "task", required_argument, NULL, OPT_FORGET_TASK },
-                { "domain", required_argument, NULL, OPT_FORGET_DOMAIN },
-                { NULL, 0, NULL, 0 },
+        struct forget_args a = { 0 };
+        const struct ctl_opt opts[] = {
+                CTL_VALUE("task", ctl_opt_text, &a.task, NULL),
+                CTL_VALUE("domain", ctl_opt_text, &a.domain, NULL),
         };
-        const char *task = NULL, *domain = NULL;
-        struct oc_reply reply;
-        int opt, status;
-
-        while ((opt = ctl_getopt(ctl, argc, argv, opts, &status)) != -1) {
-                if (opt == CTL_GETOPT_STOP)
-                        return status;
-                if (opt == OPT_FORGET_TASK)
-                        task = optarg;
-                else if (opt == OPT_FORGET_DOMAIN)
-                        domain = optarg;
-        }
-        if ((task == NULL) != (domain == NULL))
+        int status = CTL_OPTIONS(ctl, argc, argv, opts, -1, "");
+        if (status != CTL_GO)
+                return status;
+        if ((a.task == NULL) != (a.domain == NULL))
                 return ctl_usage(ctl, "--task and --domain go together (one domain cell)");
         if (ctl_positionals(ctl, argc, argv, 1, "MODEL") < 0)
                 return CTL_EXIT_USAGE;
-        const char *model = argv[optind];
-        size_t len = strlen(model);
+        a.model = argv[optind];
+        size_t len = strlen(a.model);
         if (len == 0)
                 return ctl_usage(ctl, "MODEL must not be empty");
-        if (ctl_check_text(ctl, "MODEL", model, len) < 0 ||
-            (task && ctl_check_text(ctl, "--task", task, strlen(task)) < 0) ||
-            (domain && ctl_check_text(ctl, "--domain", domain, strlen(domain)) < 0))
+        if (ctl_check_text(ctl, "MODEL", a.model, len) < 0)
                 return CTL_EXIT_USAGE;
 
-        msgpack_packer *pk = ctl_begin(ctl, "forget");
-        if (pk == NULL)
-                return CTL_EXIT_CONNECT;
-        msgpack_pack_array(pk, 1);
-        msgpack_pack_map(pk, domain ? 3 : 1);
-        ctl_pack_str(pk, "model", model);
-        if (domain) {
-                ctl_pack_str(pk, "task", task);
-                ctl_pack_str(pk, "domain", domain);
-        }
-        status = ctl_call(ctl, &reply);
-        if (status != CTL_EXIT_OK)
-                return status;
-        const msgpack_object *f = ctl_get(reply.result, "forgotten");
-        if (ctl->json || f == NULL || f->type != MSGPACK_OBJECT_BOOLEAN) {
-                status = ctl_print_json(reply.result);
-        } else {
-                fputs(f->via.boolean ? "forgot " : domain ? "no cell for " : "no profile for ",
-                      stdout);
-                ctl_put_text(model, len, 0);
-                if (domain)
-                        printf(" / %s / %s", task, domain);
-                putchar('\n');
-        }
-        oc_reply_destroy(&reply);
-        return status;
+        const struct ctl_arg args[] = {
+                CTL_ARG_S("model", a.model), CTL_ARG_S("task", a.task), CTL_ARG_S("domain", a.domain),
+        };
+        return CTL_CALL(ctl, "forget", args, print_forget, &a);
 }
 
 const struct ctl_command ctl_cmd_forget = {
@@ -177,16 +156,10 @@ static int export_to_file(const char *path, const msgpack_object *list, long lon
 
 static int run_export(struct ctl *ctl, int argc, char **argv)
 {
-        static const struct option opts[] = {
-                CTL_COMMON_OPTIONS,
-                { NULL, 0, NULL, 0 },
-        };
         struct oc_reply reply;
-        int opt, status;
-
-        while ((opt = ctl_getopt(ctl, argc, argv, opts, &status)) != -1)
-                if (opt == CTL_GETOPT_STOP)
-                        return status;
+        int status = ctl_options(ctl, argc, argv, NULL, 0, -1, "");
+        if (status != CTL_GO)
+                return status;
         if (argc - optind > 1)
                 return ctl_usage(ctl, "unexpected argument '%s'", argv[optind + 1]);
         const char *path = optind < argc ? argv[optind] : "-";
@@ -194,12 +167,9 @@ static int run_export(struct ctl *ctl, int argc, char **argv)
         if (path[0] == '\0')
                 return ctl_usage(ctl, "FILE must not be empty");
 
-        msgpack_packer *pk = ctl_begin(ctl, "query");
-        if (pk == NULL)
+        const struct ctl_arg args[] = { CTL_ARG_B("domains", true, true) };
+        if (CTL_REQUEST(ctl, "query", args, 0) == NULL)
                 return CTL_EXIT_CONNECT;
-        msgpack_pack_array(pk, 1);
-        msgpack_pack_map(pk, 1);
-        ctl_pack_bool(pk, "domains", true);
         status = ctl_call(ctl, &reply);
         if (status != CTL_EXIT_OK)
                 return status;
@@ -295,29 +265,13 @@ static int check_fields(const msgpack_object *map, const struct proto_arg *spec,
 }
 
 /* One profile of the file: the fields of the contract's PROFILE, checked
- * as the daemon checks them (daemon/rpc/rpc.c, rpc__import_profile), so that a
- * damaged profile deep in a file is found before the first chunk goes.
+ * by the spec the daemon's import checks them by (proto_profile_spec), so
+ * that a damaged profile deep in a file is found before the first chunk
+ * goes.
  * The model's length is checked later, against the daemon's own limit.
  * Returns 0 or -1 with err set. */
 static int check_profile(const msgpack_object *o, uint32_t i, char *err, size_t errlen)
 {
-        static const struct proto_arg spec[] = {
-                { "model", PROTO_ARG_STR, true, 1, UINT32_MAX },
-                { "total_calls", PROTO_ARG_U64, true, 0, 0 },
-                { "success_count", PROTO_ARG_U64, true, 0, 0 },
-                { "fail_count", PROTO_ARG_U64, true, 0, 0 },
-                { "total_latency_ms", PROTO_ARG_U64, true, 0, 0 },
-                { "ema_quality", PROTO_ARG_UNIT, true, 0, 0 },
-                { "updated_at", PROTO_ARG_U64, false, 0, 0 },
-                { "tasks", PROTO_ARG_MAP, false, 0, 0 },
-        };
-        static const struct proto_arg tspec[] = {
-                { "calls", PROTO_ARG_U64, true, 0, 0 },
-                { "successes", PROTO_ARG_U64, true, 0, 0 },
-                { "failures", PROTO_ARG_U64, true, 0, 0 },
-                { "avg_latency_ms", PROTO_ARG_REAL, true, 0, 0 },
-                { "ema_quality", PROTO_ARG_UNIT, true, 0, 0 },
-        };
         char prefix[48];
 
         snprintf(prefix, sizeof(prefix), "profiles[%" PRIu32 "].", i);
@@ -325,31 +279,30 @@ static int check_profile(const msgpack_object *o, uint32_t i, char *err, size_t 
                 snprintf(err, errlen, "profiles[%" PRIu32 "]: must be an object", i);
                 return -1;
         }
-        if (check_fields(o, spec, sizeof(spec) / sizeof(spec[0]), prefix, err, errlen) < 0)
+        if (check_fields(o, proto_profile_spec, PROTO_PROFILE__COUNT, prefix, err, errlen) < 0)
                 return -1;
         const msgpack_object *tasks = proto_map_get(o, "tasks");
         for (uint32_t k = 0; tasks && k < tasks->via.map.size; k++) {
                 const msgpack_object_kv *kv = &tasks->via.map.ptr[k];
-                const char *name = NULL;
-                for (size_t t = 0; t < sizeof(task_names) / sizeof(task_names[0]); t++)
-                        if (proto_str_eq(&kv->key, task_names[t]))
-                                name = task_names[t];
-                if (name == NULL) {
-                        bool str = kv->key.type == MSGPACK_OBJECT_STR;
-                        uint32_t klen = str ? kv->key.via.str.size : 0;
+                bool str = kv->key.type == MSGPACK_OBJECT_STR;
+                uint32_t klen = str ? kv->key.via.str.size : 0;
+                int t = str ? proto_name_find(proto_task_names, PROTO_TASK__COUNT,
+                                              kv->key.via.str.ptr, klen) : -EINVAL;
+                if (t < 0) {
                         snprintf(err, errlen, "%stasks: unknown task '%.*s' (tasks are generate, "
                                  "embed, classify, code, reasoning)", prefix,
                                  (int)(klen > 64 ? 64 : klen), str ? kv->key.via.str.ptr : "");
                         return -1;
                 }
                 char tprefix[96];
+                const char *name = proto_task_names[t];
                 snprintf(tprefix, sizeof(tprefix), "%stasks.%s.", prefix, name);
                 if (kv->val.type != MSGPACK_OBJECT_MAP) {
                         snprintf(err, errlen, "%stasks.%s: must be an object", prefix, name);
                         return -1;
                 }
-                if (check_fields(&kv->val, tspec, sizeof(tspec) / sizeof(tspec[0]), tprefix, err,
-                                 errlen) < 0)
+                if (check_fields(&kv->val, proto_task_stats_spec, PROTO_TASK_STATS__COUNT, tprefix,
+                                 err, errlen) < 0)
                         return -1;
         }
         return 0;
@@ -481,11 +434,9 @@ static int import_chunk(struct ctl *ctl, const char *buf, const struct import_it
                         uint32_t from, uint32_t to, const char *mode, uint64_t *created)
 {
         struct oc_reply reply;
-        msgpack_packer *pk = ctl_begin(ctl, "import");
+        msgpack_packer *pk = ctl_request(ctl, "import", 2);
         if (pk == NULL)
                 return CTL_EXIT_CONNECT;
-        msgpack_pack_array(pk, 1);
-        msgpack_pack_map(pk, 2);
         ctl_pack_key(pk, items[from].cell ? "cells" : "profiles");
         msgpack_pack_array(pk, to - from);
         for (uint32_t i = from; i < to; i++)
@@ -531,9 +482,9 @@ static long pack_cells(msgpack_packer *pk, msgpack_sbuffer *sb, const msgpack_ob
         }
         for (uint32_t t = 0; t < domains->via.map.size; t++) {
                 const msgpack_object_kv *tk = &domains->via.map.ptr[t];
-                bool known = false;
-                for (size_t k = 0; k < sizeof(task_names) / sizeof(task_names[0]); k++)
-                        known |= proto_str_eq(&tk->key, task_names[k]);
+                bool known = tk->key.type == MSGPACK_OBJECT_STR &&
+                             proto_name_find(proto_task_names, PROTO_TASK__COUNT,
+                                             tk->key.via.str.ptr, tk->key.via.str.size) >= 0;
                 if (!known || tk->val.type != MSGPACK_OBJECT_MAP) {
                         snprintf(err, errlen, "profiles[%" PRIu32 "].domains: each key must be a "
                                  "task and each value an object of domains", i);
@@ -603,23 +554,14 @@ static int import_fail(const char *name, const char *err)
 
 static int run_import(struct ctl *ctl, int argc, char **argv)
 {
-        static const struct option opts[] = {
-                CTL_COMMON_OPTIONS,
-                { "merge", no_argument, NULL, OPT_MERGE },
-                { "replace", no_argument, NULL, OPT_REPLACE },
-                { NULL, 0, NULL, 0 },
-        };
         bool merge = false, replace = false;
-        int opt, status;
-
-        while ((opt = ctl_getopt(ctl, argc, argv, opts, &status)) != -1) {
-                switch (opt) {
-                case CTL_GETOPT_STOP:
-                        return status;
-                case OPT_MERGE: merge = true; break;
-                case OPT_REPLACE: replace = true; break;
-                }
-        }
+        const struct ctl_opt opts[] = {
+                CTL_FLAG("merge", &merge),
+                CTL_FLAG("replace", &replace),
+        };
+        int status = CTL_OPTIONS(ctl, argc, argv, opts, -1, "");
+        if (status != CTL_GO)
+                return status;
         if (merge && replace)
                 return ctl_usage(ctl, "--merge and --replace exclude each other");
         if (ctl_positionals(ctl, argc, argv, 1, "FILE (or - for standard input)") < 0)

@@ -8,11 +8,6 @@
 
 #include "ctl.h"
 
-enum {
-        OPT_MODEL = CTL_OPT_OWN, OPT_TASK, OPT_THRESHOLD, OPT_PENDING, OPT_LIMIT, OPT_DOMAINS,
-        OPT_DOMAIN,
-};
-
 #define NAME_WIDTH_MAX 64   /* longer names overflow their column */
 
 static int clamp_width(size_t len, int min)
@@ -233,93 +228,47 @@ static int print_pending(const msgpack_object *list)
         return CTL_EXIT_OK;
 }
 
+/* The pending table (arg non-NULL) or the profile table. */
+static int print_query(struct ctl *ctl, const msgpack_object *result, void *arg)
+{
+        bool pending = arg != NULL;
+        const msgpack_object *list = ctl_get(result, pending ? "pending" : "profiles");
+
+        (void)ctl;
+        if (list == NULL || list->type != MSGPACK_OBJECT_ARRAY)
+                return CTL_PRINT_JSON;
+        return pending ? print_pending(list) : print_profiles(list);
+}
+
 static int run_query(struct ctl *ctl, int argc, char **argv)
 {
-        static const struct option opts[] = {
-                CTL_COMMON_OPTIONS,
-                { "model", required_argument, NULL, OPT_MODEL },
-                { "task", required_argument, NULL, OPT_TASK },
-                { "degrade-threshold", required_argument, NULL, OPT_THRESHOLD },
-                { "pending", no_argument, NULL, OPT_PENDING },
-                { "limit", required_argument, NULL, OPT_LIMIT },
-                { "domains", no_argument, NULL, OPT_DOMAINS },
-                { "domain", required_argument, NULL, OPT_DOMAIN },
-                { NULL, 0, NULL, 0 },
-        };
         const char *model = NULL, *task = NULL, *domain = NULL;
         bool pending = false, have_threshold = false, have_limit = false, domains = false;
         uint32_t threshold = 0, limit = 0;
-        struct oc_reply reply;
-        int opt, status;
-
-        while ((opt = ctl_getopt(ctl, argc, argv, opts, &status)) != -1) {
-                switch (opt) {
-                case CTL_GETOPT_STOP:
-                        return status;
-                case OPT_MODEL: model = optarg; break;
-                case OPT_TASK: task = optarg; break;
-                case OPT_PENDING: pending = true; break;
-                case OPT_DOMAINS: domains = true; break;
-                case OPT_DOMAIN: domain = optarg; break;
-                case OPT_THRESHOLD:
-                        if (ctl_parse_u32(ctl, "--degrade-threshold", optarg, &threshold) < 0)
-                                return CTL_EXIT_USAGE;
-                        have_threshold = true;
-                        break;
-                case OPT_LIMIT:
-                        if (ctl_parse_u32(ctl, "--limit", optarg, &limit) < 0)
-                                return CTL_EXIT_USAGE;
-                        have_limit = true;
-                        break;
-                }
-        }
-        if (optind < argc)
-                return ctl_usage(ctl, "unexpected argument '%s'", argv[optind]);
+        const struct ctl_opt opts[] = {
+                CTL_VALUE("model", ctl_opt_text, &model, NULL),
+                CTL_VALUE("task", ctl_opt_text, &task, NULL),
+                CTL_VALUE("degrade-threshold", ctl_opt_u32, &threshold, &have_threshold),
+                CTL_FLAG("pending", &pending),
+                CTL_VALUE("limit", ctl_opt_u32, &limit, &have_limit),
+                CTL_FLAG("domains", &domains),
+                CTL_VALUE("domain", ctl_opt_text, &domain, NULL),
+        };
+        int status = CTL_OPTIONS(ctl, argc, argv, opts, 0, "");
+        if (status != CTL_GO)
+                return status;
         if (pending && (task || have_threshold || domains || domain))
                 return ctl_usage(ctl, "--pending takes only --model and --limit");
         if (!pending && have_limit)
                 return ctl_usage(ctl, "--limit goes with --pending");
-        if ((model && ctl_check_text(ctl, "--model", model, strlen(model)) < 0) ||
-            (task && ctl_check_text(ctl, "--task", task, strlen(task)) < 0) ||
-            (domain && ctl_check_text(ctl, "--domain", domain, strlen(domain)) < 0))
-                return CTL_EXIT_USAGE;
 
-        msgpack_packer *pk = ctl_begin(ctl, "query");
-        if (pk == NULL)
-                return CTL_EXIT_CONNECT;
-        size_t n = !!model + !!task + have_threshold + pending + have_limit + domains + !!domain;
-        if (n == 0) {
-                msgpack_pack_array(pk, 0);
-        } else {
-                msgpack_pack_array(pk, 1);
-                msgpack_pack_map(pk, n);
-                if (pending)
-                        ctl_pack_bool(pk, "pending", true);
-                if (model)
-                        ctl_pack_str(pk, "model", model);
-                if (task)
-                        ctl_pack_str(pk, "task", task);
-                if (have_threshold)
-                        ctl_pack_u32(pk, "degrade_threshold", threshold);
-                if (have_limit)
-                        ctl_pack_u32(pk, "limit", limit);
-                if (domains)
-                        ctl_pack_bool(pk, "domains", true);
-                if (domain)
-                        ctl_pack_str(pk, "domain", domain);
-        }
-        status = ctl_call(ctl, &reply);
-        if (status != CTL_EXIT_OK)
-                return status;
-        const msgpack_object *list = ctl_get(reply.result, pending ? "pending" : "profiles");
-        if (ctl->json || list == NULL || list->type != MSGPACK_OBJECT_ARRAY)
-                status = ctl_print_json(reply.result);
-        else if (pending)
-                status = print_pending(list);
-        else
-                status = print_profiles(list);
-        oc_reply_destroy(&reply);
-        return status;
+        const struct ctl_arg args[] = {
+                CTL_ARG_B("pending", pending, true), CTL_ARG_S("model", model),
+                CTL_ARG_S("task", task), CTL_ARG_S("domain", domain),
+                CTL_ARG_U("degrade_threshold", have_threshold, threshold),
+                CTL_ARG_U("limit", have_limit, limit), CTL_ARG_B("domains", domains, true),
+        };
+        return CTL_CALL(ctl, "query", args, print_query, pending ? &pending : NULL);
 }
 
 const struct ctl_command ctl_cmd_query = {
@@ -370,44 +319,25 @@ const struct ctl_command ctl_cmd_query = {
 
 /* ---- ping, stats ------------------------------------------------------ */
 
-static int run_simple(struct ctl *ctl, int argc, char **argv, const char *method, struct oc_reply *reply)
+static int print_ping(struct ctl *ctl, const msgpack_object *result, void *arg)
 {
-        static const struct option opts[] = {
-                CTL_COMMON_OPTIONS,
-                { NULL, 0, NULL, 0 },
-        };
-        int opt, status;
-
-        while ((opt = ctl_getopt(ctl, argc, argv, opts, &status)) != -1)
-                if (opt == CTL_GETOPT_STOP)
-                        return status;
-        if (optind < argc)
-                return ctl_usage(ctl, "unexpected argument '%s'", argv[optind]);
-        return ctl_call_noargs(ctl, method, reply);
-}
-
-static int run_ping(struct ctl *ctl, int argc, char **argv)
-{
-        struct oc_reply reply = { 0 };
-        int status = run_simple(ctl, argc, argv, "ping", &reply);
-        if (status != CTL_EXIT_OK || reply.result == NULL)
-                return status;   /* result is NULL only after --help */
-
         size_t len;
-        const char *v = ctl_get_str(reply.result, "version", &len);
-        if (ctl->json || v == NULL) {
-                status = ctl_print_json(reply.result);
-        } else {
-                ctl_put_text(v, len, 0);
-                putchar('\n');
-        }
-        oc_reply_destroy(&reply);
-        return status;
+        const char *v = ctl_get_str(result, "version", &len);
+
+        (void)ctl;
+        (void)arg;
+        if (v == NULL)
+                return CTL_PRINT_JSON;
+        ctl_put_text(v, len, 0);
+        putchar('\n');
+        return CTL_EXIT_OK;
 }
 
 const struct ctl_command ctl_cmd_ping = {
         .name = "ping",
-        .run = run_ping,
+        .run = ctl_run_noargs,
+        .method = "ping",
+        .print = print_ping,
         .summary = "check that the daemon answers; prints its version",
         .help =
         "Usage: outcomectl ping\n"
@@ -423,31 +353,27 @@ const struct ctl_command ctl_cmd_ping = {
         "  outcomectl --timeout 2 ping || echo 'outcomed is not answering'\n",
 };
 
-static int run_stats(struct ctl *ctl, int argc, char **argv)
+/* 'key: value' lines. */
+static int print_stats(struct ctl *ctl, const msgpack_object *m, void *arg)
 {
-        struct oc_reply reply = { 0 };
-        int status = run_simple(ctl, argc, argv, "stats", &reply);
-        if (status != CTL_EXIT_OK || reply.result == NULL)
-                return status;
-
-        const msgpack_object *m = reply.result;
-        if (ctl->json || m->type != MSGPACK_OBJECT_MAP) {
-                status = ctl_print_json(m);
-        } else {
-                for (uint32_t i = 0; i < m->via.map.size; i++) {
-                        ctl_put_value(&m->via.map.ptr[i].key);
-                        fputs(": ", stdout);
-                        ctl_put_value(&m->via.map.ptr[i].val);
-                        putchar('\n');
-                }
+        (void)ctl;
+        (void)arg;
+        if (m == NULL || m->type != MSGPACK_OBJECT_MAP)
+                return CTL_PRINT_JSON;
+        for (uint32_t i = 0; i < m->via.map.size; i++) {
+                ctl_put_value(&m->via.map.ptr[i].key);
+                fputs(": ", stdout);
+                ctl_put_value(&m->via.map.ptr[i].val);
+                putchar('\n');
         }
-        oc_reply_destroy(&reply);
-        return status;
+        return CTL_EXIT_OK;
 }
 
 const struct ctl_command ctl_cmd_stats = {
         .name = "stats",
-        .run = run_stats,
+        .run = ctl_run_noargs,
+        .method = "stats",
+        .print = print_stats,
         .summary = "show the daemon's counters as 'key: value' lines",
         .help =
         "Usage: outcomectl stats\n"

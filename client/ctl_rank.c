@@ -6,27 +6,18 @@
 
 #include "ctl.h"
 
-enum {
-        OPT_TASK = CTL_OPT_OWN,
-        OPT_DOMAIN,
-        OPT_STRATEGY,
-        OPT_CANDIDATE,
-        OPT_LATENCY_WEIGHT,
-        OPT_COST_WEIGHT,
-        OPT_INCLUDE_DEGRADED,
-        OPT_SEED,
-};
-
 #define RANK_MAX_CANDIDATES 1024
 
-/* A weight: a decimal number >= 0. */
-static int parse_weight(struct ctl *ctl, const char *opt, const char *s, double *out)
+/* A weight: a decimal number >= 0 (a struct ctl_opt parser). */
+static int parse_weight(struct ctl *ctl, const char *opt, const char *s, void *out)
 {
         char *end;
         double d = strtod(s, &end);
-        if (end == s || *end || !(d >= 0.0) || d > 1e9)
-                return ctl_usage(ctl, "%s: '%s' is not a number >= 0", opt, s);
-        *out = d;
+        if (end == s || *end || !(d >= 0.0) || d > 1e9) {
+                ctl_usage(ctl, "%s: '%s' is not a number >= 0", opt, s);
+                return -1;
+        }
+        *(double *)out = d;
         return 0;
 }
 
@@ -57,8 +48,10 @@ static void print_why(const msgpack_object *why)
         putchar(')');
 }
 
-static void print_table(const msgpack_object *res)
+static int print_table(struct ctl *ctl, const msgpack_object *res, void *arg)
 {
+        (void)ctl;
+        (void)arg;
         const msgpack_object *ranked = ctl_get(res, "ranked");
         const msgpack_object *excluded = ctl_get(res, "excluded");
         const msgpack_object *why = ctl_get(res, "excluded_why");
@@ -113,105 +106,44 @@ static void print_table(const msgpack_object *res)
                         print_why(&why->via.array.ptr[i]);
                 putchar('\n');
         }
+        return CTL_EXIT_OK;
 }
 
 static int run_rank(struct ctl *ctl, int argc, char **argv)
 {
-        static const struct option opts[] = {
-                CTL_COMMON_OPTIONS,
-                { "task", required_argument, NULL, OPT_TASK },
-                { "strategy", required_argument, NULL, OPT_STRATEGY },
-                { "candidate", required_argument, NULL, OPT_CANDIDATE },
-                { "latency-weight", required_argument, NULL, OPT_LATENCY_WEIGHT },
-                { "cost-weight", required_argument, NULL, OPT_COST_WEIGHT },
-                { "include-degraded", no_argument, NULL, OPT_INCLUDE_DEGRADED },
-                { "seed", required_argument, NULL, OPT_SEED },
-                { "domain", required_argument, NULL, OPT_DOMAIN },
-                { 0 },
-        };
         const char *task = NULL, *strategy = NULL, *domain = NULL;
-        const char *cand[RANK_MAX_CANDIDATES];
-        size_t ncand = 0;
+        CTL_AUTOLIST struct ctl_list cand = { 0 };
         double lw = 0, cw = 0;
         bool have_lw = false, have_cw = false, include_degraded = false, have_seed = false;
         uint32_t seed = 0;
-        int opt, status;
-
-        while ((opt = ctl_getopt(ctl, argc, argv, opts, &status)) != -1) {
-                switch (opt) {
-                case CTL_GETOPT_STOP: return status;
-                case OPT_TASK: task = optarg; break;
-                case OPT_STRATEGY: strategy = optarg; break;
-                case OPT_DOMAIN: domain = optarg; break;
-                case OPT_CANDIDATE:
-                        if (ncand == RANK_MAX_CANDIDATES)
-                                return ctl_usage(ctl, "--candidate: at most %d",
-                                                 RANK_MAX_CANDIDATES);
-                        cand[ncand++] = optarg;
-                        break;
-                case OPT_LATENCY_WEIGHT:
-                        if (parse_weight(ctl, "--latency-weight", optarg, &lw) < 0)
-                                return CTL_EXIT_USAGE;
-                        have_lw = true;
-                        break;
-                case OPT_COST_WEIGHT:
-                        if (parse_weight(ctl, "--cost-weight", optarg, &cw) < 0)
-                                return CTL_EXIT_USAGE;
-                        have_cw = true;
-                        break;
-                case OPT_INCLUDE_DEGRADED: include_degraded = true; break;
-                case OPT_SEED:
-                        if (ctl_parse_u32(ctl, "--seed", optarg, &seed) < 0)
-                                return CTL_EXIT_USAGE;
-                        have_seed = true;
-                        break;
-                default: return ctl_usage(ctl, "unknown option");
-                }
-        }
+        const struct ctl_opt opts[] = {
+                CTL_STR("task", &task),
+                CTL_STR("strategy", &strategy),
+                CTL_VALUE("candidate", ctl_opt_list, &cand, NULL),
+                CTL_VALUE("latency-weight", parse_weight, &lw, &have_lw),
+                CTL_VALUE("cost-weight", parse_weight, &cw, &have_cw),
+                CTL_FLAG("include-degraded", &include_degraded),
+                CTL_VALUE("seed", ctl_opt_u32, &seed, &have_seed),
+                CTL_STR("domain", &domain),
+        };
+        int status = CTL_OPTIONS(ctl, argc, argv, opts, -1, "");
+        if (status != CTL_GO)
+                return status;
+        if (cand.n > RANK_MAX_CANDIDATES)
+                return ctl_usage(ctl, "--candidate: at most %d", RANK_MAX_CANDIDATES);
         if (!task)
                 return ctl_usage(ctl, "--task is required");
-        if (optind < argc)
-                return ctl_usage(ctl, "unexpected argument '%s'", argv[optind]);
+        if (ctl_positionals(ctl, argc, argv, 0, "") < 0)
+                return CTL_EXIT_USAGE;
 
-        msgpack_packer *pk = ctl_begin(ctl, "rank");
-        if (!pk)
-                return CTL_EXIT_CONNECT;
-        uint32_t n = 1 + (strategy != NULL) + (ncand > 0) + have_lw + have_cw +
-                     include_degraded + have_seed + (domain != NULL);
-        msgpack_pack_array(pk, 1);
-        msgpack_pack_map(pk, n);
-        ctl_pack_str(pk, "task", task);
-        if (strategy)
-                ctl_pack_str(pk, "strategy", strategy);
-        if (domain)
-                ctl_pack_str(pk, "domain", domain);
-        if (ncand) {
-                ctl_pack_key(pk, "candidates");
-                msgpack_pack_array(pk, (uint32_t)ncand);
-                for (size_t i = 0; i < ncand; i++) {
-                        msgpack_pack_str(pk, strlen(cand[i]));
-                        msgpack_pack_str_body(pk, cand[i], strlen(cand[i]));
-                }
-        }
-        if (have_lw)
-                ctl_pack_double(pk, "latency_weight", lw);
-        if (have_cw)
-                ctl_pack_double(pk, "cost_weight", cw);
-        if (include_degraded)
-                ctl_pack_bool(pk, "exclude_degraded", false);
-        if (have_seed)
-                ctl_pack_u32(pk, "seed", seed);
-
-        struct oc_reply reply = { 0 };
-        status = ctl_call(ctl, &reply);
-        if (status != CTL_EXIT_OK)
-                return status;
-        if (ctl->json)
-                status = ctl_print_json(reply.result);
-        else
-                print_table(reply.result);
-        oc_reply_destroy(&reply);
-        return status;
+        const struct ctl_arg args[] = {
+                CTL_ARG_S("task", task), CTL_ARG_S("strategy", strategy),
+                CTL_ARG_S("domain", domain), CTL_ARG_D("latency_weight", have_lw, lw),
+                CTL_ARG_D("cost_weight", have_cw, cw),
+                CTL_ARG_B("exclude_degraded", include_degraded, false),
+                CTL_ARG_U("seed", have_seed, seed), CTL_ARG_L("candidates", &cand),
+        };
+        return CTL_CALL(ctl, "rank", args, print_table, NULL);
 }
 
 const struct ctl_command ctl_cmd_rank = {
@@ -230,7 +162,8 @@ const struct ctl_command ctl_cmd_rank = {
         "  mean      the posterior mean, no exploring\n"
         "  lcb       the lower end of its 95% interval (prefers well-known models)\n"
         "  thompson  one draw from the posterior (explores at random)\n"
-        "  ema       the task's EMA quality (the seed's score)\n"
+        "  ema       the task's EMA quality (the score of the Rust tracker outcomed\n"
+        "            grew out of)\n"
         "With --domain, the posterior is the domain's, backed off to what the task\n"
         "knows of the model where the domain has little (protocol/README.md, 'rank').\n"
         "latency is the task's p50, cost the cost per accepted outcome (needs a\n"

@@ -5,31 +5,13 @@
 
 #include "ctl.h"
 
-static int run_scan(struct ctl *ctl, int argc, char **argv)
+static int print_scan(struct ctl *ctl, const msgpack_object *m, void *arg)
 {
-        static const struct option opts[] = {
-                CTL_COMMON_OPTIONS,
-                { NULL, 0, NULL, 0 },
-        };
-        struct oc_reply reply = { 0 };
-        int opt, status;
-
-        while ((opt = ctl_getopt(ctl, argc, argv, opts, &status)) != -1)
-                if (opt == CTL_GETOPT_STOP)
-                        return status;
-        if (optind < argc)
-                return ctl_usage(ctl, "unexpected argument '%s'", argv[optind]);
-        status = ctl_call_noargs(ctl, "scan", &reply);
-        if (status != CTL_EXIT_OK)
-                return status;
-
-        const msgpack_object *m = reply.result;
-        const msgpack_object *judged = m ? ctl_get(m, "judged") : NULL;
-        if (ctl->json || !judged || judged->type != MSGPACK_OBJECT_ARRAY) {
-                status = ctl_print_json(m);
-                oc_reply_destroy(&reply);
-                return status;
-        }
+        (void)ctl;
+        (void)arg;
+        const msgpack_object *judged = ctl_get(m, "judged");
+        if (judged == NULL || judged->type != MSGPACK_OBJECT_ARRAY)
+                return CTL_PRINT_JSON;
         uint32_t n = judged->via.array.size;
         if (n)
                 printf("%-24s %-18s %s\n", "TRACE_ID", "KIND", "EVIDENCE");
@@ -51,13 +33,14 @@ static int run_scan(struct ctl *ctl, int argc, char **argv)
         ctl_fmt_num(ms, sizeof(ms), ctl_get(m, "duration_ms"), 0, false);
         printf("scanned %s repositor%s in %s ms; judged %u\n", repos,
                strcmp(repos, "1") == 0 ? "y" : "ies", ms, n);
-        oc_reply_destroy(&reply);
         return CTL_EXIT_OK;
 }
 
 const struct ctl_command ctl_cmd_scan = {
         .name = "scan",
-        .run = run_scan,
+        .run = ctl_run_noargs,
+        .method = "scan",
+        .print = print_scan,
         .summary = "judge pending code traces by their git repositories now",
         .help =
         "Usage: outcomectl scan\n"

@@ -234,20 +234,19 @@ static int do_poll(struct ctl *ctl, struct poll_result *p, char *err, size_t err
         int status;
         size_t cap = 0;
 
+        const struct ctl_arg pending[] = {
+                CTL_ARG_B("pending", true, true), CTL_ARG_U("limit", true, TOP_PENDING_LIMIT),
+        };
+
         memset(p, 0, sizeof(*p));
-        msgpack_packer *pk = oc_begin(ctl->client, "stats");
-        msgpack_pack_array(pk, 0);
+        /* Connected since the first ping: a request begins without fail. */
+        (void)ctl_request(ctl, "stats", 0);
         if ((status = call(ctl, &p->stats, err, errlen)) != CTL_EXIT_OK)
                 return status;
-        pk = oc_begin(ctl->client, "query");
-        msgpack_pack_array(pk, 0);
+        (void)ctl_request(ctl, "query", 0);
         if ((status = call(ctl, &p->profiles, err, errlen)) != CTL_EXIT_OK)
                 return status;
-        pk = oc_begin(ctl->client, "query");
-        msgpack_pack_array(pk, 1);
-        msgpack_pack_map(pk, 2);
-        ctl_pack_bool(pk, "pending", true);
-        ctl_pack_u32(pk, "limit", TOP_PENDING_LIMIT);
+        (void)CTL_REQUEST(ctl, "query", pending, 0);
         if ((status = call(ctl, &p->pending, err, errlen)) != CTL_EXIT_OK)
                 return status;
         p->at = now_s();
@@ -561,32 +560,29 @@ static int print_json(struct poll_result *p, double commit_rate, double interval
 
 /* ---- the command ------------------------------------------------------ */
 
+/* --interval: seconds from 0.1 to 3600 (a struct ctl_opt parser). */
+static int parse_interval(struct ctl *ctl, const char *opt, const char *arg, void *dst)
+{
+        char *end;
+        errno = 0;
+        double v = strtod(arg, &end);
+        if (arg[0] < '0' || arg[0] > '9' || *end != '\0' || errno != 0 || !(v >= 0.1 && v <= 3600.0)) {
+                ctl_usage(ctl, "%s takes seconds from 0.1 to 3600, not '%s'", opt, arg);
+                return -1;
+        }
+        *(double *)dst = v;
+        return 0;
+}
+
 static int run_top(struct ctl *ctl, int argc, char **argv)
 {
-        enum { OPT_INTERVAL = CTL_OPT_OWN };
-        static const struct option opts[] = {
-                CTL_COMMON_OPTIONS,
-                { "interval", required_argument, NULL, OPT_INTERVAL },
-                { NULL, 0, NULL, 0 },
-        };
         double interval = 1.0;
-        int opt, status;
-
-        while ((opt = ctl_getopt(ctl, argc, argv, opts, &status)) != -1) {
-                if (opt == CTL_GETOPT_STOP)
-                        return status;
-                if (opt == OPT_INTERVAL) {
-                        char *end;
-                        errno = 0;
-                        interval = strtod(optarg, &end);
-                        if (optarg[0] < '0' || optarg[0] > '9' || *end != '\0' || errno != 0 ||
-                            !(interval >= 0.1 && interval <= 3600.0))
-                                return ctl_usage(ctl, "--interval takes seconds from 0.1 to 3600, not '%s'",
-                                                 optarg);
-                }
-        }
-        if (optind < argc)
-                return ctl_usage(ctl, "unexpected argument '%s'", argv[optind]);
+        const struct ctl_opt opts[] = {
+                CTL_VALUE("interval", parse_interval, &interval, NULL),
+        };
+        int status = CTL_OPTIONS(ctl, argc, argv, opts, 0, "");
+        if (status != CTL_GO)
+                return status;
 
         /* Connect (and say why not) before the screen is taken. */
         struct oc_reply pong;

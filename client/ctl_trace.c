@@ -10,20 +10,17 @@
 #include "ctl.h"
 #include "proto.h"
 
-enum {
-        OPT_MODEL = CTL_OPT_OWN, OPT_TASK, OPT_REASON, OPT_TRACE_ID, OPT_REPO, OPT_FILE,
-        OPT_LATENCY, OPT_IN_TOKENS, OPT_OUT_TOKENS, OPT_OUTPUT, OPT_OUTPUT_FILE,
-        OPT_ERROR, OPT_CONFIDENCE, OPT_ACTIONS, OPT_DOMAIN,
-};
-
-/* Print "WORD TRACE_ID" from a {"trace_id"} result (or the JSON). */
-static int print_trace_id(struct ctl *ctl, const msgpack_object *result, const char *word)
+/* Print "WORD TRACE_ID" (arg: WORD, or NULL for the id alone) from a
+ * {"trace_id"} result. */
+static int print_trace_id(struct ctl *ctl, const msgpack_object *result, void *arg)
 {
+        const char *word = arg;
         size_t len;
         const char *id = ctl_get_str(result, "trace_id", &len);
 
-        if (ctl->json || id == NULL)
-                return ctl_print_json(result);
+        (void)ctl;
+        if (id == NULL)
+                return CTL_PRINT_JSON;
         if (word != NULL)
                 printf("%s ", word);
         ctl_put_text(id, len, 0);
@@ -35,104 +32,47 @@ static int print_trace_id(struct ctl *ctl, const msgpack_object *result, const c
 
 static int run_start(struct ctl *ctl, int argc, char **argv)
 {
-        static const struct option opts[] = {
-                CTL_COMMON_OPTIONS,
-                { "model", required_argument, NULL, OPT_MODEL },
-                { "task", required_argument, NULL, OPT_TASK },
-                { "reason", required_argument, NULL, OPT_REASON },
-                { "trace-id", required_argument, NULL, OPT_TRACE_ID },
-                { "repo", required_argument, NULL, OPT_REPO },
-                { "file", required_argument, NULL, OPT_FILE },
-                { "domain", required_argument, NULL, OPT_DOMAIN },
-                { NULL, 0, NULL, 0 },
-        };
         const char *model = NULL, *task = NULL, *reason = NULL, *trace_id = NULL, *repo = NULL;
         const char *domain = NULL;
-        char *repo_abs = NULL;
-        const char **files = calloc((size_t)argc, sizeof(*files));
-        size_t nfiles = 0;
-        struct oc_reply reply;
-        int opt, status = CTL_EXIT_USAGE;
-
-        if (files == NULL) {
-                fputs("outcomectl: out of memory\n", stderr);
-                return CTL_EXIT_USAGE;
-        }
-        while ((opt = ctl_getopt(ctl, argc, argv, opts, &status)) != -1) {
-                switch (opt) {
-                case CTL_GETOPT_STOP: goto out;
-                case OPT_MODEL: model = optarg; break;
-                case OPT_TASK: task = optarg; break;
-                case OPT_REASON: reason = optarg; break;
-                case OPT_TRACE_ID: trace_id = optarg; break;
-                case OPT_REPO: repo = optarg; break;
-                case OPT_FILE: files[nfiles++] = optarg; break;
-                case OPT_DOMAIN: domain = optarg; break;
-                }
-        }
-        status = CTL_EXIT_USAGE;
-        if (ctl_positionals(ctl, argc, argv, 0, "") < 0)
-                goto out;
-        if (model == NULL) {
-                ctl_usage(ctl, "--model is required");
-                goto out;
-        }
-        if (task == NULL) {
-                ctl_usage(ctl, "--task is required (generate, embed, classify, code or reasoning)");
-                goto out;
-        }
+        CTL_AUTOFREE char *repo_abs = NULL;
+        CTL_AUTOLIST struct ctl_list files = { 0 };
+        const struct ctl_opt opts[] = {
+                CTL_VALUE("model", ctl_opt_text, &model, NULL),
+                CTL_VALUE("task", ctl_opt_text, &task, NULL),
+                CTL_VALUE("reason", ctl_opt_text, &reason, NULL),
+                CTL_VALUE("trace-id", ctl_opt_text, &trace_id, NULL),
+                CTL_VALUE("repo", ctl_opt_text, &repo, NULL),
+                CTL_VALUE("file", ctl_opt_list, &files, NULL),
+                CTL_VALUE("domain", ctl_opt_text, &domain, NULL),
+        };
+        int status = CTL_OPTIONS(ctl, argc, argv, opts, 0, "");
+        if (status != CTL_GO)
+                return status;
+        if (model == NULL)
+                return ctl_usage(ctl, "--model is required");
+        if (task == NULL)
+                return ctl_usage(ctl, "--task is required (generate, embed, classify, code or "
+                                 "reasoning)");
         if (repo != NULL && repo[0] != '/') {
                 /* The daemon wants an absolute path; '--repo .' is handy. */
                 repo_abs = realpath(repo, NULL);
-                if (repo_abs == NULL) {
-                        ctl_usage(ctl, "--repo '%s' cannot be made absolute: %s", repo, strerror(errno));
-                        goto out;
-                }
+                if (repo_abs == NULL)
+                        return ctl_usage(ctl, "--repo '%s' cannot be made absolute: %s", repo,
+                                         strerror(errno));
                 repo = repo_abs;
+                if (ctl_check_text(ctl, "--repo", repo, strlen(repo)) < 0)
+                        return CTL_EXIT_USAGE;
         }
-        if (ctl_check_text(ctl, "--model", model, strlen(model)) < 0 ||
-            ctl_check_text(ctl, "--task", task, strlen(task)) < 0 ||
-            (reason && ctl_check_text(ctl, "--reason", reason, strlen(reason)) < 0) ||
-            (trace_id && ctl_check_text(ctl, "--trace-id", trace_id, strlen(trace_id)) < 0) ||
-            (repo && ctl_check_text(ctl, "--repo", repo, strlen(repo)) < 0) ||
-            (domain && ctl_check_text(ctl, "--domain", domain, strlen(domain)) < 0))
-                goto out;
-        for (size_t i = 0; i < nfiles; i++)
-                if (ctl_check_text(ctl, "--file", files[i], strlen(files[i])) < 0)
-                        goto out;
+        for (size_t i = 0; i < files.n; i++)
+                if (ctl_check_text(ctl, "--file", files.v[i], strlen(files.v[i])) < 0)
+                        return CTL_EXIT_USAGE;
 
-        msgpack_packer *pk = ctl_begin(ctl, "start");
-        if (pk == NULL) {
-                status = CTL_EXIT_CONNECT;
-                goto out;
-        }
-        msgpack_pack_array(pk, 1);
-        msgpack_pack_map(pk, 2 + !!reason + !!trace_id + !!repo + (nfiles > 0) + !!domain);
-        ctl_pack_str(pk, "model", model);
-        ctl_pack_str(pk, "task", task);
-        if (reason)
-                ctl_pack_str(pk, "reason", reason);
-        if (trace_id)
-                ctl_pack_str(pk, "trace_id", trace_id);
-        if (repo)
-                ctl_pack_str(pk, "repo", repo);
-        if (domain)
-                ctl_pack_str(pk, "domain", domain);
-        if (nfiles > 0) {
-                ctl_pack_key(pk, "files");
-                msgpack_pack_array(pk, nfiles);
-                for (size_t i = 0; i < nfiles; i++)
-                        proto_pack_cstr(pk, files[i]);
-        }
-        status = ctl_call(ctl, &reply);
-        if (status == CTL_EXIT_OK) {
-                status = print_trace_id(ctl, reply.result, NULL);
-                oc_reply_destroy(&reply);
-        }
-out:
-        free(repo_abs);
-        free(files);
-        return status;
+        const struct ctl_arg args[] = {
+                CTL_ARG_S("model", model), CTL_ARG_S("task", task), CTL_ARG_S("reason", reason),
+                CTL_ARG_S("trace_id", trace_id), CTL_ARG_S("repo", repo),
+                CTL_ARG_S("domain", domain), CTL_ARG_L("files", &files),
+        };
+        return CTL_CALL(ctl, "start", args, print_trace_id, NULL);
 }
 
 const struct ctl_command ctl_cmd_start = {
@@ -174,52 +114,37 @@ const struct ctl_command ctl_cmd_start = {
 
 /* ---- complete --------------------------------------------------------- */
 
+/* --latency-ms: an integer, or a decimal the daemon rounds. */
+struct latency {
+        uint32_t u;
+        double d;
+        bool is_float;
+};
+
+static int parse_latency(struct ctl *ctl, const char *opt, const char *arg, void *dst)
+{
+        struct latency *l = dst;
+        return ctl_parse_ms(ctl, opt, arg, &l->u, &l->d, &l->is_float);
+}
+
 static int run_complete(struct ctl *ctl, int argc, char **argv)
 {
-        static const struct option opts[] = {
-                CTL_COMMON_OPTIONS,
-                { "latency-ms", required_argument, NULL, OPT_LATENCY },
-                { "input-tokens", required_argument, NULL, OPT_IN_TOKENS },
-                { "output-tokens", required_argument, NULL, OPT_OUT_TOKENS },
-                { "output", required_argument, NULL, OPT_OUTPUT },
-                { "output-file", required_argument, NULL, OPT_OUTPUT_FILE },
-                { NULL, 0, NULL, 0 },
-        };
-        bool have_latency = false, latency_float = false, have_in = false, have_out = false;
-        uint32_t latency = 0, in_tokens = 0, out_tokens = 0;
-        double latency_d = 0;
+        bool have_latency = false, have_in = false, have_out = false;
+        struct latency latency = { 0 };
+        uint32_t in_tokens = 0, out_tokens = 0;
         const char *output_arg = NULL, *output_file = NULL;
-        char *output = NULL;
+        CTL_AUTOFREE char *output = NULL;
         size_t output_len = 0;
-        struct oc_reply reply;
-        int opt, status = CTL_EXIT_USAGE;
-
-        while ((opt = ctl_getopt(ctl, argc, argv, opts, &status)) != -1) {
-                switch (opt) {
-                case CTL_GETOPT_STOP:
-                        return status;
-                case OPT_LATENCY:
-                        if (ctl_parse_ms(ctl, "--latency-ms", optarg, &latency, &latency_d,
-                                         &latency_float) < 0)
-                                return CTL_EXIT_USAGE;
-                        have_latency = true;
-                        break;
-                case OPT_IN_TOKENS:
-                        if (ctl_parse_u32(ctl, "--input-tokens", optarg, &in_tokens) < 0)
-                                return CTL_EXIT_USAGE;
-                        have_in = true;
-                        break;
-                case OPT_OUT_TOKENS:
-                        if (ctl_parse_u32(ctl, "--output-tokens", optarg, &out_tokens) < 0)
-                                return CTL_EXIT_USAGE;
-                        have_out = true;
-                        break;
-                case OPT_OUTPUT: output_arg = optarg; break;
-                case OPT_OUTPUT_FILE: output_file = optarg; break;
-                }
-        }
-        if (ctl_positionals(ctl, argc, argv, 1, "TRACE_ID") < 0)
-                return CTL_EXIT_USAGE;
+        const struct ctl_opt opts[] = {
+                CTL_VALUE("latency-ms", parse_latency, &latency, &have_latency),
+                CTL_VALUE("input-tokens", ctl_opt_u32, &in_tokens, &have_in),
+                CTL_VALUE("output-tokens", ctl_opt_u32, &out_tokens, &have_out),
+                CTL_STR("output", &output_arg),
+                CTL_STR("output-file", &output_file),
+        };
+        int status = CTL_OPTIONS(ctl, argc, argv, opts, 1, "TRACE_ID");
+        if (status != CTL_GO)
+                return status;
         const char *trace_id = argv[optind];
         if (!have_latency)
                 return ctl_usage(ctl, "--latency-ms is required");
@@ -237,34 +162,17 @@ static int run_complete(struct ctl *ctl, int argc, char **argv)
         if (ctl_check_text(ctl, "TRACE_ID", trace_id, strlen(trace_id)) < 0 ||
             (output && ctl_check_text(ctl, output_file ? "--output-file" : "--output", output,
                                       output_len) < 0))
-                goto out;
+                return CTL_EXIT_USAGE;
 
-        msgpack_packer *pk = ctl_begin(ctl, "complete");
-        if (pk == NULL) {
-                status = CTL_EXIT_CONNECT;
-                goto out;
-        }
-        msgpack_pack_array(pk, 1);
-        msgpack_pack_map(pk, 2 + have_in + have_out + (output != NULL));
-        ctl_pack_str(pk, "trace_id", trace_id);
-        if (latency_float)
-                ctl_pack_double(pk, "latency_ms", latency_d);
-        else
-                ctl_pack_u32(pk, "latency_ms", latency);
-        if (have_in)
-                ctl_pack_u32(pk, "input_tokens", in_tokens);
-        if (have_out)
-                ctl_pack_u32(pk, "output_tokens", out_tokens);
-        if (output)
-                ctl_pack_strn(pk, "output", output, output_len);
-        status = ctl_call(ctl, &reply);
-        if (status == CTL_EXIT_OK) {
-                status = print_trace_id(ctl, reply.result, "completed");
-                oc_reply_destroy(&reply);
-        }
-out:
-        free(output);
-        return status;
+        const struct ctl_arg args[] = {
+                CTL_ARG_S("trace_id", trace_id),
+                CTL_ARG_D("latency_ms", latency.is_float, latency.d),
+                CTL_ARG_U("latency_ms", !latency.is_float, latency.u),
+                CTL_ARG_U("input_tokens", have_in, in_tokens),
+                CTL_ARG_U("output_tokens", have_out, out_tokens),
+                CTL_ARG_S("output", output),   /* checked: no NUL before its end */
+        };
+        return CTL_CALL(ctl, "complete", args, print_trace_id, "completed");
 }
 
 const struct ctl_command ctl_cmd_complete = {
@@ -299,42 +207,19 @@ const struct ctl_command ctl_cmd_complete = {
 
 static int run_fail(struct ctl *ctl, int argc, char **argv)
 {
-        static const struct option opts[] = {
-                CTL_COMMON_OPTIONS,
-                { "error", required_argument, NULL, OPT_ERROR },
-                { NULL, 0, NULL, 0 },
-        };
         const char *error = NULL;
-        struct oc_reply reply;
-        int opt, status;
-
-        while ((opt = ctl_getopt(ctl, argc, argv, opts, &status)) != -1) {
-                if (opt == CTL_GETOPT_STOP)
-                        return status;
-                if (opt == OPT_ERROR)
-                        error = optarg;
-        }
-        if (ctl_positionals(ctl, argc, argv, 1, "TRACE_ID") < 0)
-                return CTL_EXIT_USAGE;
+        const struct ctl_opt opts[] = {
+                CTL_VALUE("error", ctl_opt_text, &error, NULL),
+        };
+        int status = CTL_OPTIONS(ctl, argc, argv, opts, 1, "TRACE_ID");
+        if (status != CTL_GO)
+                return status;
         const char *trace_id = argv[optind];
-        if (ctl_check_text(ctl, "TRACE_ID", trace_id, strlen(trace_id)) < 0 ||
-            (error && ctl_check_text(ctl, "--error", error, strlen(error)) < 0))
+        if (ctl_check_text(ctl, "TRACE_ID", trace_id, strlen(trace_id)) < 0)
                 return CTL_EXIT_USAGE;
 
-        msgpack_packer *pk = ctl_begin(ctl, "fail");
-        if (pk == NULL)
-                return CTL_EXIT_CONNECT;
-        msgpack_pack_array(pk, 1);
-        msgpack_pack_map(pk, 1 + (error != NULL));
-        ctl_pack_str(pk, "trace_id", trace_id);
-        if (error)
-                ctl_pack_str(pk, "error", error);
-        status = ctl_call(ctl, &reply);
-        if (status == CTL_EXIT_OK) {
-                status = print_trace_id(ctl, reply.result, "failed");
-                oc_reply_destroy(&reply);
-        }
-        return status;
+        const struct ctl_arg args[] = { CTL_ARG_S("trace_id", trace_id), CTL_ARG_S("error", error) };
+        return CTL_CALL(ctl, "fail", args, print_trace_id, "failed");
 }
 
 const struct ctl_command ctl_cmd_fail = {
@@ -358,26 +243,6 @@ const struct ctl_command ctl_cmd_fail = {
 };
 
 /* ---- outcome ---------------------------------------------------------- */
-
-struct kind {
-        const char *name;
-        bool needs_confidence;
-};
-
-static const struct kind kinds[] = {
-        { "accepted", true }, { "accepted_with_edits", true }, { "rejected", true },
-        { "inconclusive", false }, { "applied", false }, { "signature_changed", false },
-        { "body_modified", false }, { "symbol_added", false }, { "modified", false },
-        { "ignored", false },
-};
-
-static const struct kind *find_kind(const char *name)
-{
-        for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
-                if (strcmp(kinds[i].name, name) == 0)
-                        return &kinds[i];
-        return NULL;
-}
 
 /* One action of the sequence form, read from the --actions file. */
 struct action {
@@ -522,16 +387,16 @@ static void print_outcome_row(const msgpack_object *res, int width)
         printf(" %7s  %s\n", q, s);
 }
 
-static int print_outcome(struct ctl *ctl, const msgpack_object *result, bool sequence)
+/* The single form's row (arg NULL) or the sequence form's table. */
+static int print_outcome(struct ctl *ctl, const msgpack_object *result, void *arg)
 {
-        if (ctl->json)
-                return ctl_print_json(result);
-        if (!sequence) {
+        (void)ctl;
+        if (arg == NULL) {
                 const msgpack_object *deferred = ctl_get(result, "deferred");
                 size_t len;
                 const char *id = ctl_get_str(result, "trace_id", &len);
                 if (id == NULL)
-                        return ctl_print_json(result);
+                        return CTL_PRINT_JSON;
                 if (deferred && deferred->type == MSGPACK_OBJECT_BOOLEAN && deferred->via.boolean) {
                         ctl_put_text(id, len, 0);
                         puts(": recorded; the git scanner judges this code trace");
@@ -544,7 +409,7 @@ static int print_outcome(struct ctl *ctl, const msgpack_object *result, bool seq
         }
         const msgpack_object *rs = ctl_get(result, "results");
         if (rs == NULL || rs->type != MSGPACK_OBJECT_ARRAY)
-                return ctl_print_json(result);
+                return CTL_PRINT_JSON;
         if (rs->via.array.size == 0) {
                 puts("no trace resolved");
                 return CTL_EXIT_OK;
@@ -561,90 +426,67 @@ static int print_outcome(struct ctl *ctl, const msgpack_object *result, bool seq
         return CTL_EXIT_OK;
 }
 
+/* The sequence form: the actions of the --actions file. */
+static int run_actions(struct ctl *ctl, int argc, char **argv, const char *path)
+{
+        struct action *acts = NULL;
+        size_t nacts = 0;
+
+        if (ctl_positionals(ctl, argc, argv, 0, "") < 0 ||
+            read_actions(ctl, path, &acts, &nacts) < 0)
+                return CTL_EXIT_USAGE;
+        msgpack_packer *pk = ctl_request(ctl, "outcome", 1);
+        if (pk == NULL) {
+                free_actions(acts, nacts);
+                return CTL_EXIT_CONNECT;
+        }
+        ctl_pack_key(pk, "actions");
+        msgpack_pack_array(pk, nacts);
+        for (size_t i = 0; i < nacts; i++) {
+                msgpack_pack_map(pk, 4);
+                ctl_pack_str(pk, "trace_id", acts[i].trace_id);
+                ctl_pack_bool(pk, "success", acts[i].success);
+                ctl_pack_double(pk, "confidence", acts[i].confidence);
+                ctl_pack_str(pk, "output", acts[i].output);
+        }
+        free_actions(acts, nacts);
+        return ctl_reply(ctl, print_outcome, "sequence");
+}
+
 static int run_outcome(struct ctl *ctl, int argc, char **argv)
 {
-        static const struct option opts[] = {
-                CTL_COMMON_OPTIONS,
-                { "confidence", required_argument, NULL, OPT_CONFIDENCE },
-                { "actions", required_argument, NULL, OPT_ACTIONS },
-                { NULL, 0, NULL, 0 },
-        };
         bool have_conf = false;
         double conf = 0;
         const char *actions_file = NULL;
-        struct action *acts = NULL;
-        size_t nacts = 0;
-        struct oc_reply reply;
-        int opt, status;
+        const struct ctl_opt opts[] = {
+                CTL_VALUE("confidence", ctl_opt_unit, &conf, &have_conf),
+                CTL_STR("actions", &actions_file),
+        };
+        int status = CTL_OPTIONS(ctl, argc, argv, opts, -1, "");
+        if (status != CTL_GO)
+                return status;
 
-        while ((opt = ctl_getopt(ctl, argc, argv, opts, &status)) != -1) {
-                switch (opt) {
-                case CTL_GETOPT_STOP:
-                        return status;
-                case OPT_CONFIDENCE:
-                        if (ctl_parse_unit(ctl, "--confidence", optarg, &conf) < 0)
-                                return CTL_EXIT_USAGE;
-                        have_conf = true;
-                        break;
-                case OPT_ACTIONS:
-                        actions_file = optarg;
-                        break;
-                }
-        }
-
-        msgpack_packer *pk;
         if (actions_file != NULL) {
                 if (have_conf)
                         return ctl_usage(ctl, "--confidence belongs to the single form; with --actions "
                                          "each line has its own");
-                if (ctl_positionals(ctl, argc, argv, 0, "") < 0)
-                        return CTL_EXIT_USAGE;
-                if (read_actions(ctl, actions_file, &acts, &nacts) < 0)
-                        return CTL_EXIT_USAGE;
-                pk = ctl_begin(ctl, "outcome");
-                if (pk == NULL) {
-                        free_actions(acts, nacts);
-                        return CTL_EXIT_CONNECT;
-                }
-                msgpack_pack_array(pk, 1);
-                msgpack_pack_map(pk, 1);
-                ctl_pack_key(pk, "actions");
-                msgpack_pack_array(pk, nacts);
-                for (size_t i = 0; i < nacts; i++) {
-                        msgpack_pack_map(pk, 4);
-                        ctl_pack_str(pk, "trace_id", acts[i].trace_id);
-                        ctl_pack_bool(pk, "success", acts[i].success);
-                        ctl_pack_double(pk, "confidence", acts[i].confidence);
-                        ctl_pack_str(pk, "output", acts[i].output);
-                }
-                free_actions(acts, nacts);
-        } else {
-                if (ctl_positionals(ctl, argc, argv, 2, "TRACE_ID and KIND (or --actions FILE)") < 0)
-                        return CTL_EXIT_USAGE;
-                const char *trace_id = argv[optind], *kind = argv[optind + 1];
-                const struct kind *k = find_kind(kind);
-                if (k == NULL)
-                        return ctl_usage(ctl, "unknown KIND '%s' (see the list in --help)", kind);
-                if (k->needs_confidence && !have_conf)
-                        return ctl_usage(ctl, "KIND %s needs --confidence C (0 to 1)", kind);
-                if (ctl_check_text(ctl, "TRACE_ID", trace_id, strlen(trace_id)) < 0)
-                        return CTL_EXIT_USAGE;
-                pk = ctl_begin(ctl, "outcome");
-                if (pk == NULL)
-                        return CTL_EXIT_CONNECT;
-                msgpack_pack_array(pk, 1);
-                msgpack_pack_map(pk, 2 + have_conf);
-                ctl_pack_str(pk, "trace_id", trace_id);
-                ctl_pack_str(pk, "kind", kind);
-                if (have_conf)
-                        ctl_pack_double(pk, "confidence", conf);
+                return run_actions(ctl, argc, argv, actions_file);
         }
-        status = ctl_call(ctl, &reply);
-        if (status == CTL_EXIT_OK) {
-                status = print_outcome(ctl, reply.result, actions_file != NULL);
-                oc_reply_destroy(&reply);
-        }
-        return status;
+        if (ctl_positionals(ctl, argc, argv, 2, "TRACE_ID and KIND (or --actions FILE)") < 0)
+                return CTL_EXIT_USAGE;
+        const char *trace_id = argv[optind], *kind = argv[optind + 1];
+        int k = proto_name_find(proto_kind_names, PROTO_KIND__COUNT, kind, strlen(kind));
+        if (k < 0)
+                return ctl_usage(ctl, "unknown KIND '%s' (see the list in --help)", kind);
+        if (proto_kind_needs_confidence(k) && !have_conf)
+                return ctl_usage(ctl, "KIND %s needs --confidence C (0 to 1)", kind);
+        if (ctl_check_text(ctl, "TRACE_ID", trace_id, strlen(trace_id)) < 0)
+                return CTL_EXIT_USAGE;
+        const struct ctl_arg args[] = {
+                CTL_ARG_S("trace_id", trace_id), CTL_ARG_S("kind", kind),
+                CTL_ARG_D("confidence", have_conf, conf),
+        };
+        return CTL_CALL(ctl, "outcome", args, print_outcome, NULL);
 }
 
 const struct ctl_command ctl_cmd_outcome = {

@@ -240,14 +240,15 @@ static int json__vfail(struct json__parser *p, int rc, size_t at, const char *fm
         __attribute__((format(printf, 4, 0)));
 
 /* "LINE:COLUMN: message", the column in characters (UTF-8 lead bytes).
- * Records rc (the first error's) and returns -1: callers pass -1 up, and
- * json_parse returns the recorded rc. */
+ * Records rc unless an error came first, and returns the first error's
+ * (-EINVAL, -ERANGE or -ENOMEM): callers pass it up (or p->rc, once a
+ * callee failed), and json_parse returns it. */
 static int json__vfail(struct json__parser *p, int rc, size_t at, const char *fmt, va_list ap)
 {
         if (p->rc == 0)
                 p->rc = rc;
         if (p->err == NULL || p->errlen == 0)
-                return -1;
+                return p->rc;
         unsigned long line = 1, col = 1;
         for (size_t i = 0; i < at && i < p->len; i++) {
                 unsigned char ch = (unsigned char)p->s[i];
@@ -261,7 +262,7 @@ static int json__vfail(struct json__parser *p, int rc, size_t at, const char *fm
         int n = snprintf(p->err, p->errlen, "%lu:%lu: ", line, col);
         if (n >= 0 && (size_t)n < p->errlen)
                 vsnprintf(p->err + n, p->errlen - (size_t)n, fmt, ap);
-        return -1;
+        return p->rc;
 }
 
 /* Bad input: -EINVAL. */
@@ -271,9 +272,9 @@ static int json__fail(struct json__parser *p, size_t at, const char *fmt, ...)
 {
         va_list ap;
         va_start(ap, fmt);
-        json__vfail(p, -EINVAL, at, fmt, ap);
+        int r = json__vfail(p, -EINVAL, at, fmt, ap);
         va_end(ap);
-        return -1;
+        return r;
 }
 
 /* A number that does not fit: -ERANGE. */
@@ -423,7 +424,7 @@ static int json__string(struct json__parser *p, msgpack_object *o)
                 return json__fail(p, start - 1, "string not closed");
         char *d = json__zalloc(p, end - start);
         if (d == NULL)
-                return -1;
+                return p->rc;
         size_t n = 0, i = start;
         while (i < end) {
                 unsigned char ch = (unsigned char)p->s[i];
@@ -457,7 +458,7 @@ static int json__string(struct json__parser *p, msgpack_object *o)
                 case 't': d[n++] = '\t'; break;
                 case 'u':
                         if (json__hex4(p, i + 2, &cp) < 0)
-                                return -1;
+                                return p->rc;
                         if (cp >= 0xdc00 && cp <= 0xdfff)
                                 return json__fail(p, i, "lone low surrogate \\u%04x", cp);
                         if (cp >= 0xd800 && cp <= 0xdbff) {
@@ -586,40 +587,72 @@ static int json__literal(struct json__parser *p, const char *word, msgpack_objec
 
 static int json__value(struct json__parser *p, msgpack_object *o);
 
+/* Skip white space; then take the byte `ch` if it is next: true. */
+static bool json__take(struct json__parser *p, char ch)
+{
+        json__skip_ws(p);
+        if (p->pos < p->len && p->s[p->pos] == ch) {
+                p->pos++;
+                return true;
+        }
+        return false;
+}
+
+/* The members of an array or an object, its opening byte next: member(p)
+ * for each, separated by ',', up to `close` (`wanted` names both for an
+ * error). */
+static int json__members(struct json__parser *p, char close, int (*member)(struct json__parser *),
+                         const char *wanted)
+{
+        p->pos++;
+        if (json__take(p, close))
+                return 0;
+        for (;;) {
+                int r = member(p);
+                if (r < 0)
+                        return r;
+                if (json__take(p, ','))
+                        continue;
+                if (json__take(p, close))
+                        return 0;
+                return json__unexpected(p, p->pos, wanted);
+        }
+}
+
+/* The n members gathered at `from` (elem bytes each), copied into the
+ * zone; NULL after an error (`what`: too many of them). */
+static void *json__gather(struct json__parser *p, const void *from, size_t n, size_t elem,
+                          const char *what)
+{
+        if (n > UINT32_MAX) {
+                (void)json__fail(p, p->pos, "%s", what);
+                return NULL;
+        }
+        void *m = json__zalloc(p, n * elem);
+        if (m != NULL && n > 0) /* (from is NULL for none) */
+                memcpy(m, from, n * elem);
+        return m;
+}
+
+/* One element of an array, pushed. */
+static int json__element(struct json__parser *p)
+{
+        msgpack_object v;
+        int r = json__value(p, &v);
+        return r < 0 ? r : json__push_item(p, &v);
+}
+
 static int json__array(struct json__parser *p, msgpack_object *o)
 {
         size_t base = p->nitems;
-        p->pos++;
-        json__skip_ws(p);
-        if (p->pos < p->len && p->s[p->pos] == ']') {
-                p->pos++;
-        } else {
-                for (;;) {
-                        msgpack_object v;
-                        if (json__value(p, &v) < 0)
-                                return -1;
-                        if (json__push_item(p, &v) < 0)
-                                return -1;
-                        json__skip_ws(p);
-                        if (p->pos < p->len && p->s[p->pos] == ',') {
-                                p->pos++;
-                                continue;
-                        }
-                        if (p->pos < p->len && p->s[p->pos] == ']') {
-                                p->pos++;
-                                break;
-                        }
-                        return json__unexpected(p, p->pos, "',' or ']'");
-                }
-        }
+        int r = json__members(p, ']', json__element, "',' or ']'");
+        if (r < 0)
+                return r;
         size_t n = p->nitems - base;
-        if (n > UINT32_MAX)
-                return json__fail(p, p->pos, "array too long");
-        msgpack_object *arr = json__zalloc(p, n * sizeof(*arr));
+        msgpack_object *arr = json__gather(p, n ? p->items + base : NULL, n, sizeof(*arr),
+                                           "array too long");
         if (arr == NULL)
-                return -1;
-        if (n > 0)
-                memcpy(arr, p->items + base, n * sizeof(*arr));
+                return p->rc;
         p->nitems = base;
         o->type = MSGPACK_OBJECT_ARRAY;
         o->via.array.size = (uint32_t)n;
@@ -671,53 +704,37 @@ static int json__check_dup_keys(struct json__parser *p, const msgpack_object_kv 
         return r;
 }
 
+/* One member of an object, "key": value, pushed. */
+static int json__member(struct json__parser *p)
+{
+        msgpack_object_kv kv;
+        json__skip_ws(p);
+        size_t at = p->pos;
+        if (at >= p->len || p->s[at] != '"')
+                return json__unexpected(p, at, "a string key");
+        int r = json__string(p, &kv.key);
+        if (r < 0)
+                return r;
+        if (!json__take(p, ':'))
+                return json__unexpected(p, p->pos, "':'");
+        r = json__value(p, &kv.val);
+        return r < 0 ? r : json__push_kv(p, &kv, at);
+}
+
 static int json__object(struct json__parser *p, msgpack_object *o)
 {
         size_t base = p->nkvs;
-        p->pos++;
-        json__skip_ws(p);
-        if (p->pos < p->len && p->s[p->pos] == '}') {
-                p->pos++;
-        } else {
-                for (;;) {
-                        msgpack_object_kv kv;
-                        json__skip_ws(p);
-                        size_t at = p->pos;
-                        if (at >= p->len || p->s[at] != '"')
-                                return json__unexpected(p, at, "a string key");
-                        if (json__string(p, &kv.key) < 0)
-                                return -1;
-                        json__skip_ws(p);
-                        if (p->pos >= p->len || p->s[p->pos] != ':')
-                                return json__unexpected(p, p->pos, "':'");
-                        p->pos++;
-                        if (json__value(p, &kv.val) < 0)
-                                return -1;
-                        if (json__push_kv(p, &kv, at) < 0)
-                                return -1;
-                        json__skip_ws(p);
-                        if (p->pos < p->len && p->s[p->pos] == ',') {
-                                p->pos++;
-                                continue;
-                        }
-                        if (p->pos < p->len && p->s[p->pos] == '}') {
-                                p->pos++;
-                                break;
-                        }
-                        return json__unexpected(p, p->pos, "',' or '}'");
-                }
-        }
+        int r = json__members(p, '}', json__member, "',' or '}'");
+        if (r < 0)
+                return r;
         size_t n = p->nkvs - base;
-        if (n > UINT32_MAX)
-                return json__fail(p, p->pos, "object too large");
         /* (kvs is NULL until an object has a member: no offset from it.) */
         if (n > 1 && json__check_dup_keys(p, p->kvs + base, p->keypos + base, n) < 0)
-                return -1;
-        msgpack_object_kv *m = json__zalloc(p, n * sizeof(*m));
+                return p->rc;
+        msgpack_object_kv *m = json__gather(p, n ? p->kvs + base : NULL, n, sizeof(*m),
+                                            "object too large");
         if (m == NULL)
-                return -1;
-        if (n > 0)
-                memcpy(m, p->kvs + base, n * sizeof(*m));
+                return p->rc;
         p->nkvs = base;
         o->type = MSGPACK_OBJECT_MAP;
         o->via.map.size = (uint32_t)n;
@@ -773,7 +790,7 @@ int json_parse(const char *text, size_t len, msgpack_zone *zone, msgpack_object 
         free(p.kvs);
         free(p.keypos);
         if (r < 0)
-                return p.rc ? p.rc : -EINVAL;
+                return r;
         *out = o;
         return 0;
 }

@@ -215,7 +215,7 @@ void oc_close(struct oc_client *c)
         if (c == NULL)
                 return;
         if (c->fd >= 0)
-                close(c->fd);
+                (void)close(c->fd);
         msgpack_unpacker_destroy(&c->unp);
         free(c->out);
         free(c);

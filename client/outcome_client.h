@@ -51,8 +51,8 @@
 struct oc_client;
 
 /* A response.  On a daemon error `code` and `message` are set (NUL-terminated
- * copies; `error` is the matching enum proto_error, or -1 for a code this
- * client does not know) and `result` is NULL.  On success `code` is NULL and
+ * copies; `error` is the matching enum proto_error, or -EINVAL for a code
+ * this client does not know) and `result` is NULL.  On success `code` is NULL and
  * `result` points at the result object (possibly nil), valid until
  * oc_reply_destroy(). */
 struct oc_reply {

@@ -123,12 +123,8 @@ int main(int argc, char **argv)
                         if (status != 0)
                                 return status;
                         break;
-                case ':':
-                        return ctl_usage(&ctl, "option '%s' needs a value", argv[optind - 1]);
                 default:
-                        if (optopt > ' ' && optopt < 0x7f && strchr("sjhV", optopt) == NULL)
-                                return ctl_usage(&ctl, "unknown option '-%c'", optopt);
-                        return ctl_usage(&ctl, "unknown or ambiguous option '%s'", argv[optind - 1]);
+                        return ctl_getopt_error(&ctl, opt, argv, "sjhV");
                 }
         }
         if (optind >= argc)

@@ -341,17 +341,15 @@ static int config__handler(void *user, const char *section, const char *name, co
                         *(uint64_t *)(base + k->off) = u;
                 return 1;
         }
-        case CFG_DURABILITY:
-                if (strcmp(value, "ack") == 0)
-                        c->durability = DURABILITY_ACK;
-                else if (strcmp(value, "relaxed") == 0)
-                        c->durability = DURABILITY_RELAXED;
-                else if (strcmp(value, "fsync") == 0)
-                        c->durability = DURABILITY_FSYNC;
-                else
+        case CFG_DURABILITY: {
+                int d = proto_name_find(proto_durability_names, PROTO_DURABILITY__COUNT, value,
+                                        strlen(value));
+                if (d < 0)
                         return config__bad(p, "%s: '%s' is not one of ack, relaxed, fsync", name,
                                            value);
+                c->durability = (enum config_durability)d;
                 return 1;
+        }
         case CFG_REPO: {
                 if (value[0] != '/')
                         return config__bad(p, "repo: '%s' is not an absolute path", value);

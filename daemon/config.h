@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proto.h"
+
 struct config_limits {
         uint32_t message_bytes;      /* one msgpack message */
         uint32_t model_bytes;        /* model id */
@@ -27,10 +29,14 @@ struct config_limits {
         uint32_t message_timeout_ms; /* from a message's first byte to its last */
 };
 
+/* The protocol's durability names (proto_durability_names), in this order. */
 enum config_durability {
-        DURABILITY_ACK,     /* a reply means the change is committed (WAL, synchronous=NORMAL) */
-        DURABILITY_RELAXED, /* reply at once, commit every flush_interval_ms */
-        DURABILITY_FSYNC,   /* as ack, with synchronous=FULL: survives power loss */
+        DURABILITY_ACK = PROTO_DURABILITY_ACK,         /* a reply means the change is committed
+                                                        * (WAL, synchronous=NORMAL) */
+        DURABILITY_RELAXED = PROTO_DURABILITY_RELAXED, /* reply at once, commit every
+                                                        * flush_interval_ms */
+        DURABILITY_FSYNC = PROTO_DURABILITY_FSYNC,     /* as ack, with synchronous=FULL:
+                                                        * survives power loss */
 };
 
 /* [price:MODEL]: what a model's tokens cost, per million. */

@@ -505,8 +505,7 @@ int main(int argc, char **argv)
                  OUTCOMED_VERSION, d.cfg.socket_path, d.cfg.db_path,
                  tracker_profile_count(d.env.tracker), tracker_pending_count(d.env.tracker),
                  (unsigned long long)d.env.counters.replayed,
-                 d.cfg.durability == DURABILITY_RELAXED ? "relaxed"
-                 : d.cfg.durability == DURABILITY_FSYNC ? "fsync" : "ack");
+                 proto_name(proto_durability_names, PROTO_DURABILITY__COUNT, d.cfg.durability));
         if (d.activated)
                 log_info("the socket was passed by the service manager: it stays when outcomed "
                          "stops");

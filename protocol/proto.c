@@ -2,6 +2,7 @@
  * encoding, shared by outcomed and its clients.  See proto.h. */
 #include "proto.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -28,10 +29,39 @@ const char *proto_error_name(enum proto_error e)
 
 int proto_error_parse(const char *s, size_t len)
 {
-        for (int i = PROTO_OK + 1; i < PROTO_ERROR__COUNT; i++)
-                if (strlen(error_names[i]) == len && memcmp(error_names[i], s, len) == 0)
+        int e = proto_name_find(error_names, PROTO_ERROR__COUNT, s, len);
+        return e == PROTO_OK ? -EINVAL : e;
+}
+
+/* In the order of their enums (test_proto checks each name's index). */
+const char *const proto_task_names[PROTO_TASK__COUNT] = {
+        "generate", "embed", "classify", "code", "reasoning",
+};
+
+const char *const proto_kind_names[PROTO_KIND__COUNT] = {
+        "accepted", "accepted_with_edits", "rejected", "inconclusive", "applied",
+        "signature_changed", "body_modified", "symbol_added", "modified", "ignored",
+};
+
+const char *const proto_durability_names[PROTO_DURABILITY__COUNT] = { "ack", "relaxed", "fsync" };
+
+const char *proto_name(const char *const *names, int n, int i)
+{
+        return i >= 0 && i < n ? names[i] : "?";
+}
+
+int proto_name_find(const char *const *names, int n, const char *s, size_t len)
+{
+        for (int i = 0; i < n; i++)
+                if (strlen(names[i]) == len && memcmp(names[i], s, len) == 0)
                         return i;
-        return -1;
+        return -EINVAL;
+}
+
+bool proto_kind_needs_confidence(int kind)
+{
+        return kind == PROTO_KIND_ACCEPTED || kind == PROTO_KIND_ACCEPTED_WITH_EDITS ||
+               kind == PROTO_KIND_REJECTED;
 }
 
 static int proto__fail(char *err, size_t errlen, const char *fmt, ...)
@@ -44,7 +74,7 @@ static int proto__fail(char *err, size_t errlen, const char *fmt, ...)
         if (err && errlen)
                 vsnprintf(err, errlen, fmt, ap);
         va_end(ap);
-        return -1;
+        return -EINVAL;
 }
 
 bool proto_str_eq(const msgpack_object *o, const char *s)
@@ -183,7 +213,7 @@ static int proto__number(const msgpack_object *o, double *d)
         else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
                 *d = -1.0;
         else
-                return -1;
+                return -EINVAL;
         return 0;
 }
 
@@ -309,6 +339,32 @@ int proto_arg_check(const msgpack_object *o, const struct proto_arg *a, struct p
         return 0;
 }
 
+const struct proto_arg proto_profile_spec[PROTO_PROFILE__COUNT] = {
+        [PROTO_PROFILE_MODEL] = { "model", PROTO_ARG_STR, true, 1, UINT32_MAX },
+        [PROTO_PROFILE_TOTAL_CALLS] = { "total_calls", PROTO_ARG_U64, true, 0, 0 },
+        [PROTO_PROFILE_SUCCESS_COUNT] = { "success_count", PROTO_ARG_U64, true, 0, 0 },
+        [PROTO_PROFILE_FAIL_COUNT] = { "fail_count", PROTO_ARG_U64, true, 0, 0 },
+        [PROTO_PROFILE_TOTAL_LATENCY_MS] = { "total_latency_ms", PROTO_ARG_U64, true, 0, 0 },
+        [PROTO_PROFILE_EMA_QUALITY] = { "ema_quality", PROTO_ARG_UNIT, true, 0, 0 },
+        [PROTO_PROFILE_UPDATED_AT] = { "updated_at", PROTO_ARG_U64, false, 0, 0 },
+        [PROTO_PROFILE_TASKS] = { "tasks", PROTO_ARG_MAP, false, 0, 0 },
+        [PROTO_PROFILE_AVG_LATENCY_MS] = { "avg_latency_ms", PROTO_ARG_ANY, false, 0, 0 },
+        [PROTO_PROFILE_SUCCESS_RATE] = { "success_rate", PROTO_ARG_ANY, false, 0, 0 },
+        [PROTO_PROFILE_DEGRADED] = { "degraded", PROTO_ARG_ANY, false, 0, 0 },
+        PROTO_EVIDENCE_ARGS,
+        [PROTO_PROFILE_DEGRADED_SINCE] = { "degraded_since", PROTO_ARG_ANY, false, 0, 0 },
+};
+
+const struct proto_arg proto_task_stats_spec[PROTO_TASK_STATS__COUNT] = {
+        [PROTO_TASK_STATS_CALLS] = { "calls", PROTO_ARG_U64, true, 0, 0 },
+        [PROTO_TASK_STATS_SUCCESSES] = { "successes", PROTO_ARG_U64, true, 0, 0 },
+        [PROTO_TASK_STATS_FAILURES] = { "failures", PROTO_ARG_U64, true, 0, 0 },
+        [PROTO_TASK_STATS_AVG_LATENCY_MS] = { "avg_latency_ms", PROTO_ARG_REAL, true, 0, 0 },
+        [PROTO_TASK_STATS_EMA_QUALITY] = { "ema_quality", PROTO_ARG_UNIT, true, 0, 0 },
+        [PROTO_TASK_STATS_SUCCESS_RATE] = { "success_rate", PROTO_ARG_ANY, false, 0, 0 },
+        PROTO_EVIDENCE_ARGS,
+};
+
 int proto_args_decode(const msgpack_object *map, const struct proto_arg *spec, size_t n,
                       struct proto_val *vals, const char *prefix, char *err, size_t errlen)
 {
@@ -341,8 +397,9 @@ int proto_args_decode(const msgpack_object *map, const struct proto_arg *spec, s
                 }
                 if (vals[j].set)
                         return proto__fail(err, errlen, "%s%s: given twice", prefix, spec[j].name);
-                if (proto_arg_check(&kv->val, &spec[j], &vals[j], prefix, err, errlen) < 0)
-                        return -1;
+                int r = proto_arg_check(&kv->val, &spec[j], &vals[j], prefix, err, errlen);
+                if (r < 0)
+                        return r;
         }
         for (size_t j = 0; j < n; j++)
                 if (spec[j].required && !vals[j].set)
@@ -352,10 +409,10 @@ int proto_args_decode(const msgpack_object *map, const struct proto_arg *spec, s
 
 int proto_pack_ok_head(msgpack_packer *pk, uint32_t msgid)
 {
-        msgpack_pack_array(pk, 4);
-        msgpack_pack_uint8(pk, PROTO_RESPONSE);
-        msgpack_pack_uint32(pk, msgid);
-        return msgpack_pack_nil(pk);
+        return msgpack_pack_array(pk, 4) || msgpack_pack_uint8(pk, PROTO_RESPONSE) ||
+                               msgpack_pack_uint32(pk, msgid) || msgpack_pack_nil(pk)
+                       ? -ENOMEM
+                       : 0;
 }
 
 /* Copy s into buf (size n), replacing each byte that does not start or
@@ -386,30 +443,28 @@ static const char *proto__utf8_clean(const char *s, char *buf, size_t n)
 int proto_pack_error(msgpack_packer *pk, uint32_t msgid, enum proto_error e, const char *message)
 {
         char clean[1024];
-        msgpack_pack_array(pk, 4);
-        msgpack_pack_uint8(pk, PROTO_RESPONSE);
-        msgpack_pack_uint32(pk, msgid);
-        msgpack_pack_map(pk, 2);
-        proto_pack_cstr(pk, "code");
-        proto_pack_cstr(pk, proto_error_name(e));
-        proto_pack_cstr(pk, "message");
-        proto_pack_cstr(pk, message ? proto__utf8_clean(message, clean, sizeof(clean))
-                                    : proto_error_name(e));
-        return msgpack_pack_nil(pk);
+        if (msgpack_pack_array(pk, 4) || msgpack_pack_uint8(pk, PROTO_RESPONSE) ||
+            msgpack_pack_uint32(pk, msgid) || msgpack_pack_map(pk, 2) ||
+            proto_pack_kv_str(pk, "code", proto_error_name(e)) < 0 ||
+            proto_pack_kv_str(pk, "message",
+                              message ? proto__utf8_clean(message, clean, sizeof(clean))
+                                      : proto_error_name(e)) < 0)
+                return -ENOMEM;
+        return msgpack_pack_nil(pk) ? -ENOMEM : 0;
 }
 
 int proto_pack_request_head(msgpack_packer *pk, uint32_t msgid, const char *method)
 {
-        msgpack_pack_array(pk, 4);
-        msgpack_pack_uint8(pk, PROTO_REQUEST);
-        msgpack_pack_uint32(pk, msgid);
+        if (msgpack_pack_array(pk, 4) || msgpack_pack_uint8(pk, PROTO_REQUEST) ||
+            msgpack_pack_uint32(pk, msgid))
+                return -ENOMEM;
         return proto_pack_cstr(pk, method);
 }
 
 int proto_pack_notify_head(msgpack_packer *pk, const char *method)
 {
-        msgpack_pack_array(pk, 3);
-        msgpack_pack_uint8(pk, PROTO_NOTIFY);
+        if (msgpack_pack_array(pk, 3) || msgpack_pack_uint8(pk, PROTO_NOTIFY))
+                return -ENOMEM;
         return proto_pack_cstr(pk, method);
 }
 
@@ -417,13 +472,13 @@ int proto_parse_response(const msgpack_object *o, uint32_t *msgid, const msgpack
                          const msgpack_object **result)
 {
         if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 4)
-                return -1;
+                return -EINVAL;
         const msgpack_object *v = o->via.array.ptr;
         if (v[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER || v[0].via.u64 != PROTO_RESPONSE ||
             v[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER || v[1].via.u64 > UINT32_MAX)
-                return -1;
+                return -EINVAL;
         if (v[2].type != MSGPACK_OBJECT_NIL && v[2].type != MSGPACK_OBJECT_MAP)
-                return -1;
+                return -EINVAL;
         *msgid = (uint32_t)v[1].via.u64;
         *error = v[2].type == MSGPACK_OBJECT_NIL ? NULL : &v[2];
         *result = &v[3];

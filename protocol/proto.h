@@ -1,7 +1,9 @@
 /* proto.h - outcomed's wire protocol (msgpack-RPC over a Unix stream
- * socket): error codes, default limits, and the msgpack helpers shared by
- * the daemon and the client.  See protocol/README.md for the contract in
- * prose and an example session.
+ * socket): error codes, the name tables of tasks, kinds and durability,
+ * default limits, the profile's field spec, and the msgpack helpers shared
+ * by the daemon and the client.  protocol/README.md is the protocol's
+ * reference, with an example session.  (The daemon's version, which `ping`
+ * answers, is the build's; the protocol has no version number of its own.)
  *
  * Nothing here allocates or does I/O: decoding points into the msgpack
  * object it was given (msgpack strings are not NUL-terminated), encoding
@@ -10,14 +12,13 @@
 #ifndef OUTCOMED_PROTO_H
 #define OUTCOMED_PROTO_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include <msgpack.h>
 #include <string.h>
-
-#define PROTO_VERSION "0.1.0"
 
 /* msgpack-RPC message types. */
 enum {
@@ -43,8 +44,53 @@ enum proto_error {
 };
 
 const char *proto_error_name(enum proto_error e);
-/* -1 when `s` (len bytes) is no code. */
+/* -EINVAL when `s` (len bytes) is no code ("ok" is none). */
 int proto_error_parse(const char *s, size_t len);
+
+/* Names on the wire, one table each, in the order of their enums: a
+ * call's task, an outcome's kind, and the daemon's durability (as `stats`
+ * reports it and [store] durability takes it). */
+enum proto_task {
+        PROTO_TASK_GENERATE,
+        PROTO_TASK_EMBED,
+        PROTO_TASK_CLASSIFY,
+        PROTO_TASK_CODE,
+        PROTO_TASK_REASONING,
+        PROTO_TASK__COUNT
+};
+
+enum proto_kind {
+        PROTO_KIND_ACCEPTED,
+        PROTO_KIND_ACCEPTED_WITH_EDITS,
+        PROTO_KIND_REJECTED,
+        PROTO_KIND_INCONCLUSIVE,
+        PROTO_KIND_APPLIED,
+        PROTO_KIND_SIGNATURE_CHANGED,
+        PROTO_KIND_BODY_MODIFIED,
+        PROTO_KIND_SYMBOL_ADDED,
+        PROTO_KIND_MODIFIED,
+        PROTO_KIND_IGNORED,
+        PROTO_KIND__COUNT
+};
+
+enum proto_durability {
+        PROTO_DURABILITY_ACK,
+        PROTO_DURABILITY_RELAXED,
+        PROTO_DURABILITY_FSYNC,
+        PROTO_DURABILITY__COUNT
+};
+
+extern const char *const proto_task_names[PROTO_TASK__COUNT];
+extern const char *const proto_kind_names[PROTO_KIND__COUNT];
+extern const char *const proto_durability_names[PROTO_DURABILITY__COUNT];
+
+/* names[i] for 0 <= i < n, else "?". */
+const char *proto_name(const char *const *names, int n, int i);
+/* The index of the name `s` (len bytes) in names[0..n), or -EINVAL. */
+int proto_name_find(const char *const *names, int n, const char *s, size_t len);
+/* True for the kinds judged with a confidence: accepted,
+ * accepted_with_edits and rejected. */
+bool proto_kind_needs_confidence(int kind);
 
 /* Default limits of the contract (all configurable in the daemon). */
 #define PROTO_MODEL_MAX 256u
@@ -75,7 +121,7 @@ struct proto_msg {
         const msgpack_object *args; /* the named-arguments map, or NULL */
 };
 
-/* Decode a top-level message.  Returns 0, or -1 with a message in err:
+/* Decode a top-level message.  Returns 0, or -EINVAL with a message in err:
  * `m->msgid` is then the msgid to answer with (element 1 when it is an
  * unsigned 32-bit integer, else 0) and `m->type` tells whether an answer is
  * due (a notification is never answered). */
@@ -116,13 +162,62 @@ struct proto_val {
 
 /* Decode `map` (a msgpack map, or NULL for no arguments) against `spec` (n
  * entries) into vals[n].  An unknown key, a missing required one or a bad
- * value returns -1 with "PREFIXname: why" in err. */
+ * value returns -EINVAL with "PREFIXname: why" in err. */
 int proto_args_decode(const msgpack_object *map, const struct proto_arg *spec, size_t n,
                       struct proto_val *vals, const char *prefix, char *err, size_t errlen);
 
 /* Check one value against one spec entry (used for array elements). */
 int proto_arg_check(const msgpack_object *o, const struct proto_arg *a, struct proto_val *v,
                     const char *prefix, char *err, size_t errlen);
+
+/* A profile as `query` answers it, which `export` writes and `import`
+ * reads (protocol/README.md, "Export format"), declared once for the
+ * daemon's import and outcomectl's check of a file: the profile's fields
+ * (indexed by PROTO_PROFILE_*) and each task's (PROTO_TASK_STATS_*), the
+ * derived ones accepted and ignored.  "model" is 1 byte or longer; its
+ * upper limit is the daemon's [limits] model_bytes, checked apart.  Both
+ * carry the evidence fields (PROTO_EVIDENCE_ARGS, PROTO_EVIDENCE_N of them,
+ * a domain cell's too): posterior, input_tokens, output_tokens first. */
+#define PROTO_EVIDENCE_ARGS                                              \
+        { "posterior", PROTO_ARG_MAP, false, 0, 0 },                     \
+        { "input_tokens", PROTO_ARG_U64, false, 0, 0 },                  \
+        { "output_tokens", PROTO_ARG_U64, false, 0, 0 },                 \
+        { "latency_p50_ms", PROTO_ARG_ANY, false, 0, 0 },                \
+        { "latency_p95_ms", PROTO_ARG_ANY, false, 0, 0 },                \
+        { "tokens_per_accepted", PROTO_ARG_ANY, false, 0, 0 },           \
+        { "cost_per_accepted", PROTO_ARG_ANY, false, 0, 0 }
+#define PROTO_EVIDENCE_N 7
+
+enum proto_profile_field {
+        PROTO_PROFILE_MODEL,
+        PROTO_PROFILE_TOTAL_CALLS,
+        PROTO_PROFILE_SUCCESS_COUNT,
+        PROTO_PROFILE_FAIL_COUNT,
+        PROTO_PROFILE_TOTAL_LATENCY_MS,
+        PROTO_PROFILE_EMA_QUALITY,
+        PROTO_PROFILE_UPDATED_AT,
+        PROTO_PROFILE_TASKS,
+        PROTO_PROFILE_AVG_LATENCY_MS,   /* derived */
+        PROTO_PROFILE_SUCCESS_RATE,     /* derived */
+        PROTO_PROFILE_DEGRADED,         /* derived */
+        PROTO_PROFILE_EVIDENCE,         /* PROTO_EVIDENCE_N fields from here */
+        PROTO_PROFILE_DEGRADED_SINCE = PROTO_PROFILE_EVIDENCE + PROTO_EVIDENCE_N,
+        PROTO_PROFILE__COUNT
+};
+
+enum proto_task_stats_field {
+        PROTO_TASK_STATS_CALLS,
+        PROTO_TASK_STATS_SUCCESSES,
+        PROTO_TASK_STATS_FAILURES,
+        PROTO_TASK_STATS_AVG_LATENCY_MS,
+        PROTO_TASK_STATS_EMA_QUALITY,
+        PROTO_TASK_STATS_SUCCESS_RATE,  /* derived */
+        PROTO_TASK_STATS_EVIDENCE,      /* PROTO_EVIDENCE_N fields from here */
+        PROTO_TASK_STATS__COUNT = PROTO_TASK_STATS_EVIDENCE + PROTO_EVIDENCE_N
+};
+
+extern const struct proto_arg proto_profile_spec[PROTO_PROFILE__COUNT];
+extern const struct proto_arg proto_task_stats_spec[PROTO_TASK_STATS__COUNT];
 
 /* Helpers on msgpack objects. */
 bool proto_str_eq(const msgpack_object *o, const char *s);
@@ -134,11 +229,12 @@ bool proto_domain_ok(const char *s, size_t len);
 const msgpack_object *proto_map_get(const msgpack_object *map, const char *key);
 
 /* Encoding.  Inline, so that the length of a literal key is known when
- * compiling (these run several times for every reply and journal entry). */
+ * compiling (these run several times for every reply and journal entry).
+ * Each returns 0, or -ENOMEM when the buffer could not grow (the only way
+ * msgpack-c's writers fail), and stops at the first failure. */
 static inline int proto_pack_str(msgpack_packer *pk, const char *s, size_t len)
 {
-        int r = msgpack_pack_str(pk, len);
-        return r ? r : msgpack_pack_str_body(pk, s, len);
+        return msgpack_pack_str(pk, len) || msgpack_pack_str_body(pk, s, len) ? -ENOMEM : 0;
 }
 
 static inline int proto_pack_cstr(msgpack_packer *pk, const char *s)
@@ -150,28 +246,29 @@ static inline int proto_pack_cstr(msgpack_packer *pk, const char *s)
  * string packs nil). */
 static inline int proto_pack_kv_str(msgpack_packer *pk, const char *key, const char *val)
 {
-        proto_pack_cstr(pk, key);
-        return val ? proto_pack_cstr(pk, val) : msgpack_pack_nil(pk);
+        if (proto_pack_cstr(pk, key) < 0)
+                return -ENOMEM;
+        return val ? proto_pack_cstr(pk, val) : msgpack_pack_nil(pk) ? -ENOMEM : 0;
 }
 
 static inline int proto_pack_kv_u64(msgpack_packer *pk, const char *key, uint64_t val)
 {
-        proto_pack_cstr(pk, key);
-        return msgpack_pack_uint64(pk, val);
+        return proto_pack_cstr(pk, key) < 0 || msgpack_pack_uint64(pk, val) ? -ENOMEM : 0;
 }
 
 static inline int proto_pack_kv_f64(msgpack_packer *pk, const char *key, double val)
 {
-        proto_pack_cstr(pk, key);
-        return msgpack_pack_double(pk, val);
+        return proto_pack_cstr(pk, key) < 0 || msgpack_pack_double(pk, val) ? -ENOMEM : 0;
 }
 
 static inline int proto_pack_kv_bool(msgpack_packer *pk, const char *key, bool val)
 {
-        proto_pack_cstr(pk, key);
-        return val ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+        if (proto_pack_cstr(pk, key) < 0)
+                return -ENOMEM;
+        return (val ? msgpack_pack_true(pk) : msgpack_pack_false(pk)) ? -ENOMEM : 0;
 }
-/* [1, msgid, nil, ... : the caller packs the result next. */
+/* Each: 0, or -ENOMEM when the buffer could not grow.
+ * [1, msgid, nil, ... : the caller packs the result next. */
 int proto_pack_ok_head(msgpack_packer *pk, uint32_t msgid);
 /* [1, msgid, {"code": ..., "message": ...}, nil] */
 int proto_pack_error(msgpack_packer *pk, uint32_t msgid, enum proto_error e, const char *message);
@@ -209,7 +306,7 @@ enum proto_skim_status {
 enum proto_skim_status proto_skim_feed(struct proto_skim *s, const uint8_t *p, size_t n,
                                        uint64_t limit, size_t *used);
 
-/* Client side: split a response.  Returns 0, or -1 when `o` is not a
+/* Client side: split a response.  Returns 0, or -EINVAL when `o` is not a
  * well-formed response.  *error is NULL on success. */
 int proto_parse_response(const msgpack_object *o, uint32_t *msgid, const msgpack_object **error,
                          const msgpack_object **result);

@@ -21,36 +21,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const task_names[TASK__COUNT] = {
-        "generate", "embed", "classify", "code", "reasoning",
-};
-
-static const char *const kind_names[KIND__COUNT] = {
-        "accepted", "accepted_with_edits", "rejected", "inconclusive", "applied",
-        "signature_changed", "body_modified", "symbol_added", "modified", "ignored",
-};
-
 const char *tracker_task_name(enum tracker_task task)
 {
-        return (unsigned)task < TASK__COUNT ? task_names[task] : "?";
+        return proto_name(proto_task_names, TASK__COUNT, task);
 }
 
 const char *tracker_kind_name(enum tracker_kind kind)
 {
-        return (unsigned)kind < KIND__COUNT ? kind_names[kind] : "?";
-}
-
-static int tracker__parse(const char *const *names, int n, const char *s, size_t len)
-{
-        for (int i = 0; i < n; i++)
-                if (strlen(names[i]) == len && memcmp(names[i], s, len) == 0)
-                        return i;
-        return -EINVAL;
+        return proto_name(proto_kind_names, KIND__COUNT, kind);
 }
 
 int tracker_task_parse(const char *s, size_t len, enum tracker_task *out)
 {
-        int r = tracker__parse(task_names, TASK__COUNT, s, len);
+        int r = proto_name_find(proto_task_names, TASK__COUNT, s, len);
         if (r < 0)
                 return r;
         *out = (enum tracker_task)r;
@@ -59,7 +42,7 @@ int tracker_task_parse(const char *s, size_t len, enum tracker_task *out)
 
 int tracker_kind_parse(const char *s, size_t len, enum tracker_kind *out)
 {
-        int r = tracker__parse(kind_names, KIND__COUNT, s, len);
+        int r = proto_name_find(proto_kind_names, KIND__COUNT, s, len);
         if (r < 0)
                 return r;
         *out = (enum tracker_kind)r;
@@ -68,7 +51,7 @@ int tracker_kind_parse(const char *s, size_t len, enum tracker_kind *out)
 
 bool tracker_kind_needs_confidence(enum tracker_kind kind)
 {
-        return kind == KIND_ACCEPTED || kind == KIND_ACCEPTED_WITH_EDITS || kind == KIND_REJECTED;
+        return proto_kind_needs_confidence(kind);
 }
 
 /* A pending trace: what callers see (d, first), and the tracker's links. */

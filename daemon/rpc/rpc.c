@@ -1069,15 +1069,6 @@ static int rpc__forget(struct rpc_req *r)
  * posterior's alpha, beta and judged, and the token sums, are imported;
  * the derived ones are accepted and ignored (latency sketches are not
  * exported: their percentiles start afresh). */
-#define RPC_EVIDENCE_ARGS \
-        { "posterior", PROTO_ARG_MAP, false, 0, 0 }, \
-        { "input_tokens", PROTO_ARG_U64, false, 0, 0 }, \
-        { "output_tokens", PROTO_ARG_U64, false, 0, 0 }, \
-        { "latency_p50_ms", PROTO_ARG_ANY, false, 0, 0 }, \
-        { "latency_p95_ms", PROTO_ARG_ANY, false, 0, 0 }, \
-        { "tokens_per_accepted", PROTO_ARG_ANY, false, 0, 0 }, \
-        { "cost_per_accepted", PROTO_ARG_ANY, false, 0, 0 }
-
 /* v[0..2]: posterior, input_tokens, output_tokens. */
 static int rpc__import_evidence(struct rpc_req *r, const struct proto_val *v, const char *prefix,
                                 struct tracker_evidence *ev)
@@ -1112,31 +1103,11 @@ static int rpc__import_evidence(struct rpc_req *r, const struct proto_val *v, co
 static int rpc__import_profile(struct rpc_req *r, const msgpack_object *o, uint32_t i,
                                struct tracker_profile *p)
 {
-        const struct proto_arg spec[] = {
-                { "model", PROTO_ARG_STR, true, 1, r->lim->model_bytes },
-                { "total_calls", PROTO_ARG_U64, true, 0, 0 },
-                { "success_count", PROTO_ARG_U64, true, 0, 0 },
-                { "fail_count", PROTO_ARG_U64, true, 0, 0 },
-                { "total_latency_ms", PROTO_ARG_U64, true, 0, 0 },
-                { "ema_quality", PROTO_ARG_UNIT, true, 0, 0 },
-                { "updated_at", PROTO_ARG_U64, false, 0, 0 },
-                { "tasks", PROTO_ARG_MAP, false, 0, 0 },
-                { "avg_latency_ms", PROTO_ARG_ANY, false, 0, 0 },
-                { "success_rate", PROTO_ARG_ANY, false, 0, 0 },
-                { "degraded", PROTO_ARG_ANY, false, 0, 0 },
-                RPC_EVIDENCE_ARGS,
-                { "degraded_since", PROTO_ARG_ANY, false, 0, 0 },
-        };
-        const struct proto_arg tspec[] = {
-                { "calls", PROTO_ARG_U64, true, 0, 0 },
-                { "successes", PROTO_ARG_U64, true, 0, 0 },
-                { "failures", PROTO_ARG_U64, true, 0, 0 },
-                { "avg_latency_ms", PROTO_ARG_REAL, true, 0, 0 },
-                { "ema_quality", PROTO_ARG_UNIT, true, 0, 0 },
-                { "success_rate", PROTO_ARG_ANY, false, 0, 0 },
-                RPC_EVIDENCE_ARGS,
-        };
-        struct proto_val v[NARGS(spec)], tv[NARGS(tspec)];
+        struct proto_arg spec[PROTO_PROFILE__COUNT];
+        const struct proto_arg *tspec = proto_task_stats_spec;
+        memcpy(spec, proto_profile_spec, sizeof(spec));
+        spec[PROTO_PROFILE_MODEL].max = r->lim->model_bytes;
+        struct proto_val v[PROTO_PROFILE__COUNT], tv[PROTO_TASK_STATS__COUNT];
         char prefix[48], err[512];
 
         snprintf(prefix, sizeof(prefix), "profiles[%u].", i);
@@ -1145,24 +1116,25 @@ static int rpc__import_profile(struct rpc_req *r, const msgpack_object *o, uint3
         if (proto_args_decode(o, spec, NARGS(spec), v, prefix, err, sizeof(err)) < 0)
                 return rpc__error(r, PROTO_BAD_REQUEST, "%s", err);
         memset(p, 0, sizeof(*p));
-        if (!(p->model = rpc__cstr(r, &v[0])))
+        if (!(p->model = rpc__cstr(r, &v[PROTO_PROFILE_MODEL])))
                 return RPC_OOM(r);
-        p->total_calls = v[1].u64;
-        p->success_count = v[2].u64;
-        p->fail_count = v[3].u64;
-        p->total_latency_ms = v[4].u64;
-        p->ema_quality = v[5].d;
-        p->updated_at = v[6].u64;
+        p->total_calls = v[PROTO_PROFILE_TOTAL_CALLS].u64;
+        p->success_count = v[PROTO_PROFILE_SUCCESS_COUNT].u64;
+        p->fail_count = v[PROTO_PROFILE_FAIL_COUNT].u64;
+        p->total_latency_ms = v[PROTO_PROFILE_TOTAL_LATENCY_MS].u64;
+        p->ema_quality = v[PROTO_PROFILE_EMA_QUALITY].d;
+        p->updated_at = v[PROTO_PROFILE_UPDATED_AT].u64;
         /* nil or unix seconds; kept only while the profile is degraded
          * under the configured threshold (tracker_import). */
-        if (v[18].set && v[18].o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-                p->degraded_since = v[18].o->via.u64;
-        else if (v[18].set && v[18].o->type != MSGPACK_OBJECT_NIL)
+        const struct proto_val *since = &v[PROTO_PROFILE_DEGRADED_SINCE];
+        if (since->set && since->o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+                p->degraded_since = since->o->via.u64;
+        else if (since->set && since->o->type != MSGPACK_OBJECT_NIL)
                 return rpc__error(r, PROTO_BAD_REQUEST,
                                   "%sdegraded_since: must be nil or an unsigned integer", prefix);
-        if (rpc__import_evidence(r, &v[11], prefix, &p->ev) < 0)
+        if (rpc__import_evidence(r, &v[PROTO_PROFILE_EVIDENCE], prefix, &p->ev) < 0)
                 return -1;
-        const msgpack_object *tasks = v[7].set ? v[7].o : NULL;
+        const msgpack_object *tasks = v[PROTO_PROFILE_TASKS].set ? v[PROTO_PROFILE_TASKS].o : NULL;
         for (uint32_t k = 0; tasks && k < tasks->via.map.size; k++) {
                 const msgpack_object_kv *kv = &tasks->via.map.ptr[k];
                 enum tracker_task t;
@@ -1173,20 +1145,20 @@ static int rpc__import_profile(struct rpc_req *r, const msgpack_object *o, uint3
                 snprintf(tprefix, sizeof(tprefix), "%stasks.%s.", prefix, tracker_task_name(t));
                 if (kv->val.type != MSGPACK_OBJECT_MAP)
                         return rpc__error(r, PROTO_BAD_REQUEST, "%s: must be a map", tprefix);
-                if (proto_args_decode(&kv->val, tspec, NARGS(tspec), tv, tprefix, err,
+                if (proto_args_decode(&kv->val, tspec, PROTO_TASK_STATS__COUNT, tv, tprefix, err,
                                       sizeof(err)) < 0)
                         return rpc__error(r, PROTO_BAD_REQUEST, "%s", err);
                 struct tracker_task_stats *ts = &p->tasks[t];
                 ts->present = true;
-                ts->calls = tv[0].u64;
-                ts->successes = tv[1].u64;
-                ts->failures = tv[2].u64;
-                if (tv[3].d > (double)UINT32_MAX)
+                ts->calls = tv[PROTO_TASK_STATS_CALLS].u64;
+                ts->successes = tv[PROTO_TASK_STATS_SUCCESSES].u64;
+                ts->failures = tv[PROTO_TASK_STATS_FAILURES].u64;
+                if (tv[PROTO_TASK_STATS_AVG_LATENCY_MS].d > (double)UINT32_MAX)
                         return rpc__error(r, PROTO_BAD_REQUEST,
                                           "%savg_latency_ms: must be at most 4294967295", tprefix);
-                ts->avg_latency_ms = tv[3].d;
-                ts->ema_quality = tv[4].d;
-                if (rpc__import_evidence(r, &tv[6], tprefix, &ts->ev) < 0)
+                ts->avg_latency_ms = tv[PROTO_TASK_STATS_AVG_LATENCY_MS].d;
+                ts->ema_quality = tv[PROTO_TASK_STATS_EMA_QUALITY].d;
+                if (rpc__import_evidence(r, &tv[PROTO_TASK_STATS_EVIDENCE], tprefix, &ts->ev) < 0)
                         return -1;
         }
         return 0;
@@ -1229,7 +1201,7 @@ static int rpc__import_cell(struct rpc_req *r, const msgpack_object *o, uint32_t
                 { "updated_at", PROTO_ARG_U64, false, 0, 0 },
                 { "success_rate", PROTO_ARG_ANY, false, 0, 0 },
                 { "window", PROTO_ARG_MAP, false, 0, 0 },
-                RPC_EVIDENCE_ARGS,
+                PROTO_EVIDENCE_ARGS,
         };
         struct proto_val v[NARGS(spec)];
         char prefix[48], field[64], err[512];
@@ -1556,10 +1528,9 @@ static int rpc__stats(struct rpc_req *r)
         for (size_t i = 0; i < NARGS(nums); i++)
                 proto_pack_kv_u64(r->pk, nums[i].key, nums[i].value);
         proto_pack_kv_bool(r->pk, "writable", rpc__writable(r->env));
-        proto_pack_kv_str(r->pk, "durability",
-                         r->env->cfg->durability == DURABILITY_RELAXED ? "relaxed"
-                         : r->env->cfg->durability == DURABILITY_FSYNC ? "fsync"
-                                                                        : "ack");
+        proto_pack_kv_str(r->pk, "durability", proto_name(proto_durability_names,
+                                                          PROTO_DURABILITY__COUNT,
+                                                          r->env->cfg->durability));
         proto_pack_kv_u64(r->pk, "max_message_bytes", r->lim->message_bytes);
         rpc__pack_key(r->pk, "config");
         rpc__pack_config(r);

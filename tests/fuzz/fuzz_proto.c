@@ -22,6 +22,7 @@
  */
 #include <math.h>
 #include <stdbool.h>
+#include <errno.h>
 #include <string.h>
 
 #include <msgpack.h>
@@ -356,7 +357,7 @@ static void check_decode(const msgpack_object *map)
         memset(err, 'x', sizeof(err));
         int r = proto_args_decode(map, spec, NSPEC, vals, "p.", err, sizeof(err));
         if (r < 0) {
-                FUZZ_CHECK(r == -1);
+                FUZZ_CHECK(r == -EINVAL);
                 FUZZ_CHECK(memchr(err, 0, sizeof(err)));
                 FUZZ_CHECK(strncmp(err, "p.", 2) == 0);
                 return;

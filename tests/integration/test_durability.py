@@ -7,8 +7,8 @@ import through the wire, databases refused at start.
     /usr/bin/python3 tests/integration/test_durability.py [--bin PATH] [unittest args]
 
 The crash test is random: it prints its seed; OUTCOMED_SEED=N replays one.
-The expected profiles are computed here (class Sim) with the seed's rules,
-in the same floating-point operations as the daemon, and compared exactly.
+The expected profiles are computed here (class Sim) with the rules of the
+seed (the Rust tracker outcomed grew out of), in the same floating-point operations as the daemon, and compared exactly.
 """
 
 import copy

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Seed parity: replay every tests/data/parity/*.ops script against a fresh
 outcomed through the wire protocol, then compare `query` with the .json the
-seed produced (integers equal, floats to 1e-9 relative, the same models and
+seed (the in-process Rust tracker outcomed grew out of) produced (integers equal, floats to 1e-9 relative, the same models and
 task maps, the same number of pending traces).
 
     /usr/bin/python3 tests/integration/test_parity.py [--bin PATH] [--parity-dir DIR]

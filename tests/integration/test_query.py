@@ -14,7 +14,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import assert_error  # noqa: E402
 
-# The evidence beside the seed's numbers: present on profiles and tasks.
+# The evidence beside the numbers of the Rust tracker outcomed grew out of: present on profiles and tasks.
 EVIDENCE_KEYS = {"posterior", "latency_p50_ms", "latency_p95_ms", "input_tokens",
                  "output_tokens", "tokens_per_accepted", "cost_per_accepted"}
 PROFILE_KEYS = {"model", "total_calls", "success_count", "fail_count", "total_latency_ms",

@@ -168,7 +168,8 @@ half_life_s = 1
         time.sleep(2.2)
         p = c.call("query", {"model": "m"})["profiles"][0]
         # at least two half-lives passed: alpha at most 1/4, judged likewise;
-        # the seed's counters do not fade
+        # the counters kept as the Rust tracker outcomed grew out of kept them
+        # do not fade
         self.assertLess(p["posterior"]["alpha"], 0.26)
         self.assertGreater(p["posterior"]["alpha"], 0.0)
         self.assertEqual(p["success_count"], 1)

@@ -129,7 +129,8 @@ class Model:
 
     @staticmethod
     def infer(actions, i):
-        """The seed's action-sequence rule: (kind, confidence)."""
+        """The action-sequence rule of the Rust tracker outcomed grew out of:
+        (kind, confidence)."""
         _, success, conf, output = actions[i]
         if not success:
             return "rejected", conf

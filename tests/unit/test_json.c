@@ -431,6 +431,32 @@ START_TEST(print_errors)
 }
 END_TEST
 
+/* The errno of the first error is what json_parse returns, through every
+ * level of nesting, and with no room for the message too. */
+START_TEST(errno_of_the_first_error)
+{
+        static const struct {
+                const char *text;
+                int rc;
+        } cases[] = {
+                { "[[[1e400]]]", -ERANGE },
+                { "{\"a\": [18446744073709551616]}", -ERANGE },
+                { "{\"a\": {\"b\": [1,]}}", -EINVAL },
+                { "{\"a\": 1, \"a\": 2}", -EINVAL },
+                { "[\"\\u12\"]", -EINVAL },
+                { "", -EINVAL },
+        };
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                msgpack_object o;
+                char err[128];
+                const char *t = cases[i].text;
+                ck_assert_int_eq(json_parse(t, strlen(t), zone, &o, NULL, 0), cases[i].rc);
+                ck_assert_int_eq(json_parse(t, strlen(t), zone, &o, err, sizeof(err)), cases[i].rc);
+                ck_assert_uint_gt(strlen(err), 0);
+        }
+}
+END_TEST
+
 static Suite *json_suite(void)
 {
         Suite *s = suite_create("json");
@@ -448,6 +474,7 @@ static Suite *json_suite(void)
         tcase_add_test(tc, round_trips);
         tcase_add_test(tc, print_msgpack_only_types);
         tcase_add_test(tc, print_errors);
+        tcase_add_test(tc, errno_of_the_first_error);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -18,6 +18,7 @@
 #include "proto.h"
 
 #include <check.h>
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -164,7 +165,7 @@ static void parse_fails(const msgpack_object *o, uint32_t msgid)
         struct proto_msg m;
         memset(&m, 0x5a, sizeof(m));
         err[0] = '\0';
-        ck_assert_int_eq(proto_parse_msg(o, &m, err, sizeof(err)), -1);
+        ck_assert_int_eq(proto_parse_msg(o, &m, err, sizeof(err)), -EINVAL);
         ck_assert_uint_eq(m.msgid, msgid);
         ck_assert_int_eq(m.type, PROTO_REQUEST);
         ck_assert_uint_gt(strlen(err), 0);
@@ -345,13 +346,13 @@ START_TEST(parse_err_buffer)
 {
         struct proto_msg m;
         const msgpack_object *o = build("[u u s n]", 4, 0, 7, "ping");
-        ck_assert_int_eq(proto_parse_msg(o, &m, NULL, 0), -1);
+        ck_assert_int_eq(proto_parse_msg(o, &m, NULL, 0), -EINVAL);
         ck_assert_uint_eq(m.msgid, 7);
         char small[8];
         memset(small, 'x', sizeof(small));
-        ck_assert_int_eq(proto_parse_msg(o, &m, small, sizeof(small)), -1);
+        ck_assert_int_eq(proto_parse_msg(o, &m, small, sizeof(small)), -EINVAL);
         ck_assert_uint_eq(strlen(small), sizeof(small) - 1);
-        ck_assert_int_eq(proto_parse_msg(o, &m, small, 0), -1);
+        ck_assert_int_eq(proto_parse_msg(o, &m, small, 0), -EINVAL);
 }
 END_TEST
 
@@ -402,7 +403,7 @@ static int decode_one(const char *name, const char *fmt, ...)
 /* Expect a refusal whose message starts with "NAME: " and holds `why`. */
 static void refused(int rc, const char *name, const char *why)
 {
-        ck_assert_int_eq(rc, -1);
+        ck_assert_int_eq(rc, -EINVAL);
         char head[80];
         snprintf(head, sizeof(head), "%s: ", name);
         ck_assert_msg(strncmp(err, head, strlen(head)) == 0, "error \"%s\" does not name %s", err,
@@ -464,19 +465,19 @@ START_TEST(args_unknown)
         char longname[200];
         memset(longname, 'k', sizeof(longname) - 1);
         longname[sizeof(longname) - 1] = '\0';
-        ck_assert_int_eq(decode(build("{s s s s}", 2, "model", "m", longname, "x")), -1);
+        ck_assert_int_eq(decode(build("{s s s s}", 2, "model", "m", longname, "x")), -EINVAL);
         ck_assert_ptr_nonnull(strstr(err, "...: unknown argument"));
         ck_assert_uint_lt(strlen(err), 100);
         /* With a prefix (array elements). */
         memset(vals, 0, sizeof(vals));
         const msgpack_object *o = build("{s s s s}", 2, "model", "m", "outptu", "x");
         ck_assert_int_eq(proto_args_decode(o, spec, A__N, vals, "actions[3].", err, sizeof(err)),
-                         -1);
+                         -EINVAL);
         ck_assert_str_eq(err, "actions[3].outptu: unknown argument");
         /* Keys must be strings. */
-        ck_assert_int_eq(decode(build("{u s s s}", 2, 5, "x", "model", "m")), -1);
+        ck_assert_int_eq(decode(build("{u s s s}", 2, 5, "x", "model", "m")), -EINVAL);
         ck_assert_ptr_nonnull(strstr(err, "names must be strings"));
-        ck_assert_int_eq(decode(build("{b s}", 1, "model", (size_t)5, "m")), -1);
+        ck_assert_int_eq(decode(build("{b s}", 1, "model", (size_t)5, "m")), -EINVAL);
         ck_assert_ptr_nonnull(strstr(err, "names must be strings"));
 }
 END_TEST
@@ -497,12 +498,12 @@ START_TEST(args_required_and_twice)
         refused(decode(build("{s s s u s u}", 3, "model", "a", "tokens", 1, "tokens", 1)), "tokens",
                 "given twice");
         /* The map itself must be a map. */
-        ck_assert_int_eq(decode(build("[s s]", 2, "model", "m")), -1);
+        ck_assert_int_eq(decode(build("[s s]", 2, "model", "m")), -EINVAL);
         ck_assert_ptr_nonnull(strstr(err, "must be a map"));
         /* A prefix names the element. */
         ck_assert_int_eq(proto_args_decode(NULL, spec, A__N, vals, "actions[0].", err,
                                            sizeof(err)),
-                         -1);
+                         -EINVAL);
         ck_assert_str_eq(err, "actions[0].model: required");
 }
 END_TEST
@@ -528,7 +529,7 @@ START_TEST(args_str)
         /* min == max has its own wording. */
         struct proto_arg fixed = { "sha", PROTO_ARG_STR, true, 4, 4 };
         struct proto_val v;
-        ck_assert_int_eq(proto_arg_check(build("s", "abc"), &fixed, &v, "", err, sizeof(err)), -1);
+        ck_assert_int_eq(proto_arg_check(build("s", "abc"), &fixed, &v, "", err, sizeof(err)), -EINVAL);
         ck_assert_str_eq(err, "sha: must be 4 bytes long");
         ck_assert_int_eq(proto_arg_check(build("s", "abcd"), &fixed, &v, "", err, sizeof(err)), 0);
         ck_assert(v.set);
@@ -739,7 +740,7 @@ START_TEST(args_array)
         ck_assert_uint_eq(v.s.len, 4);
         ck_assert_int_eq(proto_arg_check(&o->via.array.ptr[1], &fa, &v, "files[1]", err,
                                          sizeof(err)),
-                         -1);
+                         -EINVAL);
         ck_assert_str_eq(err, "files[1]: must be valid UTF-8");
         ck_assert(!v.set);
 }
@@ -759,6 +760,153 @@ START_TEST(map_helpers)
         ck_assert(!proto_str_eq(&o->via.map.ptr[1].val, "xx"));
         ck_assert(!proto_str_eq(&o->via.map.ptr[1].val, ""));
         ck_assert(!proto_str_eq(&o->via.map.ptr[0].val, "1"));
+}
+END_TEST
+
+/* ---- the profile spec ---------------------------------------------------- */
+
+START_TEST(profile_spec)
+{
+        struct proto_val v[PROTO_PROFILE__COUNT], tv[PROTO_TASK_STATS__COUNT];
+
+        /* A profile as query answers it: every field lands at its index;
+         * derived ones are accepted. */
+        const msgpack_object *o = build("{s s s u s u s u s U s d s d s u s {s {s u s u s u s d s d s d}}"
+                                        " s {s d s d s d} s n}", 11,
+                                        "model", "gpt-4o", "total_calls", 10, "success_count", 7,
+                                        "fail_count", 2, "total_latency_ms", 5000ULL,
+                                        "ema_quality", 0.75, "success_rate", 0.77, "updated_at", 99,
+                                        "tasks", 1, "code", 6, "calls", 10, "successes", 7,
+                                        "failures", 2, "avg_latency_ms", 500.0,
+                                        "ema_quality", 0.75, "success_rate", 0.77,
+                                        "posterior", 3, "alpha", 6.5, "beta", 2.5, "judged", 9.0,
+                                        "degraded_since");
+        ck_assert_int_eq(proto_args_decode(o, proto_profile_spec, PROTO_PROFILE__COUNT, v, "p.",
+                                           err, sizeof(err)), 0);
+        ck_assert_uint_eq(v[PROTO_PROFILE_MODEL].s.len, 6);
+        ck_assert_uint_eq(v[PROTO_PROFILE_TOTAL_CALLS].u64, 10);
+        ck_assert_uint_eq(v[PROTO_PROFILE_SUCCESS_COUNT].u64, 7);
+        ck_assert_uint_eq(v[PROTO_PROFILE_FAIL_COUNT].u64, 2);
+        ck_assert_uint_eq(v[PROTO_PROFILE_TOTAL_LATENCY_MS].u64, 5000);
+        ck_assert_double_eq(v[PROTO_PROFILE_EMA_QUALITY].d, 0.75);
+        ck_assert_uint_eq(v[PROTO_PROFILE_UPDATED_AT].u64, 99);
+        ck_assert(v[PROTO_PROFILE_SUCCESS_RATE].set);
+        ck_assert(v[PROTO_PROFILE_EVIDENCE].set);   /* posterior */
+        ck_assert(!v[PROTO_PROFILE_EVIDENCE + 1].set);
+        ck_assert(v[PROTO_PROFILE_DEGRADED_SINCE].set);
+        ck_assert(!v[PROTO_PROFILE_DEGRADED].set);
+        const msgpack_object *code = proto_map_get(v[PROTO_PROFILE_TASKS].o, "code");
+        ck_assert_ptr_nonnull(code);
+        ck_assert_int_eq(proto_args_decode(code, proto_task_stats_spec, PROTO_TASK_STATS__COUNT,
+                                           tv, "t.", err, sizeof(err)), 0);
+        ck_assert_uint_eq(tv[PROTO_TASK_STATS_CALLS].u64, 10);
+        ck_assert_uint_eq(tv[PROTO_TASK_STATS_SUCCESSES].u64, 7);
+        ck_assert_uint_eq(tv[PROTO_TASK_STATS_FAILURES].u64, 2);
+        ck_assert_double_eq(tv[PROTO_TASK_STATS_AVG_LATENCY_MS].d, 500.0);
+        ck_assert_double_eq(tv[PROTO_TASK_STATS_EMA_QUALITY].d, 0.75);
+
+        /* A required field missing, and a count that is negative, are named. */
+        o = build("{s s s u s u s u s u}", 5, "model", "m", "total_calls", 1, "success_count", 1,
+                  "fail_count", 0, "total_latency_ms", 3);
+        ck_assert_int_lt(proto_args_decode(o, proto_profile_spec, PROTO_PROFILE__COUNT, v, "p.",
+                                           err, sizeof(err)), 0);
+        ck_assert_str_eq(err, "p.ema_quality: required");
+        o = build("{s i s u s u s d s d}", 5, "calls", -1, "successes", 0, "failures", 0,
+                  "avg_latency_ms", 1.0, "ema_quality", 0.5);
+        ck_assert_int_lt(proto_args_decode(o, proto_task_stats_spec, PROTO_TASK_STATS__COUNT, tv,
+                                           "t.", err, sizeof(err)), 0);
+        ck_assert_ptr_nonnull(strstr(err, "t.calls:"));
+        /* The model's length is the daemon's to bound: any length from 1. */
+        ck_assert_uint_eq(proto_profile_spec[PROTO_PROFILE_MODEL].min, 1);
+        ck_assert_uint_eq(proto_profile_spec[PROTO_PROFILE_MODEL].max, UINT32_MAX);
+}
+END_TEST
+
+/* ---- packers report a failed write ------------------------------------- */
+
+/* A writer that takes `room` writes, then fails them all (as msgpack-c's
+ * sbuffer does when it cannot grow). */
+struct tight {
+        int room, calls;
+};
+
+static int tight_write(void *data, const char *buf, size_t len)
+{
+        struct tight *t = data;
+        (void)buf;
+        (void)len;
+        t->calls++;
+        return t->room-- > 0 ? 0 : -1;
+}
+
+START_TEST(packers_report_failure)
+{
+        /* The writes of a whole error reply, with room for all. */
+        struct tight all = { 1000, 0 };
+        msgpack_packer apk;
+        msgpack_packer_init(&apk, &all, tight_write);
+        ck_assert_int_eq(proto_pack_error(&apk, 7, PROTO_BAD_REQUEST, "x: bad"), 0);
+        int writes = all.calls;
+        ck_assert_int_gt(writes, 8);
+        /* With less room it fails, and stops at the first failed write. */
+        for (int room = 0; room <= writes; room++) {
+                struct tight t = { room, 0 };
+                msgpack_packer pk;
+                msgpack_packer_init(&pk, &t, tight_write);
+                int r = proto_pack_error(&pk, 7, PROTO_BAD_REQUEST, "x: bad");
+                ck_assert_int_eq(r, room < writes ? -ENOMEM : 0);
+                ck_assert_int_eq(t.calls, room < writes ? room + 1 : writes);
+        }
+        struct tight t = { 1, 0 };
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &t, tight_write);
+        ck_assert_int_eq(proto_pack_kv_u64(&pk, "key", 1), -ENOMEM);   /* the key's body */
+        t.room = 2;
+        ck_assert_int_eq(proto_pack_kv_bool(&pk, "key", true), -ENOMEM); /* the value */
+        t.room = 3;
+        ck_assert_int_eq(proto_pack_kv_str(&pk, "key", NULL), 0);
+        t.room = 0;
+        ck_assert_int_eq(proto_pack_ok_head(&pk, 1), -ENOMEM);
+        ck_assert_int_eq(proto_pack_request_head(&pk, 1, "ping"), -ENOMEM);
+        ck_assert_int_eq(proto_pack_notify_head(&pk, "ping"), -ENOMEM);
+}
+END_TEST
+
+/* ---- name tables ---------------------------------------------------------- */
+
+START_TEST(name_tables)
+{
+        /* Every name finds its own index, and only its whole self. */
+        static const struct {
+                const char *const *names;
+                int n;
+        } tables[] = {
+                { proto_task_names, PROTO_TASK__COUNT },
+                { proto_kind_names, PROTO_KIND__COUNT },
+                { proto_durability_names, PROTO_DURABILITY__COUNT },
+        };
+        for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {
+                for (int i = 0; i < tables[t].n; i++) {
+                        const char *name = tables[t].names[i];
+                        ck_assert_ptr_nonnull(name);
+                        ck_assert_int_eq(proto_name_find(tables[t].names, tables[t].n, name,
+                                                         strlen(name)), i);
+                        ck_assert_int_eq(proto_name_find(tables[t].names, tables[t].n, name,
+                                                         strlen(name) - 1), -EINVAL);
+                        ck_assert_str_eq(proto_name(tables[t].names, tables[t].n, i), name);
+                }
+                ck_assert_str_eq(proto_name(tables[t].names, tables[t].n, tables[t].n), "?");
+                ck_assert_str_eq(proto_name(tables[t].names, tables[t].n, -1), "?");
+                ck_assert_int_eq(proto_name_find(tables[t].names, tables[t].n, "", 0), -EINVAL);
+        }
+        /* The contract's spellings and order. */
+        ck_assert_str_eq(proto_task_names[PROTO_TASK_REASONING], "reasoning");
+        ck_assert_str_eq(proto_kind_names[PROTO_KIND_ACCEPTED_WITH_EDITS], "accepted_with_edits");
+        ck_assert_str_eq(proto_durability_names[PROTO_DURABILITY_FSYNC], "fsync");
+        ck_assert_int_eq(proto_name_find(proto_task_names, PROTO_TASK__COUNT, "Code", 4), -EINVAL);
+        /* A confidence weighs the three conversation kinds alone. */
+        for (int k = 0; k < PROTO_KIND__COUNT; k++)
+                ck_assert_int_eq(proto_kind_needs_confidence(k), k <= PROTO_KIND_REJECTED);
 }
 END_TEST
 
@@ -841,7 +989,7 @@ START_TEST(parse_response_bad)
 {
         uint32_t msgid = 77;
         const msgpack_object *error = NULL, *result = NULL;
-#define BAD(...) ck_assert_int_eq(proto_parse_response(build(__VA_ARGS__), &msgid, &error, &result), -1)
+#define BAD(...) ck_assert_int_eq(proto_parse_response(build(__VA_ARGS__), &msgid, &error, &result), -EINVAL)
         BAD("{}", 0);
         BAD("u", 1);
         BAD("[]", 0);
@@ -936,20 +1084,20 @@ START_TEST(error_names)
                 ck_assert_str_eq(proto_error_name((enum proto_error)e), names[e]);
                 ck_assert_int_eq(proto_error_parse(names[e], strlen(names[e])), e);
                 /* Length counts: a prefix or a longer buffer is no code. */
-                ck_assert_int_eq(proto_error_parse(names[e], strlen(names[e]) - 1), -1);
+                ck_assert_int_eq(proto_error_parse(names[e], strlen(names[e]) - 1), -EINVAL);
                 char longer[64];
                 snprintf(longer, sizeof(longer), "%sx", names[e]);
-                ck_assert_int_eq(proto_error_parse(longer, strlen(longer)), -1);
+                ck_assert_int_eq(proto_error_parse(longer, strlen(longer)), -EINVAL);
         }
         /* Out of range is reported as internal, never as garbage. */
         ck_assert_str_eq(proto_error_name(PROTO_ERROR__COUNT), "internal");
         ck_assert_str_eq(proto_error_name((enum proto_error)-1), "internal");
         ck_assert_str_eq(proto_error_name((enum proto_error)1000), "internal");
-        ck_assert_int_eq(proto_error_parse("nope", 4), -1);
-        ck_assert_int_eq(proto_error_parse("", 0), -1);
-        ck_assert_int_eq(proto_error_parse("BAD_REQUEST", 11), -1);
+        ck_assert_int_eq(proto_error_parse("nope", 4), -EINVAL);
+        ck_assert_int_eq(proto_error_parse("", 0), -EINVAL);
+        ck_assert_int_eq(proto_error_parse("BAD_REQUEST", 11), -EINVAL);
         /* "ok" is no error code a daemon sends. */
-        ck_assert_int_eq(proto_error_parse("ok", 2), -1);
+        ck_assert_int_eq(proto_error_parse("ok", 2), -EINVAL);
 }
 END_TEST
 
@@ -1106,6 +1254,8 @@ static Suite *proto_suite(void)
         tcase_add_test(args, args_bool);
         tcase_add_test(args, args_array);
         tcase_add_test(args, map_helpers);
+        tcase_add_test(args, profile_spec);
+        tcase_add_test(args, name_tables);
         suite_add_tcase(s, args);
 
         TCase *enc = tcase_create("encode");
@@ -1115,6 +1265,7 @@ static Suite *proto_suite(void)
         tcase_add_test(enc, parse_response_bad);
         tcase_add_test(enc, pack_request_roundtrip);
         tcase_add_test(enc, error_names);
+        tcase_add_test(enc, packers_report_failure);
         suite_add_tcase(s, enc);
 
         TCase *skim = tcase_create("skim");

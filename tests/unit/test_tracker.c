@@ -4,7 +4,7 @@
  *   - "seed": the five #[test]s of the Rust tracker outcomed grew out of, ported, with the
  *     seed's loose ">" / "<" checks replaced by the exact numbers (worked out
  *     by hand in the comments; the contract's 0.5 task prior included);
- *   - "rules": the contract's fixes and edge cases (PROTOCOL.md): the kind
+ *   - "rules": the protocol's rules and edge cases (protocol/README.md): the kind
  *     table, priors, duplicates, refusals, uids, ids, limits, the sequence
  *     form, deferral, pending order, change collection, loading, latency;
  *   - "fuzz": ~20k random operations from a fixed seed, checking the
