@@ -169,10 +169,11 @@ static void fleet__set_state(struct fleet *f, enum fleet__state s, const char *e
                 uv_async_send(&f->async);
 }
 
-/* Log a problem once: again only when it changes. */
+/* Log a problem once: again only when it changes (being unreachable is
+ * one problem, whatever libpq says each time). */
 static void fleet__log_problem(struct fleet *f, enum fleet__state s, const char *msg)
 {
-        if (f->logged == (int)s && strcmp(f->logged_error, msg) == 0)
+        if (f->logged == (int)s && (s == FLEET_DOWN || strcmp(f->logged_error, msg) == 0))
                 return;
         f->logged = (int)s;
         snprintf(f->logged_error, sizeof(f->logged_error), "%s", msg);
