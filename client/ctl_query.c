@@ -10,7 +10,7 @@
 
 enum {
         OPT_MODEL = CTL_OPT_OWN, OPT_TASK, OPT_THRESHOLD, OPT_PENDING, OPT_LIMIT, OPT_DOMAINS,
-        OPT_DOMAIN,
+        OPT_DOMAIN, OPT_SCOPE,
 };
 
 #define NAME_WIDTH_MAX 64   /* longer names overflow their column */
@@ -244,9 +244,10 @@ static int run_query(struct ctl *ctl, int argc, char **argv)
                 { "limit", required_argument, NULL, OPT_LIMIT },
                 { "domains", no_argument, NULL, OPT_DOMAINS },
                 { "domain", required_argument, NULL, OPT_DOMAIN },
+                { "scope", required_argument, NULL, OPT_SCOPE },
                 { NULL, 0, NULL, 0 },
         };
-        const char *model = NULL, *task = NULL, *domain = NULL;
+        const char *model = NULL, *task = NULL, *domain = NULL, *scope = NULL;
         bool pending = false, have_threshold = false, have_limit = false, domains = false;
         uint32_t threshold = 0, limit = 0;
         struct oc_reply reply;
@@ -261,6 +262,7 @@ static int run_query(struct ctl *ctl, int argc, char **argv)
                 case OPT_PENDING: pending = true; break;
                 case OPT_DOMAINS: domains = true; break;
                 case OPT_DOMAIN: domain = optarg; break;
+                case OPT_SCOPE: scope = optarg; break;
                 case OPT_THRESHOLD:
                         if (ctl_parse_u32(ctl, "--degrade-threshold", optarg, &threshold) < 0)
                                 return CTL_EXIT_USAGE;
@@ -287,7 +289,8 @@ static int run_query(struct ctl *ctl, int argc, char **argv)
         msgpack_packer *pk = ctl_begin(ctl, "query");
         if (pk == NULL)
                 return CTL_EXIT_CONNECT;
-        size_t n = !!model + !!task + have_threshold + pending + have_limit + domains + !!domain;
+        size_t n = !!model + !!task + have_threshold + pending + have_limit + domains + !!domain +
+                   !!scope;
         if (n == 0) {
                 msgpack_pack_array(pk, 0);
         } else {
@@ -307,6 +310,8 @@ static int run_query(struct ctl *ctl, int argc, char **argv)
                         ctl_pack_bool(pk, "domains", true);
                 if (domain)
                         ctl_pack_str(pk, "domain", domain);
+                if (scope)
+                        ctl_pack_str(pk, "scope", scope);
         }
         status = ctl_call(ctl, &reply);
         if (status != CTL_EXIT_OK)
@@ -355,6 +360,8 @@ const struct ctl_command ctl_cmd_query = {
         "                          daemon's configuration, 3)\n"
         "  --domains               also each task's domain cells\n"
         "  --domain DOMAIN         also the cells of this domain only\n"
+        "  --scope fleet|host      every host's evidence summed (the default with a\n"
+        "                          [fleet] section) or this host's alone\n"
         "  --pending               list the pending traces instead\n"
         "  --limit N               at most N pending traces (default 1000)\n"
         "  -s, --socket PATH, -j, --json, --timeout SECS, -h, --help\n"

@@ -15,6 +15,7 @@ enum {
         OPT_COST_WEIGHT,
         OPT_INCLUDE_DEGRADED,
         OPT_SEED,
+        OPT_SCOPE,
 };
 
 #define RANK_MAX_CANDIDATES 1024
@@ -127,9 +128,10 @@ static int run_rank(struct ctl *ctl, int argc, char **argv)
                 { "include-degraded", no_argument, NULL, OPT_INCLUDE_DEGRADED },
                 { "seed", required_argument, NULL, OPT_SEED },
                 { "domain", required_argument, NULL, OPT_DOMAIN },
+                { "scope", required_argument, NULL, OPT_SCOPE },
                 { 0 },
         };
-        const char *task = NULL, *strategy = NULL, *domain = NULL;
+        const char *task = NULL, *strategy = NULL, *domain = NULL, *scope = NULL;
         const char *cand[RANK_MAX_CANDIDATES];
         size_t ncand = 0;
         double lw = 0, cw = 0;
@@ -143,6 +145,7 @@ static int run_rank(struct ctl *ctl, int argc, char **argv)
                 case OPT_TASK: task = optarg; break;
                 case OPT_STRATEGY: strategy = optarg; break;
                 case OPT_DOMAIN: domain = optarg; break;
+                case OPT_SCOPE: scope = optarg; break;
                 case OPT_CANDIDATE:
                         if (ncand == RANK_MAX_CANDIDATES)
                                 return ctl_usage(ctl, "--candidate: at most %d",
@@ -177,7 +180,7 @@ static int run_rank(struct ctl *ctl, int argc, char **argv)
         if (!pk)
                 return CTL_EXIT_CONNECT;
         uint32_t n = 1 + (strategy != NULL) + (ncand > 0) + have_lw + have_cw +
-                     include_degraded + have_seed + (domain != NULL);
+                     include_degraded + have_seed + (domain != NULL) + (scope != NULL);
         msgpack_pack_array(pk, 1);
         msgpack_pack_map(pk, n);
         ctl_pack_str(pk, "task", task);
@@ -201,6 +204,8 @@ static int run_rank(struct ctl *ctl, int argc, char **argv)
                 ctl_pack_bool(pk, "exclude_degraded", false);
         if (have_seed)
                 ctl_pack_u32(pk, "seed", seed);
+        if (scope)
+                ctl_pack_str(pk, "scope", scope);
 
         struct oc_reply reply = { 0 };
         status = ctl_call(ctl, &reply);
@@ -252,6 +257,8 @@ const struct ctl_command ctl_cmd_rank = {
         "  --seed N               thompson's draws, for a repeatable answer\n"
         "  --domain DOMAIN        rank from this domain's evidence, backed off to the\n"
         "                         task's where the domain has little\n"
+        "  --scope fleet|host     every host's evidence summed (the default with a\n"
+        "                         [fleet] section) or this host's alone\n"
         "  -s, --socket PATH, -j, --json, --timeout SECS, -h, --help\n"
         "                         as in 'outcomectl --help'\n"
         "\n"
