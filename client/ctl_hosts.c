@@ -7,10 +7,14 @@
 
 static void print_hosts(const msgpack_object *res)
 {
-        size_t len;
-        const char *self = ctl_get_str(res, "host_id", &len);
-        const char *state = ctl_get_str(res, "state", &len);
-        printf("this host: %s (%s)\n", self ? self : "?", state ? state : "?");
+        size_t len, slen, tlen;
+        const char *self = ctl_get_str(res, "host_id", &slen);
+        const char *state = ctl_get_str(res, "state", &tlen);
+        fputs("this host: ", stdout);
+        ctl_put_text(self ? self : "?", self ? slen : 1, 0);
+        fputs(" (", stdout);
+        ctl_put_text(state ? state : "?", state ? tlen : 1, 0);
+        fputs(")\n", stdout);
         const msgpack_object *hosts = ctl_get(res, "hosts");
         int width = 7;
         for (uint32_t i = 0; hosts && hosts->type == MSGPACK_OBJECT_ARRAY && i < hosts->via.array.size; i++)

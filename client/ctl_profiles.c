@@ -50,7 +50,7 @@ static const char *const task_names[] = { "generate", "embed", "classify", "code
 
 /* ---- forget ------------------------------------------------------------- */
 
-enum { OPT_FORGET_TASK = CTL_OPT_OWN, OPT_FORGET_DOMAIN };
+enum { OPT_FORGET_TASK = CTL_OPT_OWN, OPT_FORGET_DOMAIN, OPT_FORGET_SCOPE };
 
 static int run_forget(struct ctl *ctl, int argc, char **argv)
 {
@@ -58,9 +58,10 @@ static int run_forget(struct ctl *ctl, int argc, char **argv)
                 CTL_COMMON_OPTIONS,
                 { "task", required_argument, NULL, OPT_FORGET_TASK },
                 { "domain", required_argument, NULL, OPT_FORGET_DOMAIN },
+                { "scope", required_argument, NULL, OPT_FORGET_SCOPE },
                 { NULL, 0, NULL, 0 },
         };
-        const char *task = NULL, *domain = NULL;
+        const char *task = NULL, *domain = NULL, *scope = NULL;
         struct oc_reply reply;
         int opt, status;
 
@@ -71,6 +72,8 @@ static int run_forget(struct ctl *ctl, int argc, char **argv)
                         task = optarg;
                 else if (opt == OPT_FORGET_DOMAIN)
                         domain = optarg;
+                else if (opt == OPT_FORGET_SCOPE)
+                        scope = optarg;
         }
         if ((task == NULL) != (domain == NULL))
                 return ctl_usage(ctl, "--task and --domain go together (one domain cell)");
@@ -89,12 +92,14 @@ static int run_forget(struct ctl *ctl, int argc, char **argv)
         if (pk == NULL)
                 return CTL_EXIT_CONNECT;
         msgpack_pack_array(pk, 1);
-        msgpack_pack_map(pk, domain ? 3 : 1);
+        msgpack_pack_map(pk, (domain ? 3 : 1) + (scope != NULL));
         ctl_pack_str(pk, "model", model);
         if (domain) {
                 ctl_pack_str(pk, "task", task);
                 ctl_pack_str(pk, "domain", domain);
         }
+        if (scope)
+                ctl_pack_str(pk, "scope", scope);
         status = ctl_call(ctl, &reply);
         if (status != CTL_EXIT_OK)
                 return status;
@@ -133,6 +138,8 @@ const struct ctl_command ctl_cmd_forget = {
         "Options:\n"
         "  --task TASK       with --domain: forget only the cell of (MODEL, TASK, DOMAIN)\n"
         "  --domain DOMAIN\n"
+        "  --scope fleet|host every host forgets it too (the default with a [fleet]\n"
+        "                    section), or only this one\n"
         "  -s, --socket PATH, -j, --json, --timeout SECS, -h, --help\n"
         "                    as in 'outcomectl --help'\n"
         "\n"

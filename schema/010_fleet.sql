@@ -32,3 +32,10 @@ CREATE TABLE fleet_evidence (
     sketch BLOB NOT NULL,
     PRIMARY KEY (host_id, model, task, domain)
 ) WITHOUT ROWID;
+
+-- The fleet thread's own numbers: forget_id, the last fleet_forgets row
+-- applied (forgets with fleet scope).
+CREATE TABLE fleet_state (
+    key TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;

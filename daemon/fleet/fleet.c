@@ -47,6 +47,7 @@
 
 #include "fleetdb.h"
 #include "fleetsum.h"
+#include "journal.h"
 #include "log.h"
 #include "proto.h"
 #include "siphash.h"
@@ -65,6 +66,14 @@ enum fleet__state {
 
 static const char *const fleet__state_names[] = { "connecting", "ok", "down", "host_only",
                                                   "duplicate_host_id" };
+
+/* A forget with fleet scope, on its way to PostgreSQL or back from it. */
+struct fleet__forget {
+        char *model;
+        char *domain; /* NULL: the whole model */
+        int task;     /* with domain */
+        char host[FLEETSUM_HOST_MAX + 1]; /* who asked (read ones) */
+};
 
 struct fleet__hostinfo {
         char id[FLEETSUM_HOST_MAX + 1];
@@ -101,6 +110,8 @@ struct fleet {
         uint64_t rows_sent, rows_read, errors, batches;
         struct fleet__hostinfo *hosts;
         size_t nhosts;
+        struct fleet__forget *forget_out, *forget_in; /* to PostgreSQL; to apply */
+        size_t nforget_out, nforget_in;
 
         /* the thread's own */
         PGconn *pg;
@@ -113,7 +124,14 @@ struct fleet {
         int logged;                /* the state last logged (-1: none) */
         char logged_error[512];
         uint64_t last_heartbeat_ms;
+        int64_t forget_id;         /* the last fleet_forgets row applied; -1: none yet */
+        bool db_dirty;             /* the cache changed since its last save */
+        uint64_t db_saved_ms;
 };
+
+/* The SQLite copy is written at most this often (and when the thread
+ * stops): it only serves a restart while PostgreSQL is down. */
+#define FLEET_SAVE_MS 5000
 
 static uint64_t fleet__now_ms(void)
 {
@@ -553,6 +571,137 @@ fail:
         return -1;
 }
 
+/* ---- the thread: forgets ------------------------------------------------ */
+
+static void fleet__forgets_free(struct fleet__forget *v, size_t n)
+{
+        for (size_t i = 0; i < n; i++) {
+                free(v[i].model);
+                free(v[i].domain);
+        }
+        free(v);
+}
+
+static int fleet__forget_push(struct fleet__forget **v, size_t *n, const char *model, int task,
+                              const char *domain, const char *host)
+{
+        struct fleet__forget *nv = realloc(*v, (*n + 1) * sizeof(*nv));
+        if (!nv)
+                return -ENOMEM;
+        *v = nv;
+        struct fleet__forget *e = &nv[*n];
+        memset(e, 0, sizeof(*e));
+        e->model = strdup(model);
+        e->domain = domain ? strdup(domain) : NULL;
+        e->task = task;
+        snprintf(e->host, sizeof(e->host), "%s", host ? host : "");
+        if (!e->model || (domain && !e->domain)) {
+                free(e->model);
+                free(e->domain);
+                return -ENOMEM;
+        }
+        (*n)++;
+        return 0;
+}
+
+/* Send the forgets asked here; those that fail stay queued. */
+static int fleet__forgets_send(struct fleet *f, char *err, size_t errlen)
+{
+        pthread_mutex_lock(&f->mu);
+        struct fleet__forget *v = f->forget_out;
+        size_t n = f->nforget_out;
+        f->forget_out = NULL;
+        f->nforget_out = 0;
+        pthread_mutex_unlock(&f->mu);
+        size_t i = 0;
+        for (; i < n; i++) {
+                const char *p[4] = { f->host_id, v[i].model,
+                                     v[i].domain ? tracker_task_name((enum tracker_task)v[i].task) : "",
+                                     v[i].domain ? v[i].domain : "" };
+                PGresult *res = PQexecParams(f->pg,
+                                             "INSERT INTO fleet_forgets (host_id, model, task, "
+                                             "domain) VALUES ($1, $2, $3, $4)",
+                                             4, NULL, p, NULL, NULL, 0);
+                bool ok = fleet__ok(res, PGRES_COMMAND_OK, err, errlen);
+                PQclear(res);
+                if (!ok)
+                        break;
+        }
+        if (i < n) { /* put back, before any asked meanwhile */
+                pthread_mutex_lock(&f->mu);
+                for (size_t k = 0; k < f->nforget_out; k++)
+                        fleet__forget_push(&v, &n, f->forget_out[k].model, f->forget_out[k].task,
+                                           f->forget_out[k].domain, NULL);
+                fleet__forgets_free(f->forget_out, f->nforget_out);
+                f->forget_out = v;
+                f->nforget_out = n;
+                for (size_t k = 0; k < i; k++) { /* sent already */
+                        free(v[k].model);
+                        free(v[k].domain);
+                }
+                memmove(v, v + i, (n - i) * sizeof(*v));
+                f->nforget_out = n - i;
+                pthread_mutex_unlock(&f->mu);
+                return -1;
+        }
+        fleet__forgets_free(v, n);
+        return 0;
+}
+
+/* Read the other hosts' forgets since the last applied, for the loop to
+ * apply.  A host that joins starts from the newest: older forgets are
+ * about evidence it never had. */
+static int fleet__forgets_read(struct fleet *f, char *err, size_t errlen)
+{
+        PGresult *res;
+        if (f->forget_id < 0) {
+                res = PQexec(f->pg, "SELECT coalesce(max(id), 0) FROM fleet_forgets");
+                if (!fleet__ok(res, PGRES_TUPLES_OK, err, errlen)) {
+                        PQclear(res);
+                        return -1;
+                }
+                f->forget_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+                PQclear(res);
+                fleetdb_state_set(f->db, "forget_id", f->forget_id);
+                return 0;
+        }
+        char from[32];
+        snprintf(from, sizeof(from), "%" PRId64, f->forget_id);
+        const char *p[1] = { from };
+        res = PQexecParams(f->pg,
+                           "SELECT id, host_id, model, task, domain FROM fleet_forgets "
+                           "WHERE id > $1 ORDER BY id LIMIT 10000",
+                           1, NULL, p, NULL, NULL, 0);
+        if (!fleet__ok(res, PGRES_TUPLES_OK, err, errlen)) {
+                PQclear(res);
+                return -1;
+        }
+        int n = PQntuples(res);
+        bool any = false;
+        pthread_mutex_lock(&f->mu);
+        for (int i = 0; i < n; i++) {
+                f->forget_id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+                const char *host = PQgetvalue(res, i, 1);
+                if (strcmp(host, f->host_id) == 0)
+                        continue; /* applied when it was asked */
+                const char *task = PQgetvalue(res, i, 3);
+                enum tracker_task t = TASK_GENERATE;
+                bool cell = task[0] != '\0';
+                if (cell && tracker_task_parse(task, strlen(task), &t) < 0)
+                        continue;
+                if (fleet__forget_push(&f->forget_in, &f->nforget_in, PQgetvalue(res, i, 2),
+                                       (int)t, cell ? PQgetvalue(res, i, 4) : NULL, host) == 0)
+                        any = true;
+        }
+        pthread_mutex_unlock(&f->mu);
+        PQclear(res);
+        if (n)
+                fleetdb_state_set(f->db, "forget_id", f->forget_id);
+        if (any)
+                uv_async_send(&f->async);
+        return 0;
+}
+
 /* ---- the thread: reading ------------------------------------------------ */
 
 static bool fleet__parse_row(PGresult *res, int i, struct fleetsum_row *r, bool *deleted)
@@ -602,8 +751,6 @@ static bool fleet__parse_row(PGresult *res, int i, struct fleetsum_row *r, bool 
 static long fleet__read(struct fleet *f, uint32_t ttl_days, bool *changed, char *err,
                         size_t errlen)
 {
-        char **ids = NULL;
-        size_t nids = 0;
         long nread = 0;
         *changed = false;
         if (!fleet__exec(f, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err, errlen))
@@ -619,11 +766,6 @@ static long fleet__read(struct fleet *f, uint32_t ttl_days, bool *changed, char 
         if (!fleet__ok(hosts, PGRES_TUPLES_OK, err, errlen))
                 goto fail;
         int nh = PQntuples(hosts);
-        ids = calloc((size_t)nh + f->cache.nhosts + 1, sizeof(*ids));
-        if (!ids) {
-                snprintf(err, errlen, "out of memory");
-                goto fail;
-        }
         /* Hosts gone (not seen for host_ttl_days) leave the sums. */
         for (size_t i = 0; i < f->cache.nhosts;) {
                 bool present = false;
@@ -633,7 +775,6 @@ static long fleet__read(struct fleet *f, uint32_t ttl_days, bool *changed, char 
                         i++;
                         continue;
                 }
-                ids[nids++] = strdup(f->cache.hosts[i]->id);
                 fleet_cache_host_drop(&f->cache, f->cache.hosts[i]->id);
                 *changed = true;
         }
@@ -680,32 +821,18 @@ static long fleet__read(struct fleet *f, uint32_t ttl_days, bool *changed, char 
                 PQclear(res);
                 fleet_host_sort(h);
                 h->version = version;
-                ids[nids++] = strdup(id);
                 *changed = true;
         }
         PQclear(hosts);
         hosts = NULL;
         if (!fleet__exec(f, "COMMIT", err, errlen))
                 goto fail;
-        if (*changed && f->db) {
-                char e[300];
-                size_t k = 0;
-                for (size_t i = 0; i < nids; i++)
-                        if (ids[i])
-                                ids[k++] = ids[i];
-                if (fleetdb_save(f->db, &f->cache, ids, k, e, sizeof(e)) < 0)
-                        log_warn("fleet: %s", e);
-        }
-        for (size_t i = 0; i < nids; i++)
-                free(ids[i]);
-        free(ids);
+        if (*changed)
+                f->db_dirty = true;
         return nread;
 fail:
         PQclear(hosts);
         fleet__exec(f, "ROLLBACK", NULL, 0);
-        for (size_t i = 0; i < nids; i++)
-                free(ids[i]);
-        free(ids);
         return -1;
 }
 
@@ -752,6 +879,18 @@ static void fleet__post_view(struct fleet *f)
 
 /* ---- the thread --------------------------------------------------------- */
 
+static void fleet__save(struct fleet *f, bool now)
+{
+        uint64_t ms = fleet__now_ms();
+        if (!f->db || !f->db_dirty || (!now && ms - f->db_saved_ms < FLEET_SAVE_MS))
+                return;
+        char e[300];
+        if (fleetdb_save(f->db, &f->cache, e, sizeof(e)) < 0)
+                log_warn("fleet: %s", e);
+        f->db_dirty = false;
+        f->db_saved_ms = ms;
+}
+
 static void fleet__count_error(struct fleet *f, const char *msg)
 {
         pthread_mutex_lock(&f->mu);
@@ -765,6 +904,8 @@ static void *fleet__thread(void *arg)
         struct fleet *f = arg;
         char err[512];
         uint32_t backoff = 250;
+        pthread_setname_np(pthread_self(), "outcomed-fleet");
+        f->forget_id = fleetdb_state_get(f->db, "forget_id");
         if (f->db) {
                 if (fleetdb_load(f->db, &f->cache, err, sizeof(err)) < 0)
                         log_warn("fleet: %s", err);
@@ -804,6 +945,8 @@ static void *fleet__thread(void *arg)
                         fleet__set_state(f, FLEET_OK, NULL);
                         fleet__post_view(f); /* after host-only: the view again */
                 }
+                bool failed = fleet__forgets_send(f, err, sizeof(err)) < 0 ||
+                              fleet__forgets_read(f, err, sizeof(err)) < 0;
                 /* Publish the newest snapshot, if any. */
                 pthread_mutex_lock(&f->mu);
                 struct fleetsum_row *snap = f->outbox;
@@ -811,7 +954,18 @@ static void *fleet__thread(void *arg)
                 f->outbox = NULL;
                 f->noutbox = 0;
                 pthread_mutex_unlock(&f->mu);
-                bool failed = false;
+                if (snap && failed) {
+                        pthread_mutex_lock(&f->mu);
+                        if (!f->outbox) {
+                                f->outbox = snap;
+                                f->noutbox = nsnap;
+                                snap = NULL;
+                        }
+                        pthread_mutex_unlock(&f->mu);
+                        if (snap)
+                                fleet_rows_free(snap, nsnap);
+                        snap = NULL;
+                }
                 if (snap) {
                         size_t sent;
                         if (fleet__publish(f, snap, nsnap, delay, &sent, err, sizeof(err)) < 0) {
@@ -835,7 +989,7 @@ static void *fleet__thread(void *arg)
                                 f->batches += sent > 0;
                                 pthread_mutex_unlock(&f->mu);
                         }
-                } else if (fleet__now_ms() - f->last_heartbeat_ms > 60000) {
+                } else if (!failed && fleet__now_ms() - f->last_heartbeat_ms > 60000) {
                         const char *p[1] = { f->host_id };
                         PGresult *res = PQexecParams(f->pg,
                                                      "UPDATE fleet_hosts SET seen_at = now() "
@@ -869,19 +1023,45 @@ static void *fleet__thread(void *arg)
                         }
                         log_warn("fleet: %s", err);
                 }
+                fleet__save(f, false);
                 if (fleet__wait(f, interval))
                         break;
         }
+        fleet__save(f, true);
         fleet__disconnect(f);
         return NULL;
 }
 
 /* ---- the loop ----------------------------------------------------------- */
 
+/* Another host's forget with fleet scope, applied to this host's evidence
+ * and journaled as a local forget. */
+static void fleet__apply_forget(struct fleet *f, const struct fleet__forget *g)
+{
+        struct rpc_env *env = f->env;
+        enum tracker_task task = (enum tracker_task)g->task;
+        bool forgotten = (g->domain ? tracker_forget_cell(env->tracker, g->model, task, g->domain)
+                                    : tracker_forget(env->tracker, g->model)) == 0;
+        if (!forgotten)
+                return;
+        struct journal_entry e = { .op = JOURNAL_FORGET, .at = (uint64_t)time(NULL),
+                                   .model = g->model, .task = task, .domain = g->domain };
+        if (env->journal.record && env->journal.record(env->journal.data, &e) < 0)
+                log_warn("fleet: the forget of '%s' asked by host '%s' could not be journaled",
+                         g->model, g->host);
+        log_info("fleet: forgot '%s'%s%s%s%s, as host '%s' asked", g->model,
+                 g->domain ? " (" : "", g->domain ? tracker_task_name(task) : "",
+                 g->domain ? " / " : "", g->domain ? g->domain : "", g->host);
+}
+
 static void fleet__on_async(uv_async_t *h)
 {
         struct fleet *f = h->data;
         pthread_mutex_lock(&f->mu);
+        struct fleet__forget *forgets = f->forget_in;
+        size_t nforgets = f->nforget_in;
+        f->forget_in = NULL;
+        f->nforget_in = 0;
         struct tracker *view = f->view_ready;
         bool drop = f->view_drop;
         f->view_ready = NULL;
@@ -891,6 +1071,22 @@ static void fleet__on_async(uv_async_t *h)
                 tracker_free(f->env->fleet.view);
                 f->env->fleet.view = view;
         }
+        for (size_t i = 0; i < nforgets; i++)
+                fleet__apply_forget(f, &forgets[i]);
+        fleet__forgets_free(forgets, nforgets);
+        if (nforgets)
+                f->marked = false; /* publish the tombstones at the next tick */
+}
+
+static int fleet__forget(void *data, const char *model, int task, const char *domain)
+{
+        struct fleet *f = data;
+        pthread_mutex_lock(&f->mu);
+        int r = fleet__forget_push(&f->forget_out, &f->nforget_out, model, task, domain, NULL);
+        pthread_mutex_unlock(&f->mu);
+        ssize_t w = write(f->wake[1], "f", 1);
+        (void)w;
+        return r;
 }
 
 /* The counters that move when the tracker changes. */
@@ -1063,7 +1259,8 @@ int fleet_open(struct fleet **out, uv_loop_t *loop, struct rpc_env *env, const s
         uv_async_init(loop, &f->async, fleet__on_async);
         f->timer.data = f->async.data = f;
         env->fleet = (struct rpc_fleet){ .configured = true, .pack_state = fleet__pack_state,
-                                         .pack_hosts = fleet__pack_hosts, .data = f };
+                                         .pack_hosts = fleet__pack_hosts,
+                                         .forget = fleet__forget, .data = f };
         if (fleet__check_conninfo(f->conninfo, e, sizeof(e)) < 0) {
                 /* Host-only, said once; no thread. */
                 f->state = FLEET_REFUSED;
@@ -1099,6 +1296,8 @@ static void fleet__closed(uv_handle_t *h)
         if (f->view_ready)
                 tracker_free(f->view_ready);
         fleet_cache_free(&f->cache);
+        fleet__forgets_free(f->forget_out, f->nforget_out);
+        fleet__forgets_free(f->forget_in, f->nforget_in);
         fleetdb_close(f->db);
         free(f->hosts);
         pthread_mutex_destroy(&f->mu);

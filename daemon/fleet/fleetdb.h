@@ -51,9 +51,12 @@ int fleetdb_open(struct fleetdb **out, const char *path, char *err, size_t errle
 void fleetdb_close(struct fleetdb *db);
 /* Fill an empty cache from the file.  0 or -1 with err filled. */
 int fleetdb_load(struct fleetdb *db, struct fleet_cache *c, char *err, size_t errlen);
-/* Write the hosts named in ids[0, n) as the cache has them (a host it no
- * longer has is removed), in one transaction.  0 or -1 with err filled. */
-int fleetdb_save(struct fleetdb *db, const struct fleet_cache *c, char *const *ids, size_t n,
-                 char *err, size_t errlen);
+/* Replace the file's copy with the cache, in one transaction.  0 or -1
+ * with err filled. */
+int fleetdb_save(struct fleetdb *db, const struct fleet_cache *c, char *err, size_t errlen);
+
+/* A number of the fleet thread's (fleet_state): -1 when it has none. */
+int64_t fleetdb_state_get(struct fleetdb *db, const char *key);
+int fleetdb_state_set(struct fleetdb *db, const char *key, int64_t value);
 
 #endif

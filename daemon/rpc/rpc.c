@@ -1050,20 +1050,28 @@ static int rpc__forget(struct rpc_req *r)
                 { "model", PROTO_ARG_STR, true, 1, r->lim->model_bytes },
                 { "task", PROTO_ARG_STR, false, 0, 64 },
                 { "domain", PROTO_ARG_STR, false, 0, 4 * PROTO_DOMAIN_MAX },
+                { "scope", PROTO_ARG_STR, false, 0, 32 },
         };
         struct proto_val v[NARGS(spec)];
         enum tracker_task task = TASK_GENERATE;
         const char *domain;
+        struct tracker *scoped;
         if (rpc__args(r, spec, NARGS(spec), v) < 0 ||
             (v[1].set && rpc__task(r, &v[1], &task) < 0) ||
-            rpc__domain(r, &v[2], "domain", &domain) < 0)
+            rpc__domain(r, &v[2], "domain", &domain) < 0 || rpc__scope(r, &v[3], &scoped) < 0)
                 return -1;
+        /* fleet scope (the default with [fleet]): every host forgets it too */
+        bool fleet = r->env->fleet.configured &&
+                     !(v[3].set && v[3].s.len == 4 && memcmp(v[3].s.ptr, "host", 4) == 0);
         if (v[1].set != (domain != NULL))
                 return rpc__error(r, PROTO_BAD_REQUEST,
                                   "%s: forgetting one domain cell takes model, task and domain",
                                   v[1].set ? "domain" : "task");
         char *model = rpc__cstr(r, &v[0]);
         if (!model)
+                return RPC_OOM(r);
+        if (fleet && r->env->fleet.forget &&
+            r->env->fleet.forget(r->env->fleet.data, model, domain ? (int)task : -1, domain) < 0)
                 return RPC_OOM(r);
         bool forgotten = (domain ? tracker_forget_cell(r->env->tracker, model, task, domain)
                                  : tracker_forget(r->env->tracker, model)) == 0;

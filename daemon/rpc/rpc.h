@@ -121,6 +121,9 @@ struct rpc_fleet {
          * hosts for `hosts` (a map). */
         void (*pack_state)(void *data, msgpack_packer *pk, uint64_t now);
         void (*pack_hosts)(void *data, msgpack_packer *pk, uint64_t now);
+        /* forget with fleet scope: a tombstone for every host (task < 0:
+         * the whole model).  0 or -ENOMEM. */
+        int (*forget)(void *data, const char *model, int task, const char *domain);
         void *data;
 };
 

@@ -9,8 +9,10 @@ password, missing database, newer schema, duplicate host_id) each end as
 the docs say.
 """
 
+import json
 import os
 import random
+import subprocess
 import time
 import unittest
 
@@ -178,13 +180,37 @@ class TestFleetSums(FleetBase):
         hosts = c.call("hosts")
         self.assertEqual([h["host_id"] for h in hosts["hosts"]], ["host-0", "host-1", "host-2"])
         self.assertEqual([h["self"] for h in hosts["hosts"]], [True, False, False])
+        # outcomectl: hosts, and --scope
+        ctl = harness.ctl_binary()
+        out = subprocess.run([ctl, "-s", ds[0].socket_path, "hosts"], capture_output=True,
+                             text=True, timeout=10)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("this host: host-0 (ok)", out.stdout)
+        self.assertIn("host-2", out.stdout)
+        out = subprocess.run([ctl, "-s", ds[0].socket_path, "--json", "rank", "--task",
+                              "generate", "--strategy", "mean", "--include-degraded",
+                              "--scope", "host"], capture_output=True, text=True, timeout=10)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(json.loads(out.stdout),
+                         json.loads(json.dumps(c.call("rank", task="generate", strategy="mean",
+                                                      exclude_degraded=False, scope="host"))))
         with self.assertRaises(harness.RPCError) as e:
             c.call("rank", task="generate", scope="galaxy")
         self.assertEqual(e.exception.code, "bad_request")
         self.assertIn("scope", e.exception.message)
-        # forget on one host: its rows become tombstones, the sums follow.
+        # forget with fleet scope (the default): a tombstone every host applies.
         c.call("forget", model="m-alpha")
         self.converge(ds)
+        for d in ds:
+            self.assertNotIn("m-alpha", host_profiles(d))
+            self.assertNotIn("m-alpha", fleet_sums(d))
+        self.assertIn("as host 'host-0' asked", ds[2].stderr())
+        # with host scope only this host's evidence leaves the sums.
+        c.call("forget", model="m-beta", scope="host")
+        want = self.converge(ds)
+        self.assertNotIn("m-beta", host_profiles(ds[0]))
+        self.assertIn("m-beta", host_profiles(ds[1]))
+        self.assertIn("m-beta", want)
 
     def test_kill9_daemon_during_sync_and_postgres(self):
         rng = random.Random(16)
