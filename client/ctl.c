@@ -312,6 +312,23 @@ int ctl_call_noargs(struct ctl *ctl, const char *method, struct oc_reply *reply)
         return ctl_call(ctl, reply);
 }
 
+int ctl_run_noargs(struct ctl *ctl, int argc, char **argv, const char *method,
+                   struct oc_reply *reply)
+{
+        static const struct option opts[] = {
+                CTL_COMMON_OPTIONS,
+                { NULL, 0, NULL, 0 },
+        };
+        int opt, status;
+
+        while ((opt = ctl_getopt(ctl, argc, argv, opts, &status)) != -1)
+                if (opt == CTL_GETOPT_STOP)
+                        return status;
+        if (optind < argc)
+                return ctl_usage(ctl, "unexpected argument '%s'", argv[optind]);
+        return ctl_call_noargs(ctl, method, reply);
+}
+
 void ctl_pack_key(msgpack_packer *pk, const char *key)
 {
         proto_pack_cstr(pk, key);

@@ -124,6 +124,11 @@ int ctl_call(struct ctl *ctl, struct oc_reply *reply);
 /* ctl_begin, an empty argument list and ctl_call, for the methods that take
  * no argument (ping, stats, scan, metrics). */
 int ctl_call_noargs(struct ctl *ctl, const char *method, struct oc_reply *reply);
+/* The whole of a command that takes only the common options: parse them,
+ * refuse positional arguments, then ctl_call_noargs (ping, stats, scan,
+ * hosts). */
+int ctl_run_noargs(struct ctl *ctl, int argc, char **argv, const char *method,
+                   struct oc_reply *reply);
 
 /* Packing shortcuts for the named-arguments map. */
 void ctl_pack_str(msgpack_packer *pk, const char *key, const char *val);

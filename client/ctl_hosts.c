@@ -38,18 +38,8 @@ static void print_hosts(const msgpack_object *res)
 
 static int run_hosts(struct ctl *ctl, int argc, char **argv)
 {
-        static const struct option opts[] = {
-                CTL_COMMON_OPTIONS,
-                { NULL, 0, NULL, 0 },
-        };
         struct oc_reply reply = { 0 };
-        int opt, status;
-        while ((opt = ctl_getopt(ctl, argc, argv, opts, &status)) != -1)
-                if (opt == CTL_GETOPT_STOP)
-                        return status;
-        if (optind < argc)
-                return ctl_usage(ctl, "unexpected argument '%s'", argv[optind]);
-        status = ctl_call_noargs(ctl, "hosts", &reply);
+        int status = ctl_run_noargs(ctl, argc, argv, "hosts", &reply);
         if (status != CTL_EXIT_OK)
                 return status;
         if (ctl->json)

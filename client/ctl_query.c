@@ -377,26 +377,10 @@ const struct ctl_command ctl_cmd_query = {
 
 /* ---- ping, stats ------------------------------------------------------ */
 
-static int run_simple(struct ctl *ctl, int argc, char **argv, const char *method, struct oc_reply *reply)
-{
-        static const struct option opts[] = {
-                CTL_COMMON_OPTIONS,
-                { NULL, 0, NULL, 0 },
-        };
-        int opt, status;
-
-        while ((opt = ctl_getopt(ctl, argc, argv, opts, &status)) != -1)
-                if (opt == CTL_GETOPT_STOP)
-                        return status;
-        if (optind < argc)
-                return ctl_usage(ctl, "unexpected argument '%s'", argv[optind]);
-        return ctl_call_noargs(ctl, method, reply);
-}
-
 static int run_ping(struct ctl *ctl, int argc, char **argv)
 {
         struct oc_reply reply = { 0 };
-        int status = run_simple(ctl, argc, argv, "ping", &reply);
+        int status = ctl_run_noargs(ctl, argc, argv, "ping", &reply);
         if (status != CTL_EXIT_OK || reply.result == NULL)
                 return status;   /* result is NULL only after --help */
 
@@ -433,7 +417,7 @@ const struct ctl_command ctl_cmd_ping = {
 static int run_stats(struct ctl *ctl, int argc, char **argv)
 {
         struct oc_reply reply = { 0 };
-        int status = run_simple(ctl, argc, argv, "stats", &reply);
+        int status = ctl_run_noargs(ctl, argc, argv, "stats", &reply);
         if (status != CTL_EXIT_OK || reply.result == NULL)
                 return status;
 

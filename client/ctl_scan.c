@@ -7,19 +7,8 @@
 
 static int run_scan(struct ctl *ctl, int argc, char **argv)
 {
-        static const struct option opts[] = {
-                CTL_COMMON_OPTIONS,
-                { NULL, 0, NULL, 0 },
-        };
         struct oc_reply reply = { 0 };
-        int opt, status;
-
-        while ((opt = ctl_getopt(ctl, argc, argv, opts, &status)) != -1)
-                if (opt == CTL_GETOPT_STOP)
-                        return status;
-        if (optind < argc)
-                return ctl_usage(ctl, "unexpected argument '%s'", argv[optind]);
-        status = ctl_call_noargs(ctl, "scan", &reply);
+        int status = ctl_run_noargs(ctl, argc, argv, "scan", &reply);
         if (status != CTL_EXIT_OK)
                 return status;
 

@@ -263,6 +263,16 @@ static bool fleet__exec(struct fleet *f, const char *sql, char *err, size_t errl
         return ok;
 }
 
+/* A command with text parameters; true when it succeeded. */
+static bool fleet__command(struct fleet *f, const char *sql, int n, const char *const *params,
+                           char *err, size_t errlen)
+{
+        PGresult *res = PQexecParams(f->pg, sql, n, NULL, params, NULL, NULL, 0);
+        bool ok = fleet__ok(res, PGRES_COMMAND_OK, err, errlen);
+        PQclear(res);
+        return ok;
+}
+
 /* Migrate under a transaction-wide advisory lock (hosts starting together
  * take turns).  0; -1 with err: a failure; -2: the schema is newer. */
 static int fleet__migrate(struct fleet *f, char *err, size_t errlen)
@@ -456,14 +466,11 @@ static bool fleet__tombstone(struct fleet *f, const struct fleetsum_row *r, char
         char ver[32];
         snprintf(ver, sizeof(ver), "%" PRId64, f->version);
         const char *v[5] = { f->host_id, r->model, fleet__task_text(r->task), r->domain, ver };
-        PGresult *res = PQexecParams(f->pg,
-                                     "UPDATE fleet_evidence SET deleted = true, version = $5 "
-                                     "WHERE host_id = $1 AND model = $2 AND task = $3 AND "
-                                     "domain = $4 AND NOT deleted",
-                                     5, NULL, v, NULL, NULL, 0);
-        bool ok = fleet__ok(res, PGRES_COMMAND_OK, err, errlen);
-        PQclear(res);
-        return ok;
+        return fleet__command(f,
+                              "UPDATE fleet_evidence SET deleted = true, version = $5 "
+                              "WHERE host_id = $1 AND model = $2 AND task = $3 AND "
+                              "domain = $4 AND NOT deleted",
+                              5, v, err, errlen);
 }
 
 static bool fleet__prepare(struct fleet *f, char *err, size_t errlen)
@@ -539,24 +546,16 @@ static int fleet__publish(struct fleet *f, const struct fleetsum_row *snap, size
         char ver[32];
         snprintf(ver, sizeof(ver), "%" PRId64, f->version);
         const char *v[2] = { f->host_id, ver };
-        PGresult *res;
-        if (f->full) {
-                res = PQexecParams(f->pg,
-                                   "UPDATE fleet_evidence SET deleted = true, version = $2 "
-                                   "WHERE host_id = $1 AND version < $2 AND NOT deleted",
-                                   2, NULL, v, NULL, NULL, 0);
-                bool ok = fleet__ok(res, PGRES_COMMAND_OK, err, errlen);
-                PQclear(res);
-                if (!ok)
-                        goto fail;
-        }
-        res = PQexecParams(f->pg,
-                           "INSERT INTO fleet_hosts (host_id, version, seen_at) VALUES ($1, $2, "
-                           "now()) ON CONFLICT (host_id) DO UPDATE SET version = EXCLUDED.version, "
-                           "seen_at = now()",
-                           2, NULL, v, NULL, NULL, 0);
-        bool ok = fleet__ok(res, PGRES_COMMAND_OK, err, errlen);
-        PQclear(res);
+        if (f->full && !fleet__command(f,
+                                       "UPDATE fleet_evidence SET deleted = true, version = $2 "
+                                       "WHERE host_id = $1 AND version < $2 AND NOT deleted",
+                                       2, v, err, errlen))
+                goto fail;
+        bool ok = fleet__command(f,
+                                 "INSERT INTO fleet_hosts (host_id, version, seen_at) VALUES "
+                                 "($1, $2, now()) ON CONFLICT (host_id) DO UPDATE SET "
+                                 "version = EXCLUDED.version, seen_at = now()",
+                                 2, v, err, errlen);
         if (!ok || !fleet__exec(f, "NOTIFY outcomed_fleet", err, errlen))
                 goto fail;
         if (delay_ms) /* tests: a batch held open, so that a kill lands during a sync */
@@ -618,13 +617,10 @@ static int fleet__forgets_send(struct fleet *f, char *err, size_t errlen)
                 const char *p[4] = { f->host_id, v[i].model,
                                      v[i].domain ? tracker_task_name((enum tracker_task)v[i].task) : "",
                                      v[i].domain ? v[i].domain : "" };
-                PGresult *res = PQexecParams(f->pg,
-                                             "INSERT INTO fleet_forgets (host_id, model, task, "
-                                             "domain) VALUES ($1, $2, $3, $4)",
-                                             4, NULL, p, NULL, NULL, 0);
-                bool ok = fleet__ok(res, PGRES_COMMAND_OK, err, errlen);
-                PQclear(res);
-                if (!ok)
+                if (!fleet__command(f,
+                                    "INSERT INTO fleet_forgets (host_id, model, task, domain) "
+                                    "VALUES ($1, $2, $3, $4)",
+                                    4, p, err, errlen))
                         break;
         }
         if (i < n) { /* put back, before any asked meanwhile */
@@ -899,6 +895,21 @@ static void fleet__count_error(struct fleet *f, const char *msg)
         pthread_mutex_unlock(&f->mu);
 }
 
+/* A snapshot not published: kept for the next attempt unless a newer one
+ * came meanwhile. */
+static void fleet__outbox_return(struct fleet *f, struct fleetsum_row *snap, size_t n)
+{
+        pthread_mutex_lock(&f->mu);
+        if (!f->outbox) {
+                f->outbox = snap;
+                f->noutbox = n;
+                snap = NULL;
+        }
+        pthread_mutex_unlock(&f->mu);
+        if (snap)
+                fleet_rows_free(snap, n);
+}
+
 static void *fleet__thread(void *arg)
 {
         struct fleet *f = arg;
@@ -955,31 +966,14 @@ static void *fleet__thread(void *arg)
                 f->noutbox = 0;
                 pthread_mutex_unlock(&f->mu);
                 if (snap && failed) {
-                        pthread_mutex_lock(&f->mu);
-                        if (!f->outbox) {
-                                f->outbox = snap;
-                                f->noutbox = nsnap;
-                                snap = NULL;
-                        }
-                        pthread_mutex_unlock(&f->mu);
-                        if (snap)
-                                fleet_rows_free(snap, nsnap);
+                        fleet__outbox_return(f, snap, nsnap);
                         snap = NULL;
                 }
                 if (snap) {
                         size_t sent;
                         if (fleet__publish(f, snap, nsnap, delay, &sent, err, sizeof(err)) < 0) {
                                 failed = true;
-                                /* Kept for the next attempt unless a newer one came. */
-                                pthread_mutex_lock(&f->mu);
-                                if (!f->outbox) {
-                                        f->outbox = snap;
-                                        f->noutbox = nsnap;
-                                        snap = NULL;
-                                }
-                                pthread_mutex_unlock(&f->mu);
-                                if (snap)
-                                        fleet_rows_free(snap, nsnap);
+                                fleet__outbox_return(f, snap, nsnap);
                         } else {
                                 fleet_rows_free(f->sent, f->nsent);
                                 f->sent = snap;
@@ -991,12 +985,10 @@ static void *fleet__thread(void *arg)
                         }
                 } else if (!failed && fleet__now_ms() - f->last_heartbeat_ms > 60000) {
                         const char *p[1] = { f->host_id };
-                        PGresult *res = PQexecParams(f->pg,
-                                                     "UPDATE fleet_hosts SET seen_at = now() "
-                                                     "WHERE host_id = $1",
-                                                     1, NULL, p, NULL, NULL, 0);
-                        failed = !fleet__ok(res, PGRES_COMMAND_OK, err, sizeof(err));
-                        PQclear(res);
+                        failed = !fleet__command(f,
+                                                 "UPDATE fleet_hosts SET seen_at = now() "
+                                                 "WHERE host_id = $1",
+                                                 1, p, err, sizeof(err));
                         f->last_heartbeat_ms = fleet__now_ms();
                 }
                 if (!failed) {
@@ -1124,13 +1116,19 @@ static void fleet__on_timer(uv_timer_t *t)
         (void)w;
 }
 
+/* A map of n pairs, its first two host_id and state; the lock taken. */
+static void fleet__pack_head(struct fleet *f, msgpack_packer *pk, uint32_t n)
+{
+        pthread_mutex_lock(&f->mu);
+        msgpack_pack_map(pk, n);
+        proto_pack_kv_str(pk, "host_id", f->host_id);
+        proto_pack_kv_str(pk, "state", fleet__state_names[f->state]);
+}
+
 static void fleet__pack_state(void *data, msgpack_packer *pk, uint64_t now)
 {
         struct fleet *f = data;
-        pthread_mutex_lock(&f->mu);
-        msgpack_pack_map(pk, 11);
-        proto_pack_kv_str(pk, "host_id", f->host_id);
-        proto_pack_kv_str(pk, "state", fleet__state_names[f->state]);
+        fleet__pack_head(f, pk, 11);
         proto_pack_kv_bool(pk, "serving_fleet", f->env->fleet.view != NULL);
         proto_pack_kv_str(pk, "error", f->error);
         proto_pack_kv_u64(pk, "last_sync_at", f->last_sync_ms / 1000);
@@ -1148,10 +1146,7 @@ static void fleet__pack_state(void *data, msgpack_packer *pk, uint64_t now)
 static void fleet__pack_hosts(void *data, msgpack_packer *pk, uint64_t now)
 {
         struct fleet *f = data;
-        pthread_mutex_lock(&f->mu);
-        msgpack_pack_map(pk, 3);
-        proto_pack_kv_str(pk, "host_id", f->host_id);
-        proto_pack_kv_str(pk, "state", fleet__state_names[f->state]);
+        fleet__pack_head(f, pk, 3);
         proto_pack_cstr(pk, "hosts");
         msgpack_pack_array(pk, (uint32_t)f->nhosts);
         for (size_t i = 0; i < f->nhosts; i++) {
