@@ -189,7 +189,8 @@ long fleet_cache_rows(const struct fleet_cache *c, struct fleetsum_row **out)
                 return -ENOMEM;
         size_t k = 0;
         for (size_t i = 0; i < c->nhosts; i++) {
-                memcpy(&v[k], c->hosts[i]->rows, c->hosts[i]->nrows * sizeof(*v));
+                if (c->hosts[i]->nrows) /* rows is NULL until the first */
+                        memcpy(&v[k], c->hosts[i]->rows, c->hosts[i]->nrows * sizeof(*v));
                 k += c->hosts[i]->nrows;
         }
         qsort(v, n, sizeof(*v), fleetsum_row_cmp);
