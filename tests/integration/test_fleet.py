@@ -261,6 +261,21 @@ class TestFleetSums(FleetBase):
         self.converge(ds)
 
 
+    def test_hosts_past_ttl_leave_the_sums(self):
+        rng = random.Random(18)
+        ds = [self.daemon("host-%d" % i, "host_ttl_days = 2\n") for i in range(2)]
+        for d in ds:
+            random_ops(d, rng, 6)
+        self.converge(ds)
+        ds[1].stop()
+        # host-1 was last seen three days ago: past host_ttl_days
+        self.pg.psql("UPDATE fleet_hosts SET seen_at = now() - interval '3 days' "
+                     "WHERE host_id = 'host-1'", dbname="fleet")
+        want = expected_sums(ds[:1])
+        self.assertTrue(harness.wait_until(lambda: fleet_sums(ds[0]) == want, timeout=10))
+        self.assertEqual([h["host_id"] for h in call(ds[0], "hosts")["hosts"]], ["host-0"])
+
+
 class TestFleetRefusals(FleetBase):
     def assert_host_only(self, d, log):
         self.assertTrue(harness.wait_until(lambda: log in d.stderr(), timeout=10), d.stderr())
