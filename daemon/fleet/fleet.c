@@ -349,8 +349,13 @@ static bool fleet__refused(const char *msg)
  * (down); -2: refused (host-only); -3: duplicate host_id. */
 static int fleet__connect(struct fleet *f, char *err, size_t errlen)
 {
-        const char *keys[] = { "connect_timeout", "dbname", "fallback_application_name", NULL };
-        const char *vals[] = { "5", f->conninfo, "outcomed", NULL };
+        /* Defaults the conninfo (expanded from dbname) may override: a
+         * server gone silent over TCP is noticed within about 20 s, so
+         * the thread (and a stop that joins it) never waits for ever. */
+        const char *keys[] = { "connect_timeout", "keepalives_idle", "keepalives_interval",
+                               "keepalives_count", "tcp_user_timeout", "dbname",
+                               "fallback_application_name", NULL };
+        const char *vals[] = { "5", "10", "5", "2", "20000", f->conninfo, "outcomed", NULL };
         f->pg = PQconnectdbParams(keys, vals, 1);
         if (!f->pg) {
                 snprintf(err, errlen, "out of memory");
