@@ -13,11 +13,15 @@ import json
 import os
 import random
 import subprocess
+import sys
 import time
 import unittest
 
 import harness
 import pg
+
+sys.path.insert(0, os.path.join(harness.SOURCE_ROOT, "clients", "python"))
+import outcomed  # noqa: E402  (the Python client)
 
 SYNC_MS = 200
 MODELS = ("m-alpha", "m-beta", "m-gamma")
@@ -194,6 +198,15 @@ class TestFleetSums(FleetBase):
         self.assertEqual(json.loads(out.stdout),
                          json.loads(json.dumps(c.call("rank", task="generate", strategy="mean",
                                                       exclude_degraded=False, scope="host"))))
+        # the Python client passes scope and lists the hosts
+        py = outcomed.Client(ds[1].socket_path)
+        self.addCleanup(py.close)
+        self.assertEqual(py.rank("generate", strategy="mean", exclude_degraded=False,
+                                 scope="host"),
+                         call(ds[1], "rank", task="generate", strategy="mean",
+                              exclude_degraded=False, scope="host"))
+        self.assertEqual(py.query(scope="fleet"), call(ds[1], "query")["profiles"])
+        self.assertEqual(py.hosts()["host_id"], "host-1")
         with self.assertRaises(harness.RPCError) as e:
             c.call("rank", task="generate", scope="galaxy")
         self.assertEqual(e.exception.code, "bad_request")
