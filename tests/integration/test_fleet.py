@@ -12,6 +12,7 @@ the docs say.
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -287,6 +288,21 @@ class TestFleetSums(FleetBase):
         want = expected_sums(ds[:1])
         self.assertTrue(harness.wait_until(lambda: fleet_sums(ds[0]) == want, timeout=10))
         self.assertEqual([h["host_id"] for h in call(ds[0], "hosts")["hosts"]], ["host-0"])
+
+
+    def test_reload(self):
+        d = self.daemon("host-r")
+        self.assertTrue(harness.wait_until(lambda: self.stats(d)["state"] == "ok", timeout=10))
+        d.write_config(fleet_config(self.pg, "renamed", extra="sync_interval_ms = 100\n")
+                       .replace("sync_interval_ms = %d\n" % SYNC_MS, ""))
+        d.proc.send_signal(signal.SIGHUP)
+        self.assertTrue(harness.wait_until(lambda: "SIGHUP: reloaded" in d.stderr(), timeout=10))
+        self.assertIn("[fleet] host_id changed, which takes a restart", d.stderr())
+        self.assertIn("[fleet] sync_interval_ms", d.stderr())
+        self.assertEqual(self.stats(d)["host_id"], "host-r")
+        random_ops(d, random.Random(4), 3)
+        self.assertTrue(harness.wait_until(lambda: fleet_sums(d) == expected_sums([d]),
+                                           timeout=10))
 
 
 class TestFleetRefusals(FleetBase):
