@@ -312,6 +312,19 @@ int ctl_call_noargs(struct ctl *ctl, const char *method, struct oc_reply *reply)
         return ctl_call(ctl, reply);
 }
 
+int ctl_show(struct ctl *ctl, struct oc_reply *reply, void (*print)(const msgpack_object *result))
+{
+        int status = CTL_EXIT_OK;
+        if (!reply->result) /* nothing asked: --help */
+                return status;
+        if (ctl->json)
+                status = ctl_print_json(reply->result);
+        else
+                print(reply->result);
+        oc_reply_destroy(reply);
+        return status;
+}
+
 int ctl_run_noargs(struct ctl *ctl, int argc, char **argv, const char *method,
                    struct oc_reply *reply)
 {

@@ -124,6 +124,9 @@ int ctl_call(struct ctl *ctl, struct oc_reply *reply);
 /* ctl_begin, an empty argument list and ctl_call, for the methods that take
  * no argument (ping, stats, scan, metrics). */
 int ctl_call_noargs(struct ctl *ctl, const char *method, struct oc_reply *reply);
+/* Show a reply: as JSON with --json, else with print; the reply is
+ * destroyed.  Returns the exit status. */
+int ctl_show(struct ctl *ctl, struct oc_reply *reply, void (*print)(const msgpack_object *result));
 /* The whole of a command that takes only the common options: parse them,
  * refuse positional arguments, then ctl_call_noargs (ping, stats, scan,
  * hosts). */

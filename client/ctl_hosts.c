@@ -40,14 +40,7 @@ static int run_hosts(struct ctl *ctl, int argc, char **argv)
 {
         struct oc_reply reply = { 0 };
         int status = ctl_run_noargs(ctl, argc, argv, "hosts", &reply);
-        if (status != CTL_EXIT_OK)
-                return status;
-        if (ctl->json)
-                status = ctl_print_json(reply.result);
-        else
-                print_hosts(reply.result);
-        oc_reply_destroy(&reply);
-        return status;
+        return status != CTL_EXIT_OK ? status : ctl_show(ctl, &reply, print_hosts);
 }
 
 const struct ctl_command ctl_cmd_hosts = {
@@ -63,11 +56,6 @@ const struct ctl_command ctl_cmd_hosts = {
         "Hosts not seen for [fleet] host_ttl_days leave the list and the sums.  The\n"
         "first line gives this daemon's host_id and sync state (ok, connecting, down,\n"
         "host_only, duplicate_host_id; see `outcomectl stats`).\n"
-        "\n"
-        "Options:\n"
-        "  -s, --socket PATH, -j, --json, --timeout SECS, -h, --help\n"
-        "                         as in 'outcomectl --help'\n"
-        "\n"
-        "Example:\n"
-        "  outcomectl hosts\n",
+        "It takes the common options only (-s, -j, --timeout, -h: 'outcomectl --help').\n"
+        "For a script: outcomectl --json hosts | jq -r '.hosts[].host_id'\n",
 };

@@ -377,23 +377,23 @@ const struct ctl_command ctl_cmd_query = {
 
 /* ---- ping, stats ------------------------------------------------------ */
 
+static void print_version(const msgpack_object *result)
+{
+        size_t len;
+        const char *v = ctl_get_str(result, "version", &len);
+        if (v == NULL) {
+                ctl_print_json(result);
+                return;
+        }
+        ctl_put_text(v, len, 0);
+        putchar('\n');
+}
+
 static int run_ping(struct ctl *ctl, int argc, char **argv)
 {
         struct oc_reply reply = { 0 };
         int status = ctl_run_noargs(ctl, argc, argv, "ping", &reply);
-        if (status != CTL_EXIT_OK || reply.result == NULL)
-                return status;   /* result is NULL only after --help */
-
-        size_t len;
-        const char *v = ctl_get_str(reply.result, "version", &len);
-        if (ctl->json || v == NULL) {
-                status = ctl_print_json(reply.result);
-        } else {
-                ctl_put_text(v, len, 0);
-                putchar('\n');
-        }
-        oc_reply_destroy(&reply);
-        return status;
+        return status != CTL_EXIT_OK ? status : ctl_show(ctl, &reply, print_version);
 }
 
 const struct ctl_command ctl_cmd_ping = {

@@ -209,14 +209,7 @@ static int run_rank(struct ctl *ctl, int argc, char **argv)
 
         struct oc_reply reply = { 0 };
         status = ctl_call(ctl, &reply);
-        if (status != CTL_EXIT_OK)
-                return status;
-        if (ctl->json)
-                status = ctl_print_json(reply.result);
-        else
-                print_table(reply.result);
-        oc_reply_destroy(&reply);
-        return status;
+        return status != CTL_EXIT_OK ? status : ctl_show(ctl, &reply, print_table);
 }
 
 const struct ctl_command ctl_cmd_rank = {

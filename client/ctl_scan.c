@@ -57,12 +57,7 @@ const struct ctl_command ctl_cmd_scan = {
         "signature_changed, body_modified, symbol_added, modified or ignored (see\n"
         "\"Watching a repository\" in the README).  Prints the traces judged, with the\n"
         "evidence, then how many repositories were scanned and how long it took.\n"
-        "\n"
-        "Options:\n"
-        "  -s, --socket PATH, -j, --json, --timeout SECS, -h, --help\n"
-        "                    as in 'outcomectl --help'\n"
-        "\n"
-        "Example:\n"
-        "  outcomectl scan\n"
+        "It takes the common options only (-s, -j, --timeout, -h: 'outcomectl --help').\n"
+        "Give --timeout room for a large repository: outcomectl --timeout 120 scan\n"
         "  outcomectl --json scan\n",
 };

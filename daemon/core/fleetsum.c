@@ -206,20 +206,13 @@ static int fleetsum__load_model(struct tracker *t, const struct fleetsum_row *su
                 const struct fleetsum_row *s = &sums[i];
                 if (!s->domain[0] || s->task >= TASK__COUNT)
                         continue;
-                struct tracker_cell c;
-                memset(&c, 0, sizeof(c));
-                c.model = s->model;
-                c.domain = s->domain;
-                c.task = s->task;
-                c.calls = s->calls;
-                c.successes = s->successes;
-                c.failures = s->failures;
-                c.ev = s->ev;
-                c.recent_alpha = s->recent_alpha;
-                c.recent_beta = s->recent_beta;
-                c.win_alpha = s->win_alpha;
-                c.win_beta = s->win_beta;
-                c.updated_at = s->updated_at;
+                struct tracker_cell c = {
+                        .model = s->model, .domain = s->domain, .task = s->task,
+                        .calls = s->calls, .successes = s->successes, .failures = s->failures,
+                        .ev = s->ev, .updated_at = s->updated_at,
+                        .recent_alpha = s->recent_alpha, .recent_beta = s->recent_beta,
+                        .win_alpha = s->win_alpha, .win_beta = s->win_beta,
+                };
                 bool created;
                 r = tracker_import_cell(t, &c, true, s->updated_at, &created);
                 if (r == -ENOMEM)

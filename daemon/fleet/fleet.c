@@ -608,15 +608,11 @@ static int fleet__forget_push(struct fleet__forget **v, size_t *n, const char *m
         return 0;
 }
 
-/* Send the forgets asked here; those that fail stay queued. */
-static int fleet__forgets_send(struct fleet *f, char *err, size_t errlen)
+/* Send the forgets asked here (v[0, n), taken from forget_out); those
+ * that fail go back to the queue. */
+static int fleet__forgets_send(struct fleet *f, struct fleet__forget *v, size_t n, char *err,
+                               size_t errlen)
 {
-        pthread_mutex_lock(&f->mu);
-        struct fleet__forget *v = f->forget_out;
-        size_t n = f->nforget_out;
-        f->forget_out = NULL;
-        f->nforget_out = 0;
-        pthread_mutex_unlock(&f->mu);
         size_t i = 0;
         for (; i < n; i++) {
                 const char *p[4] = { f->host_id, v[i].model,
@@ -961,15 +957,18 @@ static void *fleet__thread(void *arg)
                         fleet__set_state(f, FLEET_OK, NULL);
                         fleet__post_view(f); /* after host-only: the view again */
                 }
-                bool failed = fleet__forgets_send(f, err, sizeof(err)) < 0 ||
-                              fleet__forgets_read(f, err, sizeof(err)) < 0;
-                /* Publish the newest snapshot, if any. */
+                /* What the loop handed over: forgets, the newest snapshot. */
                 pthread_mutex_lock(&f->mu);
+                struct fleet__forget *forgets = f->forget_out;
+                size_t nforgets = f->nforget_out;
                 struct fleetsum_row *snap = f->outbox;
                 size_t nsnap = f->noutbox;
+                f->forget_out = NULL;
                 f->outbox = NULL;
-                f->noutbox = 0;
+                f->nforget_out = f->noutbox = 0;
                 pthread_mutex_unlock(&f->mu);
+                bool failed = fleet__forgets_send(f, forgets, nforgets, err, sizeof(err)) < 0 ||
+                              fleet__forgets_read(f, err, sizeof(err)) < 0;
                 if (snap && failed) {
                         fleet__outbox_return(f, snap, nsnap);
                         snap = NULL;
@@ -1148,21 +1147,24 @@ static void fleet__pack_state(void *data, msgpack_packer *pk, uint64_t now)
         (void)now;
 }
 
+static void fleet__pack_host(msgpack_packer *pk, const struct fleet__hostinfo *h, bool self)
+{
+        msgpack_pack_map(pk, 5);
+        proto_pack_kv_str(pk, "host_id", h->id);
+        proto_pack_kv_bool(pk, "self", self);
+        proto_pack_kv_u64(pk, "version", (uint64_t)h->version);
+        proto_pack_kv_u64(pk, "seen_at", (uint64_t)h->seen_at);
+        proto_pack_kv_u64(pk, "rows", h->rows);
+}
+
 static void fleet__pack_hosts(void *data, msgpack_packer *pk, uint64_t now)
 {
         struct fleet *f = data;
         fleet__pack_head(f, pk, 3);
         proto_pack_cstr(pk, "hosts");
         msgpack_pack_array(pk, (uint32_t)f->nhosts);
-        for (size_t i = 0; i < f->nhosts; i++) {
-                const struct fleet__hostinfo *h = &f->hosts[i];
-                msgpack_pack_map(pk, 5);
-                proto_pack_kv_str(pk, "host_id", h->id);
-                proto_pack_kv_bool(pk, "self", strcmp(h->id, f->host_id) == 0);
-                proto_pack_kv_u64(pk, "version", (uint64_t)h->version);
-                proto_pack_kv_u64(pk, "seen_at", (uint64_t)h->seen_at);
-                proto_pack_kv_u64(pk, "rows", h->rows);
-        }
+        for (size_t i = 0; i < f->nhosts; i++)
+                fleet__pack_host(pk, &f->hosts[i], strcmp(f->hosts[i].id, f->host_id) == 0);
         pthread_mutex_unlock(&f->mu);
         (void)now;
 }
