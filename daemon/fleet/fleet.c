@@ -918,12 +918,6 @@ static void *fleet__thread(void *arg)
         uint32_t backoff = 250;
         pthread_setname_np(pthread_self(), "outcomed-fleet");
         f->forget_id = fleetdb_state_get(f->db, "forget_id");
-        if (f->db) {
-                if (fleetdb_load(f->db, &f->cache, err, sizeof(err)) < 0)
-                        log_warn("fleet: %s", err);
-                else if (f->cache.nhosts)
-                        fleet__post_view(f);
-        }
         for (;;) {
                 pthread_mutex_lock(&f->mu);
                 uint32_t interval = f->interval_ms, ttl = f->ttl_days, delay = f->delay_ms;
@@ -1272,6 +1266,14 @@ int fleet_open(struct fleet **out, uv_loop_t *loop, struct rpc_env *env, const s
                 return 0;
         }
         f->state = FLEET_CONNECTING;
+        /* The last fleet evidence, served from the first request on, before
+         * PostgreSQL is reached (or when it cannot be). */
+        if (f->db && fleetdb_load(f->db, &f->cache, e, sizeof(e)) < 0)
+                log_warn("fleet: %s", e);
+        else if (f->cache.nhosts) {
+                fleet__post_view(f);
+                fleet__on_async(&f->async); /* taken now, not at the loop's first turn */
+        }
         uv_timer_start(&f->timer, fleet__on_timer, 0, cfg->fleet_sync_interval_ms);
         uv_unref((uv_handle_t *)&f->timer);
         int r = pthread_create(&f->thread, NULL, fleet__thread, f);
