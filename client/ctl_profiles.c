@@ -46,7 +46,7 @@
 
 /* "forgot MODEL", or why not; arg: the forget arguments. */
 struct forget_args {
-        const char *model, *task, *domain;
+        const char *model, *task, *domain, *scope;
 };
 
 static int print_forget(struct ctl *ctl, const msgpack_object *result, void *arg)
@@ -71,6 +71,7 @@ static int run_forget(struct ctl *ctl, int argc, char **argv)
         const struct ctl_opt opts[] = {
                 CTL_VALUE("task", ctl_opt_text, &a.task, NULL),
                 CTL_VALUE("domain", ctl_opt_text, &a.domain, NULL),
+                CTL_VALUE("scope", ctl_opt_text, &a.scope, NULL),
         };
         int status = CTL_OPTIONS(ctl, argc, argv, opts, -1, "");
         if (status != CTL_GO)
@@ -88,6 +89,7 @@ static int run_forget(struct ctl *ctl, int argc, char **argv)
 
         const struct ctl_arg args[] = {
                 CTL_ARG_S("model", a.model), CTL_ARG_S("task", a.task), CTL_ARG_S("domain", a.domain),
+                CTL_ARG_S("scope", a.scope),
         };
         return CTL_CALL(ctl, "forget", args, print_forget, &a);
 }
@@ -112,6 +114,8 @@ const struct ctl_command ctl_cmd_forget = {
         "Options:\n"
         "  --task TASK       with --domain: forget only the cell of (MODEL, TASK, DOMAIN)\n"
         "  --domain DOMAIN\n"
+        "  --scope fleet|host every host forgets it too (the default with a [fleet]\n"
+        "                    section), or only this one\n"
         "  -s, --socket PATH, -j, --json, --timeout SECS, -h, --help\n"
         "                    as in 'outcomectl --help'\n"
         "\n"

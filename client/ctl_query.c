@@ -242,7 +242,7 @@ static int print_query(struct ctl *ctl, const msgpack_object *result, void *arg)
 
 static int run_query(struct ctl *ctl, int argc, char **argv)
 {
-        const char *model = NULL, *task = NULL, *domain = NULL;
+        const char *model = NULL, *task = NULL, *domain = NULL, *scope = NULL;
         bool pending = false, have_threshold = false, have_limit = false, domains = false;
         uint32_t threshold = 0, limit = 0;
         const struct ctl_opt opts[] = {
@@ -253,6 +253,7 @@ static int run_query(struct ctl *ctl, int argc, char **argv)
                 CTL_VALUE("limit", ctl_opt_u32, &limit, &have_limit),
                 CTL_FLAG("domains", &domains),
                 CTL_VALUE("domain", ctl_opt_text, &domain, NULL),
+                CTL_VALUE("scope", ctl_opt_text, &scope, NULL),
         };
         int status = CTL_OPTIONS(ctl, argc, argv, opts, 0, "");
         if (status != CTL_GO)
@@ -267,6 +268,7 @@ static int run_query(struct ctl *ctl, int argc, char **argv)
                 CTL_ARG_S("task", task), CTL_ARG_S("domain", domain),
                 CTL_ARG_U("degrade_threshold", have_threshold, threshold),
                 CTL_ARG_U("limit", have_limit, limit), CTL_ARG_B("domains", domains, true),
+                CTL_ARG_S("scope", scope),
         };
         return CTL_CALL(ctl, "query", args, print_query, pending ? &pending : NULL);
 }
@@ -304,6 +306,8 @@ const struct ctl_command ctl_cmd_query = {
         "                          daemon's configuration, 3)\n"
         "  --domains               also each task's domain cells\n"
         "  --domain DOMAIN         also the cells of this domain only\n"
+        "  --scope fleet|host      every host's evidence summed (the default with a\n"
+        "                          [fleet] section) or this host's alone\n"
         "  --pending               list the pending traces instead\n"
         "  --limit N               at most N pending traces (default 1000)\n"
         "  -s, --socket PATH, -j, --json, --timeout SECS, -h, --help\n"

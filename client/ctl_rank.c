@@ -111,7 +111,7 @@ static int print_table(struct ctl *ctl, const msgpack_object *res, void *arg)
 
 static int run_rank(struct ctl *ctl, int argc, char **argv)
 {
-        const char *task = NULL, *strategy = NULL, *domain = NULL;
+        const char *task = NULL, *strategy = NULL, *domain = NULL, *scope = NULL;
         CTL_AUTOLIST struct ctl_list cand = { 0 };
         double lw = 0, cw = 0;
         bool have_lw = false, have_cw = false, include_degraded = false, have_seed = false;
@@ -125,6 +125,7 @@ static int run_rank(struct ctl *ctl, int argc, char **argv)
                 CTL_FLAG("include-degraded", &include_degraded),
                 CTL_VALUE("seed", ctl_opt_u32, &seed, &have_seed),
                 CTL_STR("domain", &domain),
+                CTL_STR("scope", &scope),
         };
         int status = CTL_OPTIONS(ctl, argc, argv, opts, -1, "");
         if (status != CTL_GO)
@@ -142,6 +143,7 @@ static int run_rank(struct ctl *ctl, int argc, char **argv)
                 CTL_ARG_D("cost_weight", have_cw, cw),
                 CTL_ARG_B("exclude_degraded", include_degraded, false),
                 CTL_ARG_U("seed", have_seed, seed), CTL_ARG_L("candidates", &cand),
+                CTL_ARG_S("scope", scope),
         };
         return CTL_CALL(ctl, "rank", args, print_table, NULL);
 }
@@ -185,6 +187,8 @@ const struct ctl_command ctl_cmd_rank = {
         "  --seed N               thompson's draws, for a repeatable answer\n"
         "  --domain DOMAIN        rank from this domain's evidence, backed off to the\n"
         "                         task's where the domain has little\n"
+        "  --scope fleet|host     every host's evidence summed (the default with a\n"
+        "                         [fleet] section) or this host's alone\n"
         "  -s, --socket PATH, -j, --json, --timeout SECS, -h, --help\n"
         "                         as in 'outcomectl --help'\n"
         "\n"

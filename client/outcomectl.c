@@ -18,7 +18,7 @@ static const struct ctl_command *const commands[] = {
         &ctl_cmd_start, &ctl_cmd_complete, &ctl_cmd_fail, &ctl_cmd_outcome,
         &ctl_cmd_query, &ctl_cmd_rank, &ctl_cmd_forget, &ctl_cmd_export, &ctl_cmd_import,
         &ctl_cmd_ping, &ctl_cmd_stats, &ctl_cmd_top,
-        &ctl_cmd_scan, &ctl_cmd_metrics, &ctl_cmd_history,
+        &ctl_cmd_scan, &ctl_cmd_metrics, &ctl_cmd_history, &ctl_cmd_hosts,
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 

@@ -21,7 +21,7 @@
 #include "proto.h"
 
 enum config__type { CFG_STR, CFG_U32, CFG_U64, CFG_LEVEL, CFG_REPO, CFG_DURABILITY, CFG_UIDS,
-                   CFG_GROUP, CFG_UNIT };
+                   CFG_GROUP, CFG_UNIT, CFG_HOST };
 
 struct config__key {
         const char *section;
@@ -75,6 +75,11 @@ static const struct config__key config__keys[] = {
         { "limits", "reply_buffer_bytes", CFG_U64, L(reply_buffer_bytes), 4096, UINT64_MAX },
         { "limits", "partial_bytes", CFG_U64, L(partial_bytes), 65536, UINT64_MAX },
         { "limits", "message_timeout_ms", CFG_U32, L(message_timeout_ms), 10, 86400000 },
+        { "fleet", "conninfo", CFG_STR, F(fleet_conninfo), 0, 0 },
+        { "fleet", "host_id", CFG_HOST, F(fleet_host_id), 0, 0 },
+        { "fleet", "sync_interval_ms", CFG_U32, F(fleet_sync_interval_ms), 50, 3600000 },
+        { "fleet", "host_ttl_days", CFG_U32, F(fleet_host_ttl_days), 1, 36500 },
+        { "fleet", "debug_sync_delay_ms", CFG_U32, F(fleet_debug_sync_delay_ms), 0, 60000 },
 };
 
 void config_init(struct config *c)
@@ -94,6 +99,8 @@ void config_init(struct config *c)
         c->git_settle_s = 900;
         c->git_deadline_s = 86400;
         c->git_text_threshold = 0.8;
+        c->fleet_sync_interval_ms = 1000;
+        c->fleet_host_ttl_days = 30;
         c->limits = (struct config_limits){
                 .message_bytes = PROTO_MESSAGE_MAX,
                 .model_bytes = PROTO_MODEL_MAX,
@@ -128,6 +135,8 @@ void config_free(struct config *c)
         for (size_t i = 0; i < c->nprices; i++)
                 free(c->prices[i].model);
         free(c->prices);
+        free(c->fleet_conninfo);
+        free(c->fleet_host_id);
         memset(c, 0, sizeof(*c));
 }
 
@@ -380,6 +389,15 @@ static int config__handler(void *user, const char *section, const char *name, co
                 return config__add_uids(p, value);
         case CFG_GROUP:
                 return config__set_group(p, value);
+        case CFG_HOST:
+                if (!*value || strlen(value) > 64 ||
+                    strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                  "0123456789._-") != strlen(value))
+                        return config__bad(p, "%s: '%s' is not 1 to 64 letters, digits, '.', "
+                                           "'_' or '-'", name, value);
+                if (config_set_str((char **)(base + k->off), value) < 0)
+                        return config__bad(p, "%s: out of memory", name);
+                return 1;
         }
         return 1;
 }
@@ -521,7 +539,8 @@ bool config_repo_watched(const struct config *c, const char *path, char **canon)
  * database opened once. */
 static bool config__startup_only(const struct config__key *k)
 {
-        return k->off == F(socket_path) || k->off == F(socket_group) || k->off == F(db_path);
+        return k->off == F(socket_path) || k->off == F(socket_group) || k->off == F(db_path) ||
+               k->off == F(fleet_conninfo) || k->off == F(fleet_host_id);
 }
 
 static bool config__str_eq(const char *a, const char *b)
@@ -535,6 +554,7 @@ static bool config__key_equal(const struct config__key *k, const struct config *
         const char *pa = (const char *)a + k->off, *pb = (const char *)b + k->off;
         switch (k->type) {
         case CFG_STR:
+        case CFG_HOST:
                 return config__str_eq(*(char *const *)pa, *(char *const *)pb);
         case CFG_GROUP:
                 return config__str_eq(a->allow_group, b->allow_group) &&
@@ -584,7 +604,7 @@ void config_keep_startup_keys(struct config *cur, struct config *next)
 {
         for (size_t i = 0; i < sizeof(config__keys) / sizeof(config__keys[0]); i++) {
                 const struct config__key *k = &config__keys[i];
-                if (!config__startup_only(k) || k->type != CFG_STR)
+                if (!config__startup_only(k) || (k->type != CFG_STR && k->type != CFG_HOST))
                         continue;
                 char **pc = (char **)((char *)cur + k->off);
                 char **pn = (char **)((char *)next + k->off);

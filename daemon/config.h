@@ -77,6 +77,12 @@ struct config {
         char *allow_group;   /* as written; NULL: not set */
         uint32_t allow_gid;  /* its gid */
         struct config_limits limits;
+        /* [fleet]: hosts share evidence through PostgreSQL (daemon/fleet/). */
+        char *fleet_conninfo;          /* libpq connection string; NULL: no fleet */
+        char *fleet_host_id;           /* NULL: derived from /etc/machine-id and the uid */
+        uint32_t fleet_sync_interval_ms;
+        uint32_t fleet_host_ttl_days;
+        uint32_t fleet_debug_sync_delay_ms; /* tests: hold each batch open this long */
 };
 
 /* Defaults; paths are left NULL until config_resolve_paths. */

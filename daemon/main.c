@@ -30,6 +30,7 @@
 
 #include "commit.h"
 #include "config.h"
+#include "fleet.h"
 #include "gitscan.h"
 #include "history.h"
 #include "log.h"
@@ -56,6 +57,7 @@ struct daemon {
         struct commit *commit;
         struct gitscan *gitscan;
         struct history_reader *history;
+        struct fleet *fleet;
         struct server *server;
         struct rpc_env env;
         uv_signal_t sigterm, sigint;
@@ -128,6 +130,8 @@ static void daemon_stop(struct daemon *d, const char *why)
         d->server = NULL;
         gitscan_close(d->gitscan); /* before the last write: it judges no more */
         d->gitscan = NULL;
+        fleet_close(d->fleet);
+        d->fleet = NULL;
         uv_signal_stop(&d->sigterm);
         uv_signal_stop(&d->sigint);
         int r = commit_final(d->commit);
@@ -285,6 +289,7 @@ static void daemon_reload(struct daemon *d)
         log_set_level((enum log_level)d->cfg.log_level);
         commit_reconfigure(d->commit);
         gitscan_reconfigure(d->gitscan);
+        fleet_reconfigure(d->fleet);
         d->env.counters.reloads_total++;
         d->env.counters.config_loaded_at = (uint64_t)time(NULL);
         log_info("SIGHUP: reloaded %s: %s", d->cfg.file ? d->cfg.file : "the built-in defaults",
@@ -479,6 +484,12 @@ int main(int argc, char **argv)
                 goto out;
         }
         history_reader_hooks(d.history, &d.env.history);
+        r = fleet_open(&d.fleet, &d.loop, &d.env, &d.cfg, err, sizeof(err));
+        if (r < 0) {
+                log_error("%s", err);
+                d.exit_code = 1;
+                goto out;
+        }
         if (d.activated) {
                 r = server_start_fd(&d.server, &d.loop, &d.env, &d.cfg, listen_fd, err,
                                     sizeof(err));
@@ -516,6 +527,7 @@ int main(int argc, char **argv)
 
 out:
         gitscan_close(d.gitscan); /* start-up failed after it started */
+        fleet_close(d.fleet);
         if (d.commit) { /* start-up failed after loading */
                 commit_final(d.commit);
                 commit_close(d.commit);

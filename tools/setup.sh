@@ -28,6 +28,9 @@ PACKAGES="$PACKAGES clang libclang-rt-14-dev valgrind"
 # tests' repositories; npm fetches the grammars (below) unless the machine
 # has it already.
 PACKAGES="$PACKAGES libgit2-dev libtree-sitter-dev git"
+# [fleet]: hosts share evidence through PostgreSQL (libpq); the tests start
+# a cluster of their own with the server's initdb and pg_ctl.
+PACKAGES="$PACKAGES postgresql libpq-dev"
 command -v npm >/dev/null 2>&1 || PACKAGES="$PACKAGES npm"
 # The Debian package (debian/, .ci/deb) and the Python client's offline pip
 # install into a venv (clients/python/tests/test_install.py).

@@ -222,6 +222,31 @@ static int rpc__domain(struct rpc_req *r, const struct proto_val *v, const char 
 }
 
 /* A repository-relative path: not absolute, no "..", no empty part. */
+/* The evidence a read answers from: `scope` "host" (this host's tracker)
+ * or "fleet" (every host's, summed); fleet by default when [fleet] is set.
+ * Fleet scope while the fleet is unavailable (host-only service) answers
+ * from the host's. */
+static int rpc__scope(struct rpc_req *r, const struct proto_val *v, struct tracker **t)
+{
+        bool fleet = r->env->fleet.configured;
+        if (v->set) {
+                if (v->s.len == 5 && memcmp(v->s.ptr, "fleet", 5) == 0)
+                        fleet = true;
+                else if (v->s.len == 4 && memcmp(v->s.ptr, "host", 4) == 0)
+                        fleet = false;
+                else
+                        return rpc__error(r, PROTO_BAD_REQUEST,
+                                          "scope: unknown scope '%.*s' (one of host, fleet)",
+                                          (int)(v->s.len > 32 ? 32 : v->s.len), v->s.ptr);
+                if (fleet && !r->env->fleet.configured)
+                        return rpc__error(r, PROTO_BAD_REQUEST,
+                                          "scope: 'fleet' needs a [fleet] section with conninfo "
+                                          "in the daemon's configuration");
+        }
+        *t = fleet && r->env->fleet.view ? r->env->fleet.view : r->env->tracker;
+        return 0;
+}
+
 static bool rpc__relative_path_ok(const char *p)
 {
         if (p[0] == '/' || p[0] == '\0')
@@ -803,13 +828,16 @@ static int rpc__query(struct rpc_req *r)
                 { "limit", PROTO_ARG_U32, false, 0, 0 },
                 { "domains", PROTO_ARG_BOOL, false, 0, 0 },
                 { "domain", PROTO_ARG_STR, false, 0, 4 * PROTO_DOMAIN_MAX },
+                { "scope", PROTO_ARG_STR, false, 0, 32 },
         };
         struct proto_val v[NARGS(spec)];
         enum tracker_task task;
         int only_task = -1;
         const char *domain;
+        struct tracker *t;
 
-        if (rpc__args(r, spec, NARGS(spec), v) < 0 || rpc__domain(r, &v[6], "domain", &domain) < 0)
+        if (rpc__args(r, spec, NARGS(spec), v) < 0 || rpc__domain(r, &v[6], "domain", &domain) < 0 ||
+            rpc__scope(r, &v[7], &t) < 0)
                 return -1;
         if ((v[5].set || v[6].set) && v[3].set && v[3].b)
                 return rpc__error(r, PROTO_BAD_REQUEST, "%s: not with pending: true",
@@ -834,11 +862,11 @@ static int rpc__query(struct rpc_req *r)
         const struct tracker_profile **all = NULL, *one = NULL;
         long n;
         if (model) {
-                one = tracker_profile_get(r->env->tracker, model);
+                one = tracker_profile_get(t, model);
                 all = &one;
                 n = one ? 1 : 0;
         } else {
-                n = tracker_profiles_sorted(r->env->tracker, &all);
+                n = tracker_profiles_sorted(t, &all);
                 if (n < 0)
                         return RPC_OOM(r);
         }
@@ -942,8 +970,10 @@ static int rpc__rank(struct rpc_req *r)
                 { "degrade_threshold", PROTO_ARG_U32, false, 0, 0 },
                 { "seed", PROTO_ARG_U64, false, 0, 0 },
                 { "domain", PROTO_ARG_STR, false, 0, 4 * PROTO_DOMAIN_MAX },
+                { "scope", PROTO_ARG_STR, false, 0, 32 },
         };
         struct proto_val v[NARGS(spec)];
+        struct tracker *t;
         static uint64_t draws; /* varies thompson's seed from call to call */
         struct rank_options o = {
                 .strategy = RANK_KG,
@@ -954,7 +984,7 @@ static int rpc__rank(struct rpc_req *r)
                 .price_data = (void *)r->env->cfg,
         };
         if (rpc__args(r, spec, NARGS(spec), v) < 0 || rpc__task(r, &v[0], &o.task) < 0 ||
-            rpc__domain(r, &v[8], "domain", &o.domain) < 0)
+            rpc__domain(r, &v[8], "domain", &o.domain) < 0 || rpc__scope(r, &v[9], &t) < 0)
                 return -1;
         if (v[2].set && rank_strategy_parse(v[2].s.ptr, v[2].s.len, &o.strategy) < 0)
                 return rpc__error(r, PROTO_BAD_REQUEST,
@@ -994,7 +1024,7 @@ static int rpc__rank(struct rpc_req *r)
                 o.ncandidates = arr->via.array.size;
         }
         struct rank_item *items;
-        long n = rank_compute(r->env->tracker, &o, &items);
+        long n = rank_compute(t, &o, &items);
         if (n < 0)
                 return RPC_OOM(r);
         uint32_t ranked = 0;
@@ -1031,20 +1061,28 @@ static int rpc__forget(struct rpc_req *r)
                 { "model", PROTO_ARG_STR, true, 1, r->lim->model_bytes },
                 { "task", PROTO_ARG_STR, false, 0, 64 },
                 { "domain", PROTO_ARG_STR, false, 0, 4 * PROTO_DOMAIN_MAX },
+                { "scope", PROTO_ARG_STR, false, 0, 32 },
         };
         struct proto_val v[NARGS(spec)];
         enum tracker_task task = TASK_GENERATE;
         const char *domain;
+        struct tracker *scoped;
         if (rpc__args(r, spec, NARGS(spec), v) < 0 ||
             (v[1].set && rpc__task(r, &v[1], &task) < 0) ||
-            rpc__domain(r, &v[2], "domain", &domain) < 0)
+            rpc__domain(r, &v[2], "domain", &domain) < 0 || rpc__scope(r, &v[3], &scoped) < 0)
                 return -1;
+        /* fleet scope (the default with [fleet]): every host forgets it too */
+        bool fleet = r->env->fleet.configured &&
+                     !(v[3].set && v[3].s.len == 4 && memcmp(v[3].s.ptr, "host", 4) == 0);
         if (v[1].set != (domain != NULL))
                 return rpc__error(r, PROTO_BAD_REQUEST,
                                   "%s: forgetting one domain cell takes model, task and domain",
                                   v[1].set ? "domain" : "task");
         char *model = rpc__cstr(r, &v[0]);
         if (!model)
+                return RPC_OOM(r);
+        if (fleet && r->env->fleet.forget &&
+            r->env->fleet.forget(r->env->fleet.data, model, domain ? (int)task : -1, domain) < 0)
                 return RPC_OOM(r);
         bool forgotten = (domain ? tracker_forget_cell(r->env->tracker, model, task, domain)
                                  : tracker_forget(r->env->tracker, model)) == 0;
@@ -1521,9 +1559,9 @@ static int rpc__stats(struct rpc_req *r)
                 { "git_judged_total", c->git_judged_total },
         };
         /* version, the numbers, writable, durability, max_message_bytes,
-         * config. */
+         * config, and fleet when [fleet] is set. */
         proto_pack_ok_head(r->pk, r->m->msgid);
-        msgpack_pack_map(r->pk, 1 + NARGS(nums) + 4);
+        msgpack_pack_map(r->pk, 1 + NARGS(nums) + 4 + (r->env->fleet.pack_state != NULL));
         proto_pack_kv_str(r->pk, "version", OUTCOMED_VERSION);
         for (size_t i = 0; i < NARGS(nums); i++)
                 proto_pack_kv_u64(r->pk, nums[i].key, nums[i].value);
@@ -1534,6 +1572,25 @@ static int rpc__stats(struct rpc_req *r)
         proto_pack_kv_u64(r->pk, "max_message_bytes", r->lim->message_bytes);
         rpc__pack_key(r->pk, "config");
         rpc__pack_config(r);
+        if (r->env->fleet.pack_state) {
+                rpc__pack_key(r->pk, "fleet");
+                r->env->fleet.pack_state(r->env->fleet.data, r->pk, r->now);
+        }
+        return 0;
+}
+
+/* ---- hosts ------------------------------------------------------------- */
+
+static int rpc__hosts(struct rpc_req *r)
+{
+        if (rpc__args(r, NULL, 0, NULL) < 0)
+                return -1;
+        if (!r->env->fleet.pack_hosts)
+                return rpc__error(r, PROTO_BAD_REQUEST,
+                                  "hosts: this daemon has no [fleet] section with conninfo in its "
+                                  "configuration");
+        proto_pack_ok_head(r->pk, r->m->msgid);
+        r->env->fleet.pack_hosts(r->env->fleet.data, r->pk, r->now);
         return 0;
 }
 
@@ -1634,6 +1691,7 @@ static const struct rpc_method rpc__methods[] = {
         { "scan", rpc__scan, 0 },
         { "metrics", rpc__metrics, 0 },
         { "history", rpc__history, 0 },
+        { "hosts", rpc__hosts, 0 },
 };
 
 enum proto_error rpc_handle(struct rpc_env *env, const struct proto_msg *m, uint32_t uid,

@@ -122,8 +122,24 @@ struct rpc_history {
         void *data;
 };
 
+/* [fleet] (daemon/fleet/fleet.c): every host's evidence summed, and the
+ * sync state; all zero in a test without it. */
+struct rpc_fleet {
+        struct tracker *view; /* the fleet view; NULL: host-only service now */
+        bool configured;      /* [fleet] conninfo is set: scope defaults to fleet */
+        /* Pack one value each: the sync state for `stats` (a map), the
+         * hosts for `hosts` (a map). */
+        void (*pack_state)(void *data, msgpack_packer *pk, uint64_t now);
+        void (*pack_hosts)(void *data, msgpack_packer *pk, uint64_t now);
+        /* forget with fleet scope: a tombstone for every host (task < 0:
+         * the whole model).  0 or -ENOMEM. */
+        int (*forget)(void *data, const char *model, int task, const char *domain);
+        void *data;
+};
+
 struct rpc_env {
         struct tracker *tracker;
+        struct rpc_fleet fleet;
         const struct config *cfg;
         struct rpc_counters counters;
         struct rpc_journal journal;

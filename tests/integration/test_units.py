@@ -260,6 +260,37 @@ class InstalledTree(unittest.TestCase):
         self.assertLessEqual(score, EXPOSURE_MAX, r.stdout)
         self.assertEqual(r.returncode, 0, r.stdout)
 
+    def test_fleet_remote_drop_in(self):
+        """The documented drop-in for a remote PostgreSQL ([fleet]) verifies,
+        opens only AF_INET/AF_INET6 and one address, and keeps the exposure
+        within the bound."""
+        self.need_analyze()
+        self.system_unit("outcomed.service")  # skips when not installed
+        src = self.staged(os.path.join(DATADIR, "doc", "outcomed", "fleet-remote.conf"))
+        self.assertTrue(os.path.isfile(src), "fleet-remote.conf not installed")
+        root = os.path.join(self.tmp, "root-fleet")
+        if not os.path.isdir(root):
+            shutil.copytree(self.root_for_verify(), root, symlinks=True)
+        d = os.path.join(root, "etc", "systemd", "system", "outcomed.service.d")
+        os.makedirs(d, exist_ok=True)
+        shutil.copy(src, os.path.join(d, "fleet-remote.conf"))
+        unit = os.path.join(SYSTEM_UNITS, "outcomed.service")
+        r = run([ANALYZE, "verify", "--man=no", "--root=" + root,
+                 os.path.join(SYSTEM_UNITS, "outcomed.socket"), unit])
+        self.assertEqual((r.returncode, r.stdout), (0, ""), "systemd-analyze verify")
+        with open(src) as f:
+            text = "\n".join(l for l in f.read().splitlines() if not l.startswith("#"))
+        self.assertIn("IPAddressAllow=", text)
+        self.assertIn("RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6", text)
+        self.assertNotIn("IPAddressDeny=", text)  # the unit's any stays
+        r = run([ANALYZE, "security", "--offline=true", "--root=" + root,
+                 "--threshold=%d" % int(EXPOSURE_MAX * 10), unit])
+        m = re.search(r"Overall exposure level for outcomed\.service: ([0-9.]+) (\w+)", r.stdout)
+        self.assertIsNotNone(m, "no exposure level in:\n" + r.stdout)
+        sys.stderr.write("systemd-analyze security: outcomed.service with fleet-remote.conf "
+                         "exposure %s %s\n" % (m.group(1), m.group(2)))
+        self.assertLessEqual(float(m.group(1)), EXPOSURE_MAX, r.stdout)
+
     def test_metrics_service_exposure(self):
         """The metrics service is sandboxed as tightly as the daemon."""
         self.need_analyze()

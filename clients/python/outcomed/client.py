@@ -405,16 +405,17 @@ class Client:
 
     def query(self, model: str | None = None, task: str | None = None, *,
               degrade_threshold: int | None = None, domains: bool = False,
-              domain: str | None = None) -> list[Profile] | None:
+              domain: str | None = None, scope: str | None = None) -> list[Profile] | None:
         """The profiles, sorted by model id: every model, or only ``model``
         (an empty list when it has none), or only the models with stats for
         ``task`` (their ``tasks`` then hold only it).  ``domains=True`` adds
         each profile's domain cells (``domains``: {task: {domain: cell}});
-        ``domain`` only that domain's."""
+        ``domain`` only that domain's.  ``scope``: ``"fleet"`` (every host's
+        evidence summed; the daemon's default with ``[fleet]``) or ``"host"``."""
         result = self._request("query", _args(model=model, task=task,
                                               degrade_threshold=degrade_threshold,
                                               domains=True if domains else None,
-                                              domain=domain))
+                                              domain=domain, scope=scope))
         return None if result is None else result["profiles"]
 
     def query_pending(self, model: str | None = None, task: str | None = None, *,
@@ -426,7 +427,8 @@ class Client:
     def rank(self, task: str, candidates: Sequence[str] | None = None,
              strategy: str | None = None, latency_weight: float = 0.0, cost_weight: float = 0.0,
              exclude_degraded: bool | None = None, *, degrade_threshold: int | None = None,
-             seed: int | None = None, domain: str | None = None) -> RankResult | None:
+             seed: int | None = None, domain: str | None = None,
+             scope: str | None = None) -> RankResult | None:
         """Which model for ``task`` now, as the daemon ranks them.
 
         ``candidates``: the models to rank (default: every model with stats
@@ -439,7 +441,7 @@ class Client:
         the candidate's latency and cost, relative to the largest, from its
         quality.  ``exclude_degraded``: leave degraded models out (named in
         ``excluded``); None: the daemon's default (yes, but for kg, which
-        weighs failures in its posterior).
+        weighs failures in its posterior).  ``scope``: as :meth:`query`'s.
 
         Returns ``{"task", "strategy", "ranked": [RankItem...], "excluded"}``,
         best first.  A daemon without ``rank`` answers
@@ -448,7 +450,8 @@ class Client:
         args = _args(task=task, candidates=list(candidates) if candidates is not None else None,
                      strategy=strategy, latency_weight=float(latency_weight),
                      cost_weight=float(cost_weight), exclude_degraded=exclude_degraded,
-                     degrade_threshold=degrade_threshold, seed=seed, domain=domain)
+                     degrade_threshold=degrade_threshold, seed=seed, domain=domain,
+                     scope=scope)
         result: RankResult | None = self._request("rank", args)
         return result
 
@@ -484,11 +487,21 @@ class Client:
         return result
 
     def forget(self, model: str, task: str | None = None,
-               domain: str | None = None) -> bool | None:
+               domain: str | None = None, scope: str | None = None) -> bool | None:
         """Remove a model's profile (and its domain cells), or with ``task``
-        and ``domain`` only that cell; returns whether there was one."""
-        result = self._request("forget", _args(model=model, task=task, domain=domain))
+        and ``domain`` only that cell; returns whether there was one.  With
+        ``[fleet]``, ``scope="fleet"`` (the default) makes every host forget
+        it too, ``"host"`` only this one."""
+        result = self._request("forget", _args(model=model, task=task, domain=domain,
+                                               scope=scope))
         return None if result is None else result["forgotten"]
+
+    def hosts(self) -> dict[str, Any] | None:
+        """With ``[fleet]``: ``{"host_id", "state", "hosts": [{"host_id",
+        "self", "version", "seen_at", "rows"}...]}``, the hosts whose
+        evidence this daemon sums."""
+        result: dict[str, Any] | None = self._request("hosts", {})
+        return result
 
     # ---- the timing context manager
 
