@@ -51,6 +51,7 @@ extern const struct ctl_command ctl_cmd_start, ctl_cmd_complete, ctl_cmd_fail, c
 extern const struct ctl_command ctl_cmd_top; /* ctl_top.c */
 extern const struct ctl_command ctl_cmd_scan; /* ctl_scan.c */
 extern const struct ctl_command ctl_cmd_metrics; /* ctl_metrics.c */
+extern const struct ctl_command ctl_cmd_report; /* ctl_report.c */
 
 /* Options every command takes besides its own (whose values must be
  * >= CTL_OPT_OWN or a letter other than s, j, h). */
