@@ -171,7 +171,7 @@ function ranking(task) {
     }
     body.append(el("tr", { class: it.degraded ? "degraded" : "" },
       el("td", {}, i + 1),
-      el("td", {}, swatch(it.model), it.model),
+      el("td", { class: "model" }, swatch(it.model), it.model),
       el("td", { class: "num" }, fmtNum(it.mean, 3)),
       el("td", { class: "interval" }, intervalBar(it)),
       el("td", { class: "num" }, fmtNum(it.judged, 1)),
@@ -184,7 +184,7 @@ function ranking(task) {
   });
   excluded.forEach((m, i) => {
     const w = r.excluded_why ? r.excluded_why[i] : undefined;
-    body.append(el("tr", { class: "degraded" }, el("td", {}, "-"), el("td", {}, swatch(m), m),
+    body.append(el("tr", { class: "degraded" }, el("td", {}, "-"), el("td", { class: "model" }, swatch(m), m),
       el("td", { colspan: "8" }, ""),
       el("td", {}, "excluded: degraded" + (w ? ": " + whyText(w.failures, w.successes, w.threshold) +
         (w.since ? ", since " + fmtTime(w.since) : "") : ""))));
@@ -357,6 +357,9 @@ function main() {
   root.append(el("footer", {}, "Made by outcomectl report; charts by uPlot. The data behind this page " +
     "is the JSON in its element #report-data."));
   for (const make of charts) make();
+  /* The sections are made here: follow a link such as report.html#task-code now. */
+  const target = location.hash ? document.getElementById(decodeURIComponent(location.hash.slice(1))) : null;
+  if (target) target.scrollIntoView();
 }
 
 try {
