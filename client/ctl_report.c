@@ -57,36 +57,37 @@ struct report {
         char history_note[512];   /* why there is no history, when there is none */
 };
 
-/* "90m", "36h", "7d", "2w", "45s": a positive whole number and a unit. */
-static int parse_duration(struct ctl *ctl, const char *s, uint64_t *out)
+/* --since: "90m", "36h", "7d", "2w", "45s", a positive whole number and a
+ * unit, into *(uint64_t *)dst in seconds.  0, or -1 after a usage error. */
+static int report_opt_since(struct ctl *ctl, const char *opt, const char *arg, void *dst)
 {
         static const struct { char unit; uint64_t secs; } units[] = {
                 { 's', 1 }, { 'm', 60 }, { 'h', 3600 }, { 'd', 86400 }, { 'w', 7 * 86400 },
         };
         char *end;
-        if (s[0] < '0' || s[0] > '9')
+        if (arg[0] < '0' || arg[0] > '9')
                 goto bad;
         errno = 0;
-        unsigned long long n = strtoull(s, &end, 10);
-        if (errno != 0 || end == s || end[0] == '\0' || end[1] != '\0' || n == 0)
+        unsigned long long n = strtoull(arg, &end, 10);
+        if (errno != 0 || end == arg || end[0] == '\0' || end[1] != '\0' || n == 0)
                 goto bad;
         for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
                 if (units[i].unit != end[0])
                         continue;
                 if (n > REPORT_MAX_SINCE_S / units[i].secs) {
-                        ctl_usage(ctl, "--since is too long: '%s' (at most 366d)", s);
+                        ctl_usage(ctl, "%s is too long: '%s' (at most 366d)", opt, arg);
                         return -1;
                 }
                 if (n * units[i].secs < 60) {
-                        ctl_usage(ctl, "--since is too short: '%s' (at least 1m)", s);
+                        ctl_usage(ctl, "%s is too short: '%s' (at least 1m)", opt, arg);
                         return -1;
                 }
-                *out = n * units[i].secs;
+                *(uint64_t *)dst = n * units[i].secs;
                 return 0;
         }
 bad:
-        ctl_usage(ctl, "--since takes a duration such as 90m, 36h or 7d (units s, m, h, d, w), "
-                  "not '%s'", s);
+        ctl_usage(ctl, "%s takes a duration such as 90m, 36h or 7d (units s, m, h, d, w), not '%s'",
+                  opt, arg);
         return -1;
 }
 
@@ -336,7 +337,7 @@ static int run_report(struct ctl *ctl, int argc, char **argv)
                 case CTL_GETOPT_STOP: return status;
                 case OPT_HTML: html = optarg; break;
                 case OPT_SINCE:
-                        if (parse_duration(ctl, optarg, &span) < 0)
+                        if (report_opt_since(ctl, "--since", optarg, &span) < 0)
                                 return CTL_EXIT_USAGE;
                         r.since_arg = optarg;
                         break;

@@ -299,7 +299,7 @@ function chart(task, plot, aligned) {
   fig.append(box);
   const unit = plot.unit.replace("{bucket}", fmtDuration(history.bucket_s) + " bucket");
   const pad = plot.range ? null : (u, min, max) => [0, max > 0 ? max * 1.1 : 1];
-  const make = () => new uPlot({
+  const make = () => plots.push([box, new uPlot({
     width: Math.max(box.clientWidth, 300), height: CHART_HEIGHT,
     legend: { show: false },
     cursor: { drag: { x: false, y: false } },
@@ -313,7 +313,7 @@ function chart(task, plot, aligned) {
     ],
     series: opts,
     bands,
-  }, data, box);
+  }, data, box)]);
   charts.push(make);
   return fig;
 }
@@ -343,6 +343,11 @@ function taskSection(task) {
 /* ---- the page -------------------------------------------------------- */
 
 const charts = [];   /* functions that draw a chart once its box is laid out */
+const plots = [];    /* [box, uPlot] of each chart drawn, resized with the window */
+
+window.addEventListener("resize", () => {
+  for (const [box, u] of plots) u.setSize({ width: Math.max(box.clientWidth, 300), height: CHART_HEIGHT });
+});
 
 function main() {
   const root = document.getElementById("report");
