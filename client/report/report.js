@@ -212,11 +212,15 @@ function intervalBar(it) {
 
 /* ---- the history plots of a task ----------------------------------- */
 
-/* The task's series on one time axis: xs, the union of their buckets, and
- * for each series its columns spread over xs (null where it had none). */
+/* The task's series on one time axis: xs, every bucket of the window, and
+ * for each series its columns spread over xs (null where it had none: the
+ * daemon leaves out the buckets without activity). */
 function alignTask(task) {
   const series = ((history && history.series) || []).filter(s => s.task === task && !s.domain);
-  const xs = [...new Set(series.flatMap(s => s.t))].sort((a, b) => a - b);
+  const b = history.bucket_s;
+  const grid = [];
+  for (let t = history.since - history.since % b; t <= history.until && grid.length < 100000; t += b) grid.push(t);
+  const xs = [...new Set(grid.concat(series.flatMap(s => s.t)))].sort((a, c) => a - c);
   const at = new Map(xs.map((x, i) => [x, i]));
   const spread = (s, col) => {
     const out = new Array(xs.length).fill(null);
@@ -241,8 +245,8 @@ const PLOTS = [
   {
     name: "calls", title: "Calls (solid) and failures (dashed) per bucket", unit: "per {bucket}",
     lines: (s, spread) => [
-      { label: s.model + " calls", values: spread(s, "calls") },
-      { label: s.model + " failures", values: spread(s, "failures"), dash: [6, 4] },
+      { label: s.model + " calls", values: spread(s, "calls"), zero: true },
+      { label: s.model + " failures", values: spread(s, "failures"), dash: [6, 4], zero: true },
     ],
   },
   {
@@ -278,8 +282,9 @@ function chart(task, plot, aligned) {
     let lo = -1;
     for (const ln of lines) {
       const idx = data.length;
-      data.push(ln.values);
       ln.values.forEach((v, i) => { if (v !== null && !ln.band) drawn[i] = true; });
+      /* A bucket without activity had no call: 0 on the calls plot. */
+      data.push(ln.zero ? ln.values.map(v => (v === null ? 0 : v)) : ln.values);
       if (ln.band) {
         opts.push({ label: ln.label, stroke: "transparent", width: 0, points: { show: false } });
         if (ln.band === "lo") lo = idx;
@@ -334,7 +339,7 @@ function taskSection(task) {
   const aligned = alignTask(task);
   sec.append(el("h3", {}, "Over the last " + D.since_arg + " (" + fmtDuration(history.bucket_s) + " buckets)"),
     legend(aligned.series.map(s => s.model)));
-  for (const p of PLOTS) grid.append(aligned.xs.length ? chart(task, p, aligned) :
+  for (const p of PLOTS) grid.append(aligned.series.length ? chart(task, p, aligned) :
     placeholder(task, p, "no activity for this task in this window"));
   sec.append(grid);
   return sec;
