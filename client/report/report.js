@@ -234,7 +234,7 @@ function alignTask(task) {
 const PLOTS = [
   {
     name: "quality", title: "Quality: posterior mean of success with its 95% band (solid), EMA (dashed)",
-    unit: "quality (0 to 1)", range: [0, 1],
+    unit: "quality (0 to 1)", range: [0, 1], reads: "posterior mean", fmt: v => v.toFixed(3),
     lines: (s, spread) => [
       { label: s.model + " 95% lo", values: spread(s, "posterior_lo"), band: "lo" },
       { label: s.model + " 95% hi", values: spread(s, "posterior_hi"), band: "hi" },
@@ -244,6 +244,7 @@ const PLOTS = [
   },
   {
     name: "calls", title: "Calls (solid) and failures (dashed) per bucket", unit: "per {bucket}",
+    reads: "calls", fmt: v => String(v),
     lines: (s, spread) => [
       { label: s.model + " calls", values: spread(s, "calls"), zero: true },
       { label: s.model + " failures", values: spread(s, "failures"), dash: [6, 4], zero: true },
@@ -251,6 +252,7 @@ const PLOTS = [
   },
   {
     name: "latency", title: "Latency p50 (solid) and p95 (dashed)", unit: "milliseconds",
+    reads: "p50 ms", fmt: v => String(Math.round(v)),
     lines: (s, spread) => [
       { label: s.model + " p50", values: spread(s, "latency_p50_ms") },
       { label: s.model + " p95", values: spread(s, "latency_p95_ms"), dash: [6, 4] },
@@ -258,6 +260,7 @@ const PLOTS = [
   },
   {
     name: "cost", title: "Cost per accepted outcome (priced models)", unit: "price units",
+    reads: "cost / accepted", fmt: fmtCost,
     empty: "no priced model had an accepted outcome here (prices: [price:MODEL] in the configuration)",
     lines: (s, spread) => {
       const cost = spread(s, "cost"), ok = spread(s, "successes");
@@ -275,6 +278,7 @@ function placeholder(task, plot, text) {
 function chart(task, plot, aligned) {
   const { xs, series, spread } = aligned;
   const data = [xs], opts = [{}], bands = [];
+  const main = [];   /* [model, series index] of each model's first line, for the readout */
   let points = 0;
   for (const s of series) {
     const lines = plot.lines(s, spread);
@@ -290,6 +294,7 @@ function chart(task, plot, aligned) {
         if (ln.band === "lo") lo = idx;
         else bands.push({ series: [idx, lo], fill: color(s.model) + "26" });
       } else {
+        if (!main.length || main[main.length - 1][0] !== s.model) main.push([s.model, idx]);
         opts.push({ label: ln.label, stroke: color(s.model), width: 2, dash: ln.dash, spanGaps: true,
           points: { size: 5, fill: color(s.model) } });
       }
@@ -301,7 +306,16 @@ function chart(task, plot, aligned) {
   const fig = el("figure", { class: "plot", "data-plot": plot.name, "data-task": task,
     "data-points": String(points) }, el("figcaption", {}, plot.title));
   const box = el("div", { class: "chart" });
-  fig.append(box);
+  const readout = el("div", { class: "readout" }, "Point at the chart to read each model's " + plot.reads + ".");
+  fig.append(box, readout);
+  /* The values under the cursor, in place of uPlot's legend (too long with
+   * several lines a model): the bucket, and each model's first line. */
+  const read = u => {
+    const i = u.cursor.idx;
+    if (i === null || i === undefined) return;
+    readout.replaceChildren(fmtTime(xs[i]) + ", " + plot.reads + ":", ...main.map(([m, k]) => el("span", { class: "item" },
+      swatch(m), m + " " + (data[k][i] === null ? "-" : plot.fmt(data[k][i])))));
+  };
   const unit = plot.unit.replace("{bucket}", fmtDuration(history.bucket_s) + " bucket");
   const pad = plot.range ? null : (u, min, max) => [0, max > 0 ? max * 1.1 : 1];
   const make = () => plots.push([box, new uPlot({
@@ -318,6 +332,7 @@ function chart(task, plot, aligned) {
     ],
     series: opts,
     bands,
+    hooks: { setCursor: [read] },
   }, data, box)]);
   charts.push(make);
   return fig;
