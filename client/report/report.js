@@ -295,8 +295,12 @@ function chart(task, plot, aligned) {
         else bands.push({ series: [idx, lo], fill: color(s.model) + "26" });
       } else {
         if (!main.length || main[main.length - 1][0] !== s.model) main.push([s.model, idx]);
+        /* uPlot shows the points of a line only where they are far apart:
+         * a line of a few values (one bucket: no line at all) shows them all. */
+        const few = data[idx].filter(v => v !== null).length <= 12 ?
+          data[idx].flatMap((v, i) => (v === null ? [] : [i])) : null;
         opts.push({ label: ln.label, stroke: color(s.model), width: 2, dash: ln.dash, spanGaps: true,
-          points: { size: 5, fill: color(s.model) } });
+          points: { size: 6, fill: color(s.model), filter: (u, i, show) => (show ? null : few) } });
       }
     }
     points += drawn.filter(Boolean).length;
@@ -328,7 +332,8 @@ function chart(task, plot, aligned) {
     },
     axes: [
       { label: "time (local)", labelSize: 20, stroke: "#444", grid: { stroke: "#eee" } },
-      { label: unit, labelSize: 20, size: 56, stroke: "#444", grid: { stroke: "#eee" } },
+      { label: unit, labelSize: 20, size: 60, stroke: "#444", grid: { stroke: "#eee" },
+        values: (u, splits) => splits.map(v => v.toLocaleString("en", { maximumSignificantDigits: 4 })) },
     ],
     series: opts,
     bands,

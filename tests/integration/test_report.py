@@ -100,7 +100,7 @@ def page_height(dom):
         if p["data-plot"] == "ranking":
             height += 150 + 42 * int(p["data-points"])
         elif p["data-plot"] in ("quality", "latency"):   # the first of each row of two
-            height += 130 if "empty" in p.get("class", "").split() else 330
+            height += 130 if "empty" in p.get("class", "").split() else 305
     return height
 
 
@@ -298,7 +298,7 @@ class ReportTest(harness.DaemonTestCase):
 
     def test_since_picks_the_buckets(self):
         self.feed()
-        for since, span, bucket in (("90m", 5400, 60), ("36h", 129600, 900), ("7d", 604800, 3600),
+        for since, span, bucket in (("90m", 5400, 60), ("36h", 129600, 600), ("7d", 604800, 3600),
                                     ("2w", 1209600, 7200)):
             j = self.report(os.path.join(self.tmp, "r.html"), "--since", since)
             self.assertEqual(j["until"] - j["since"], span, since)
