@@ -287,21 +287,71 @@ static void history_counts(const struct report *r, uint64_t *series, uint64_t *p
                 *points = p->via.u64;
 }
 
-static int say_written(struct ctl *ctl, const char *path, const struct report *r)
+static int str_cmp(const void *a, const void *b)
+{
+        const msgpack_object_str *x = *(const msgpack_object_str *const *)a;
+        const msgpack_object_str *y = *(const msgpack_object_str *const *)b;
+        int c = memcmp(x->ptr, y->ptr, x->size < y->size ? x->size : y->size);
+        return c != 0 ? c : (x->size > y->size) - (x->size < y->size);
+}
+
+/* The string values of `key` in the maps of array `list`, appended to v. */
+static size_t collect(const msgpack_object *list, const char *key, const msgpack_object_str **v,
+                      size_t n)
+{
+        for (uint32_t i = 0; list && list->type == MSGPACK_OBJECT_ARRAY && i < list->via.array.size;
+             i++) {
+                const msgpack_object *o = ctl_get(&list->via.array.ptr[i], key);
+                if (o != NULL && o->type == MSGPACK_OBJECT_STR)
+                        v[n++] = &o->via.str;
+        }
+        return n;
+}
+
+/* The models and tasks the page shows: those with stats now and those of
+ * the history, as report.js counts them.  -1 when out of memory. */
+static int count_shown(const struct report *r, size_t *models, unsigned *tasks)
 {
         const msgpack_object *profiles = ctl_get(r->query.result, "profiles");
-        uint32_t models = profiles && profiles->type == MSGPACK_OBJECT_ARRAY ?
-                profiles->via.array.size : 0;
-        unsigned tasks = 0;
-        for (size_t t = 0; t < N_TASKS; t++)
-                tasks += r->have_rank[t];
+        const msgpack_object *series = r->have_history ? ctl_get(r->history.result, "series") : NULL;
+        size_t cap = (profiles && profiles->type == MSGPACK_OBJECT_ARRAY ? profiles->via.array.size : 0) +
+                     (series && series->type == MSGPACK_OBJECT_ARRAY ? series->via.array.size : 0);
+        const msgpack_object_str **v = malloc((cap ? cap : 1) * sizeof(*v));
+        if (v == NULL)
+                return -1;
+        size_t n = collect(series, "task", v, 0);
+        *tasks = 0;
+        for (size_t t = 0; t < N_TASKS; t++) {
+                bool seen = r->have_rank[t];
+                for (size_t i = 0; i < n && !seen; i++)
+                        seen = v[i]->size == strlen(report_tasks[t]) &&
+                               memcmp(v[i]->ptr, report_tasks[t], v[i]->size) == 0;
+                *tasks += seen;
+        }
+        n = collect(series, "model", v, collect(profiles, "model", v, 0));
+        qsort(v, n, sizeof(*v), str_cmp);
+        *models = 0;
+        for (size_t i = 0; i < n; i++)
+                *models += i == 0 || str_cmp(&v[i - 1], &v[i]) != 0;
+        free(v);
+        return 0;
+}
+
+static int say_written(struct ctl *ctl, const char *path, const struct report *r)
+{
+        size_t models;
+        unsigned tasks;
+        if (count_shown(r, &models, &tasks) < 0) {
+                fprintf(stderr, "outcomectl: report: out of memory\n");
+                return CTL_EXIT_DAEMON;
+        }
         uint64_t series, points;
         history_counts(r, &series, &points);
 
         if (ctl->json) {
                 printf("{\"file\":");
                 json_print_string(stdout, path, strlen(path));
-                printf(",\"since\":%" PRIu64 ",\"until\":%" PRIu64 ",\"models\":%" PRIu32
+                printf(",\"since\":%" PRIu64 ",\"until\":%" PRIu64 ",\"models\":%zu"
                        ",\"tasks\":%u,\"history\":%s,\"bucket_s\":%" PRIu32 ",\"series\":%" PRIu64
                        ",\"points\":%" PRIu64 "}\n", r->since, r->until, models, tasks,
                        r->have_history ? "true" : "false", r->bucket_s, series, points);
@@ -309,7 +359,7 @@ static int say_written(struct ctl *ctl, const char *path, const struct report *r
         }
         printf("wrote ");
         ctl_put_text(path, strlen(path), 0);
-        printf(": %" PRIu32 " model%s, %u task%s", models, models == 1 ? "" : "s", tasks,
+        printf(": %zu model%s, %u task%s", models, models == 1 ? "" : "s", tasks,
                tasks == 1 ? "" : "s");
         if (r->have_history)
                 printf(", history of the last %s in %" PRIu32 " s buckets (%" PRIu64

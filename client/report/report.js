@@ -102,7 +102,7 @@ function header() {
       (st.version || "?") + ", up " + fmtUptime(st.uptime_s) + ". History: " + window + bucket + "."),
     el("div", { class: "cards" },
       card("models", models.size), card("tasks", reportTasks().length),
-      card("calls recorded", calls.toLocaleString("en")),
+      card("calls, all time", calls.toLocaleString("en")),
       card("degraded models", degraded),
       card("history points", history ? history.points : "none")));
 }
@@ -239,7 +239,7 @@ const PLOTS = [
       { label: s.model + " 95% lo", values: spread(s, "posterior_lo"), band: "lo" },
       { label: s.model + " 95% hi", values: spread(s, "posterior_hi"), band: "hi" },
       { label: s.model + " posterior mean", values: spread(s, "posterior_mean") },
-      { label: s.model + " EMA", values: spread(s, "ema"), dash: [6, 4] },
+      { label: s.model + " EMA", values: spread(s, "ema"), dash: [4, 4], width: 1.25 },
     ],
   },
   {
@@ -299,7 +299,7 @@ function chart(task, plot, aligned) {
          * a line of a few values (one bucket: no line at all) shows them all. */
         const few = data[idx].filter(v => v !== null).length <= 12 ?
           data[idx].flatMap((v, i) => (v === null ? [] : [i])) : null;
-        opts.push({ label: ln.label, stroke: color(s.model), width: 2, dash: ln.dash, spanGaps: true,
+        opts.push({ label: ln.label, stroke: color(s.model), width: ln.width || 2, dash: ln.dash, spanGaps: true,
           points: { size: 6, fill: color(s.model), filter: (u, i, show) => (show ? null : few) } });
       }
     }

@@ -348,6 +348,60 @@ class ReportTest(harness.DaemonTestCase):
         self.assertIn("none.sock", r.stderr)
         self.assertFalse(os.path.exists(page), "nothing written when the daemon is unreachable")
 
+    # ---- weeks of history, written by bench/history-fill
+
+    def fill(self, *args):
+        """Stop the daemon, write history rows into its database with
+        history-fill, start it again.  Skips without history-fill or a
+        daemon with `history`."""
+        if not self.daemon_has_history():
+            self.skipTest("this daemon has no history method")
+        fill = os.environ.get("HISTORY_FILL_BIN") or os.path.join(
+            os.environ.get("MESON_BUILD_DIR") or os.path.join(harness.SOURCE_ROOT, "build"),
+            "bench", "history-fill")
+        if not os.access(fill, os.X_OK):
+            self.skipTest("no history-fill at %s" % fill)
+        self.c.close()
+        self.d.stop()
+        r = subprocess.run([fill, "--db", self.d.db_path] + list(args), capture_output=True,
+                           text=True, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.d.start()
+        self.c = self.client()
+
+    def test_weeks_of_history_in_chromium(self):
+        """8 days of rows for 4 models x 3 tasks, a row every 5 minutes: the
+        7d report's plots hold every hourly bucket of every model; its
+        screenshot is BUILD/tests/report-history.png."""
+        self.fill("--days", "8", "--models", "4", "--tasks", "3", "--every", "5")
+        self.feed()
+        page = os.path.join(out_dir(), "report-history.html")
+        j = self.report(page)
+        self.assertTrue(j["history"])
+        self.assertEqual((j["models"], j["tasks"], j["bucket_s"]), (8, 4, 3600))
+        hist = self.c.call("history", since=j["since"], until=j["until"], bucket_s=j["bucket_s"])
+        self.assertEqual(hist["points"], j["points"])
+        want = self.expected_points(hist)
+        dom = self.open_page(page, screenshot=os.path.join(out_dir(), "report-history.png"))
+        plots = {(p["data-task"], p["data-plot"]): p for p in dom.plots}
+        for task in ("generate", "embed", "classify", "code"):
+            for plot in HISTORY_PLOTS:
+                self.assertEqual(int(plots[(task, plot)]["data-points"]), want.get((task, plot), 0),
+                                 (task, plot))
+        # A filled series has a row in every hour of the 7 days.
+        for task in ("generate", "embed", "classify"):
+            self.assertGreaterEqual(int(plots[(task, "calls")]["data-points"]), 4 * 7 * 24)
+
+    def test_buckets_widen_past_the_point_limit(self):
+        """100 series over 3 days in 30-minute buckets would be 14,400
+        points, over the daemon's 10,000: the report asks again in hours."""
+        self.fill("--days", "3", "--models", "20", "--tasks", "5", "--every", "30")
+        j = self.report(os.path.join(self.tmp, "r.html"), "--since", "3d")
+        self.assertEqual(j["bucket_s"], 3600)
+        self.assertLessEqual(j["points"], 10000)
+        self.assertGreater(j["points"], 6000)
+        self.assertEqual((j["models"], j["series"]), (20, 100))
+
     def test_empty_daemon(self):
         page = os.path.join(self.tmp, "empty.html")
         j = self.report(page)
