@@ -295,7 +295,7 @@ int main(int argc, char **argv)
         /* Where the traces' bytes are: the trace's own chunk, and the
          * chunks of its strings when they are allocated apart. */
         const struct tracker_trace *f = tracker_pending_first(t);
-        int inline_str = f->id == (const char *)(f + 1);
+        int inline_str = f->id == (const char *)f + tracker_trace_bytes();
         size_t ctr = 0, cstr = 0;
         for (const struct tracker_trace *tr = f; tr; tr = tracker_pending_next(tr)) {
                 ctr += chunk(tr);
@@ -303,10 +303,10 @@ int main(int argc, char **argv)
                         cstr += chunk(tr->id) + chunk(tr->model) + chunk(tr->reason);
         }
         size_t buckets = 64;
-        while (buckets < n) /* tracker__table_put doubles at count >= nbuckets */
+        while (buckets < n) /* strtab_put doubles at count >= nbuckets */
                 buckets *= 2;
         printf("P_sizeof_trace=%zu P_sizeof_profile=%zu P_inline=%d P_chunks_trace=%zu "
-               "P_chunks_str=%zu\n", sizeof(struct tracker_trace), sizeof(struct tracker_profile),
+               "P_chunks_str=%zu\n", tracker_trace_bytes(), sizeof(struct tracker_profile),
                inline_str, ctr, cstr);
         printf("P_heap=%zu P_buckets=%zu P_start_ms=%.0f P_load_ms=%.0f\n", h1 - h0, buckets,
                ms(&t0, &t1), ms(&t1, &t2));
@@ -315,7 +315,7 @@ int main(int argc, char **argv)
 C
 PROBE=1
 cc -O2 -std=c11 -D_GNU_SOURCE -I"$ROOT/daemon" -I"$ROOT/daemon/core" -o "$TMP/probe" "$TMP/probe.c" \
-        "$ROOT/daemon/core/tracker.c" "$ROOT/daemon/core/siphash.c" -lm 2>"$TMP/probe.err" || {
+        "$ROOT/daemon/core/tracker.c" "$ROOT/daemon/core/strtab.c" "$ROOT/daemon/core/slab.c" "$ROOT/daemon/core/siphash.c" -lm 2>"$TMP/probe.err" || {
         say "warning: cannot build the probe (the figures go without it): $(head -3 "$TMP/probe.err")"
         PROBE=0
 }

@@ -327,6 +327,184 @@ static int journal__unpack_profile(struct journal__reader *r, const msgpack_obje
         return sub.bad ? sub.bad : (p->model ? 0 : -ENOMEM);
 }
 
+/* What every entry carries beside its op. */
+struct journal__head {
+        uint64_t at;
+        uint32_t uid;
+        const char *id; /* the trace's; NULL for the ops on models */
+};
+
+/* A start's "files" as NUL-terminated copies in *out (NULL when none);
+ * free them with journal__files_free. */
+static int journal__files(struct journal__reader *r, const msgpack_object *files,
+                          const char ***out, uint32_t *n)
+{
+        *out = NULL;
+        *n = 0;
+        if (!files || !files->via.array.size)
+                return 0;
+        const char **fv = calloc(files->via.array.size, sizeof(*fv));
+        if (!fv)
+                return -ENOMEM;
+        *out = fv;
+        for (uint32_t i = 0; i < files->via.array.size; i++) {
+                const msgpack_object *f = &files->via.array.ptr[i];
+                if (f->type != MSGPACK_OBJECT_STR) {
+                        snprintf(r->err, r->errlen,
+                                 "journal entry: bad start: files[%u] is not a string", i);
+                        return -EINVAL;
+                }
+                /* Not NUL-terminated in place: copy. */
+                char *c = malloc(f->via.str.size + 1);
+                if (!c)
+                        return -ENOMEM;
+                if (f->via.str.size)
+                        memcpy(c, f->via.str.ptr, f->via.str.size);
+                c[f->via.str.size] = '\0';
+                fv[(*n)++] = c;
+        }
+        return 0;
+}
+
+static void journal__files_free(const char **fv, uint32_t n)
+{
+        for (uint32_t i = 0; i < n; i++)
+                free((char *)fv[i]);
+        free(fv);
+}
+
+static int journal__apply_start(struct tracker *t, struct journal__reader *r,
+                                const struct journal__head *h)
+{
+        struct tracker_start s = { .uid = h->uid, .now = h->at, .trace_id = h->id };
+        const char *task = journal__str(r, "task", true);
+        s.model = journal__str(r, "model", true);
+        s.reason = journal__str(r, "reason", false);
+        s.repo = journal__str(r, "repo", false);
+        s.base = journal__str(r, "base", false);
+        s.domain = journal__str(r, "domain", false);
+        const msgpack_object *files = journal__get(r, "files", MSGPACK_OBJECT_ARRAY);
+        if (r->bad || !task || tracker_task_parse(task, strlen(task), &s.task) < 0) {
+                snprintf(r->err, r->errlen, "journal entry: bad start");
+                return r->bad ? r->bad : -EINVAL;
+        }
+        const char **fv;
+        int rc = journal__files(r, files, &fv, &s.nfiles);
+        if (rc == 0) {
+                const char *out_id;
+                s.files = fv;
+                rc = tracker_start(t, &s, &out_id);
+        }
+        journal__files_free(fv, s.nfiles);
+        return rc;
+}
+
+static int journal__apply_complete(struct tracker *t, struct journal__reader *r,
+                                   const struct journal__head *h)
+{
+        struct tracker_complete c = {
+                .trace_id = h->id,
+                .latency_ms = (uint32_t)journal__u64(r, "latency"),
+                .input_tokens = (uint32_t)journal__u64(r, "in"),
+                .output_tokens = (uint32_t)journal__u64(r, "out"),
+                .output = journal__str(r, "output", false),
+                .uid = h->uid,
+                .now = h->at,
+        };
+        return r->bad ? r->bad : tracker_complete(t, &c);
+}
+
+static int journal__apply_fail(struct tracker *t, struct journal__reader *r,
+                               const struct journal__head *h)
+{
+        (void)r;
+        return tracker_fail(t, h->id, h->uid, h->at);
+}
+
+static int journal__apply_outcome(struct tracker *t, struct journal__reader *r,
+                                  const struct journal__head *h)
+{
+        const char *kind = journal__str(r, "kind", true);
+        const char *src = journal__str(r, "source", true);
+        double c = journal__f64(r, "confidence");
+        enum tracker_kind k;
+        enum tracker_source so = TRACKER_SRC_CONVERSATION;
+        if (r->bad || !kind || !src || tracker_kind_parse(kind, strlen(kind), &k) < 0) {
+                snprintf(r->err, r->errlen, "journal entry: bad outcome");
+                return r->bad ? r->bad : -EINVAL;
+        }
+        for (int i = 0; i < 3; i++)
+                if (strcmp(src, journal__sources[i]) == 0)
+                        so = (enum tracker_source)i;
+        if (journal__bool(r, "deferred"))
+                return 0; /* the conversation's view of a git-judged trace */
+        struct tracker_result res;
+        return tracker_resolve(t, h->id, k, c, h->uid, h->at, so, &res);
+}
+
+static int journal__apply_expire(struct tracker *t, struct journal__reader *r,
+                                 const struct journal__head *h)
+{
+        (void)r;
+        struct tracker_result res;
+        return tracker_resolve(t, h->id, KIND_INCONCLUSIVE, 0.0, 0, h->at, TRACKER_SRC_EXPIRY,
+                               &res);
+}
+
+static int journal__apply_forget(struct tracker *t, struct journal__reader *r,
+                                 const struct journal__head *h)
+{
+        (void)h;
+        const char *model = journal__str(r, "model", true);
+        const char *task = journal__str(r, "task", false);
+        const char *domain = journal__str(r, "domain", false);
+        enum tracker_task tk;
+        int rc;
+        if (!model || (domain && (!task || tracker_task_parse(task, strlen(task), &tk) < 0)))
+                rc = -EINVAL;
+        else
+                rc = domain ? tracker_forget_cell(t, model, tk, domain) : tracker_forget(t, model);
+        return rc == -ENOENT ? 0 : rc; /* forgetting nothing is still nothing */
+}
+
+static int journal__apply_import(struct tracker *t, struct journal__reader *r,
+                                 const struct journal__head *h)
+{
+        const msgpack_object *po = journal__get(r, "profile", MSGPACK_OBJECT_MAP);
+        struct tracker_profile p;
+        bool created;
+        int rc = po ? journal__unpack_profile(r, po, &p) : -EINVAL;
+        return rc < 0 ? rc : tracker_import(t, &p, journal__bool(r, "replace"), h->at, &created);
+}
+
+static int journal__apply_import_cell(struct tracker *t, struct journal__reader *r,
+                                      const struct journal__head *h)
+{
+        const msgpack_object *co = journal__get(r, "cell", MSGPACK_OBJECT_ARRAY);
+        struct tracker_cell c;
+        bool created;
+        int rc = co ? journal__unpack_cell(r, co, &c) : -EINVAL;
+        if (rc == 0 && !(c.model = journal__str(r, "model", true)))
+                rc = -EINVAL;
+        return rc < 0 ? rc
+                      : tracker_import_cell(t, &c, journal__bool(r, "replace"), h->at, &created);
+}
+
+/* Each op's handler, and whether its entries name a trace ("id"). */
+static const struct journal__applier {
+        int (*apply)(struct tracker *t, struct journal__reader *r, const struct journal__head *h);
+        bool has_id;
+} journal__appliers[JOURNAL__COUNT] = {
+        [JOURNAL_START] = { journal__apply_start, true },
+        [JOURNAL_COMPLETE] = { journal__apply_complete, true },
+        [JOURNAL_FAIL] = { journal__apply_fail, true },
+        [JOURNAL_OUTCOME] = { journal__apply_outcome, true },
+        [JOURNAL_EXPIRE] = { journal__apply_expire, true },
+        [JOURNAL_FORGET] = { journal__apply_forget, false },
+        [JOURNAL_IMPORT] = { journal__apply_import, false },
+        [JOURNAL_IMPORT_CELL] = { journal__apply_import_cell, false },
+};
+
 int journal_apply(struct tracker *t, const void *data, size_t len, size_t *off, char *err,
                   size_t errlen)
 {
@@ -352,11 +530,11 @@ int journal_apply(struct tracker *t, const void *data, size_t len, size_t *off, 
         for (int i = 0; opo && i < JOURNAL__COUNT; i++)
                 if (proto_str_eq(opo, journal__ops[i]))
                         op = i;
-        uint64_t at = journal__u64(&r, "at");
-        uint32_t uid = (uint32_t)journal__u64(&r, "uid");
-        char *id = journal__str(&r, "id",
-                                op != JOURNAL_FORGET && op != JOURNAL_IMPORT &&
-                                        op != JOURNAL_IMPORT_CELL);
+        struct journal__head h = {
+                .at = journal__u64(&r, "at"),
+                .uid = (uint32_t)journal__u64(&r, "uid"),
+        };
+        h.id = journal__str(&r, "id", op < 0 || journal__appliers[op].has_id);
         if (op < 0) {
                 snprintf(err, errlen, "journal entry: unknown op");
                 goto out;
@@ -365,147 +543,10 @@ int journal_apply(struct tracker *t, const void *data, size_t len, size_t *off, 
                 rc = r.bad;
                 goto out;
         }
-
-        switch ((enum journal_op)op) {
-        case JOURNAL_START: {
-                struct tracker_start s = { .uid = uid, .now = at, .trace_id = id };
-                const char *task = journal__str(&r, "task", true);
-                s.model = journal__str(&r, "model", true);
-                s.reason = journal__str(&r, "reason", false);
-                s.repo = journal__str(&r, "repo", false);
-                s.base = journal__str(&r, "base", false);
-                s.domain = journal__str(&r, "domain", false);
-                const msgpack_object *files = journal__get(&r, "files", MSGPACK_OBJECT_ARRAY);
-                const char **fv = NULL;
-                if (r.bad || !task || tracker_task_parse(task, strlen(task), &s.task) < 0) {
-                        rc = r.bad ? r.bad : -EINVAL;
-                        snprintf(err, errlen, "journal entry: bad start");
-                        goto out;
-                }
-                if (files && files->via.array.size) {
-                        fv = calloc(files->via.array.size, sizeof(*fv));
-                        if (!fv) {
-                                rc = -ENOMEM;
-                                goto out;
-                        }
-                        s.nfiles = files->via.array.size;
-                        for (uint32_t i = 0; i < s.nfiles; i++) {
-                                const msgpack_object *f = &files->via.array.ptr[i];
-                                if (f->type != MSGPACK_OBJECT_STR) {
-                                        for (uint32_t k = 0; k < i; k++)
-                                                free((char *)fv[k]);
-                                        free(fv);
-                                        snprintf(err, errlen, "journal entry: bad start: "
-                                                 "files[%u] is not a string", i);
-                                        rc = -EINVAL;
-                                        goto out;
-                                }
-                                /* Not NUL-terminated in place: copy. */
-                                char *c = malloc(f->via.str.size + 1);
-                                if (!c) {
-                                        for (uint32_t k = 0; k < i; k++)
-                                                free((char *)fv[k]);
-                                        free(fv);
-                                        rc = -ENOMEM;
-                                        goto out;
-                                }
-                                if (f->via.str.size)
-                                        memcpy(c, f->via.str.ptr, f->via.str.size);
-                                c[f->via.str.size] = '\0';
-                                fv[i] = c;
-                        }
-                        s.files = fv;
-                }
-                const char *out_id;
-                rc = tracker_start(t, &s, &out_id);
-                for (uint32_t i = 0; i < s.nfiles; i++)
-                        free((char *)fv[i]);
-                free(fv);
-                break;
-        }
-        case JOURNAL_COMPLETE: {
-                struct tracker_complete c = {
-                        .trace_id = id,
-                        .latency_ms = (uint32_t)journal__u64(&r, "latency"),
-                        .input_tokens = (uint32_t)journal__u64(&r, "in"),
-                        .output_tokens = (uint32_t)journal__u64(&r, "out"),
-                        .output = journal__str(&r, "output", false),
-                        .uid = uid,
-                        .now = at,
-                };
-                rc = r.bad ? r.bad : tracker_complete(t, &c);
-                break;
-        }
-        case JOURNAL_FAIL:
-                rc = tracker_fail(t, id, uid, at);
-                break;
-        case JOURNAL_OUTCOME: {
-                const char *kind = journal__str(&r, "kind", true);
-                const char *src = journal__str(&r, "source", true);
-                double c = journal__f64(&r, "confidence");
-                enum tracker_kind k;
-                enum tracker_source so = TRACKER_SRC_CONVERSATION;
-                if (r.bad || !kind || !src || tracker_kind_parse(kind, strlen(kind), &k) < 0) {
-                        rc = r.bad ? r.bad : -EINVAL;
-                        snprintf(err, errlen, "journal entry: bad outcome");
-                        goto out;
-                }
-                for (int i = 0; i < 3; i++)
-                        if (strcmp(src, journal__sources[i]) == 0)
-                                so = (enum tracker_source)i;
-                if (journal__bool(&r, "deferred")) {
-                        rc = 0; /* the conversation's view of a git-judged trace */
-                        break;
-                }
-                struct tracker_result res;
-                rc = tracker_resolve(t, id, k, c, uid, at, so, &res);
-                break;
-        }
-        case JOURNAL_EXPIRE: {
-                struct tracker_result res;
-                rc = tracker_resolve(t, id, KIND_INCONCLUSIVE, 0.0, 0, at, TRACKER_SRC_EXPIRY, &res);
-                break;
-        }
-        case JOURNAL_FORGET: {
-                const char *model = journal__str(&r, "model", true);
-                const char *task = journal__str(&r, "task", false);
-                const char *domain = journal__str(&r, "domain", false);
-                enum tracker_task tk;
-                if (!model || (domain && (!task || tracker_task_parse(task, strlen(task), &tk) < 0)))
-                        rc = -EINVAL;
-                else
-                        rc = domain ? tracker_forget_cell(t, model, tk, domain)
-                                    : tracker_forget(t, model);
-                if (rc == -ENOENT)
-                        rc = 0; /* forgetting nothing is still nothing */
-                break;
-        }
-        case JOURNAL_IMPORT: {
-                const msgpack_object *po = journal__get(&r, "profile", MSGPACK_OBJECT_MAP);
-                struct tracker_profile p;
-                bool created;
-                rc = po ? journal__unpack_profile(&r, po, &p) : -EINVAL;
-                if (rc == 0)
-                        rc = tracker_import(t, &p, journal__bool(&r, "replace"), at, &created);
-                break;
-        }
-        case JOURNAL_IMPORT_CELL: {
-                const msgpack_object *co = journal__get(&r, "cell", MSGPACK_OBJECT_ARRAY);
-                struct tracker_cell c;
-                bool created;
-                rc = co ? journal__unpack_cell(&r, co, &c) : -EINVAL;
-                if (rc == 0 && !(c.model = journal__str(&r, "model", true)))
-                        rc = -EINVAL;
-                if (rc == 0)
-                        rc = tracker_import_cell(t, &c, journal__bool(&r, "replace"), at, &created);
-                break;
-        }
-        default:
-                break;
-        }
+        rc = journal__appliers[op].apply(t, &r, &h);
         if (rc < 0 && err && !err[0])
-                snprintf(err, errlen, "journal entry %s %s: %s", journal__ops[op], id ? id : "",
-                         strerror(-rc));
+                snprintf(err, errlen, "journal entry %s %s: %s", journal__ops[op],
+                         h.id ? h.id : "", strerror(-rc));
 out:
         for (int i = 0; i < r.nscratch; i++)
                 free(r.scratch[i]);

@@ -1,7 +1,8 @@
 /* tracker.c - the pure core: profiles, pending traces and the seed's rules.
  *
- * State is chained hash tables (profiles by model id, pending traces by
- * trace id, domain cells by (model, task, domain)), a doubly linked list of
+ * State is hash tables (profiles by model id and pending traces by trace
+ * id in strtab.h's tables; domain cells by (model, task, domain) in a
+ * chained table of their own), a doubly linked list of
  * pending traces in start order, and the change lists the store drains
  * (tracker_collect).  The numbers follow the in-process Rust tracker
  * outcomed grew out of (the "seed") exactly, with the contract's fixes: a
@@ -10,6 +11,8 @@
  */
 #include "tracker.h"
 #include "siphash.h"
+#include "slab.h"
+#include "strtab.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -17,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 static const char *const task_names[TASK__COUNT] = {
         "generate", "embed", "classify", "code", "reasoning",
@@ -69,14 +71,16 @@ bool tracker_kind_needs_confidence(enum tracker_kind kind)
         return kind == KIND_ACCEPTED || kind == KIND_ACCEPTED_WITH_EDITS || kind == KIND_REJECTED;
 }
 
-/* ---- string-keyed hash tables ------------------------------------------ */
-
-struct tracker__table {
-        void **buckets;
-        size_t nbuckets; /* a power of two */
-        size_t count;
-        size_t key_off;  /* offsetof(the char * key) */
-        size_t next_off; /* offsetof(the hnext pointer) */
+/* A pending trace: what callers see (d, first), and the tracker's links. */
+struct tracker__trace {
+        struct tracker_trace d;
+        struct tracker__trace *hnext;
+        struct tracker__trace *prev, *next;           /* start order */
+        struct tracker__trace *task_prev, *task_next; /* start order within the task */
+        struct tracker__trace *dirty_next, **dirty_pprev;
+        bool dirty;
+        bool stored;   /* the store has a row for it */
+        bool in_block; /* loaded: in a slab block, not malloc'ed alone */
 };
 
 struct tracker__deleted {
@@ -92,15 +96,15 @@ struct tracker__gone_cell {
 };
 
 struct tracker {
-        struct tracker__table profiles;
-        struct tracker__table traces;
-        struct tracker_trace *head, *tail; /* pending, in start order */
-        struct tracker_trace *task_head[TASK__COUNT], *task_tail[TASK__COUNT];
+        struct strtab profiles; /* by model id */
+        struct strtab traces;   /* pending, by trace id */
+        struct tracker__trace *head, *tail; /* pending, in start order */
+        struct tracker__trace *task_head[TASK__COUNT], *task_tail[TASK__COUNT];
         struct tracker_profile *dirty_profiles;
-        struct tracker_trace *dirty_traces;
+        struct tracker__trace *dirty_traces;
         struct tracker__deleted *deleted;
         struct tracker__deleted *deleted_profiles;
-        struct tracker__block *block; /* loaded traces: the block being filled */
+        struct slab slab; /* loaded traces */
         struct tracker_cell **cells;  /* domain cells: a chained table of its own */
         size_t cell_nbuckets;         /* a power of two */
         size_t ncells;
@@ -121,89 +125,6 @@ struct tracker {
         struct tracker_observer observer; /* hooks unset: none */
 };
 
-/* Keys come from clients: keyed SipHash, so that they cannot choose ids
- * that share a chain (siphash.h). */
-static uint64_t tracker__hash(const char *s)
-{
-        return siphash_str(s);
-}
-
-#define T_KEY(tb, e) (*(char **)((char *)(e) + (tb)->key_off))
-#define T_NEXT(tb, e) (*(void **)((char *)(e) + (tb)->next_off))
-
-static int tracker__table_init(struct tracker__table *tb, size_t key_off, size_t next_off)
-{
-        tb->nbuckets = 64;
-        tb->buckets = calloc(tb->nbuckets, sizeof(void *));
-        tb->count = 0;
-        tb->key_off = key_off;
-        tb->next_off = next_off;
-        return tb->buckets ? 0 : -ENOMEM;
-}
-
-static void *tracker__table_get(const struct tracker__table *tb, const char *key)
-{
-        void *e = tb->buckets[tracker__hash(key) & (tb->nbuckets - 1)];
-        for (; e; e = T_NEXT(tb, e))
-                if (strcmp(T_KEY(tb, e), key) == 0)
-                        return e;
-        return NULL;
-}
-
-static void tracker__table_grow(struct tracker__table *tb)
-{
-        size_t n = tb->nbuckets * 2;
-        void **b = calloc(n, sizeof(void *));
-        if (!b)
-                return; /* keep the longer chains: still correct */
-        for (size_t i = 0; i < tb->nbuckets; i++) {
-                void *e = tb->buckets[i];
-                while (e) {
-                        void *next = T_NEXT(tb, e);
-                        size_t j = tracker__hash(T_KEY(tb, e)) & (n - 1);
-                        T_NEXT(tb, e) = b[j];
-                        b[j] = e;
-                        e = next;
-                }
-        }
-        free(tb->buckets);
-        tb->buckets = b;
-        tb->nbuckets = n;
-}
-
-/* Grow the table to hold n entries without growing again. */
-static void tracker__table_reserve(struct tracker__table *tb, size_t n)
-{
-        while (tb->nbuckets < n && tb->nbuckets <= SIZE_MAX / 2 / sizeof(void *)) {
-                size_t before = tb->nbuckets;
-                tracker__table_grow(tb);
-                if (tb->nbuckets == before)
-                        return; /* out of memory: it grows as entries come */
-        }
-}
-
-static void tracker__table_put(struct tracker__table *tb, void *e)
-{
-        if (tb->count >= tb->nbuckets)
-                tracker__table_grow(tb);
-        size_t i = tracker__hash(T_KEY(tb, e)) & (tb->nbuckets - 1);
-        T_NEXT(tb, e) = tb->buckets[i];
-        tb->buckets[i] = e;
-        tb->count++;
-}
-
-static void tracker__table_del(struct tracker__table *tb, void *e)
-{
-        void **p = &tb->buckets[tracker__hash(T_KEY(tb, e)) & (tb->nbuckets - 1)];
-        for (; *p; p = &T_NEXT(tb, *p)) {
-                if (*p == e) {
-                        *p = T_NEXT(tb, e);
-                        tb->count--;
-                        return;
-                }
-        }
-}
-
 /* ---- life cycle -------------------------------------------------------- */
 
 struct tracker *tracker_new(const struct tracker_options *opts)
@@ -219,10 +140,10 @@ struct tracker *tracker_new(const struct tracker_options *opts)
         }
         t->id_prefix = strdup(prefix);
         if (!t->id_prefix ||
-            tracker__table_init(&t->profiles, offsetof(struct tracker_profile, model),
+            strtab_init(&t->profiles, offsetof(struct tracker_profile, model),
                                 offsetof(struct tracker_profile, hnext)) < 0 ||
-            tracker__table_init(&t->traces, offsetof(struct tracker_trace, id),
-                                offsetof(struct tracker_trace, hnext)) < 0) {
+            strtab_init(&t->traces, offsetof(struct tracker__trace, d.id),
+                                offsetof(struct tracker__trace, hnext)) < 0) {
                 tracker_free(t);
                 return NULL;
         }
@@ -244,146 +165,37 @@ void tracker_set_limits(struct tracker *t, uint64_t max_models, uint64_t max_pen
         t->max_pending = max_pending;
 }
 
-/* ---- blocks of loaded traces --------------------------------------------
- *
- * The traces loaded at start-up (tracker_load_trace) are carved from
- * blocks of TRACKER_BLOCK bytes, aligned to their size, asked for in huge
- * pages and populated in one call: a million pending traces are a quarter
- * GiB, and faulting that in 4 KiB at a time was a third of the start-up.
- * A block's slots are not reused; the block is given back when its last
- * trace is freed (traces load oldest first and mostly leave in that
- * order).  The block being filled stays until the next one is started or
- * the tracker is freed. */
-
-/* Under AddressSanitizer a freed slot is poisoned (and the block
- * unpoisoned before it is unmapped), so that a use after free of a loaded
- * trace is caught as with malloc. */
-#if defined(__SANITIZE_ADDRESS__)
-#define TRACKER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define TRACKER_ASAN 1
-#endif
-#endif
-#ifdef TRACKER_ASAN
-#include <sanitizer/asan_interface.h>
-#define TRACKER_POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
-#define TRACKER_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
-#else
-#define TRACKER_POISON(p, n) ((void)(p), (void)(n))
-#define TRACKER_UNPOISON(p, n) ((void)(p), (void)(n))
-#endif
-
-#define TRACKER_BLOCK ((size_t)2 << 20)
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
-#endif
-
-struct tracker__block {
-        size_t used; /* bytes handed out, this header's included */
-        size_t live; /* traces in it not yet freed */
-        bool open;   /* the one being filled */
-};
-
-#define TRACKER_BLOCK_HEAD ((sizeof(struct tracker__block) + 15) & ~(size_t)15)
-
-static struct tracker__block *tracker__block_new(void)
-{
-        /* Twice the size, then the unaligned ends are unmapped. */
-        char *p = mmap(NULL, 2 * TRACKER_BLOCK, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (p == MAP_FAILED)
-                return NULL;
-        char *b = (char *)(((uintptr_t)p + TRACKER_BLOCK - 1) & ~(uintptr_t)(TRACKER_BLOCK - 1));
-        if (b > p)
-                munmap(p, (size_t)(b - p));
-        if (b + TRACKER_BLOCK < p + 2 * TRACKER_BLOCK)
-                munmap(b + TRACKER_BLOCK, (size_t)(p + 2 * TRACKER_BLOCK - (b + TRACKER_BLOCK)));
-        (void)madvise(b, TRACKER_BLOCK, MADV_HUGEPAGE);       /* where THP is "madvise" */
-        (void)madvise(b, TRACKER_BLOCK, MADV_POPULATE_WRITE); /* one call, not 512 faults */
-        struct tracker__block *blk = (struct tracker__block *)b;
-        blk->used = TRACKER_BLOCK_HEAD;
-        blk->live = 0;
-        blk->open = true;
-        return blk;
-}
-
-static void tracker__block_unmap(struct tracker__block *b)
-{
-        TRACKER_UNPOISON(b, TRACKER_BLOCK);
-        munmap(b, TRACKER_BLOCK);
-}
-
-/* A slot's size: the trace and its three strings, rounded up to 16. */
-static size_t tracker__slot_size(size_t size)
-{
-        return (size + 15) & ~(size_t)15;
-}
-
-/* size bytes for a loaded trace, or NULL (then it is malloc'ed). */
-static void *tracker__block_alloc(struct tracker *t, size_t size)
-{
-        size = tracker__slot_size(size);
-        if (size > TRACKER_BLOCK - TRACKER_BLOCK_HEAD)
-                return NULL;
-        struct tracker__block *b = t->block;
-        if (!b || b->used + size > TRACKER_BLOCK) {
-                struct tracker__block *nb = tracker__block_new();
-                if (!nb)
-                        return NULL;
-                if (b) {
-                        b->open = false;
-                        if (b->live == 0)
-                                tracker__block_unmap(b);
-                }
-                t->block = b = nb;
-        }
-        void *r = (char *)b + b->used;
-        b->used += size;
-        b->live++;
-        return r;
-}
-
-static void tracker__trace_free(struct tracker_trace *tr)
+static void tracker__trace_free(struct tracker__trace *tr)
 {
         if (!tr)
                 return;
-        for (uint32_t i = 0; i < tr->nfiles; i++)
-                free(tr->files[i]);
-        free(tr->files);
-        free(tr->repo); /* id, model, reason and domain live in tr's own block */
-        free(tr->output);
-        free(tr->base);
-        if (tr->in_block) {
-                struct tracker__block *b =
-                        (struct tracker__block *)((uintptr_t)tr & ~(uintptr_t)(TRACKER_BLOCK - 1));
-                size_t size = tracker__slot_size(sizeof(*tr) + strlen(tr->id) + 1 +
-                                                 strlen(tr->model) + 1 + strlen(tr->reason) + 1 +
-                                                 (tr->domain ? strlen(tr->domain) + 1 : 0));
-                TRACKER_POISON(tr, size);
-                if (--b->live == 0 && !b->open)
-                        tracker__block_unmap(b);
-        } else {
+        for (uint32_t i = 0; i < tr->d.nfiles; i++)
+                free(tr->d.files[i]);
+        free(tr->d.files);
+        free(tr->d.repo); /* id, model, reason and domain live in tr's own block */
+        free(tr->d.output);
+        free(tr->d.base);
+        if (tr->in_block)
+                slab_free(tr, sizeof(*tr) + strlen(tr->d.id) + 1 + strlen(tr->d.model) + 1 +
+                                      strlen(tr->d.reason) + 1 +
+                                      (tr->d.domain ? strlen(tr->d.domain) + 1 : 0));
+        else
                 free(tr);
-        }
 }
 
 void tracker_free(struct tracker *t)
 {
         if (!t)
                 return;
-        for (size_t i = 0; t->profiles.buckets && i < t->profiles.nbuckets; i++) {
-                struct tracker_profile *p = t->profiles.buckets[i];
-                while (p) {
-                        struct tracker_profile *next = p->hnext;
-                        for (struct tracker_cell *c = p->cells, *cn; c; c = cn) {
-                                cn = c->pnext;
-                                free(c);
-                        }
-                        free(p->model);
-                        free(p);
-                        p = next;
+        size_t i;
+        for (struct tracker_profile *p = strtab_first(&t->profiles, &i), *next; p; p = next) {
+                next = strtab_next(&t->profiles, p, &i);
+                for (struct tracker_cell *c = p->cells, *cn; c; c = cn) {
+                        cn = c->pnext;
+                        free(c);
                 }
+                free(p->model);
+                free(p);
         }
         while (t->gone_cells) {
                 struct tracker__gone_cell *g = t->gone_cells;
@@ -391,12 +203,11 @@ void tracker_free(struct tracker *t)
                 free(g);
         }
         free(t->cells);
-        for (struct tracker_trace *tr = t->head, *next; tr; tr = next) {
+        for (struct tracker__trace *tr = t->head, *next; tr; tr = next) {
                 next = tr->next;
                 tracker__trace_free(tr);
         }
-        if (t->block)
-                tracker__block_unmap(t->block); /* its traces are gone */
+        slab_release(&t->slab); /* its traces are gone */
         while (t->deleted) {
                 struct tracker__deleted *d = t->deleted;
                 t->deleted = d->next;
@@ -407,8 +218,8 @@ void tracker_free(struct tracker *t)
                 t->deleted_profiles = d->next;
                 free(d);
         }
-        free(t->profiles.buckets);
-        free(t->traces.buckets);
+        strtab_free(&t->profiles);
+        strtab_free(&t->traces);
         free(t->id_prefix);
         free(t->last_id);
         free(t);
@@ -436,7 +247,7 @@ static void tracker__mark_profile(struct tracker *t, struct tracker_profile *p)
         }
 }
 
-static void tracker__touch_trace(struct tracker *t, struct tracker_trace *tr)
+static void tracker__touch_trace(struct tracker *t, struct tracker__trace *tr)
 {
         if (!tr->dirty) {
                 tr->dirty = true;
@@ -450,14 +261,15 @@ static void tracker__touch_trace(struct tracker *t, struct tracker_trace *tr)
 
 void tracker_mark_all_changed(struct tracker *t)
 {
-        for (size_t i = 0; i < t->profiles.nbuckets; i++)
-                for (struct tracker_profile *p = t->profiles.buckets[i]; p; p = p->hnext)
-                        if (!p->dirty) {
-                                p->dirty = true;
-                                p->dirty_next = t->dirty_profiles;
-                                t->dirty_profiles = p;
-                        }
-        for (struct tracker_trace *tr = t->head; tr; tr = tr->next)
+        size_t pi;
+        for (struct tracker_profile *p = strtab_first(&t->profiles, &pi); p;
+             p = strtab_next(&t->profiles, p, &pi))
+                if (!p->dirty) {
+                        p->dirty = true;
+                        p->dirty_next = t->dirty_profiles;
+                        t->dirty_profiles = p;
+                }
+        for (struct tracker__trace *tr = t->head; tr; tr = tr->next)
                 tracker__touch_trace(t, tr);
         for (size_t i = 0; i < t->cell_nbuckets; i++)
                 for (struct tracker_cell *c = t->cells[i]; c; c = c->hnext)
@@ -512,12 +324,12 @@ int tracker_collect(struct tracker *t, const struct tracker_sink *sink)
                 sink->deleted(sink->data, d->id);
                 free(d);
         }
-        for (struct tracker_trace *tr = t->dirty_traces, *next; tr; tr = next) {
+        for (struct tracker__trace *tr = t->dirty_traces, *next; tr; tr = next) {
                 next = tr->dirty_next;
                 tr->dirty = false;
                 tr->dirty_next = NULL;
                 tr->stored = true;
-                sink->trace(sink->data, tr);
+                sink->trace(sink->data, &tr->d);
         }
         t->dirty_traces = NULL;
         if (t->lost_deletion) {
@@ -540,7 +352,7 @@ static struct tracker_profile *tracker__profile_new(struct tracker *t, const cha
                 return NULL;
         }
         p->ema_quality = TRACKER_PRIOR;
-        tracker__table_put(&t->profiles, p);
+        strtab_put(&t->profiles, p);
         return p;
 }
 
@@ -548,7 +360,7 @@ static struct tracker_profile *tracker__profile_new(struct tracker *t, const cha
  * Callers check the model limit before changing anything. */
 static struct tracker_profile *tracker__profile_entry(struct tracker *t, const char *model)
 {
-        struct tracker_profile *p = tracker__table_get(&t->profiles, model);
+        struct tracker_profile *p = strtab_get(&t->profiles, model);
         return p ? p : tracker__profile_new(t, model);
 }
 
@@ -557,7 +369,7 @@ static struct tracker_profile *tracker__profile_entry(struct tracker *t, const c
 static int tracker__profile_reserve(struct tracker *t, const char *model,
                                     struct tracker_profile **out)
 {
-        struct tracker_profile *p = tracker__table_get(&t->profiles, model);
+        struct tracker_profile *p = strtab_get(&t->profiles, model);
         if (!p) {
                 if (t->max_models && t->profiles.count >= t->max_models)
                         return -ENOSPC;
@@ -583,7 +395,7 @@ static struct tracker_task_stats *tracker__task_entry(struct tracker_profile *p,
 
 const struct tracker_profile *tracker_profile_get(const struct tracker *t, const char *model)
 {
-        return tracker__table_get(&t->profiles, model);
+        return strtab_get(&t->profiles, model);
 }
 
 static int tracker__cmp_profiles(const void *a, const void *b)
@@ -599,9 +411,10 @@ long tracker_profiles_sorted(const struct tracker *t, const struct tracker_profi
         const struct tracker_profile **v = malloc((n ? n : 1) * sizeof(*v));
         if (!v)
                 return -ENOMEM;
-        for (size_t i = 0; i < t->profiles.nbuckets; i++)
-                for (struct tracker_profile *p = t->profiles.buckets[i]; p; p = p->hnext)
-                        v[k++] = p;
+        size_t i;
+        for (struct tracker_profile *p = strtab_first(&t->profiles, &i); p;
+             p = strtab_next(&t->profiles, p, &i))
+                v[k++] = p;
         qsort(v, n, sizeof(*v), tracker__cmp_profiles);
         *out = v;
         return (long)n;
@@ -751,12 +564,13 @@ size_t tracker_set_degrade_threshold(struct tracker *t, uint64_t threshold)
         if (threshold == t->degrade_threshold)
                 return 0;
         t->degrade_threshold = threshold;
-        for (size_t i = 0; i < t->profiles.nbuckets; i++)
-                for (struct tracker_profile *p = t->profiles.buckets[i]; p; p = p->hnext)
-                        if (tracker__degraded_note(t, p, p->updated_at)) {
-                                tracker__mark_profile(t, p);
-                                changed++;
-                        }
+        size_t i;
+        for (struct tracker_profile *p = strtab_first(&t->profiles, &i); p;
+             p = strtab_next(&t->profiles, p, &i))
+                if (tracker__degraded_note(t, p, p->updated_at)) {
+                        tracker__mark_profile(t, p);
+                        changed++;
+                }
         return changed;
 }
 
@@ -766,7 +580,7 @@ uint64_t tracker_degrade_threshold(const struct tracker *t)
 }
 
 static struct tracker_cell *tracker__cell_for(struct tracker *t, struct tracker_profile *p,
-                                              const struct tracker_trace *tr);
+                                              const struct tracker__trace *tr);
 static void tracker__cell_judge(struct tracker *t, struct tracker_cell *c, double q, double w,
                                 uint64_t now);
 static void tracker__touch_cell(struct tracker *t, struct tracker_cell *c, uint64_t now);
@@ -774,34 +588,52 @@ static void tracker__cells_clear(struct tracker *t, struct tracker_profile *p, b
 
 /* ---- pending traces ---------------------------------------------------- */
 
+/* The public part of a trace, or NULL. */
+static const struct tracker_trace *tracker__pub(const struct tracker__trace *tr)
+{
+        return tr ? &tr->d : NULL;
+}
+
+/* The trace a public pointer belongs to. */
+static const struct tracker__trace *tracker__of(const struct tracker_trace *d)
+{
+        return (const struct tracker__trace *)((const char *)d -
+                                               offsetof(struct tracker__trace, d));
+}
+
 const struct tracker_trace *tracker_trace_get(const struct tracker *t, const char *id)
 {
-        return tracker__table_get(&t->traces, id);
+        return tracker__pub(strtab_get(&t->traces, id));
 }
 
 const struct tracker_trace *tracker_pending_first(const struct tracker *t)
 {
-        return t->head;
+        return tracker__pub(t->head);
 }
 
 const struct tracker_trace *tracker_pending_next(const struct tracker_trace *tr)
 {
-        return tr->next;
+        return tracker__pub(tracker__of(tr)->next);
 }
 
 void tracker_reserve(struct tracker *t, size_t traces)
 {
-        tracker__table_reserve(&t->traces, traces);
+        strtab_reserve(&t->traces, traces);
 }
 
 const struct tracker_trace *tracker_task_first(const struct tracker *t, enum tracker_task task)
 {
-        return (unsigned)task < TASK__COUNT ? t->task_head[task] : NULL;
+        return (unsigned)task < TASK__COUNT ? tracker__pub(t->task_head[task]) : NULL;
 }
 
 const struct tracker_trace *tracker_task_next(const struct tracker_trace *tr)
 {
-        return tr->task_next;
+        return tracker__pub(tracker__of(tr)->task_next);
+}
+
+size_t tracker_trace_bytes(void)
+{
+        return sizeof(struct tracker__trace);
 }
 
 size_t tracker_pending_count(const struct tracker *t)
@@ -810,7 +642,7 @@ size_t tracker_pending_count(const struct tracker *t)
 }
 
 /* Append tr to the pending lists (start order, and its task's). */
-static void tracker__link_lists(struct tracker *t, struct tracker_trace *tr)
+static void tracker__link_lists(struct tracker *t, struct tracker__trace *tr)
 {
         tr->prev = t->tail;
         tr->next = NULL;
@@ -820,18 +652,18 @@ static void tracker__link_lists(struct tracker *t, struct tracker_trace *tr)
                 t->head = tr;
         t->tail = tr;
         /* The task's own list, in start order too: expiry walks it. */
-        tr->task_prev = t->task_tail[tr->task];
+        tr->task_prev = t->task_tail[tr->d.task];
         tr->task_next = NULL;
-        if (t->task_tail[tr->task])
-                t->task_tail[tr->task]->task_next = tr;
+        if (t->task_tail[tr->d.task])
+                t->task_tail[tr->d.task]->task_next = tr;
         else
-                t->task_head[tr->task] = tr;
-        t->task_tail[tr->task] = tr;
+                t->task_head[tr->d.task] = tr;
+        t->task_tail[tr->d.task] = tr;
 }
 
-static void tracker__link(struct tracker *t, struct tracker_trace *tr)
+static void tracker__link(struct tracker *t, struct tracker__trace *tr)
 {
-        tracker__table_put(&t->traces, tr);
+        strtab_put(&t->traces, tr);
         tracker__link_lists(t, tr);
 }
 
@@ -851,9 +683,9 @@ static void tracker__remember(struct tracker *t, struct tracker__deleted **list,
 
 /* Take a trace out of the pending set and remember its id for the store.
  * The trace itself is freed by the caller, after it has read it. */
-static void tracker__unlink(struct tracker *t, struct tracker_trace *tr)
+static void tracker__unlink(struct tracker *t, struct tracker__trace *tr)
 {
-        tracker__table_del(&t->traces, tr);
+        strtab_del(&t->traces, tr);
         if (tr->prev)
                 tr->prev->next = tr->next;
         else
@@ -865,11 +697,11 @@ static void tracker__unlink(struct tracker *t, struct tracker_trace *tr)
         if (tr->task_prev)
                 tr->task_prev->task_next = tr->task_next;
         else
-                t->task_head[tr->task] = tr->task_next;
+                t->task_head[tr->d.task] = tr->task_next;
         if (tr->task_next)
                 tr->task_next->task_prev = tr->task_prev;
         else
-                t->task_tail[tr->task] = tr->task_prev;
+                t->task_tail[tr->d.task] = tr->task_prev;
         if (tr->dirty) { /* O(1): the list is long when commits lag */
                 *tr->dirty_pprev = tr->dirty_next;
                 if (tr->dirty_next)
@@ -877,73 +709,64 @@ static void tracker__unlink(struct tracker *t, struct tracker_trace *tr)
                 tr->dirty = false;
         }
         if (tr->stored)
-                tracker__remember(t, &t->deleted, tr->id);
+                tracker__remember(t, &t->deleted, tr->d.id);
 }
 
 /* Copy a trace's data fields into a new, unlinked trace.  Its id, model
  * and reason, which every trace has and which never change, are stored
  * right after the struct, in the same allocation: one malloc a trace
  * instead of four, and no malloc header and rounding for each string (a
- * million pending traces are loaded at start-up).  With `blocks`, from
- * the tracker's blocks of loaded traces. */
-static struct tracker_trace *tracker__trace_copy(const struct tracker_trace *src,
-                                                 struct tracker *blocks)
+ * million pending traces are loaded at start-up).  With `slab`, from
+ * the tracker's blocks of loaded traces (slab.h). */
+static struct tracker__trace *tracker__trace_copy(const struct tracker_trace *src,
+                                                  struct slab *slab)
 {
         const char *reason = src->reason ? src->reason : "";
         size_t lid = strlen(src->id) + 1, lmodel = strlen(src->model) + 1;
         size_t lreason = strlen(reason) + 1;
         size_t ldomain = src->domain ? strlen(src->domain) + 1 : 0;
-        size_t size = sizeof(struct tracker_trace) + lid + lmodel + lreason + ldomain;
-        struct tracker_trace *tr = blocks ? tracker__block_alloc(blocks, size) : NULL;
+        size_t size = sizeof(struct tracker__trace) + lid + lmodel + lreason + ldomain;
+        struct tracker__trace *tr = slab ? slab_alloc(slab, size) : NULL;
         bool in_block = tr != NULL;
         if (!tr && !(tr = malloc(size)))
                 return NULL;
         memset(tr, 0, sizeof(*tr));
         tr->in_block = in_block;
+        tr->d = *src; /* the numbers; every pointer is set below */
         char *str = (char *)(tr + 1);
-        tr->id = memcpy(str, src->id, lid);
-        tr->model = memcpy(str + lid, src->model, lmodel);
-        tr->reason = memcpy(str + lid + lmodel, reason, lreason);
-        tr->domain = src->domain ? memcpy(str + lid + lmodel + lreason, src->domain, ldomain)
-                                 : NULL;
-        tr->repo = src->repo ? strdup(src->repo) : NULL;
-        tr->output = src->output ? strdup(src->output) : NULL;
-        tr->base = src->base ? strdup(src->base) : NULL;
-        if (src->nfiles)
-                tr->files = calloc(src->nfiles, sizeof(char *));
-        bool ok = (!src->repo || tr->repo) &&
-                  (!src->output || tr->output) && (!src->base || tr->base) &&
-                  (!src->nfiles || tr->files);
+        tr->d.id = memcpy(str, src->id, lid);
+        tr->d.model = memcpy(str + lid, src->model, lmodel);
+        tr->d.reason = memcpy(str + lid + lmodel, reason, lreason);
+        tr->d.domain = src->domain ? memcpy(str + lid + lmodel + lreason, src->domain, ldomain)
+                                   : NULL;
+        tr->d.repo = src->repo ? strdup(src->repo) : NULL;
+        tr->d.output = src->output ? strdup(src->output) : NULL;
+        tr->d.base = src->base ? strdup(src->base) : NULL;
+        tr->d.files = src->nfiles ? calloc(src->nfiles, sizeof(char *)) : NULL;
+        tr->d.nfiles = 0;
+        bool ok = (!src->repo || tr->d.repo) && (!src->output || tr->d.output) &&
+                  (!src->base || tr->d.base) && (!src->nfiles || tr->d.files);
         for (uint32_t i = 0; ok && i < src->nfiles; i++) {
-                tr->files[i] = strdup(src->files[i]);
-                tr->nfiles = i + 1;
-                ok = tr->files[i] != NULL;
+                tr->d.files[i] = strdup(src->files[i]);
+                tr->d.nfiles = i + 1;
+                ok = tr->d.files[i] != NULL;
         }
         if (!ok) {
                 tracker__trace_free(tr);
                 return NULL;
         }
-        tr->seq = src->seq;
-        tr->started_at = src->started_at;
-        tr->completed_at = src->completed_at;
-        tr->latency_ms = src->latency_ms;
-        tr->input_tokens = src->input_tokens;
-        tr->output_tokens = src->output_tokens;
-        tr->uid = src->uid;
-        tr->task = src->task;
-        tr->completed = src->completed;
         return tr;
 }
 
-static bool tracker__may_touch(const struct tracker_trace *tr, uint32_t uid)
+static bool tracker__may_touch(const struct tracker__trace *tr, uint32_t uid)
 {
-        return uid == 0 || tr->uid == uid;
+        return uid == 0 || tr->d.uid == uid;
 }
 
 /* Look up a pending trace the caller may change. */
-static int tracker__find(struct tracker *t, const char *id, uint32_t uid, struct tracker_trace **out)
+static int tracker__find(struct tracker *t, const char *id, uint32_t uid, struct tracker__trace **out)
 {
-        struct tracker_trace *tr = tracker__table_get(&t->traces, id);
+        struct tracker__trace *tr = strtab_get(&t->traces, id);
         if (!tr)
                 return -ENOENT;
         if (!tracker__may_touch(tr, uid))
@@ -980,13 +803,13 @@ int tracker_start(struct tracker *t, const struct tracker_start *s, const char *
         if ((unsigned)s->task >= TASK__COUNT || !s->model)
                 return -EINVAL;
         if (tid) {
-                struct tracker_trace *old = tracker__table_get(&t->traces, tid);
+                struct tracker__trace *old = strtab_get(&t->traces, tid);
                 if (old) {
                         if (!tracker__may_touch(old, s->uid))
                                 return -EPERM;
-                        if (strcmp(old->model, s->model) != 0 || old->task != s->task)
+                        if (strcmp(old->d.model, s->model) != 0 || old->d.task != s->task)
                                 return -EEXIST;
-                        *id = old->id; /* the same start again: nothing changes */
+                        *id = old->d.id; /* the same start again: nothing changes */
                         return 0;
                 }
         }
@@ -994,12 +817,12 @@ int tracker_start(struct tracker *t, const struct tracker_start *s, const char *
                 return -ENOSPC;
         /* A trace of a new model would create a profile once resolved. */
         if (t->max_models && t->profiles.count >= t->max_models &&
-            !tracker__table_get(&t->profiles, s->model))
+            !strtab_get(&t->profiles, s->model))
                 return -ENOSPC;
         if (!tid) {
                 do {
                         tracker__gen_id(t, gen);
-                } while (tracker__table_get(&t->traces, gen));
+                } while (strtab_get(&t->traces, gen));
                 tid = gen;
         }
 
@@ -1017,42 +840,42 @@ int tracker_start(struct tracker *t, const struct tracker_start *s, const char *
                 .uid = s->uid,
                 .task = (uint8_t)s->task,
         };
-        struct tracker_trace *tr = tracker__trace_copy(&src, NULL);
+        struct tracker__trace *tr = tracker__trace_copy(&src, NULL);
         if (!tr)
                 return -ENOMEM;
         t->next_seq++;
         tracker__link(t, tr);
         tracker__touch_trace(t, tr);
-        *id = tr->id;
+        *id = tr->d.id;
         return 0;
 }
 
 int tracker_complete(struct tracker *t, const struct tracker_complete *c)
 {
-        struct tracker_trace *tr;
+        struct tracker__trace *tr;
         struct tracker_profile *p;
         char *output = NULL;
         int r = tracker__find(t, c->trace_id, c->uid, &tr);
         if (r < 0)
                 return r;
-        if (tr->completed)
+        if (tr->d.completed)
                 return -EALREADY;
         if (c->output && !(output = strdup(c->output)))
                 return -ENOMEM;
-        r = tracker__profile_reserve(t, tr->model, &p);
+        r = tracker__profile_reserve(t, tr->d.model, &p);
         if (r < 0) {
                 free(output);
                 return r;
         }
 
-        tr->completed = true;
-        tr->completed_at = c->now;
-        tr->latency_ms = c->latency_ms;
-        tr->input_tokens = c->input_tokens;
-        tr->output_tokens = c->output_tokens;
+        tr->d.completed = true;
+        tr->d.completed_at = c->now;
+        tr->d.latency_ms = c->latency_ms;
+        tr->d.input_tokens = c->input_tokens;
+        tr->d.output_tokens = c->output_tokens;
         if (output) {
-                free(tr->output);
-                tr->output = output;
+                free(tr->d.output);
+                tr->d.output = output;
         }
         tracker__touch_trace(t, tr);
 
@@ -1060,7 +883,7 @@ int tracker_complete(struct tracker *t, const struct tracker_complete *c)
         p->total_latency_ms += c->latency_ms;
         p->ev.input_tokens += c->input_tokens;
         p->ev.output_tokens += c->output_tokens;
-        struct tracker_task_stats *ts = tracker__task_entry(p, tr->task);
+        struct tracker_task_stats *ts = tracker__task_entry(p, tr->d.task);
         ts->ev.input_tokens += c->input_tokens;
         ts->ev.output_tokens += c->output_tokens;
         uint32_t *bucket = &ts->latency[tracker_sketch_bucket(c->latency_ms)];
@@ -1078,24 +901,24 @@ int tracker_complete(struct tracker *t, const struct tracker_complete *c)
                 tracker__touch_cell(t, cell, c->now);
         }
         if (t->observer.complete)
-                t->observer.complete(t->observer.data, tr->model, (enum tracker_task)tr->task, c);
+                t->observer.complete(t->observer.data, tr->d.model, (enum tracker_task)tr->d.task, c);
         return 0;
 }
 
 int tracker_fail(struct tracker *t, const char *trace_id, uint32_t uid, uint64_t now)
 {
-        struct tracker_trace *tr;
+        struct tracker__trace *tr;
         struct tracker_profile *p;
         int r = tracker__find(t, trace_id, uid, &tr);
         if (r < 0)
                 return r;
-        r = tracker__profile_reserve(t, tr->model, &p);
+        r = tracker__profile_reserve(t, tr->d.model, &p);
         if (r < 0)
                 return r;
 
         p->fail_count += 1;
         p->ema_quality = p->ema_quality * (1.0 - TRACKER_EMA_ALPHA) + 0.0 * TRACKER_EMA_ALPHA;
-        struct tracker_task_stats *ts = tracker__task_entry(p, tr->task);
+        struct tracker_task_stats *ts = tracker__task_entry(p, tr->d.task);
         ts->failures += 1;
         ts->ema_quality = ts->ema_quality * (1.0 - TRACKER_EMA_ALPHA);
         tracker__evidence_add(&p->ev, 0.0, 1.0, now, t->half_life);
@@ -1109,7 +932,7 @@ int tracker_fail(struct tracker *t, const char *trace_id, uint32_t uid, uint64_t
                 tracker__touch_cell(t, cell, now);
         }
         if (t->observer.fail)
-                t->observer.fail(t->observer.data, tr->model, (enum tracker_task)tr->task);
+                t->observer.fail(t->observer.data, tr->d.model, (enum tracker_task)tr->d.task);
 
         tracker__unlink(t, tr);
         tracker__trace_free(tr);
@@ -1166,10 +989,10 @@ void tracker_kind_score(enum tracker_kind kind, double c, struct tracker_result 
 /* The seed's apply_outcome: the trace is already known to be pending and
  * the profile reserved. */
 static void tracker__apply(struct tracker *t, struct tracker_profile *p,
-                           const struct tracker_trace *tr, const struct tracker_result *r,
+                           const struct tracker__trace *tr, const struct tracker_result *r,
                            uint64_t now)
 {
-        enum tracker_task task = (enum tracker_task)tr->task;
+        enum tracker_task task = (enum tracker_task)tr->d.task;
         struct tracker_cell *cell =
                 r->has_quality || r->has_success ? tracker__cell_for(t, p, tr) : NULL;
         if (r->has_quality) {
@@ -1204,21 +1027,21 @@ static void tracker__apply(struct tracker *t, struct tracker_profile *p,
 }
 
 /* Resolve (or defer) one pending trace with a scored result. */
-static int tracker__resolve(struct tracker *t, struct tracker_trace *tr, struct tracker_result *r,
+static int tracker__resolve(struct tracker *t, struct tracker__trace *tr, struct tracker_result *r,
                             uint64_t now, enum tracker_source src)
 {
-        if (tr->repo && src == TRACKER_SRC_CONVERSATION) {
+        if (tr->d.repo && src == TRACKER_SRC_CONVERSATION) {
                 /* git is the ground truth for this trace: the conversation's
                  * view is recorded by the caller, the trace stays pending. */
                 r->deferred = true;
                 r->has_quality = r->has_success = false;
-                r->trace_id = tr->id;
+                r->trace_id = tr->d.id;
                 return 0;
         }
         /* The id must outlive the trace for the caller's reply: it is
          * copied to last_id, grown first so that a failure changes
          * nothing. */
-        size_t len = strlen(tr->id) + 1;
+        size_t len = strlen(tr->d.id) + 1;
         if (len > t->last_id_cap) {
                 char *buf = realloc(t->last_id, len < 64 ? 64 : len);
                 if (!buf)
@@ -1227,15 +1050,15 @@ static int tracker__resolve(struct tracker *t, struct tracker_trace *tr, struct 
                 t->last_id_cap = len < 64 ? 64 : len;
         }
         struct tracker_profile *p;
-        int rc = tracker__profile_reserve(t, tr->model, &p);
+        int rc = tracker__profile_reserve(t, tr->d.model, &p);
         if (rc < 0)
                 return rc;
         tracker__apply(t, p, tr, r, now);
         if (t->observer.resolve)
-                t->observer.resolve(t->observer.data, tr->model, (enum tracker_task)tr->task, r,
+                t->observer.resolve(t->observer.data, tr->d.model, (enum tracker_task)tr->d.task, r,
                                     src);
         tracker__unlink(t, tr);
-        memcpy(t->last_id, tr->id, len);
+        memcpy(t->last_id, tr->d.id, len);
         r->trace_id = t->last_id;
         tracker__trace_free(tr);
         return 0;
@@ -1252,7 +1075,7 @@ int tracker_resolve(struct tracker *t, const char *trace_id, enum tracker_kind k
                     double confidence, uint32_t uid, uint64_t now, enum tracker_source src,
                     struct tracker_result *res)
 {
-        struct tracker_trace *tr;
+        struct tracker__trace *tr;
         if ((unsigned)kind >= KIND__COUNT)
                 return -EINVAL;
         int r = tracker__find(t, trace_id, src == TRACKER_SRC_CONVERSATION ? uid : 0, &tr);
@@ -1329,21 +1152,21 @@ int tracker_sequence(struct tracker *t, const struct tracker_action *acts, size_
         for (size_t i = 0; i < n; i++) {
                 if (!acts[i].trace_id[0])
                         continue;
-                struct tracker_trace *tr = tracker__table_get(&t->traces, acts[i].trace_id);
+                struct tracker__trace *tr = strtab_get(&t->traces, acts[i].trace_id);
                 if (!tr)
                         continue;
                 if (!tracker__may_touch(tr, uid))
                         return -EPERM;
-                if (tr->repo || tracker__table_get(&t->profiles, tr->model))
+                if (tr->d.repo || strtab_get(&t->profiles, tr->d.model))
                         continue; /* deferred (git judges it), or a known model */
                 /* Count each new model once: several traces may share one,
                  * and a trace may be named twice. */
                 bool seen = false;
                 for (size_t j = 0; j < i && !seen; j++) {
-                        const struct tracker_trace *o;
+                        const struct tracker__trace *o;
                         if (acts[j].trace_id[0] &&
-                            (o = tracker__table_get(&t->traces, acts[j].trace_id)))
-                                seen = !o->repo && strcmp(o->model, tr->model) == 0;
+                            (o = strtab_get(&t->traces, acts[j].trace_id)))
+                                seen = !o->d.repo && strcmp(o->d.model, tr->d.model) == 0;
                 }
                 if (!seen)
                         new_models++;
@@ -1354,7 +1177,7 @@ int tracker_sequence(struct tracker *t, const struct tracker_action *acts, size_
         for (size_t i = 0; i < n; i++) {
                 if (!acts[i].trace_id[0])
                         continue; /* no trace (e.g. a memgine-only action) */
-                struct tracker_trace *tr = tracker__table_get(&t->traces, acts[i].trace_id);
+                struct tracker__trace *tr = strtab_get(&t->traces, acts[i].trace_id);
                 if (!tr)
                         continue; /* not pending: skipped, as the seed does */
                 enum tracker_kind kind;
@@ -1381,8 +1204,8 @@ size_t tracker_expire(struct tracker *t, uint64_t now, const uint64_t ttl[TASK__
                 if (!ttl[task])
                         continue; /* never expires */
                 while (n < max) {
-                        struct tracker_trace *tr = t->task_head[task];
-                        if (!tr || tr->started_at + ttl[task] > now)
+                        struct tracker__trace *tr = t->task_head[task];
+                        if (!tr || tr->d.started_at + ttl[task] > now)
                                 break;
                         struct tracker_result r;
                         tracker_kind_score(KIND_INCONCLUSIVE, 0.0, &r);
@@ -1398,10 +1221,10 @@ size_t tracker_expire(struct tracker *t, uint64_t now, const uint64_t ttl[TASK__
 
 int tracker_forget(struct tracker *t, const char *model)
 {
-        struct tracker_profile *p = tracker__table_get(&t->profiles, model);
+        struct tracker_profile *p = strtab_get(&t->profiles, model);
         if (!p)
                 return -ENOENT;
-        tracker__table_del(&t->profiles, p);
+        strtab_del(&t->profiles, p);
         if (p->dirty) {
                 struct tracker_profile **pp = &t->dirty_profiles;
                 while (*pp != p)
@@ -1461,7 +1284,7 @@ static double tracker__wmean(double a, uint64_t wa, double b, uint64_t wb)
 int tracker_import(struct tracker *t, const struct tracker_profile *src, bool replace,
                    uint64_t now, bool *created)
 {
-        struct tracker_profile *p = tracker__table_get(&t->profiles, src->model);
+        struct tracker_profile *p = strtab_get(&t->profiles, src->model);
         *created = p == NULL;
         if (!p) {
                 if (t->max_models && t->profiles.count >= t->max_models)
@@ -1535,8 +1358,8 @@ void tracker_set_max_cells(struct tracker *t, uint64_t max_cells)
 
 static uint64_t tracker__cell_hash(const char *model, unsigned task, const char *domain)
 {
-        uint64_t h = tracker__hash(domain);
-        h ^= tracker__hash(model) + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+        uint64_t h = siphash_str(domain);
+        h ^= siphash_str(model) + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
         return h ^ ((uint64_t)task * 0xbf58476d1ce4e5b9ull);
 }
 
@@ -1674,15 +1497,15 @@ static void tracker__cells_clear(struct tracker *t, struct tracker_profile *p, b
  * named no domain, or when a new cell would pass the limit (counted) or
  * cannot be allocated. */
 static struct tracker_cell *tracker__cell_for(struct tracker *t, struct tracker_profile *p,
-                                              const struct tracker_trace *tr)
+                                              const struct tracker__trace *tr)
 {
-        if (!tr->domain)
+        if (!tr->d.domain)
                 return NULL;
-        struct tracker_cell *c = tracker__cell_find(t, p->model, tr->task, tr->domain);
+        struct tracker_cell *c = tracker__cell_find(t, p->model, tr->d.task, tr->d.domain);
         if (c)
                 return c;
         if ((t->max_cells && t->ncells >= t->max_cells) ||
-            !(c = tracker__cell_new(t, p, tr->task, tr->domain))) {
+            !(c = tracker__cell_new(t, p, tr->d.task, tr->d.domain))) {
                 t->cells_refused++;
                 return NULL;
         }
@@ -1817,7 +1640,7 @@ static void tracker__cell_assign(struct tracker_cell *c, const struct tracker_ce
 int tracker_import_cell(struct tracker *t, const struct tracker_cell *src, bool replace,
                         uint64_t now, bool *created)
 {
-        struct tracker_profile *p = tracker__table_get(&t->profiles, src->model);
+        struct tracker_profile *p = strtab_get(&t->profiles, src->model);
         if (!p)
                 return -ENOENT;
         struct tracker_cell *c = tracker__cell_find(t, p->model, src->task, src->domain);
@@ -1853,7 +1676,7 @@ int tracker_load_cell(struct tracker *t, const struct tracker_cell *src)
 {
         if ((unsigned)src->task >= TASK__COUNT)
                 return -EINVAL;
-        struct tracker_profile *p = tracker__table_get(&t->profiles, src->model);
+        struct tracker_profile *p = strtab_get(&t->profiles, src->model);
         if (!p)
                 return -ENOENT;
         if (tracker__cell_find(t, p->model, src->task, src->domain))
@@ -1885,24 +1708,18 @@ int tracker_load_trace(struct tracker *t, const struct tracker_trace *src)
 {
         if (src->task >= TASK__COUNT)
                 return -EINVAL;
-        /* One hash and one walk of the chain for both the duplicate check
-         * and the insertion: a million of them at start-up. */
-        struct tracker__table *tb = &t->traces;
-        if (tb->count >= tb->nbuckets)
-                tracker__table_grow(tb);
-        void **bucket = &tb->buckets[tracker__hash(src->id) & (tb->nbuckets - 1)];
-        for (void *e = *bucket; e; e = T_NEXT(tb, e))
-                if (strcmp(T_KEY(tb, e), src->id) == 0)
-                        return -EINVAL;
-        struct tracker_trace *tr = tracker__trace_copy(src, t);
+        struct tracker__trace *tr = tracker__trace_copy(src, &t->slab);
         if (!tr)
                 return -ENOMEM;
         tr->stored = true;
-        tr->hnext = *bucket;
-        *bucket = tr;
-        tb->count++;
+        /* One hash and one walk of the chain for both the duplicate check
+         * and the insertion: a million of them at start-up. */
+        if (strtab_put_new(&t->traces, tr) < 0) {
+                tracker__trace_free(tr);
+                return -EINVAL;
+        }
         tracker__link_lists(t, tr);
-        if (tr->seq >= t->next_seq)
-                t->next_seq = tr->seq + 1;
+        if (tr->d.seq >= t->next_seq)
+                t->next_seq = tr->d.seq + 1;
         return 0;
 }

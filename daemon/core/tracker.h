@@ -156,7 +156,9 @@ struct tracker_cell {
         struct tracker_cell *dirty_next;
 };
 
-/* A pending trace.  Callers get const pointers and only read them. */
+/* A pending trace's data.  Callers get const pointers and only read them;
+ * the tracker keeps its own links beside it, out of their sight.  The
+ * store fills one to load a trace (tracker_load_trace copies it). */
 struct tracker_trace {
         char *id;
         char *model;
@@ -177,14 +179,6 @@ struct tracker_trace {
         uint32_t nfiles;
         uint8_t task; /* enum tracker_task */
         bool completed;
-        /* internal */
-        struct tracker_trace *hnext;
-        struct tracker_trace *prev, *next; /* start order */
-        struct tracker_trace *task_prev, *task_next; /* start order within the task */
-        struct tracker_trace *dirty_next, **dirty_pprev;
-        bool dirty;
-        bool stored; /* the store has a row for it */
-        bool in_block; /* loaded: in a block of traces, not malloc'ed alone */
 };
 
 #define TRACKER_ID_PREFIX_MAX 47 /* so that "<prefix>-<hex counter>" <= 64 bytes */
@@ -354,6 +348,10 @@ const struct tracker_trace *tracker_task_first(const struct tracker *t, enum tra
 const struct tracker_trace *tracker_task_next(const struct tracker_trace *tr);
 size_t tracker_profile_count(const struct tracker *t);
 size_t tracker_pending_count(const struct tracker *t);
+/* The bytes of a pending trace before its id, model, reason and domain
+ * (which follow it in the same allocation): its data and the tracker's
+ * links.  For the memory benchmark. */
+size_t tracker_trace_bytes(void);
 
 double tracker_success_rate(uint64_t successes, uint64_t failures);
 

@@ -68,14 +68,13 @@
 
 #include "journal.h"
 #include "log.h"
-#include "siphash.h"
 #include "symbols.h"
+#include "textshare.h"
 #include "tracker.h"
 
 #define GITSCAN_MAX_ITEMS 4096                /* traces per scan; the rest the next time */
 #define GITSCAN_MAX_OUTPUT_BYTES (64u << 20)  /* suggestions copied per scan */
 #define GITSCAN_MAX_FILE_BYTES (4u << 20)     /* larger files are not parsed */
-#define GITSCAN_MAX_ADDED_BYTES (32u << 20)   /* added lines kept per trace */
 #define GITSCAN_EVIDENCE_MAX 400
 #define GITSCAN_NAMES_MAX 160
 #define GITSCAN_MAX_ERRORS 8
@@ -272,217 +271,14 @@ static int gitscan__repo(struct gitscan_repos *rs, const char *path, git_reposit
         return 0;
 }
 
-/* ---- text evidence --------------------------------------------------------- */
-
-static bool gitscan__space(char ch)
-{
-        return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' || ch == '\v' || ch == '\f';
-}
-
-static void gitscan__trim(const char **s, size_t *n)
-{
-        while (*n && gitscan__space(**s)) {
-                (*s)++;
-                (*n)--;
-        }
-        while (*n && gitscan__space((*s)[*n - 1]))
-                (*n)--;
-}
-
-/* A trimmed line that carries meaning: at least 4 characters (UTF-8
- * sequences count once), not only brackets and punctuation, not a
- * markdown fence around the suggestion. */
-static bool gitscan__significant(const char *s, size_t n)
-{
-        size_t chars = 0;
-        bool word = false;
-        if (n >= 3 && memcmp(s, "```", 3) == 0)
-                return false;
-        for (size_t i = 0; i < n; i++) {
-                unsigned char ch = (unsigned char)s[i];
-                if ((ch & 0xc0) != 0x80)
-                        chars++;
-                if (ch >= 0x80 || (ch > ' ' && ch < 0x7f &&
-                                   ((ch >= '0' && ch <= '9') || (ch >= 'A' && ch <= 'Z') ||
-                                    (ch >= 'a' && ch <= 'z'))))
-                        word = true;
-        }
-        return chars >= 4 && word;
-}
-
-/* The lines are a client's output: keyed SipHash, so that it cannot
- * choose lines that pile up in one probe sequence (siphash.h). */
-static uint64_t gitscan__hash(const char *s, size_t n)
-{
-        return siphash_bytes(s, n);
-}
-
-/* A multiset of lines: open addressing over the lines' bytes. */
-struct gitscan_slot {
-        uint64_t hash;
-        size_t off;
-        uint32_t len;
-        uint32_t count; /* 0: empty slot */
-};
-
-struct gitscan_lines {
-        char *bytes;
-        size_t len, cap;
-        struct gitscan_slot *slots;
-        size_t nslots, n;
-        bool full; /* GITSCAN_MAX_ADDED_BYTES reached: the rest was not kept */
-        bool oom;
-};
-
-static struct gitscan_slot *gitscan__slot(struct gitscan_lines *ls, const char *s, size_t n,
-                                          uint64_t h)
-{
-        size_t mask = ls->nslots - 1;
-        for (size_t i = h & mask;; i = (i + 1) & mask) {
-                struct gitscan_slot *sl = &ls->slots[i];
-                if (!sl->count ||
-                    (sl->hash == h && sl->len == n && memcmp(ls->bytes + sl->off, s, n) == 0))
-                        return sl;
-        }
-}
-
-static int gitscan__lines_grow(struct gitscan_lines *ls)
-{
-        size_t n = ls->nslots ? ls->nslots * 2 : 256;
-        struct gitscan_slot *v = calloc(n, sizeof(*v)), *old = ls->slots;
-        if (!v)
-                return -ENOMEM;
-        size_t oldn = ls->nslots;
-        ls->slots = v;
-        ls->nslots = n;
-        for (size_t i = 0; i < oldn; i++) {
-                if (!old[i].count)
-                        continue;
-                size_t mask = n - 1, j = old[i].hash & mask;
-                while (v[j].count)
-                        j = (j + 1) & mask;
-                v[j] = old[i];
-        }
-        free(old);
-        return 0;
-}
-
-static void gitscan__lines_add(struct gitscan_lines *ls, const char *s, size_t n)
-{
-        gitscan__trim(&s, &n);
-        if (!n || ls->oom || ls->full || n > UINT32_MAX)
-                return;
-        if (ls->len + n > GITSCAN_MAX_ADDED_BYTES) {
-                ls->full = true;
-                return;
-        }
-        if ((ls->n + 1) * 2 > ls->nslots && gitscan__lines_grow(ls) < 0) {
-                ls->oom = true;
-                return;
-        }
-        uint64_t h = gitscan__hash(s, n);
-        struct gitscan_slot *sl = gitscan__slot(ls, s, n, h);
-        if (sl->count) {
-                sl->count++;
-                return;
-        }
-        if (ls->len + n > ls->cap) {
-                size_t cap = ls->cap ? ls->cap : 4096;
-                while (cap < ls->len + n)
-                        cap *= 2;
-                char *b = realloc(ls->bytes, cap);
-                if (!b) {
-                        ls->oom = true;
-                        return;
-                }
-                ls->bytes = b;
-                ls->cap = cap;
-        }
-        memcpy(ls->bytes + ls->len, s, n);
-        *sl = (struct gitscan_slot){ .hash = h, .off = ls->len, .len = (uint32_t)n, .count = 1 };
-        ls->len += n;
-        ls->n++;
-}
-
-/* Take one occurrence of s out; false when there is none left. */
-static bool gitscan__lines_take(struct gitscan_lines *ls, const char *s, size_t n)
-{
-        if (!ls->nslots)
-                return false;
-        struct gitscan_slot *sl = gitscan__slot(ls, s, n, gitscan__hash(s, n));
-        if (sl->count <= 1) /* 1 marks "present, none left" once taken */
-                return false;
-        sl->count--;
-        return true;
-}
-
-static void gitscan__lines_free(struct gitscan_lines *ls)
-{
-        free(ls->bytes);
-        free(ls->slots);
-}
-
-/* Counts are stored plus one, so that a line whose occurrences were all
- * taken keeps its slot (open addressing must not see a hole). */
-static void gitscan__lines_seal(struct gitscan_lines *ls)
-{
-        for (size_t i = 0; i < ls->nslots; i++)
-                if (ls->slots[i].count)
-                        ls->slots[i].count++;
-}
-
-/* The suggestion's significant lines found among the added ones. */
-static void gitscan__text_share(const char *output, struct gitscan_lines *added, size_t *found,
-                                size_t *total)
-{
-        *found = *total = 0;
-        for (const char *p = output; p && *p;) {
-                const char *nl = strchr(p, '\n');
-                size_t n = nl ? (size_t)(nl - p) : strlen(p);
-                const char *s = p;
-                gitscan__trim(&s, &n);
-                if (gitscan__significant(s, n)) {
-                        (*total)++;
-                        if (gitscan__lines_take(added, s, n))
-                                (*found)++;
-                }
-                p = nl ? nl + 1 : p + strlen(p);
-        }
-}
-
-/* The text evidence alone, for the unit tests (gitscan.h). */
-bool gitscan_line_significant(const char *line, size_t len)
-{
-        gitscan__trim(&line, &len);
-        return gitscan__significant(line, len);
-}
-
-int gitscan_text_share(const char *output, const char *added, size_t len, size_t *found,
-                       size_t *total)
-{
-        struct gitscan_lines ls;
-        memset(&ls, 0, sizeof(ls));
-        for (size_t off = 0; off < len;) {
-                const char *nl = memchr(added + off, '\n', len - off);
-                size_t n = nl ? (size_t)(nl - (added + off)) : len - off;
-                gitscan__lines_add(&ls, added + off, n);
-                off += n + 1;
-        }
-        int r = ls.oom ? -ENOMEM : 0;
-        if (r == 0) {
-                gitscan__lines_seal(&ls);
-                gitscan__text_share(output, &ls, found, total);
-        }
-        gitscan__lines_free(&ls);
-        return r;
-}
+/* ---- text evidence (textshare.h) ------------------------------------------ */
 
 static int gitscan__on_line(const git_diff_delta *delta, const git_diff_hunk *hunk,
                             const git_diff_line *line, void *payload)
 {
-        struct gitscan_lines *ls = payload;
+        struct textshare_lines *ls = payload;
         if (line->origin == GIT_DIFF_LINE_ADDITION)
-                gitscan__lines_add(ls, line->content, line->content_len);
+                textshare_add(ls, line->content, line->content_len);
         return 0;
 }
 
@@ -716,7 +512,7 @@ static int gitscan__judge(struct gitscan *g, const struct gitscan_job *job, git_
                           const struct gitscan_item *it, git_diff *diff,
                           struct gitscan_outcome *o, char *err, size_t errlen)
 {
-        struct gitscan_lines added = { 0 };
+        struct textshare_lines added = { 0 };
         int r = 0;
         uint64_t done = it->completed_at;
 
@@ -746,9 +542,9 @@ static int gitscan__judge(struct gitscan *g, const struct gitscan_job *job, git_
                 r = -ENOMEM;
                 goto out;
         }
-        gitscan__lines_seal(&added);
+        textshare_seal(&added);
         size_t found, total;
-        gitscan__text_share(it->output, &added, &found, &total);
+        textshare_count(it->output, &added, &found, &total);
         double share = total ? (double)found / (double)total : 0.0;
         if (total && share >= job->threshold) {
                 o->judged = true;
@@ -800,7 +596,7 @@ static int gitscan__judge(struct gitscan *g, const struct gitscan_job *job, git_
                                     share * 100.0);
         }
 out:
-        gitscan__lines_free(&added);
+        textshare_free(&added);
         return r;
 }
 

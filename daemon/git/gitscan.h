@@ -42,14 +42,4 @@ void gitscan_reconfigure(struct gitscan *g);
  * callbacks, so run the loop afterwards.  Accepts NULL. */
 void gitscan_close(struct gitscan *g);
 
-/* The text evidence of gitscan.c's rules, without git: of the suggestion's
- * significant lines (output), how many are found among the added lines
- * (added[0..len), one per '\n'), as a multiset.  For the unit tests; the
- * scanner runs the same code on a diff's added lines.  0 or -ENOMEM. */
-int gitscan_text_share(const char *output, const char *added, size_t len, size_t *found,
-                       size_t *total);
-/* A line that counts (trimmed first): at least 4 characters, not only
- * brackets and punctuation, not a markdown fence. */
-bool gitscan_line_significant(const char *line, size_t len);
-
 #endif

@@ -9,6 +9,7 @@
  */
 #include "rpc.h"
 
+#include "cleanup.h"
 #include "journal.h"
 #include "metrics.h"
 #include "rank.h"
@@ -22,7 +23,8 @@
 #include <time.h>
 
 enum {
-        RPC_MUTATES = 1 << 0, /* changes state: the store must see it */
+        RPC_MUTATES = 1 << 0,  /* changes state: the store must see it */
+        RPC_STATELESS = 1 << 1, /* its answer holds whatever happens to the state */
 };
 
 struct rpc__chunk {
@@ -234,6 +236,74 @@ static bool rpc__relative_path_ok(const char *p)
 
 /* ---- start ------------------------------------------------------------- */
 
+/* A start's repo and files: only a code trace names them, files need a
+ * repo, and the repo is an absolute path to a watched repository (*repo:
+ * its configured path, malloc'ed). */
+static int rpc__start_repo(struct rpc_req *r, const struct proto_val *rv,
+                           const struct proto_val *fv, enum tracker_task task, char **repo)
+{
+        if ((rv->set || fv->set) && task != TASK_CODE) {
+                rpc__error(r, PROTO_BAD_REQUEST, "%s: only code traces name a repository",
+                           rv->set ? "repo" : "files");
+                return -1;
+        }
+        if (fv->set && !rv->set) {
+                rpc__error(r, PROTO_BAD_REQUEST, "files: needs repo");
+                return -1;
+        }
+        if (!rv->set)
+                return 0;
+        const char *path = rpc__cstr(r, rv);
+        if (!path)
+                return RPC_OOM(r);
+        if (path[0] != '/') {
+                rpc__error(r, PROTO_BAD_REQUEST, "repo: must be an absolute path");
+                return -1;
+        }
+        if (!config_repo_watched(r->env->cfg, path, repo)) {
+                rpc__error(r, PROTO_BAD_REQUEST,
+                           "repo: '%.200s' is not a watched repository (add it as a "
+                           "[git] repo line of the configuration)",
+                           path);
+                return -1;
+        }
+        return 0;
+}
+
+/* A start's files: relative paths inside the repository, into s. */
+static int rpc__start_files(struct rpc_req *r, const msgpack_object *arr,
+                            struct tracker_start *s)
+{
+        uint32_t n = arr->via.array.size;
+        const char **files = rpc__alloc(r, (n + 1) * sizeof(char *));
+        if (!files)
+                return RPC_OOM(r);
+        const struct proto_arg fspec = { "files[]", PROTO_ARG_STR, true, 1, r->lim->path_bytes };
+        for (uint32_t i = 0; i < n; i++) {
+                struct proto_val fv;
+                char err[512], prefix[32];
+                snprintf(prefix, sizeof(prefix), "files[%u]", i);
+                struct proto_arg fs = fspec;
+                fs.name = prefix;
+                if (proto_arg_check(&arr->via.array.ptr[i], &fs, &fv, "", err, sizeof(err)) < 0) {
+                        rpc__error(r, PROTO_BAD_REQUEST, "%s", err);
+                        return -1;
+                }
+                if (!(files[i] = rpc__cstr(r, &fv)))
+                        return RPC_OOM(r);
+                if (!rpc__relative_path_ok(files[i])) {
+                        rpc__error(r, PROTO_BAD_REQUEST,
+                                   "%s: must be a relative path inside the repository "
+                                   "(no leading /, no ..)",
+                                   prefix);
+                        return -1;
+                }
+        }
+        s->files = files;
+        s->nfiles = n;
+        return 0;
+}
+
 static int rpc__start(struct rpc_req *r)
 {
         const struct config_limits *L = r->lim;
@@ -248,69 +318,14 @@ static int rpc__start(struct rpc_req *r)
         };
         struct proto_val v[NARGS(spec)];
         struct tracker_start s = { .uid = r->uid, .now = r->now };
-        char *repo = NULL;
+        CLEANUP_FREE char *repo = NULL;
         const char *id;
-        int rc = -1;
 
         if (rpc__args(r, spec, NARGS(spec), v) < 0 || rpc__task(r, &v[1], &s.task) < 0 ||
-            rpc__domain(r, &v[6], "domain", &s.domain) < 0)
+            rpc__domain(r, &v[6], "domain", &s.domain) < 0 ||
+            rpc__start_repo(r, &v[4], &v[5], s.task, &repo) < 0 ||
+            (v[5].set && rpc__start_files(r, v[5].o, &s) < 0))
                 return -1;
-        if ((v[4].set || v[5].set) && s.task != TASK_CODE) {
-                rpc__error(r, PROTO_BAD_REQUEST, "%s: only code traces name a repository",
-                           v[4].set ? "repo" : "files");
-                return -1;
-        }
-        if (v[5].set && !v[4].set) {
-                rpc__error(r, PROTO_BAD_REQUEST, "files: needs repo");
-                return -1;
-        }
-        if (v[4].set) {
-                const char *path = rpc__cstr(r, &v[4]);
-                if (!path)
-                        return RPC_OOM(r);
-                if (path[0] != '/') {
-                        rpc__error(r, PROTO_BAD_REQUEST, "repo: must be an absolute path");
-                        return -1;
-                }
-                if (!config_repo_watched(r->env->cfg, path, &repo)) {
-                        rpc__error(r, PROTO_BAD_REQUEST,
-                                   "repo: '%.200s' is not a watched repository (add it as a "
-                                   "[git] repo line of the configuration)",
-                                   path);
-                        return -1;
-                }
-        }
-        if (v[5].set) {
-                const msgpack_object *arr = v[5].o;
-                s.nfiles = arr->via.array.size;
-                const char **files = rpc__alloc(r, (s.nfiles + 1) * sizeof(char *));
-                if (!files)
-                        goto oom;
-                const struct proto_arg fspec = { "files[]", PROTO_ARG_STR, true, 1, L->path_bytes };
-                for (uint32_t i = 0; i < s.nfiles; i++) {
-                        struct proto_val fv;
-                        char err[512], prefix[32];
-                        snprintf(prefix, sizeof(prefix), "files[%u]", i);
-                        struct proto_arg fs = fspec;
-                        fs.name = prefix;
-                        if (proto_arg_check(&arr->via.array.ptr[i], &fs, &fv, "", err,
-                                            sizeof(err)) < 0) {
-                                rpc__error(r, PROTO_BAD_REQUEST, "%s", err);
-                                goto out;
-                        }
-                        files[i] = rpc__cstr(r, &fv);
-                        if (!files[i])
-                                goto oom;
-                        if (!rpc__relative_path_ok(files[i])) {
-                                rpc__error(r, PROTO_BAD_REQUEST,
-                                           "%s: must be a relative path inside the repository "
-                                           "(no leading /, no ..)",
-                                           prefix);
-                                goto out;
-                        }
-                }
-                s.files = files;
-        }
         /* The base: HEAD when the suggestion was made, so that commits made
          * after it count.  None when the repository has no commit yet, or
          * cannot be read now (the scanner logs why). */
@@ -323,11 +338,11 @@ static int rpc__start(struct rpc_req *r)
         s.trace_id = rpc__cstr(r, &v[3]);
         s.repo = repo;
         if (!s.model || !s.reason || (v[3].set && !s.trace_id))
-                goto oom;
-        rc = tracker_start(r->env->tracker, &s, &id);
+                return RPC_OOM(r);
+        int rc = tracker_start(r->env->tracker, &s, &id);
         if (rc < 0) {
                 rpc__tracker_error(r, rc, s.trace_id ? s.trace_id : "");
-                goto out;
+                return rc;
         }
         struct journal_entry e = {
                 .op = JOURNAL_START, .trace_id = id, .model = s.model, .task = s.task,
@@ -335,15 +350,9 @@ static int rpc__start(struct rpc_req *r)
                 .base = s.base, .domain = s.domain,
         };
         if ((rc = rpc__record(r, &e)) < 0)
-                goto out;
+                return rc;
         rpc__pack_trace_id_result(r, id);
-        rc = 0;
-        goto out;
-oom:
-        rc = RPC_OOM(r);
-out:
-        free(repo);
-        return rc;
+        return 0;
 }
 
 /* ---- complete, fail ---------------------------------------------------- */
@@ -1595,7 +1604,7 @@ static const struct rpc_method rpc__methods[] = {
         { "import", rpc__import, RPC_MUTATES },
         { "query", rpc__query, 0 },
         { "rank", rpc__rank, 0 },
-        { "ping", rpc__ping, 0 },
+        { "ping", rpc__ping, RPC_STATELESS },
         { "stats", rpc__stats, 0 },
         { "scan", rpc__scan, 0 },
         { "metrics", rpc__metrics, 0 },
@@ -1604,13 +1613,15 @@ static const struct rpc_method rpc__methods[] = {
 enum proto_error rpc_handle(struct rpc_env *env, const struct proto_msg *m, uint32_t uid,
                             msgpack_packer *pk, bool *changed)
 {
-        bool deferred;
-        return rpc_handle_later(env, m, uid, pk, changed, NULL, &deferred);
+        struct rpc_done done;
+        enum proto_error e = rpc_handle_later(env, m, uid, pk, NULL, &done);
+        *changed = done.changed;
+        return e;
 }
 
 enum proto_error rpc_handle_later(struct rpc_env *env, const struct proto_msg *m, uint32_t uid,
-                                  msgpack_packer *pk, bool *changed,
-                                  const struct rpc_defer *defer, bool *deferred)
+                                  msgpack_packer *pk, const struct rpc_defer *defer,
+                                  struct rpc_done *done)
 {
         _Alignas(max_align_t) char small[2048];
         struct rpc_req r = {
@@ -1650,8 +1661,9 @@ enum proto_error rpc_handle_later(struct rpc_env *env, const struct proto_msg *m
         } else {
                 method->handler(&r);
         }
-        *changed = method && (method->flags & RPC_MUTATES) && r.code == PROTO_OK;
-        *deferred = r.deferred;
+        done->changed = method && (method->flags & RPC_MUTATES) && r.code == PROTO_OK;
+        done->deferred = r.deferred;
+        done->stateless = method && (method->flags & RPC_STATELESS);
         while (r.arena) {
                 struct rpc__chunk *c = r.arena;
                 r.arena = c->next;

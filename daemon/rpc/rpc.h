@@ -129,11 +129,18 @@ struct rpc_env {
  * commit under durability = ack). */
 enum proto_error rpc_handle(struct rpc_env *env, const struct proto_msg *m, uint32_t uid,
                             msgpack_packer *pk, bool *changed);
+/* What handling a request did, for the order of the replies. */
+struct rpc_done {
+        bool changed;   /* as rpc_handle's *changed */
+        bool deferred;  /* a handler held the request's place: nothing was packed */
+        bool stateless; /* the method's answer holds whatever becomes of the
+                         * changes before it (ping): a failed commit does
+                         * not turn it into `unavailable` */
+};
 /* The same, where a reply may come later: defer (NULL: never, as for a
- * notification) lets a handler hold the request's place.  *deferred tells
- * whether it did: nothing was packed then. */
+ * notification) lets a handler hold the request's place. */
 enum proto_error rpc_handle_later(struct rpc_env *env, const struct proto_msg *m, uint32_t uid,
-                                  msgpack_packer *pk, bool *changed,
-                                  const struct rpc_defer *defer, bool *deferred);
+                                  msgpack_packer *pk, const struct rpc_defer *defer,
+                                  struct rpc_done *done);
 
 #endif

@@ -28,7 +28,9 @@
  * (commit_hold); any reply that follows it on the same connection (reads
  * and errors too) is held behind it, so the order holds.  When batch N is
  * committed, every connection on the waiting list releases its segments up
- * to N; when it fails, the held changes become `unavailable` errors.
+ * to N; when it fails, the held changes become `unavailable` errors.  The
+ * queue and its rules are replyq.c's; this file decides when to push and
+ * release.
  *
  * Replies given later (`scan`, which answers when its scan is done): the
  * handler takes a `struct rpc_later` from conn__later, which puts an empty
@@ -80,6 +82,7 @@
 #include "commit.h"
 #include "log.h"
 #include "proto.h"
+#include "replyq.h"
 
 #define SERVER_READ_RESERVE (64 * 1024)
 #define SERVER_ZONE_CHUNK 2048 /* a router's request decodes into well under this */
@@ -97,10 +100,8 @@ struct conn {
         msgpack_sbuffer out;    /* replies not yet handed to libuv */
         msgpack_packer pk;      /* packs into out */
         size_t queued;          /* bytes in uv_write requests not yet done */
-        msgpack_sbuffer held;   /* replies waiting for a commit, in order */
-        struct conn_held *segs; /* one per reply in held */
-        size_t nsegs, segs_cap;
-        struct conn *wprev, *wnext; /* the server's waiting list (nsegs > 0) */
+        struct replyq held;     /* replies waiting for a commit, in order (replyq.h) */
+        struct conn *wprev, *wnext; /* the server's waiting list (held.n > 0) */
         struct server_later *laters; /* replies given later, not yet answered */
         uint64_t id;
         uint32_t uid;
@@ -112,16 +113,6 @@ struct conn {
         size_t partial;         /* bytes of the message begun, not yet ended */
         uint64_t partial_since; /* uv_now when it began (or its clock restarted) */
         struct conn *pprev, *pnext; /* the server's partial list (partial > 0) */
-};
-
-struct conn_held {
-        uint64_t seq;  /* the batch it waits for; 0: none of its own */
-        uint32_t msgid;
-        uint32_t len;
-        bool changed;  /* a state change: `unavailable` if its batch fails */
-        bool failed;   /* its batch failed: answered `unavailable` in its turn */
-        bool stateless; /* a reply no state change can spoil (ping) */
-        struct server_later *later; /* a placeholder (len 0) until answered */
 };
 
 /* A reply given later; pub first, so that a struct rpc_later * is one. */
@@ -184,8 +175,7 @@ static void conn__on_close(uv_handle_t *h)
         free(c->rbuf);
         msgpack_zone_destroy(&c->zone);
         msgpack_sbuffer_destroy(&c->out);
-        msgpack_sbuffer_destroy(&c->held);
-        free(c->segs);
+        replyq_destroy(&c->held);
         free(c);
 }
 
@@ -345,9 +335,9 @@ static void conn__close(struct conn *c)
                 s->conns = c->next;
         if (c->next)
                 c->next->prev = c->prev;
-        if (c->nsegs) { /* leave the waiting list */
+        if (c->held.n) { /* leave the waiting list */
                 conn__unwait(c);
-                c->nsegs = 0;
+                replyq_clear(&c->held);
         }
         conn__partial_set(c, 0, false);
         for (struct server_later *l = c->laters; l; l = l->next)
@@ -379,7 +369,7 @@ static void conn__on_write(uv_write_t *req, int status)
         }
         if (c->closing)
                 return;
-        if (c->close_after_flush && c->queued == 0 && c->out.size == 0 && c->nsegs == 0) {
+        if (c->close_after_flush && c->queued == 0 && c->out.size == 0 && c->held.n == 0) {
                 conn__close(c);
                 return;
         }
@@ -437,95 +427,44 @@ static void conn__flush(struct conn *c)
         }
         return;
 check_close:
-        if (c->close_after_flush && !c->closing && c->queued == 0 && c->nsegs == 0)
+        if (c->close_after_flush && !c->closing && c->queued == 0 && c->held.n == 0)
                 conn__close(c);
 }
 
 /* ---- replies held for a commit ----------------------------------------- */
 
-/* Room for one more segment.  0 or -ENOMEM. */
-static int conn__seg_room(struct conn *c)
-{
-        if (c->nsegs < c->segs_cap)
-                return 0;
-        size_t cap = c->segs_cap ? c->segs_cap * 2 : 16;
-        struct conn_held *v = realloc(c->segs, cap * sizeof(*v));
-        if (!v)
-                return -ENOMEM;
-        c->segs = v;
-        c->segs_cap = cap;
-        return 0;
-}
-
-static void conn__seg_push(struct conn *c, const struct conn_held *h)
+/* Join the server's waiting list when the first reply is held. */
+static void conn__wait(struct conn *c)
 {
         struct server *s = c->srv;
-        c->segs[c->nsegs++] = *h;
-        if (c->nsegs == 1) {
-                c->wprev = NULL;
-                c->wnext = s->waiting;
-                if (s->waiting)
-                        s->waiting->wprev = c;
-                s->waiting = c;
-        }
+        if (c->held.n != 1)
+                return;
+        c->wprev = NULL;
+        c->wnext = s->waiting;
+        if (s->waiting)
+                s->waiting->wprev = c;
+        s->waiting = c;
 }
 
 /* Move the reply packed at out[mark..] behind the held ones. */
-static void conn__hold(struct conn *c, size_t mark, uint64_t seq, uint32_t msgid, bool changed)
+static void conn__hold(struct conn *c, size_t mark, const struct replyq_seg *seg)
 {
-        size_t len = c->out.size - mark;
-        if (conn__seg_room(c) < 0 ||
-            (len && msgpack_sbuffer_write(&c->held, c->out.data + mark, len) != 0)) {
+        if (replyq_push(&c->held, c->out.data + mark, c->out.size - mark, seg) < 0) {
                 conn__close(c); /* cannot keep the order: drop the client */
                 return;
         }
         c->out.size = mark;
-        conn__seg_push(c, &(struct conn_held){ .seq = seq, .msgid = msgid, .len = (uint32_t)len,
-                                               .changed = changed });
+        conn__wait(c);
 }
 
-
-/* Release the held replies whose batches are committed (seq <= upto), in
- * order, up to the first placeholder of a reply given later; with
- * `failed_from`, every held change of a batch from that one on is answered
- * `unavailable` instead, and everything up to such a placeholder is
- * released. */
+/* Release the held replies of the batches committed up to `upto`, or
+ * fail those from `failed_from` on (replyq_release). */
 static void conn__release(struct conn *c, uint64_t upto, uint64_t failed_from)
 {
-        size_t off = 0, k = 0;
-        if (failed_from) {
-                /* From the first lost change on (a notification's too), every
-                 * reply on the connection saw state that is gone: the
-                 * changes and the reads behind them answer `unavailable`. */
-                bool lost = false;
-                for (size_t i = 0; i < c->nsegs; i++) {
-                        lost |= c->segs[i].seq != 0 && c->segs[i].seq >= failed_from;
-                        if (lost && !c->segs[i].later && !c->segs[i].stateless)
-                                c->segs[i].failed = true;
-                }
-        }
-        for (; k < c->nsegs; k++) {
-                const struct conn_held *h = &c->segs[k];
-                if (h->later || (!failed_from && !h->failed && h->seq > upto))
-                        break;
-                if (h->failed && h->len > 0) {
-                        proto_pack_error(&c->pk, h->msgid, PROTO_UNAVAILABLE,
-                                         "the change could not be written to the database "
-                                         "(see the daemon's log); it was not recorded");
-                        c->srv->env->counters.errors_total++;
-                } else if (h->len) { /* a notification's mark has no bytes */
-                        msgpack_sbuffer_write(&c->out, c->held.data + off, h->len);
-                }
-                off += h->len;
-        }
-        if (k == 0)
+        if (!replyq_release(&c->held, upto, failed_from, &c->pk,
+                            &c->srv->env->counters.errors_total))
                 return;
-        if (c->held.size > off)
-                memmove(c->held.data, c->held.data + off, c->held.size - off);
-        c->held.size -= off;
-        memmove(c->segs, c->segs + k, (c->nsegs - k) * sizeof(*c->segs));
-        c->nsegs -= k;
-        if (c->nsegs == 0)
+        if (c->held.n == 0)
                 conn__unwait(c);
         conn__process(c); /* flushes, and resumes a connection paused on them */
 }
@@ -562,13 +501,16 @@ void server_attach_commit(struct server *s, struct commit *commit)
 
 /* After a reply was packed at out[mark..]: hold it when it must wait, for
  * its commit or behind held ones. */
-static void conn__replied(struct conn *c, size_t mark, uint32_t msgid, bool changed)
+static void conn__replied(struct conn *c, size_t mark, uint32_t msgid, bool changed,
+                          bool stateless)
 {
         struct server *s = c->srv;
         bool wait = changed && s->commit && commit_acks(s->commit);
-        if (!wait && c->nsegs == 0)
+        if (!wait && c->held.n == 0)
                 return;
-        conn__hold(c, mark, wait ? commit_hold(s->commit) : 0, msgid, wait);
+        conn__hold(c, mark, &(struct replyq_seg){ .seq = wait ? commit_hold(s->commit) : 0,
+                                                  .msgid = msgid, .changed = wait,
+                                                  .stateless = stateless });
 }
 
 /* ---- replies given later ------------------------------------------------ */
@@ -588,27 +530,16 @@ static void server__later_answer(struct rpc_later *pub, const char *reply, size_
                         break;
                 }
         }
-        /* Fill the placeholder where it is in `held`. */
-        size_t off = 0, k = 0;
-        while (k < c->nsegs && c->segs[k].later != l)
-                off += c->segs[k++].len;
-        free(l);
-        if (k == c->nsegs || len > UINT32_MAX)
-                return; /* cannot happen: every placeholder has a segment */
-        size_t tail = c->held.size - off;
-        if (msgpack_sbuffer_write(&c->held, reply, len) != 0) {
-                conn__close(c); /* cannot keep the order: drop the client */
-                return;
-        }
-        memmove(c->held.data + off + len, c->held.data + off, tail);
-        memcpy(c->held.data + off, reply, len);
-        c->segs[k].later = NULL;
-        c->segs[k].len = (uint32_t)len;
         struct server *s = c->srv;
-        if (changed && s->commit && commit_acks(s->commit)) {
-                c->segs[k].seq = commit_hold(s->commit); /* the batch with its changes */
-                c->segs[k].changed = true;
-        }
+        uint64_t seq = changed && s->commit && commit_acks(s->commit)
+                               ? commit_hold(s->commit) /* the batch with its changes */
+                               : 0;
+        int r = replyq_fill(&c->held, l, reply, len, seq);
+        free(l);
+        if (r == -ENOMEM)
+                conn__close(c); /* cannot keep the order: drop the client */
+        if (r < 0)
+                return; /* -ENOENT cannot happen: every placeholder has a segment */
         conn__release(c, s->committed, 0);
 }
 
@@ -618,7 +549,7 @@ static struct rpc_later *conn__later(void *ctx, uint32_t msgid)
 {
         struct conn *c = ctx;
         struct server_later *l = calloc(1, sizeof(*l));
-        if (!l || conn__seg_room(c) < 0) {
+        if (!l || replyq_push_later(&c->held, msgid, l) < 0) {
                 free(l);
                 return NULL;
         }
@@ -627,7 +558,7 @@ static struct rpc_later *conn__later(void *ctx, uint32_t msgid)
         l->c = c;
         l->next = c->laters;
         c->laters = l;
-        conn__seg_push(c, &(struct conn_held){ .msgid = msgid, .later = l });
+        conn__wait(c);
         return &l->pub;
 }
 
@@ -638,7 +569,7 @@ static void conn__reply_error(struct conn *c, uint32_t msgid, enum proto_error e
         size_t mark = c->out.size;
         proto_pack_error(&c->pk, msgid, e, msg);
         c->srv->env->counters.errors_total++;
-        conn__replied(c, mark, msgid, false);
+        conn__replied(c, mark, msgid, false, false);
 }
 
 static void conn__message(struct conn *c, const msgpack_object *o)
@@ -670,20 +601,16 @@ static void conn__message(struct conn *c, const msgpack_object *o)
                 /* No reply, but what follows on this connection must not
                  * overtake its commit: an empty held segment marks it. */
                 if (changed)
-                        conn__replied(c, c->out.size, 0, true);
+                        conn__replied(c, c->out.size, 0, true, false);
                 return;
         }
         size_t mark = c->out.size;
         struct rpc_defer defer = { conn__later, c };
-        bool deferred;
-        if (rpc_handle_later(s->env, &m, c->uid, &c->pk, &changed, &defer, &deferred) != PROTO_OK)
+        struct rpc_done done;
+        if (rpc_handle_later(s->env, &m, c->uid, &c->pk, &defer, &done) != PROTO_OK)
                 k->errors_total++;
-        if (!deferred) {
-                size_t held = c->nsegs;
-                conn__replied(c, mark, m.msgid, changed);
-                if (c->nsegs > held && m.method.len == 4 && memcmp(m.method.ptr, "ping", 4) == 0)
-                        c->segs[c->nsegs - 1].stateless = true; /* its answer holds whatever */
-        }
+        if (!done.deferred)
+                conn__replied(c, mark, m.msgid, done.changed, done.stateless);
 }
 
 /* Room for SERVER_READ_RESERVE more bytes at rbuf[rlen..]: move the bytes
@@ -742,15 +669,15 @@ static void conn__process(struct conn *c)
                         paused = true; /* its answer resumes it */
                         break;
                 }
-                if (c->nsegs >= s->cfg->limits.requests_in_flight) {
+                if (c->held.n >= s->cfg->limits.requests_in_flight) {
                         paused = true; /* a commit releases some and resumes it */
                         break;
                 }
-                if (c->queued + c->out.size + c->held.size > soft) {
+                if (c->queued + c->out.size + c->held.bytes.size > soft) {
                         conn__flush(c);
                         if (c->closing)
                                 break;
-                        if (c->queued + c->out.size + c->held.size > soft) {
+                        if (c->queued + c->out.size + c->held.bytes.size > soft) {
                                 paused = true; /* a write or a commit resumes it */
                                 break;
                         }
@@ -983,7 +910,7 @@ static void server__on_connection(uv_stream_t *ls, int status)
                 return;
         }
         msgpack_sbuffer_init(&c->out);
-        msgpack_sbuffer_init(&c->held);
+        replyq_init(&c->held);
         msgpack_packer_init(&c->pk, &c->out, msgpack_sbuffer_write);
         c->srv = s;
         c->id = ++s->next_id;

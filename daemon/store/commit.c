@@ -1,5 +1,6 @@
-/* commit.c - group commit, snapshots, expiry, and recovery from a failed
- * write.  See commit.h for the design.
+/* commit.c - group commit and its snapshots, and the way back from a
+ * failed write.  See commit.h for the design; the state is loaded by
+ * reload.c, overdue traces are resolved by expiry.c.
  *
  * Batches are numbered: `open_seq` is the batch filling now; at most one
  * batch (`inflight_seq`) is being committed by the store's writer thread.
@@ -8,21 +9,20 @@
 #include "commit.h"
 
 #include <errno.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
+#include "expiry.h"
 #include "log.h"
-#include "metrics.h"
+#include "reload.h"
 
 struct commit {
         uv_check_t check;       /* seals the open batch after each loop iteration */
         uv_timer_t flush_timer; /* relaxed: seals every flush_interval_ms */
         uv_timer_t snap_timer;  /* asks for a snapshot every snapshot_interval_ms */
-        uv_timer_t expiry_timer;
+        struct expiry *expiry;  /* resolves overdue traces through commit_record */
         uv_timer_t probe_timer; /* while unwritable: try a write every second */
         int open_handles;
 
@@ -47,72 +47,6 @@ struct commit {
         bool closing;
         msgpack_sbuffer scratch; /* one entry's encoding */
 };
-
-/* ---- loading ----------------------------------------------------------- */
-
-static int commit__replay_one(void *data, uint64_t id, uint64_t at, const char *op,
-                              const void *blob, size_t len, char *err, size_t errlen)
-{
-        struct commit *c = data;
-        size_t off = 0;
-        for (unsigned k = 0; off < len || k == 0; k++) {
-                char why[256] = "";
-                int r = journal_apply(c->env->tracker, blob, len, &off, why, sizeof(why));
-                if (r == -ENOMEM) {
-                        snprintf(err, errlen, "out of memory replaying journal row %" PRIu64, id);
-                        return r;
-                }
-                if (r < 0) /* a change that does not apply is logged, not fatal */
-                        log_warn("journal row %" PRIu64 " (%s at %" PRIu64 "), change %u, not "
-                                 "replayed: %s",
-                                 id, op, at, k, why[0] ? why : strerror(-r));
-                c->env->counters.replayed++;
-                if (r == -EBADMSG)
-                        break; /* not msgpack: the rest of the row cannot be found */
-        }
-        return 0;
-}
-
-/* A fresh tracker with the state on disk: snapshot, then the journal. */
-static int commit__load(struct commit *c, char *err, size_t errlen)
-{
-        uint64_t rnd;
-        char prefix[40];
-        if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd)) {
-                snprintf(err, errlen, "getrandom: %s", strerror(errno));
-                return -errno;
-        }
-        /* 64 random bits per daemon life: ids stay unique across restarts
-         * and rebuilds without a persisted counter. */
-        snprintf(prefix, sizeof(prefix), "t-%016" PRIx64, rnd);
-        struct tracker_options opts = { .id_prefix = prefix };
-        struct tracker *t = tracker_new(&opts); /* no limits while loading */
-        if (!t) {
-                snprintf(err, errlen, "out of memory");
-                return -ENOMEM;
-        }
-        /* Replay fades evidence as the live daemon did, and keeps
-         * degraded_since under the configured threshold (a snapshot
-         * written under another one is corrected as it loads). */
-        tracker_set_half_life(t, c->cfg->half_life_s);
-        tracker_set_degrade_threshold(t, c->cfg->degrade_threshold);
-        struct tracker *old = c->env->tracker;
-        c->env->tracker = t;
-        c->env->counters.replayed = 0;
-        int r = store_load(c->store, t, err, errlen);
-        long n = r < 0 ? r : store_replay(c->store, commit__replay_one, c, err, errlen);
-        if (n < 0) {
-                c->env->tracker = old;
-                tracker_free(t);
-                return (int)n;
-        }
-        tracker_set_limits(t, c->cfg->limits.models, c->cfg->limits.pending);
-        tracker_set_max_cells(t, c->cfg->limits.domains);
-        tracker_set_half_life(t, c->cfg->half_life_s);
-        metrics_watch(c->env->metrics, t); /* after the replay: it is not counted again */
-        tracker_free(old);
-        return 0;
-}
 
 /* ---- sealing ----------------------------------------------------------- */
 
@@ -218,7 +152,7 @@ static void commit__fail(struct commit *c, uint64_t seq, const char *errmsg)
         if (c->hooks.failed)
                 c->hooks.failed(c->hooks.data, seq);
         char err[512];
-        int r = commit__load(c, err, sizeof(err));
+        int r = reload_state(c->store, c->env, c->cfg, err, sizeof(err));
         if (r < 0)
                 log_error("cannot reload the state from %s: %s; serving the state in memory",
                           c->cfg->db_path, err);
@@ -262,33 +196,6 @@ static void commit__done(void *data, int status, const char *errmsg)
          * loop to wake up for another reason. */
         if (!c->closing && commit_acks(c) && c->writable)
                 commit__seal(c, false, false);
-}
-
-/* ---- expiry ------------------------------------------------------------ */
-
-static void commit__on_expired(void *data, const struct tracker_result *res)
-{
-        struct commit *c = data;
-        struct journal_entry e = {
-                .op = JOURNAL_EXPIRE,
-                .at = (uint64_t)time(NULL),
-                .trace_id = res->trace_id,
-        };
-        if (commit_record(c, &e) < 0)
-                log_error("out of memory journaling the expiry of %s", res->trace_id);
-        c->env->counters.expired_total++;
-}
-
-static void commit__on_expiry_timer(uv_timer_t *h)
-{
-        struct commit *c = h->data;
-        if (!c->writable)
-                return;
-        size_t n = tracker_expire(c->env->tracker, (uint64_t)time(NULL), c->cfg->ttl_s, 10000,
-                                  commit__on_expired, c);
-        if (n)
-                log_info("%zu pending trace%s expired (resolved as inconclusive)", n,
-                         n == 1 ? "" : "s");
 }
 
 /* ---- the interface ----------------------------------------------------- */
@@ -341,8 +248,7 @@ void commit_reconfigure(struct commit *c)
                                cfg->flush_interval_ms);
         uv_timer_start(&c->snap_timer, commit__on_snap_timer, cfg->snapshot_interval_ms,
                        cfg->snapshot_interval_ms);
-        uv_timer_start(&c->expiry_timer, commit__on_expiry_timer, 0,
-                       (uint64_t)cfg->expiry_interval_s * 1000);
+        expiry_start(c->expiry);
         tracker_set_limits(c->env->tracker, cfg->limits.models, cfg->limits.pending);
         tracker_set_max_cells(c->env->tracker, cfg->limits.domains);
         tracker_set_half_life(c->env->tracker, cfg->half_life_s);
@@ -369,7 +275,11 @@ int commit_open(struct commit **out, uv_loop_t *loop, struct store *store, struc
         c->open_seq = 1;
         c->writable = true;
         msgpack_sbuffer_init(&c->scratch);
-        int r = commit__load(c, err, errlen);
+        int r = reload_state(store, env, cfg, err, errlen);
+        if (r == 0 && !(c->expiry = expiry_new(loop, c, env, cfg))) {
+                snprintf(err, errlen, "out of memory");
+                r = -ENOMEM;
+        }
         if (r < 0) {
                 store_batch_free(c->open);
                 msgpack_sbuffer_destroy(&c->scratch);
@@ -382,10 +292,9 @@ int commit_open(struct commit **out, uv_loop_t *loop, struct store *store, struc
         uv_check_init(loop, &c->check);
         uv_timer_init(loop, &c->flush_timer);
         uv_timer_init(loop, &c->snap_timer);
-        uv_timer_init(loop, &c->expiry_timer);
         uv_timer_init(loop, &c->probe_timer);
         c->check.data = c->flush_timer.data = c->snap_timer.data = c;
-        c->expiry_timer.data = c->probe_timer.data = c;
+        c->probe_timer.data = c;
         uv_check_start(&c->check, commit__on_check);
         commit_reconfigure(c);
         *out = c;
@@ -399,7 +308,7 @@ int commit_final(struct commit *c)
         uv_check_stop(&c->check);
         uv_timer_stop(&c->flush_timer);
         uv_timer_stop(&c->snap_timer);
-        uv_timer_stop(&c->expiry_timer);
+        expiry_stop(c->expiry);
         uv_timer_stop(&c->probe_timer);
         if (!c->writable)
                 return 0; /* nothing was accepted since the reload: the disk has it all */
@@ -420,10 +329,10 @@ void commit_close(struct commit *c)
 {
         if (!c)
                 return;
-        c->open_handles = 5;
+        expiry_close(c->expiry);
+        c->open_handles = 4;
         uv_close((uv_handle_t *)&c->check, commit__on_close);
         uv_close((uv_handle_t *)&c->flush_timer, commit__on_close);
         uv_close((uv_handle_t *)&c->snap_timer, commit__on_close);
-        uv_close((uv_handle_t *)&c->expiry_timer, commit__on_close);
         uv_close((uv_handle_t *)&c->probe_timer, commit__on_close);
 }

@@ -14,8 +14,8 @@
  * `unavailable`), the state is rebuilt from the database, and writes are
  * refused until a probe commit succeeds again.
  *
- * Loading (start-up and rebuild) is here too: snapshot, then the journal
- * rows after it.
+ * Loading (start-up and rebuild) is reload.h's; expiry.h's timer records
+ * its changes here.
  */
 #ifndef OUTCOMED_COMMIT_H
 #define OUTCOMED_COMMIT_H

@@ -65,12 +65,20 @@ struct store__entry {
         size_t data, len;
 };
 
+/* A pending trace's row as a batch carries it to the writer: the trace's
+ * data with strings of its own, and its paths in one buffer, each
+ * NUL-terminated, which is also the files BLOB (paths joined by NULs). */
+struct store__trace_row {
+        struct tracker_trace t; /* files[0] is the start of the paths' buffer */
+        size_t files_len;       /* the BLOB's bytes: the last path's NUL left out */
+};
+
 struct store_batch {
         struct tracker_profile *profiles; /* deep copies, internal fields cleared */
         size_t nprofiles, profiles_cap;
         char **deleted;                    /* trace ids that left the pending set */
         size_t ndeleted, deleted_cap;
-        struct tracker_trace *traces;      /* deep copies; files[0] owns all paths */
+        struct store__trace_row *traces;   /* the changed pending traces */
         size_t ntraces, traces_cap;
         int status;                        /* -ENOMEM once a copy failed */
         bool full;                         /* replaces every row (store_batch_set_full) */
@@ -275,8 +283,9 @@ static void *store__grow(void *arr, size_t *cap, size_t n, size_t size)
         return p;
 }
 
-static void store__trace_free(struct tracker_trace *tr)
+static void store__trace_free(struct store__trace_row *row)
 {
+        struct tracker_trace *tr = &row->t;
         free(tr->id);
         free(tr->model);
         free(tr->reason);
@@ -289,13 +298,33 @@ static void store__trace_free(struct tracker_trace *tr)
         free(tr->files);
 }
 
-/* A deep copy of the trace's data.  The paths go into one buffer, each
- * NUL-terminated, which is also the files BLOB: paths joined by NULs. */
-static int store__trace_copy(struct tracker_trace *dst, const struct tracker_trace *src)
+/* The paths of src into one buffer (store__trace_row). */
+static int store__trace_files(struct store__trace_row *row, const struct tracker_trace *src)
 {
+        size_t total = 0;
+        for (uint32_t i = 0; i < src->nfiles; i++)
+                total += strlen(src->files[i]) + 1;
+        char *buf = malloc(total);
+        row->t.files = buf ? calloc(src->nfiles, sizeof(*row->t.files)) : NULL;
+        if (!row->t.files) {
+                free(buf);
+                return -ENOMEM;
+        }
+        for (uint32_t i = 0; i < src->nfiles; i++) {
+                size_t n = strlen(src->files[i]) + 1;
+                memcpy(buf, src->files[i], n);
+                row->t.files[i] = buf;
+                buf += n;
+        }
+        row->files_len = total - 1;
+        return 0;
+}
+
+/* A deep copy of the trace's data. */
+static int store__trace_copy(struct store__trace_row *row, const struct tracker_trace *src)
+{
+        struct tracker_trace *dst = &row->t;
         *dst = *src;
-        dst->hnext = dst->prev = dst->next = dst->dirty_next = NULL;
-        dst->dirty = false;
         dst->id = strdup(src->id);
         dst->model = strdup(src->model);
         dst->reason = strdup(src->reason ? src->reason : "");
@@ -304,28 +333,14 @@ static int store__trace_copy(struct tracker_trace *dst, const struct tracker_tra
         dst->output = src->output ? strdup(src->output) : NULL;
         dst->base = src->base ? strdup(src->base) : NULL;
         dst->files = NULL;
+        row->files_len = 0;
         bool ok = dst->id && dst->model && dst->reason && (!src->domain || dst->domain) &&
                   (!src->repo || dst->repo) &&
                   (!src->output || dst->output) && (!src->base || dst->base);
-        if (ok && src->nfiles > 0) {
-                size_t total = 0;
-                for (uint32_t i = 0; i < src->nfiles; i++)
-                        total += strlen(src->files[i]) + 1;
-                char *buf = malloc(total);
-                dst->files = buf ? calloc(src->nfiles, sizeof(*dst->files)) : NULL;
-                if (!dst->files) {
-                        free(buf);
-                        ok = false;
-                }
-                for (uint32_t i = 0; ok && i < src->nfiles; i++) {
-                        size_t n = strlen(src->files[i]) + 1;
-                        memcpy(buf, src->files[i], n);
-                        dst->files[i] = buf;
-                        buf += n;
-                }
-        }
+        if (ok && src->nfiles > 0)
+                ok = store__trace_files(row, src) == 0;
         if (!ok) {
-                store__trace_free(dst);
+                store__trace_free(row);
                 return -ENOMEM;
         }
         return 0;
@@ -376,7 +391,8 @@ static void store__sink_trace(void *data, const struct tracker_trace *tr)
 
         if (b->status < 0)
                 return;
-        struct tracker_trace *arr = store__grow(b->traces, &b->traces_cap, b->ntraces, sizeof(*arr));
+        struct store__trace_row *arr =
+                store__grow(b->traces, &b->traces_cap, b->ntraces, sizeof(*arr));
         if (!arr) {
                 b->status = -ENOMEM;
                 return;
@@ -967,8 +983,10 @@ static int store__put_profile(struct store *s, const struct tracker_profile *p, 
         return r;
 }
 
-static int store__put_trace(struct store *s, const struct tracker_trace *tr, struct store_batch *b)
+static int store__put_trace(struct store *s, const struct store__trace_row *row,
+                            struct store_batch *b)
 {
+        const struct tracker_trace *tr = &row->t;
         sqlite3_stmt *st = s->st[ST_TRACE_PUT];
         int rc = SQLITE_OK;
 
@@ -979,10 +997,7 @@ static int store__put_trace(struct store *s, const struct tracker_trace *tr, str
         store__bind_text(st, 5, tr->reason, &rc);
         store__bind_text(st, 6, tr->repo, &rc);
         if (rc == SQLITE_OK && tr->nfiles > 0) {
-                /* files[0] is the start of the paths' buffer (store__trace_copy). */
-                const char *last = tr->files[tr->nfiles - 1];
-                size_t len = (size_t)(last - tr->files[0]) + strlen(last);
-                rc = sqlite3_bind_blob64(st, 7, tr->files[0], len, SQLITE_STATIC);
+                rc = sqlite3_bind_blob64(st, 7, tr->files[0], row->files_len, SQLITE_STATIC);
         } else if (rc == SQLITE_OK) {
                 rc = sqlite3_bind_null(st, 7);
         }
@@ -1534,7 +1549,51 @@ static void store__col_evidence(sqlite3_stmt *st, int i, struct tracker_evidence
         e->output_tokens = COL_U64(st, i + 5);
 }
 
-int store_load(struct store *s, struct tracker *t, char *err, size_t errlen)
+/* A failed SQLite call while loading: its errno, with err filled. */
+static int store__load_error(struct store *s, int rc, char *err, size_t errlen)
+{
+        int r = store__errno(s->db, rc);
+        store__err(err, errlen, "%s: cannot load the state: %s", s->path, sqlite3_errmsg(s->db));
+        return r;
+}
+
+/* The task stats of the profile p, whose model is bound to `task`. */
+static int store__load_tasks(struct store *s, sqlite3_stmt *task, struct tracker_profile *p,
+                             char *err, size_t errlen)
+{
+        enum tracker_task tk;
+        int rc;
+        while ((rc = sqlite3_step(task)) == SQLITE_ROW) {
+                const char *name = COL_TEXT(task, 0);
+                if (tracker_task_parse(name, (size_t)sqlite3_column_bytes(task, 0), &tk) < 0) {
+                        store__err(err, errlen, "%s: profile \"%s\" has an unknown task \"%s\"",
+                                   s->path, p->model, name);
+                        return -EINVAL;
+                }
+                struct tracker_task_stats *ts = &p->tasks[tk];
+                ts->present = true;
+                ts->calls = COL_U64(task, 1);
+                ts->successes = COL_U64(task, 2);
+                ts->failures = COL_U64(task, 3);
+                ts->avg_latency_ms = sqlite3_column_double(task, 4);
+                ts->ema_quality = sqlite3_column_double(task, 5);
+                store__col_evidence(task, 6, &ts->ev);
+                const uint8_t *lb = sqlite3_column_blob(task, 12);
+                if (lb && sqlite3_column_bytes(task, 12) == 4 * TRACKER_SKETCH_BUCKETS)
+                        for (int i = 0; i < TRACKER_SKETCH_BUCKETS; i++)
+                                ts->latency[i] = (uint32_t)lb[4 * i] |
+                                                 (uint32_t)lb[4 * i + 1] << 8 |
+                                                 (uint32_t)lb[4 * i + 2] << 16 |
+                                                 (uint32_t)lb[4 * i + 3] << 24;
+                ts->dom_cells = sqlite3_column_double(task, 13);
+                ts->dom_s1 = sqlite3_column_double(task, 14);
+                ts->dom_s2 = sqlite3_column_double(task, 15);
+        }
+        (void)sqlite3_reset(task);
+        return rc == SQLITE_DONE ? 0 : store__load_error(s, rc, err, errlen);
+}
+
+static int store__load_profiles(struct store *s, struct tracker *t, char *err, size_t errlen)
 {
         static const char profiles_sql[] =
                 "SELECT model, total_calls, success_count, fail_count, total_latency_ms,"
@@ -1544,35 +1603,13 @@ int store_load(struct store *s, struct tracker *t, char *err, size_t errlen)
                 "SELECT task, calls, successes, failures, avg_latency_ms, ema_quality,"
                 " alpha, beta, judged, evidence_at, input_tokens, output_tokens, latency,"
                 " dom_cells, dom_s1, dom_s2 FROM task_stats WHERE model = ?1";
-        static const char pending_sql[] =
-                "SELECT trace_id, seq, model, task, reason, repo, files, output, started_at,"
-                " completed, latency_ms, input_tokens, output_tokens, uid, base, completed_at,"
-                " domain FROM pending ORDER BY seq";
-        static const char cells_sql[] =
-                "SELECT model, task, domain, calls, successes, failures, alpha, beta, judged,"
-                " evidence_at, input_tokens, output_tokens, recent_alpha, recent_beta,"
-                " win_alpha, win_beta, updated_at FROM cells ORDER BY model, task, domain";
-        sqlite3_stmt *prof = NULL, *task = NULL, *pend = NULL, *cell = NULL;
-        char *fbuf = NULL;
-        char **files = NULL;
-        enum tracker_task tk;
-        int rc, r = 0;
-
-        if (!s || !t)
-                return -EINVAL;
-        /* One read transaction: a consistent snapshot. */
-        rc = sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL);
-        if (rc == SQLITE_OK)
-                rc = sqlite3_prepare_v2(s->db, profiles_sql, -1, &prof, NULL);
+        sqlite3_stmt *prof = NULL, *task = NULL;
+        int r = 0;
+        int rc = sqlite3_prepare_v2(s->db, profiles_sql, -1, &prof, NULL);
         if (rc == SQLITE_OK)
                 rc = sqlite3_prepare_v2(s->db, tasks_sql, -1, &task, NULL);
-        if (rc == SQLITE_OK)
-                rc = sqlite3_prepare_v2(s->db, pending_sql, -1, &pend, NULL);
-        if (rc == SQLITE_OK)
-                rc = sqlite3_prepare_v2(s->db, cells_sql, -1, &cell, NULL);
         if (rc != SQLITE_OK)
-                goto sqlerr;
-
+                goto done;
         while ((rc = sqlite3_step(prof)) == SQLITE_ROW) {
                 struct tracker_profile p;
                 memset(&p, 0, sizeof(p));
@@ -1587,45 +1624,36 @@ int store_load(struct store *s, struct tracker *t, char *err, size_t errlen)
                 p.degraded_since = COL_U64(prof, 13);
                 /* p.model stays valid while prof is on this row. */
                 if ((rc = sqlite3_bind_text(task, 1, p.model, -1, SQLITE_STATIC)) != SQLITE_OK)
-                        goto sqlerr;
-                while ((rc = sqlite3_step(task)) == SQLITE_ROW) {
-                        const char *name = COL_TEXT(task, 0);
-                        if (tracker_task_parse(name, (size_t)sqlite3_column_bytes(task, 0), &tk) < 0) {
-                                store__err(err, errlen, "%s: profile \"%s\" has an unknown task \"%s\"",
-                                           s->path, p.model, name);
-                                r = -EINVAL;
-                                goto out;
-                        }
-                        struct tracker_task_stats *ts = &p.tasks[tk];
-                        ts->present = true;
-                        ts->calls = COL_U64(task, 1);
-                        ts->successes = COL_U64(task, 2);
-                        ts->failures = COL_U64(task, 3);
-                        ts->avg_latency_ms = sqlite3_column_double(task, 4);
-                        ts->ema_quality = sqlite3_column_double(task, 5);
-                        store__col_evidence(task, 6, &ts->ev);
-                        const uint8_t *lb = sqlite3_column_blob(task, 12);
-                        if (lb && sqlite3_column_bytes(task, 12) == 4 * TRACKER_SKETCH_BUCKETS)
-                                for (int i = 0; i < TRACKER_SKETCH_BUCKETS; i++)
-                                        ts->latency[i] = (uint32_t)lb[4 * i] |
-                                                         (uint32_t)lb[4 * i + 1] << 8 |
-                                                         (uint32_t)lb[4 * i + 2] << 16 |
-                                                         (uint32_t)lb[4 * i + 3] << 24;
-                        ts->dom_cells = sqlite3_column_double(task, 13);
-                        ts->dom_s1 = sqlite3_column_double(task, 14);
-                        ts->dom_s2 = sqlite3_column_double(task, 15);
-                }
-                if (rc != SQLITE_DONE)
-                        goto sqlerr;
-                sqlite3_reset(task);
+                        break;
+                if ((r = store__load_tasks(s, task, &p, err, errlen)) < 0)
+                        goto out;
                 if ((r = tracker_load_profile(t, &p)) < 0) {
                         store__err(err, errlen, "%s: cannot load profile \"%s\": %s", s->path,
                                    p.model, strerror(-r));
                         goto out;
                 }
         }
+done:
         if (rc != SQLITE_DONE)
-                goto sqlerr;
+                r = store__load_error(s, rc, err, errlen);
+out:
+        sqlite3_finalize(prof);
+        sqlite3_finalize(task);
+        return r;
+}
+
+static int store__load_cells(struct store *s, struct tracker *t, char *err, size_t errlen)
+{
+        static const char cells_sql[] =
+                "SELECT model, task, domain, calls, successes, failures, alpha, beta, judged,"
+                " evidence_at, input_tokens, output_tokens, recent_alpha, recent_beta,"
+                " win_alpha, win_beta, updated_at FROM cells ORDER BY model, task, domain";
+        sqlite3_stmt *cell = NULL;
+        enum tracker_task tk;
+        int r = 0;
+        int rc = sqlite3_prepare_v2(s->db, cells_sql, -1, &cell, NULL);
+        if (rc != SQLITE_OK)
+                goto done;
         while ((rc = sqlite3_step(cell)) == SQLITE_ROW) {
                 struct tracker_cell c;
                 memset(&c, 0, sizeof(c));
@@ -1655,86 +1683,122 @@ int store_load(struct store *s, struct tracker *t, char *err, size_t errlen)
                         goto out;
                 }
         }
+done:
         if (rc != SQLITE_DONE)
-                goto sqlerr;
+                r = store__load_error(s, rc, err, errlen);
+out:
+        sqlite3_finalize(cell);
+        return r;
+}
+
+/* One pending row into tr (its strings point into the row, its paths into
+ * *fbuf and *files, the caller's to free). */
+static int store__pending_row(struct store *s, sqlite3_stmt *pend, struct tracker_trace *tr,
+                              char **fbuf, char ***files, char *err, size_t errlen)
+{
+        enum tracker_task tk;
+        memset(tr, 0, sizeof(*tr));
+        tr->id = COL_TEXT(pend, 0);
+        tr->seq = COL_U64(pend, 1);
+        tr->model = COL_TEXT(pend, 2);
+        const char *name = COL_TEXT(pend, 3);
+        if (tracker_task_parse(name, (size_t)sqlite3_column_bytes(pend, 3), &tk) < 0) {
+                store__err(err, errlen, "%s: pending trace \"%s\" has an unknown task \"%s\"",
+                           s->path, tr->id, name);
+                return -EINVAL;
+        }
+        tr->task = (uint8_t)tk;
+        tr->reason = COL_TEXT(pend, 4);
+        tr->repo = COL_TEXT(pend, 5); /* NULL for SQL NULL */
+        if (sqlite3_column_type(pend, 6) != SQLITE_NULL) {
+                /* column_blob is NULL for a zero-length BLOB: one "" path. */
+                int r = store__split_files(sqlite3_column_blob(pend, 6),
+                                           (size_t)sqlite3_column_bytes(pend, 6), fbuf, files,
+                                           &tr->nfiles);
+                if (r < 0) {
+                        store__err(err, errlen, "%s: out of memory", s->path);
+                        return r;
+                }
+                tr->files = *files;
+        }
+        tr->output = COL_TEXT(pend, 7);
+        tr->started_at = COL_U64(pend, 8);
+        tr->completed = sqlite3_column_int64(pend, 9) != 0;
+        tr->latency_ms = (uint32_t)sqlite3_column_int64(pend, 10);
+        tr->input_tokens = (uint32_t)sqlite3_column_int64(pend, 11);
+        tr->output_tokens = (uint32_t)sqlite3_column_int64(pend, 12);
+        tr->uid = (uint32_t)sqlite3_column_int64(pend, 13);
+        tr->base = COL_TEXT(pend, 14); /* NULL for SQL NULL */
+        tr->completed_at = COL_U64(pend, 15);
+        tr->domain = COL_TEXT(pend, 16); /* NULL for SQL NULL */
+        if (!tr->id || !tr->model || !tr->reason) {
+                store__err(err, errlen, "%s: a pending trace lacks its id, model or reason",
+                           s->path);
+                return -EINVAL;
+        }
+        return 0;
+}
+
+static int store__load_pending(struct store *s, struct tracker *t, char *err, size_t errlen)
+{
+        static const char pending_sql[] =
+                "SELECT trace_id, seq, model, task, reason, repo, files, output, started_at,"
+                " completed, latency_ms, input_tokens, output_tokens, uid, base, completed_at,"
+                " domain FROM pending ORDER BY seq";
+        sqlite3_stmt *pend = NULL;
+        int r = 0;
+        int rc = sqlite3_prepare_v2(s->db, pending_sql, -1, &pend, NULL);
 
         /* Size the table of traces once, rather than doubling it a score of
          * times (each a rehash of every trace) while a million load. */
         char count[32];
-        if (store__query_text(s->db, "SELECT count(*) FROM pending", count, sizeof(count)) ==
-            SQLITE_OK)
+        if (rc == SQLITE_OK &&
+            store__query_text(s->db, "SELECT count(*) FROM pending", count, sizeof(count)) ==
+                    SQLITE_OK)
                 tracker_reserve(t, (size_t)strtoull(count, NULL, 10));
+        if (rc != SQLITE_OK)
+                goto done;
         while ((rc = sqlite3_step(pend)) == SQLITE_ROW) {
                 struct tracker_trace tr;
-                memset(&tr, 0, sizeof(tr));
-                tr.id = COL_TEXT(pend, 0);
-                tr.seq = COL_U64(pend, 1);
-                tr.model = COL_TEXT(pend, 2);
-                const char *name = COL_TEXT(pend, 3);
-                if (tracker_task_parse(name, (size_t)sqlite3_column_bytes(pend, 3), &tk) < 0) {
-                        store__err(err, errlen, "%s: pending trace \"%s\" has an unknown task \"%s\"",
-                                   s->path, tr.id, name);
-                        r = -EINVAL;
-                        goto out;
-                }
-                tr.task = (uint8_t)tk;
-                tr.reason = COL_TEXT(pend, 4);
-                tr.repo = COL_TEXT(pend, 5); /* NULL for SQL NULL */
-                if (sqlite3_column_type(pend, 6) != SQLITE_NULL) {
-                        /* column_blob is NULL for a zero-length BLOB: one "" path. */
-                        r = store__split_files(sqlite3_column_blob(pend, 6),
-                                               (size_t)sqlite3_column_bytes(pend, 6), &fbuf,
-                                               &files, &tr.nfiles);
-                        if (r < 0) {
-                                store__err(err, errlen, "%s: out of memory", s->path);
-                                goto out;
-                        }
-                        tr.files = files;
-                }
-                tr.output = COL_TEXT(pend, 7);
-                tr.started_at = COL_U64(pend, 8);
-                tr.completed = sqlite3_column_int64(pend, 9) != 0;
-                tr.latency_ms = (uint32_t)sqlite3_column_int64(pend, 10);
-                tr.input_tokens = (uint32_t)sqlite3_column_int64(pend, 11);
-                tr.output_tokens = (uint32_t)sqlite3_column_int64(pend, 12);
-                tr.uid = (uint32_t)sqlite3_column_int64(pend, 13);
-                tr.base = COL_TEXT(pend, 14); /* NULL for SQL NULL */
-                tr.completed_at = COL_U64(pend, 15);
-                tr.domain = COL_TEXT(pend, 16); /* NULL for SQL NULL */
-                if (!tr.id || !tr.model || !tr.reason) {
-                        store__err(err, errlen, "%s: a pending trace lacks its id, model or reason",
-                                   s->path);
-                        r = -EINVAL;
-                        goto out;
-                }
-                r = tracker_load_trace(t, &tr); /* copies what it keeps */
+                char *fbuf = NULL, **files = NULL;
+                r = store__pending_row(s, pend, &tr, &fbuf, &files, err, errlen);
+                if (r == 0)
+                        r = tracker_load_trace(t, &tr); /* copies what it keeps */
+                else
+                        tr.id = NULL; /* the row's error is reported */
                 free(files);
                 free(fbuf);
-                files = NULL;
-                fbuf = NULL;
                 if (r < 0) {
-                        store__err(err, errlen, "%s: cannot load pending trace \"%s\": %s", s->path,
-                                   tr.id, strerror(-r));
+                        if (tr.id)
+                                store__err(err, errlen, "%s: cannot load pending trace \"%s\": %s",
+                                           s->path, tr.id, strerror(-r));
                         goto out;
                 }
         }
+done:
         if (rc != SQLITE_DONE)
-                goto sqlerr;
-        rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
-        if (rc == SQLITE_OK)
-                goto out;
-sqlerr:
-        r = store__errno(s->db, rc);
-        store__err(err, errlen, "%s: cannot load the state: %s", s->path, sqlite3_errmsg(s->db));
+                r = store__load_error(s, rc, err, errlen);
 out:
-        free(files);
-        free(fbuf);
-        sqlite3_finalize(prof);
-        sqlite3_finalize(task);
         sqlite3_finalize(pend);
-        sqlite3_finalize(cell);
+        return r;
+}
+
+int store_load(struct store *s, struct tracker *t, char *err, size_t errlen)
+{
+        if (!s || !t)
+                return -EINVAL;
+        /* One read transaction: a consistent snapshot. */
+        int rc = sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL);
+        int r = rc != SQLITE_OK ? store__load_error(s, rc, err, errlen)
+                                : store__load_profiles(s, t, err, errlen);
+        if (r == 0)
+                r = store__load_cells(s, t, err, errlen);
+        if (r == 0)
+                r = store__load_pending(s, t, err, errlen);
+        if (r == 0 && (rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL)) != SQLITE_OK)
+                r = store__load_error(s, rc, err, errlen);
         if (!sqlite3_get_autocommit(s->db))
-                sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+                (void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
         /* The quick_check that ran beside the load (store_open): a state
          * read from a corrupt file is not served. */
         if (r == 0)

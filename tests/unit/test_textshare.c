@@ -1,5 +1,5 @@
-/* test_gitscan_text.c - the git scanner's text evidence (README "Watching a
- * repository"): a significant line is a trimmed line of at least 4
+/* test_textshare.c - the git scanner's text evidence, textshare.c (README
+ * "Watching a repository"): a significant line is a trimmed line of at least 4
  * characters (a UTF-8 sequence counts once) that is not only brackets and
  * punctuation and not a markdown fence; the suggestion's significant lines
  * are matched against the added lines as a multiset.  Cases written out,
@@ -11,17 +11,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gitscan.h"
+#include "textshare.h"
 
 static bool significant(const char *s)
 {
-        return gitscan_line_significant(s, strlen(s));
+        return textshare_significant(s, strlen(s));
 }
 
 static void share(const char *output, const char *added, size_t want_found, size_t want_total)
 {
         size_t found = 99, total = 99;
-        ck_assert_int_eq(gitscan_text_share(output, added, strlen(added), &found, &total), 0);
+        ck_assert_int_eq(textshare_share(output, added, strlen(added), &found, &total), 0);
         ck_assert_msg(found == want_found && total == want_total,
                       "output [%s] added [%s]: %zu of %zu, want %zu of %zu", output, added, found,
                       total, want_found, want_total);
@@ -93,7 +93,7 @@ START_TEST(test_share_many_lines)
                         ol += (size_t)snprintf(out + ol, cap - ol, "other line %zu;\n", i);
         }
         size_t found, total;
-        ck_assert_int_eq(gitscan_text_share(out, add, al, &found, &total), 0);
+        ck_assert_int_eq(textshare_share(out, add, al, &found, &total), 0);
         ck_assert_uint_eq(total, 1000 * 3 + 1000);
         ck_assert_uint_eq(found, 1000 * 2);
         free(out);
@@ -205,7 +205,7 @@ START_TEST(test_share_against_reference)
                 random_text(out, sizeof(out), &seed, 1 + rand_r(&seed) % 30);
                 random_text(add, sizeof(add), &seed, rand_r(&seed) % 30);
                 size_t f, t, rf, rt;
-                ck_assert_int_eq(gitscan_text_share(out, add, strlen(add), &f, &t), 0);
+                ck_assert_int_eq(textshare_share(out, add, strlen(add), &f, &t), 0);
                 ref_share(out, add, &rf, &rt);
                 ck_assert_msg(f == rf && t == rt,
                               "round %d: %zu of %zu, reference %zu of %zu\noutput:\n%s\nadded:\n%s",
@@ -214,10 +214,10 @@ START_TEST(test_share_against_reference)
 }
 END_TEST
 
-static Suite *gitscan_text_suite(void)
+static Suite *textshare_suite(void)
 {
-        Suite *su = suite_create("gitscan_text");
-        TCase *tc = tcase_create("gitscan_text");
+        Suite *su = suite_create("textshare");
+        TCase *tc = tcase_create("textshare");
         tcase_add_test(tc, test_significant_lines);
         tcase_add_test(tc, test_share_cases);
         tcase_add_test(tc, test_share_many_lines);
@@ -228,7 +228,7 @@ static Suite *gitscan_text_suite(void)
 
 int main(void)
 {
-        SRunner *sr = srunner_create(gitscan_text_suite());
+        SRunner *sr = srunner_create(textshare_suite());
         srunner_run_all(sr, CK_NORMAL);
         int failed = srunner_ntests_failed(sr);
         srunner_free(sr);
