@@ -9,9 +9,12 @@
 "use strict";
 
 const TASKS = ["generate", "embed", "classify", "code", "reasoning"];
-/* Tableau 10: distinct at a glance, and for most colour-blind readers. */
+/* Tableau 10, distinct at a glance and for most colour-blind readers, then
+ * ten lighter and darker companions for the eleventh model on. */
 const PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
-                 "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"];
+                 "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac",
+                 "#a0cbe8", "#ffbe7d", "#8cd17d", "#b6992d", "#499894",
+                 "#d37295", "#79706e", "#d4a6c8", "#86bcb6", "#f1ce63"];
 const CHART_HEIGHT = 240;
 
 function el(tag, attrs, ...children) {
