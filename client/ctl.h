@@ -60,6 +60,7 @@ extern const struct ctl_command ctl_cmd_scan; /* ctl_scan.c */
 extern const struct ctl_command ctl_cmd_metrics; /* ctl_metrics.c */
 extern const struct ctl_command ctl_cmd_history; /* ctl_history.c */
 extern const struct ctl_command ctl_cmd_hosts;   /* ctl_hosts.c */
+extern const struct ctl_command ctl_cmd_report; /* ctl_report.c */
 
 /* Options every command takes besides its own (whose values must be
  * >= CTL_OPT_OWN or a letter other than s, j, h). */

@@ -2,7 +2,7 @@
  * command table and the top-level help.  The commands live in
  * ctl_trace.c (start, complete, fail, outcome), ctl_query.c (query, ping,
  * stats), ctl_profiles.c (forget, export, import), ctl_rank.c, ctl_scan.c,
- * ctl_metrics.c, ctl_top.c and ctl_history.c; the shared helpers in ctl.c.
+ * ctl_metrics.c, ctl_top.c, ctl_history.c, ctl_hosts.c and ctl_report.c; the shared helpers in ctl.c.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +18,7 @@ static const struct ctl_command *const commands[] = {
         &ctl_cmd_start, &ctl_cmd_complete, &ctl_cmd_fail, &ctl_cmd_outcome,
         &ctl_cmd_query, &ctl_cmd_rank, &ctl_cmd_forget, &ctl_cmd_export, &ctl_cmd_import,
         &ctl_cmd_ping, &ctl_cmd_stats, &ctl_cmd_top,
-        &ctl_cmd_scan, &ctl_cmd_metrics, &ctl_cmd_history, &ctl_cmd_hosts,
+        &ctl_cmd_scan, &ctl_cmd_metrics, &ctl_cmd_history, &ctl_cmd_hosts, &ctl_cmd_report,
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 

@@ -11,6 +11,8 @@ is NULL, which the runner applies as nothing.
 import os
 import sys
 
+from embed_text import c_literal
+
 args = sys.argv[1:]
 symbol = "store"
 if args and args[0] == "--symbol":
@@ -33,14 +35,6 @@ with open(out, "w") as f:
             f.write("    NULL, /* %03d: none */\n" % n)
             continue
         text = open(path, encoding="utf-8").read()
-        f.write("    /* %s */\n    \"" % path.rsplit("/", 1)[-1])
-        for ch in text:
-            if ch == "\\" or ch == '"':
-                f.write("\\" + ch)
-            elif ch == "\n":
-                f.write("\\n\"\n    \"")
-            else:
-                f.write(ch)
-        f.write("\",\n")
+        f.write("    /* %s */\n%s,\n" % (path.rsplit("/", 1)[-1], c_literal(text)))
     f.write("};\n")
     f.write("const unsigned %s_nmigrations = %d;\n" % (symbol, count))

@@ -41,6 +41,9 @@ PACKAGES="$PACKAGES prometheus"
 # tmux, whose pane shows `outcomectl top`'s live screen to
 # tests/integration/test_top.py (those tests skip without it).
 PACKAGES="$PACKAGES tmux"
+# chromium, the real browser that opens `outcomectl report`'s page in
+# tests/integration/test_report.py (which skips without it).
+PACKAGES="$PACKAGES chromium"
 
 PACKAGES="$PACKAGES ${OUTCOMED_EXTRA_PACKAGES:-}"
 
@@ -64,6 +67,16 @@ if [ ! -f grammars/node_modules/.package-lock.json ] ||
    [ grammars/package-lock.json -nt grammars/node_modules/.package-lock.json ]; then
         echo "setup: fetching the tree-sitter grammars (npm ci)"
         (cd grammars && npm ci --ignore-scripts --omit=peer --no-audit --no-fund --loglevel=error)
+fi
+
+# uPlot, the charts `outcomectl report` inlines into its page at build time:
+# its dist/ files from the npm registry at the version client/report/
+# package-lock.json pins, into client/report/node_modules/ (not in git);
+# again only when the lock changes.
+if [ ! -f client/report/node_modules/.package-lock.json ] ||
+   [ client/report/package-lock.json -nt client/report/node_modules/.package-lock.json ]; then
+        echo "setup: fetching uPlot for outcomectl report (npm ci)"
+        (cd client/report && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
 fi
 
 # The TypeScript client's dependencies (clients/typescript: tsc, the AI SDK
