@@ -52,15 +52,31 @@ struct ctl_command {
         int (*print)(struct ctl *ctl, const msgpack_object *result, void *arg);
 };
 
-extern const struct ctl_command ctl_cmd_start, ctl_cmd_complete, ctl_cmd_fail, ctl_cmd_outcome,
-        ctl_cmd_query, ctl_cmd_forget, ctl_cmd_export, ctl_cmd_import, ctl_cmd_ping, ctl_cmd_stats,
-        ctl_cmd_rank;
-extern const struct ctl_command ctl_cmd_top; /* ctl_top.c */
-extern const struct ctl_command ctl_cmd_scan; /* ctl_scan.c */
+/* Declares command ctl_cmd_NAME, `outcomectl NAME`: its run function, its
+ * one-line summary and its --help text.  The name is written once. */
+#define CTL_COMMAND(cname, runfn, summary_, help_)                              \
+        const struct ctl_command ctl_cmd_##cname = {                            \
+                .name = #cname, .run = (runfn), .summary = (summary_), .help = (help_) \
+        }
+/* A command with no options of its own and no argument that calls the
+ * method of its own name and prints the result with printfn. */
+#define CTL_NOARGS_COMMAND(cname, printfn, summary_, help_)                     \
+        const struct ctl_command ctl_cmd_##cname = {                            \
+                .name = #cname, .run = ctl_run_noargs, .method = #cname,        \
+                .print = (printfn), .summary = (summary_), .help = (help_)      \
+        }
+
+extern const struct ctl_command ctl_cmd_start, ctl_cmd_complete, ctl_cmd_fail,
+        ctl_cmd_outcome;                                         /* ctl_trace.c */
+extern const struct ctl_command ctl_cmd_query, ctl_cmd_ping, ctl_cmd_stats; /* ctl_query.c */
+extern const struct ctl_command ctl_cmd_forget, ctl_cmd_export, ctl_cmd_import; /* ctl_profiles.c */
+extern const struct ctl_command ctl_cmd_rank;    /* ctl_rank.c */
+extern const struct ctl_command ctl_cmd_top;     /* ctl_top.c */
+extern const struct ctl_command ctl_cmd_scan;    /* ctl_scan.c */
 extern const struct ctl_command ctl_cmd_metrics; /* ctl_metrics.c */
 extern const struct ctl_command ctl_cmd_history; /* ctl_history.c */
 extern const struct ctl_command ctl_cmd_hosts;   /* ctl_hosts.c */
-extern const struct ctl_command ctl_cmd_report; /* ctl_report.c */
+extern const struct ctl_command ctl_cmd_report;  /* ctl_report.c */
 
 /* Options every command takes besides its own (whose values must be
  * >= CTL_OPT_OWN or a letter other than s, j, h). */

@@ -184,11 +184,8 @@ static int run_history(struct ctl *ctl, int argc, char **argv)
         return status;
 }
 
-const struct ctl_command ctl_cmd_history = {
-        .name = "history",
-        .run = run_history,
-        .summary = "show what each model did over time, bucket by bucket",
-        .help =
+CTL_COMMAND(history, run_history,
+        "show what each model did over time, bucket by bucket",
         "Usage: outcomectl history [--model MODEL] [--task TASK] [--domain DOMAIN]\n"
         "                          [--since WHEN] [--until WHEN] [--bucket DURATION]\n"
         "\n"
@@ -220,5 +217,4 @@ const struct ctl_command ctl_cmd_history = {
         "Examples:\n"
         "  outcomectl history --model claude-sonnet --task code --since 2d\n"
         "  outcomectl history --bucket 1d --since 30d\n"
-        "  outcomectl history --domain rust --bucket 1d --json | jq '.series[].calls'\n",
-};
+        "  outcomectl history --domain rust --bucket 1d --json | jq '.series[].calls'\n");

@@ -39,13 +39,8 @@ static int print_hosts(struct ctl *ctl, const msgpack_object *res, void *arg)
         return CTL_EXIT_OK;
 }
 
-const struct ctl_command ctl_cmd_hosts = {
-        .name = "hosts",
-        .run = ctl_run_noargs,
-        .method = "hosts",
-        .print = print_hosts,
-        .summary = "list the fleet's hosts whose evidence is summed ([fleet])",
-        .help =
+CTL_NOARGS_COMMAND(hosts, print_hosts,
+        "list the fleet's hosts whose evidence is summed ([fleet])",
         "Usage: outcomectl hosts\n"
         "\n"
         "List the hosts that share their evidence through PostgreSQL with this daemon\n"
@@ -55,5 +50,4 @@ const struct ctl_command ctl_cmd_hosts = {
         "first line gives this daemon's host_id and sync state (ok, connecting, down,\n"
         "host_only, duplicate_host_id; see `outcomectl stats`).\n"
         "It takes the common options only (-s, -j, --timeout, -h: 'outcomectl --help').\n"
-        "For a script: outcomectl --json hosts | jq -r '.hosts[].host_id'\n",
-};
+        "For a script: outcomectl --json hosts | jq -r '.hosts[].host_id'\n");

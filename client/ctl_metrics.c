@@ -54,11 +54,8 @@ static int run_metrics(struct ctl *ctl, int argc, char **argv)
         return ctl_reply_noargs(ctl, "metrics", print_metrics, (void *)output);
 }
 
-const struct ctl_command ctl_cmd_metrics = {
-        .name = "metrics",
-        .run = run_metrics,
-        .summary = "print the daemon's metrics in Prometheus text format",
-        .help =
+CTL_COMMAND(metrics, run_metrics,
+        "print the daemon's metrics in Prometheus text format",
         "Usage: outcomectl metrics [--output FILE]\n"
         "\n"
         "Print the daemon's metrics in the Prometheus text exposition format: per model\n"
@@ -84,5 +81,4 @@ const struct ctl_command ctl_cmd_metrics = {
         "Examples:\n"
         "  outcomectl metrics | grep '^outcomed_calls_total'\n"
         "  outcomectl metrics | promtool check metrics\n"
-        "  outcomectl metrics --output /var/lib/prometheus/node-exporter/outcomed.prom\n",
-};
+        "  outcomectl metrics --output /var/lib/prometheus/node-exporter/outcomed.prom\n");

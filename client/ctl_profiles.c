@@ -94,11 +94,8 @@ static int run_forget(struct ctl *ctl, int argc, char **argv)
         return CTL_CALL(ctl, "forget", args, print_forget, &a);
 }
 
-const struct ctl_command ctl_cmd_forget = {
-        .name = "forget",
-        .run = run_forget,
-        .summary = "remove a model's profile (a retired model, a misnamed one)",
-        .help =
+CTL_COMMAND(forget, run_forget,
+        "remove a model's profile (a retired model, a misnamed one)",
         "Usage: outcomectl forget MODEL [--task TASK --domain DOMAIN]\n"
         "\n"
         "Remove MODEL's profile, all its task statistics and its domain cells from\n"
@@ -121,8 +118,7 @@ const struct ctl_command ctl_cmd_forget = {
         "\n"
         "Examples:\n"
         "  outcomectl forget gpt-4o-typo\n"
-        "  outcomectl forget mixtral --task reasoning --domain 'college physics'\n",
-};
+        "  outcomectl forget mixtral --task reasoning --domain 'college physics'\n");
 
 /* ---- export ------------------------------------------------------------- */
 
@@ -215,11 +211,8 @@ out:
         return status;
 }
 
-const struct ctl_command ctl_cmd_export = {
-        .name = "export",
-        .run = run_export,
-        .summary = "write every profile to a JSON file (for import elsewhere)",
-        .help =
+CTL_COMMAND(export, run_export,
+        "write every profile to a JSON file (for import elsewhere)",
         "Usage: outcomectl export [FILE]\n"
         "\n"
         "Write every model's profile, as 'query' returns it, to FILE as JSON (to\n"
@@ -244,8 +237,7 @@ const struct ctl_command ctl_cmd_export = {
         "\n"
         "Examples:\n"
         "  outcomectl export profiles.json\n"
-        "  outcomectl export | ssh newhost outcomectl import -\n",
-};
+        "  outcomectl export | ssh newhost outcomectl import -\n");
 
 /* ---- import ------------------------------------------------------------- */
 
@@ -707,11 +699,8 @@ out:
         return status;
 }
 
-const struct ctl_command ctl_cmd_import = {
-        .name = "import",
-        .run = run_import,
-        .summary = "load profiles from an export file, merged or replacing",
-        .help =
+CTL_COMMAND(import, run_import,
+        "load profiles from an export file, merged or replacing",
         "Usage: outcomectl import FILE [--merge | --replace]\n"
         "\n"
         "Load the profiles of FILE (or of standard input when FILE is '-'), a file\n"
@@ -752,5 +741,4 @@ const struct ctl_command ctl_cmd_import = {
         "Examples:\n"
         "  outcomectl import profiles.json\n"
         "  outcomectl import --replace profiles.json\n"
-        "  ssh oldhost outcomectl export | outcomectl import -\n",
-};
+        "  ssh oldhost outcomectl export | outcomectl import -\n");

@@ -273,11 +273,8 @@ static int run_query(struct ctl *ctl, int argc, char **argv)
         return CTL_CALL(ctl, "query", args, print_query, pending ? &pending : NULL);
 }
 
-const struct ctl_command ctl_cmd_query = {
-        .name = "query",
-        .run = run_query,
-        .summary = "show the models' profiles, or the pending traces",
-        .help =
+CTL_COMMAND(query, run_query,
+        "show the models' profiles, or the pending traces",
         "Usage: outcomectl query [--model MODEL] [--task TASK] [--degrade-threshold N]\n"
         "                        [--domains | --domain DOMAIN]\n"
         "       outcomectl query --pending [--model MODEL] [--limit N]\n"
@@ -318,8 +315,7 @@ const struct ctl_command ctl_cmd_query = {
         "  outcomectl query\n"
         "  outcomectl query --task code --degrade-threshold 5\n"
         "  outcomectl query --task reasoning --domains\n"
-        "  outcomectl query --pending --model gpt-4o --limit 20\n",
-};
+        "  outcomectl query --pending --model gpt-4o --limit 20\n");
 
 /* ---- ping, stats ------------------------------------------------------ */
 
@@ -337,13 +333,8 @@ static int print_ping(struct ctl *ctl, const msgpack_object *result, void *arg)
         return CTL_EXIT_OK;
 }
 
-const struct ctl_command ctl_cmd_ping = {
-        .name = "ping",
-        .run = ctl_run_noargs,
-        .method = "ping",
-        .print = print_ping,
-        .summary = "check that the daemon answers; prints its version",
-        .help =
+CTL_NOARGS_COMMAND(ping, print_ping,
+        "check that the daemon answers; prints its version",
         "Usage: outcomectl ping\n"
         "\n"
         "Ask the daemon for its version and print it.  Exit status 0 means the daemon\n"
@@ -354,8 +345,7 @@ const struct ctl_command ctl_cmd_ping = {
         "                    as in 'outcomectl --help'\n"
         "\n"
         "Example:\n"
-        "  outcomectl --timeout 2 ping || echo 'outcomed is not answering'\n",
-};
+        "  outcomectl --timeout 2 ping || echo 'outcomed is not answering'\n");
 
 /* 'key: value' lines. */
 static int print_stats(struct ctl *ctl, const msgpack_object *m, void *arg)
@@ -373,13 +363,8 @@ static int print_stats(struct ctl *ctl, const msgpack_object *m, void *arg)
         return CTL_EXIT_OK;
 }
 
-const struct ctl_command ctl_cmd_stats = {
-        .name = "stats",
-        .run = ctl_run_noargs,
-        .method = "stats",
-        .print = print_stats,
-        .summary = "show the daemon's counters as 'key: value' lines",
-        .help =
+CTL_NOARGS_COMMAND(stats, print_stats,
+        "show the daemon's counters as 'key: value' lines",
         "Usage: outcomectl stats\n"
         "\n"
         "Print the daemon's counters, one 'key: value' line each: at least version,\n"
@@ -388,5 +373,4 @@ const struct ctl_command ctl_cmd_stats = {
         "\n"
         "Options:\n"
         "  -s, --socket PATH, -j, --json, --timeout SECS, -h, --help\n"
-        "                    as in 'outcomectl --help'\n",
-};
+        "                    as in 'outcomectl --help'\n");

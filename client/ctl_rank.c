@@ -148,11 +148,8 @@ static int run_rank(struct ctl *ctl, int argc, char **argv)
         return CTL_CALL(ctl, "rank", args, print_table, NULL);
 }
 
-const struct ctl_command ctl_cmd_rank = {
-        .name = "rank",
-        .run = run_rank,
-        .summary = "rank the models for a task: which one now",
-        .help =
+CTL_COMMAND(rank, run_rank,
+        "rank the models for a task: which one now",
         "Usage: outcomectl rank --task TASK [OPTIONS]\n"
         "\n"
         "Rank models for TASK (generate, embed, classify, code, reasoning), best first.\n"
@@ -196,5 +193,4 @@ const struct ctl_command ctl_cmd_rank = {
         "  outcomectl rank --task code\n"
         "  outcomectl rank --task reasoning --domain 'college physics' --cost-weight 0.1\n"
         "  outcomectl rank --task code --strategy thompson --latency-weight 0.2\n"
-        "  outcomectl --json rank --task generate --candidate gpt-4o --candidate qwen3-4b\n",
-};
+        "  outcomectl --json rank --task generate --candidate gpt-4o --candidate qwen3-4b\n");

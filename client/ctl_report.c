@@ -417,11 +417,8 @@ static int run_report(struct ctl *ctl, int argc, char **argv)
         return status;
 }
 
-const struct ctl_command ctl_cmd_report = {
-        .name = "report",
-        .run = run_report,
-        .summary = "write an HTML report of what the daemon learned, with plots",
-        .help =
+CTL_COMMAND(report, run_report,
+        "write an HTML report of what the daemon learned, with plots",
         "Usage: outcomectl report --html FILE [--since DURATION]\n"
         "\n"
         "Write one self-contained HTML page of what the daemon learned: per task, the\n"
@@ -449,5 +446,4 @@ const struct ctl_command ctl_cmd_report = {
         "\n"
         "Examples:\n"
         "  outcomectl report --html report.html && xdg-open report.html\n"
-        "  outcomectl report --html /srv/www/outcomed/today.html --since 36h\n",
-};
+        "  outcomectl report --html /srv/www/outcomed/today.html --since 36h\n");

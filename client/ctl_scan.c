@@ -36,13 +36,8 @@ static int print_scan(struct ctl *ctl, const msgpack_object *m, void *arg)
         return CTL_EXIT_OK;
 }
 
-const struct ctl_command ctl_cmd_scan = {
-        .name = "scan",
-        .run = ctl_run_noargs,
-        .method = "scan",
-        .print = print_scan,
-        .summary = "judge pending code traces by their git repositories now",
-        .help =
+CTL_NOARGS_COMMAND(scan, print_scan,
+        "judge pending code traces by their git repositories now",
         "Usage: outcomectl scan\n"
         "\n"
         "Ask the daemon to scan its watched git repositories now (it also does every\n"
@@ -58,5 +53,4 @@ const struct ctl_command ctl_cmd_scan = {
         "\n"
         "Example:\n"
         "  outcomectl scan\n"
-        "  outcomectl --json scan\n",
-};
+        "  outcomectl --json scan\n");

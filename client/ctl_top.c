@@ -651,11 +651,8 @@ static int run_top(struct ctl *ctl, int argc, char **argv)
         return status;
 }
 
-const struct ctl_command ctl_cmd_top = {
-        .name = "top",
-        .run = run_top,
-        .summary = "a live view of the models: calls/s, success, latency, pending",
-        .help =
+CTL_COMMAND(top, run_top,
+        "a live view of the models: calls/s, success, latency, pending",
         "Usage: outcomectl top [--interval SECS]\n"
         "\n"
         "A live view of what the daemon learns, refreshed every SECS seconds (default\n"
@@ -698,5 +695,4 @@ const struct ctl_command ctl_cmd_top = {
         "  outcomectl top\n"
         "  outcomectl top --interval 5\n"
         "  outcomectl top | head -20\n"
-        "  outcomectl --json top --interval 0.5\n",
-};
+        "  outcomectl --json top --interval 0.5\n");

@@ -75,11 +75,8 @@ static int run_start(struct ctl *ctl, int argc, char **argv)
         return CTL_CALL(ctl, "start", args, print_trace_id, NULL);
 }
 
-const struct ctl_command ctl_cmd_start = {
-        .name = "start",
-        .run = run_start,
-        .summary = "start a trace: a model was picked for a task; prints the trace id",
-        .help =
+CTL_COMMAND(start, run_start,
+        "start a trace: a model was picked for a task; prints the trace id",
         "Usage: outcomectl start --model MODEL --task TASK [OPTIONS]\n"
         "\n"
         "Tell the daemon a router picked MODEL for a call of kind TASK, and print the\n"
@@ -109,8 +106,7 @@ const struct ctl_command ctl_cmd_start = {
         "Examples:\n"
         "  id=$(outcomectl start --model gpt-4o --task generate --reason 'best ema')\n"
         "  outcomectl start --model qwen-coder --task code --repo . --file src/main.c\n"
-        "  outcomectl start --model mixtral --task reasoning --domain 'college physics'\n",
-};
+        "  outcomectl start --model mixtral --task reasoning --domain 'college physics'\n");
 
 /* ---- complete --------------------------------------------------------- */
 
@@ -175,11 +171,8 @@ static int run_complete(struct ctl *ctl, int argc, char **argv)
         return CTL_CALL(ctl, "complete", args, print_trace_id, "completed");
 }
 
-const struct ctl_command ctl_cmd_complete = {
-        .name = "complete",
-        .run = run_complete,
-        .summary = "record a trace's finished call: latency, tokens, output",
-        .help =
+CTL_COMMAND(complete, run_complete,
+        "record a trace's finished call: latency, tokens, output",
         "Usage: outcomectl complete TRACE_ID --latency-ms N [OPTIONS]\n"
         "\n"
         "Record that the call of a started trace finished.  This adds to the model's\n"
@@ -200,8 +193,7 @@ const struct ctl_command ctl_cmd_complete = {
         "Numbers are non-negative and at most 4294967295.  The text must be UTF-8.\n"
         "\n"
         "Example:\n"
-        "  outcomectl complete \"$id\" --latency-ms 812 --output-tokens 240 --output-file out.txt\n",
-};
+        "  outcomectl complete \"$id\" --latency-ms 812 --output-tokens 240 --output-file out.txt\n");
 
 /* ---- fail ------------------------------------------------------------- */
 
@@ -222,11 +214,8 @@ static int run_fail(struct ctl *ctl, int argc, char **argv)
         return CTL_CALL(ctl, "fail", args, print_trace_id, "failed");
 }
 
-const struct ctl_command ctl_cmd_fail = {
-        .name = "fail",
-        .run = run_fail,
-        .summary = "record that a trace's call failed (resolves the trace)",
-        .help =
+CTL_COMMAND(fail, run_fail,
+        "record that a trace's call failed (resolves the trace)",
         "Usage: outcomectl fail TRACE_ID [--error TEXT]\n"
         "\n"
         "Record that the call of a trace failed.  The model's and the task's failure\n"
@@ -239,8 +228,7 @@ const struct ctl_command ctl_cmd_fail = {
         "                    as in 'outcomectl --help'\n"
         "\n"
         "Example:\n"
-        "  outcomectl fail \"$id\" --error 'HTTP 529 overloaded'\n",
-};
+        "  outcomectl fail \"$id\" --error 'HTTP 529 overloaded'\n");
 
 /* ---- outcome ---------------------------------------------------------- */
 
@@ -489,11 +477,8 @@ static int run_outcome(struct ctl *ctl, int argc, char **argv)
         return CTL_CALL(ctl, "outcome", args, print_outcome, NULL);
 }
 
-const struct ctl_command ctl_cmd_outcome = {
-        .name = "outcome",
-        .run = run_outcome,
-        .summary = "judge a trace (accepted, rejected, ...) or a sequence of actions",
-        .help =
+CTL_COMMAND(outcome, run_outcome,
+        "judge a trace (accepted, rejected, ...) or a sequence of actions",
         "Usage: outcomectl outcome TRACE_ID KIND [--confidence C]\n"
         "       outcomectl outcome --actions FILE\n"
         "\n"
@@ -536,5 +521,4 @@ const struct ctl_command ctl_cmd_outcome = {
         "Examples:\n"
         "  outcomectl outcome \"$id\" accepted --confidence 0.9\n"
         "  outcomectl outcome \"$id\" ignored\n"
-        "  printf '%s\\t1\\t0.8\\tfixed it\\n' \"$id\" | outcomectl outcome --actions -\n",
-};
+        "  printf '%s\\t1\\t0.8\\tfixed it\\n' \"$id\" | outcomectl outcome --actions -\n");
