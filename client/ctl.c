@@ -182,6 +182,30 @@ int ctl_opt_unit(struct ctl *ctl, const char *opt, const char *arg, void *dst)
         return ctl_parse_unit(ctl, opt, arg, dst);
 }
 
+int ctl_opt_duration(struct ctl *ctl, const char *opt, const char *arg, void *dst)
+{
+        static const struct { char unit; uint64_t secs; } units[] = {
+                { '\0', 1 }, { 's', 1 }, { 'm', 60 }, { 'h', 3600 }, { 'd', 86400 },
+                { 'w', 7 * 86400 },
+        };
+        char *end;
+        if (arg[0] >= '0' && arg[0] <= '9') {
+                errno = 0;
+                unsigned long long n = strtoull(arg, &end, 10);
+                for (size_t i = 0; errno == 0 && i < sizeof(units) / sizeof(units[0]); i++) {
+                        if (units[i].unit != end[0] || (end[0] != '\0' && end[1] != '\0'))
+                                continue;
+                        if (n > UINT64_MAX / units[i].secs)
+                                break;
+                        *(uint64_t *)dst = (uint64_t)n * units[i].secs;
+                        return 0;
+                }
+        }
+        ctl_usage(ctl, "%s takes a duration such as 90m, 36h or 7d (a whole number and a unit "
+                  "s, m, h, d or w; none: seconds), not '%s'", opt, arg);
+        return -1;
+}
+
 int ctl_opt_list(struct ctl *ctl, const char *opt, const char *arg, void *dst)
 {
         struct ctl_list *l = dst;

@@ -126,6 +126,10 @@ struct ctl_opt {
 int ctl_opt_text(struct ctl *ctl, const char *opt, const char *arg, void *dst);
 int ctl_opt_u32(struct ctl *ctl, const char *opt, const char *arg, void *dst);
 int ctl_opt_unit(struct ctl *ctl, const char *opt, const char *arg, void *dst);
+/* A duration: a whole number with a unit s, m, h, d or w (none: seconds),
+ * into *(uint64_t *)dst in seconds.  0, or -1 after a usage error naming
+ * opt. */
+int ctl_opt_duration(struct ctl *ctl, const char *opt, const char *arg, void *dst);
 struct ctl_list {
         const char **v;
         size_t n;

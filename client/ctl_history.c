@@ -10,30 +10,6 @@
 
 #include "ctl.h"
 
-/* N with an optional unit s, m, h, d (seconds when none). */
-static int parse_duration(struct ctl *ctl, const char *opt, const char *s, uint64_t *out)
-{
-        char *end;
-        unsigned long long v = strtoull(s, &end, 10);
-        uint64_t unit = 1;
-        if (end != s && s[0] != '-' && end[0] && !end[1]) {
-                switch (*end) {
-                case 's': unit = 1; break;
-                case 'm': unit = 60; break;
-                case 'h': unit = 3600; break;
-                case 'd': unit = 86400; break;
-                default: unit = 0; break;
-                }
-                end++;
-        }
-        if (end == s || s[0] == '-' || *end || !unit || v > UINT64_MAX / 86400 / unit) {
-                ctl_usage(ctl, "%s: '%s' is not a duration (N, Ns, Nm, Nh or Nd)", opt, s);
-                return -1;
-        }
-        *out = (uint64_t)v * unit;
-        return 0;
-}
-
 /* A time: @UNIX (unix seconds), or a duration before now. */
 static int parse_when(struct ctl *ctl, const char *opt, const char *s, uint64_t now, uint64_t *out)
 {
@@ -48,7 +24,7 @@ static int parse_when(struct ctl *ctl, const char *opt, const char *s, uint64_t 
                 return 0;
         }
         uint64_t ago;
-        if (parse_duration(ctl, opt, s, &ago) < 0)
+        if (ctl_opt_duration(ctl, opt, s, &ago) < 0)
                 return -1;
         *out = ago > now ? 0 : now - ago;
         return 0;
@@ -155,7 +131,7 @@ static int run_history(struct ctl *ctl, int argc, char **argv)
                 return CTL_EXIT_USAGE;
         if ((val[H_SINCE] && parse_when(ctl, "--since", val[H_SINCE], now, &num[H_SINCE]) < 0) ||
             (val[H_UNTIL] && parse_when(ctl, "--until", val[H_UNTIL], now, &num[H_UNTIL]) < 0) ||
-            (val[H_BUCKET] && parse_duration(ctl, "--bucket", val[H_BUCKET], &num[H_BUCKET]) < 0))
+            (val[H_BUCKET] && ctl_opt_duration(ctl, "--bucket", val[H_BUCKET], &num[H_BUCKET]) < 0))
                 return CTL_EXIT_USAGE;
         if (val[H_BUCKET] && (num[H_BUCKET] < 60 || num[H_BUCKET] % 60))
                 return ctl_usage(ctl, "--bucket: a whole number of minutes (60s or more)");

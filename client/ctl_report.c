@@ -57,38 +57,23 @@ struct report {
         char history_note[512];   /* why there is no history, when there is none */
 };
 
-/* --since: "90m", "36h", "7d", "2w", "45s", a positive whole number and a
- * unit, into *(uint64_t *)dst in seconds.  0, or -1 after a usage error. */
+/* --since: a duration (ctl_opt_duration) of 1m to 366d, into
+ * *(uint64_t *)dst in seconds.  0, or -1 after a usage error. */
 static int report_opt_since(struct ctl *ctl, const char *opt, const char *arg, void *dst)
 {
-        static const struct { char unit; uint64_t secs; } units[] = {
-                { 's', 1 }, { 'm', 60 }, { 'h', 3600 }, { 'd', 86400 }, { 'w', 7 * 86400 },
-        };
-        char *end;
-        if (arg[0] < '0' || arg[0] > '9')
-                goto bad;
-        errno = 0;
-        unsigned long long n = strtoull(arg, &end, 10);
-        if (errno != 0 || end == arg || end[0] == '\0' || end[1] != '\0' || n == 0)
-                goto bad;
-        for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-                if (units[i].unit != end[0])
-                        continue;
-                if (n > REPORT_MAX_SINCE_S / units[i].secs) {
-                        ctl_usage(ctl, "%s is too long: '%s' (at most 366d)", opt, arg);
-                        return -1;
-                }
-                if (n * units[i].secs < 60) {
-                        ctl_usage(ctl, "%s is too short: '%s' (at least 1m)", opt, arg);
-                        return -1;
-                }
-                *(uint64_t *)dst = n * units[i].secs;
-                return 0;
+        uint64_t secs;
+        if (ctl_opt_duration(ctl, opt, arg, &secs) < 0)
+                return -1;
+        if (secs > REPORT_MAX_SINCE_S) {
+                ctl_usage(ctl, "%s is too long: '%s' (at most 366d)", opt, arg);
+                return -1;
         }
-bad:
-        ctl_usage(ctl, "%s takes a duration such as 90m, 36h or 7d (units s, m, h, d, w), not '%s'",
-                  opt, arg);
-        return -1;
+        if (secs < 60) {
+                ctl_usage(ctl, "%s is too short: '%s' (at least 1m)", opt, arg);
+                return -1;
+        }
+        *(uint64_t *)dst = secs;
+        return 0;
 }
 
 /* The smallest bucket size from report_buckets[] at or after index `from`
