@@ -24,10 +24,6 @@ printf '[store]\ndurability = relaxed\n' >"$TMP/outcomed.conf"
 "$DAEMON" --config "$TMP/outcomed.conf" --socket "$TMP/s.sock" --db "$TMP/db" \
         2>"$TMP/daemon.log" &
 PID=$!
-i=0
-while [ ! -S "$TMP/s.sock" ] && [ $i -lt 100 ]; do
-        sleep 0.1
-        i=$((i + 1))
-done
+wait_socket "$TMP/s.sock"
 echo "hash-flood: $DAEMON"
 "$BUILD/bench/hash-flood" -s "$TMP/s.sock" -n 65536 -P 256

@@ -33,11 +33,7 @@ printf '[store]\nhistory_days = 60\n' >"$TMP/outcomed.conf"
 "$BUILD/daemon/outcomed" --config "$TMP/outcomed.conf" --socket "$TMP/s.sock" --db "$TMP/db" \
         2>"$TMP/daemon.log" &
 PID=$!
-i=0
-while [ ! -S "$TMP/s.sock" ] && [ $i -lt 100 ]; do
-        sleep 0.1
-        i=$((i + 1))
-done
+wait_socket "$TMP/s.sock"
 rc=0
 /usr/bin/python3 "$ROOT/bench/history-bench.py" --socket "$TMP/s.sock" --db "$TMP/db" \
         --end "$END" --bench "$BUILD/bench/outcome-bench" || rc=$?

@@ -1,5 +1,5 @@
-# bench/lib.sh - sourced by bench/run.sh and bench/memory.sh: the run's
-# priority, and stopping a server.
+# bench/lib.sh - sourced by the bench/*.sh scripts: the run's priority,
+# waiting for a server's socket, and stopping a server.
 #
 # The priority.  NICE (default -20 as root, else none; NICE= leaves it alone)
 # is the priority of the whole run, servers and clients alike, so that
@@ -52,4 +52,14 @@ stop_pid() {
         done
         kill -KILL "$1" 2>/dev/null || true
         wait "$1" 2>/dev/null || true
+}
+
+# wait_socket PATH [SECONDS]: until PATH is a socket (default at most 10 s);
+# the caller's first request says whether the server came up.
+wait_socket() {
+        i=0
+        while [ ! -S "$1" ] && [ $i -lt $((${2:-10} * 10)) ]; do
+                sleep 0.1
+                i=$((i + 1))
+        done
 }
