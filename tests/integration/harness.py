@@ -27,6 +27,7 @@ Every wait here is bounded in time: a hung daemon fails a test, it never
 hangs the suite.
 """
 
+import json
 import os
 import re
 import shlex
@@ -649,6 +650,56 @@ class DaemonTestCase(unittest.TestCase):
         self.d.check_alive()
         v = self.d.ping()
         self.assertIsInstance(v, str)
+
+
+class CtlTestCase(DaemonTestCase):
+    """A DaemonTestCase that runs outcomectl (ctl_binary()) against its
+    daemon: self.ctl, self.c (a client), run_ctl and json_ctl.  Skipped
+    where outcomectl is not built."""
+
+    def setUp(self):
+        self.ctl = ctl_binary()
+        if not os.access(self.ctl, os.X_OK):
+            self.skipTest("no outcomectl at %s (build it, or pass --ctl / OUTCOMECTL_BIN)" % self.ctl)
+        super().setUp()
+        self.c = self.client()
+
+    def env(self, **extra):
+        env = dict(os.environ)
+        env.pop("OUTCOMED_SOCKET", None)
+        # No fallback to a real user's or the machine's daemon.
+        env["XDG_RUNTIME_DIR"] = os.path.join(self.d.tmpdir, "no-runtime-dir")
+        env.update(extra)
+        return env
+
+    def run_ctl(self, *args, socket_path=None, env=None, want=None, stdin=None):
+        """Run outcomectl; --socket is the test daemon's unless socket_path is
+        False (none) or another path.  Checks the exit status when want is
+        given.  Returns the CompletedProcess with text stdout/stderr."""
+        argv = [self.ctl]
+        if socket_path is None:
+            socket_path = self.d.socket_path
+        if socket_path is not False:
+            argv += ["--socket", socket_path]
+        argv += list(args)
+        try:
+            r = subprocess.run(argv, capture_output=True, timeout=20, env=env or self.env(),
+                               input=stdin, text=True)
+        except subprocess.TimeoutExpired:
+            self.fail("outcomectl %r did not finish within 20s" % (args,))
+        if want is not None:
+            self.assertEqual(r.returncode, want, "outcomectl %s: exit %d, want %d\nstdout: %s\nstderr: %s"
+                             % (" ".join(args), r.returncode, want, r.stdout, r.stderr))
+        return r
+
+    def json_ctl(self, *args, want=0):
+        r = self.run_ctl("--json", *args, want=want)
+        lines = r.stdout.strip().splitlines()
+        self.assertEqual(len(lines), 1, "--json prints one line of JSON: %r" % r.stdout)
+        try:
+            return json.loads(lines[0])
+        except ValueError as e:
+            self.fail("--json output is not JSON (%s): %r" % (e, r.stdout))
 
 
 def wait_until(pred, timeout=5.0, interval=0.02):

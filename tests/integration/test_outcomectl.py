@@ -94,50 +94,7 @@ def wmean(a, wa, b, wb):
 IMPORTED = re.compile(r"^imported (\d+) profiles? \((\d+) new\) in (\d+) calls?$")
 
 
-class OutcomectlTest(harness.DaemonTestCase):
-    def setUp(self):
-        self.ctl = harness.ctl_binary()
-        if not os.access(self.ctl, os.X_OK):
-            self.skipTest("no outcomectl at %s (build it, or pass --ctl / OUTCOMECTL_BIN)" % self.ctl)
-        super().setUp()
-        self.c = self.client()
-
-    def env(self, **extra):
-        env = dict(os.environ)
-        env.pop("OUTCOMED_SOCKET", None)
-        # No fallback to a real user's or the machine's daemon.
-        env["XDG_RUNTIME_DIR"] = os.path.join(self.d.tmpdir, "no-runtime-dir")
-        env.update(extra)
-        return env
-
-    def run_ctl(self, *args, socket_path=None, env=None, want=None, stdin=None):
-        """Run outcomectl; --socket is the test daemon's unless socket_path is
-        False (none) or another path.  Checks the exit status when want is
-        given.  Returns the CompletedProcess with text stdout/stderr."""
-        argv = [self.ctl]
-        if socket_path is None:
-            socket_path = self.d.socket_path
-        if socket_path is not False:
-            argv += ["--socket", socket_path]
-        argv += list(args)
-        try:
-            r = subprocess.run(argv, capture_output=True, timeout=20, env=env or self.env(),
-                               input=stdin, text=True)
-        except subprocess.TimeoutExpired:
-            self.fail("outcomectl %r did not finish within 20s" % (args,))
-        if want is not None:
-            self.assertEqual(r.returncode, want, "outcomectl %s: exit %d, want %d\nstdout: %s\nstderr: %s"
-                             % (" ".join(args), r.returncode, want, r.stdout, r.stderr))
-        return r
-
-    def json_ctl(self, *args, want=OK):
-        r = self.run_ctl("--json", *args, want=want)
-        lines = r.stdout.strip().splitlines()
-        self.assertEqual(len(lines), 1, "--json prints one line of JSON: %r" % r.stdout)
-        try:
-            return json.loads(lines[0])
-        except ValueError as e:
-            self.fail("--json output is not JSON (%s): %r" % (e, r.stdout))
+class OutcomectlTest(harness.CtlTestCase):
 
     # ---- success paths
 

@@ -17,7 +17,6 @@ installs it).
 """
 
 import html.parser
-import json
 import os
 import re
 import shutil
@@ -27,7 +26,6 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-import test_outcomectl as oc  # noqa: E402
 
 OK, DAEMON, USAGE, CONNECT = 0, 1, 2, 3
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -104,21 +102,13 @@ def page_height(dom):
     return height
 
 
-class ReportTest(harness.DaemonTestCase):
+class ReportTest(harness.CtlTestCase):
     config = CONFIG
 
     def setUp(self):
-        self.ctl = harness.ctl_binary()
-        if not os.access(self.ctl, os.X_OK):
-            self.skipTest("no outcomectl at %s (build it, or pass --ctl / OUTCOMECTL_BIN)" % self.ctl)
         super().setUp()
-        self.c = self.client()
         self.tmp = tempfile.mkdtemp(prefix="outcomed-report-", dir="/tmp")
         self.addCleanup(shutil.rmtree, self.tmp, True)
-
-    env = oc.OutcomectlTest.env
-    run_ctl = oc.OutcomectlTest.run_ctl
-    json_ctl = oc.OutcomectlTest.json_ctl
 
     # ---- the daemon's evidence
 

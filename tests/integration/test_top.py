@@ -23,18 +23,7 @@ LONG = "a-very-long-model-name-that-cannot-fit-in-eighty-columns-with-the-number
 COLUMNS = ["model", "task", "rate", "calls", "succ", "ema", "posterior", "p50", "p95", "pend"]
 
 
-class TopTest(harness.DaemonTestCase):
-    def setUp(self):
-        self.ctl = harness.ctl_binary()
-        if not os.access(self.ctl, os.X_OK):
-            self.skipTest("no outcomectl at %s (build it, or pass --ctl / OUTCOMECTL_BIN)" % self.ctl)
-        super().setUp()
-        self.c = self.client()
-
-    env = oc.OutcomectlTest.env
-    run_ctl = oc.OutcomectlTest.run_ctl
-    json_ctl = oc.OutcomectlTest.json_ctl
-
+class TopTest(harness.CtlTestCase):
     def feed(self):
         """alpha-model/code: 3 calls (2 accepted, 1 rejected) and 1 pending;
         beta-model/generate: 1 pending trace, no calls; LONG/code: 1 call."""
