@@ -309,7 +309,7 @@ static int fleet__migrate(struct fleet *f, char *err, size_t errlen)
         }
         for (unsigned i = (unsigned)have + 1; i <= fleet_pg_nmigrations; i++) {
                 char sql[96];
-                if (fleet_pg_migrations[i - 1] && !fleet__exec(f, fleet_pg_migrations[i - 1], err, errlen))
+                if (!fleet__exec(f, fleet_pg_migrations[i - 1], err, errlen))
                         goto fail;
                 snprintf(sql, sizeof(sql), "UPDATE outcomed_fleet_schema SET version = %u", i);
                 if (!fleet__exec(f, sql, err, errlen))

@@ -860,7 +860,7 @@ static int store__migrate(struct store *s, unsigned from, char *err, size_t errl
                  * counter, never outside data. */
                 snprintf(version, sizeof(version), "PRAGMA user_version = %u", i);
                 int rc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-                if (rc == SQLITE_OK && store_migrations[i - 1]) /* NULL: a number not used */
+                if (rc == SQLITE_OK)
                         rc = sqlite3_exec(s->db, store_migrations[i - 1], NULL, NULL, NULL);
                 if (rc == SQLITE_OK)
                         rc = sqlite3_exec(s->db, version, NULL, NULL, NULL);
