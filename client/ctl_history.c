@@ -86,8 +86,6 @@ static void print_series(const msgpack_object *s)
 
 /* The command's own options, all with a value, in the order of `names`. */
 enum { H_MODEL, H_TASK, H_DOMAIN, H_SINCE, H_UNTIL, H_BUCKET, H__COUNT };
-static const char *const names[H__COUNT] = { "model", "task", "domain", "since", "until", "bucket" };
-#define H_COMMON 4 /* CTL_COMMON_OPTIONS' entries */
 
 /* The request: the strings as given, the times and the width as numbers. */
 static void pack_args(msgpack_packer *pk, const char *const val[H__COUNT], const uint64_t num[H__COUNT])
@@ -113,22 +111,16 @@ static void pack_args(msgpack_packer *pk, const char *const val[H__COUNT], const
 
 static int run_history(struct ctl *ctl, int argc, char **argv)
 {
-        struct option opts[H_COMMON + H__COUNT + 1] = { CTL_COMMON_OPTIONS };
-        for (int i = 0; i < H__COUNT; i++)
-                opts[H_COMMON + i] = (struct option){ names[i], required_argument, NULL,
-                                                      CTL_OPT_OWN + i };
         const char *val[H__COUNT] = { NULL };
         uint64_t num[H__COUNT] = { 0 }, now = (uint64_t)time(NULL);
-        int opt, status;
-
-        while ((opt = ctl_getopt(ctl, argc, argv, opts, &status)) != -1) {
-                if (opt == CTL_GETOPT_STOP)
-                        return status;
-                if (opt >= CTL_OPT_OWN && opt < CTL_OPT_OWN + H__COUNT)
-                        val[opt - CTL_OPT_OWN] = optarg;
-        }
-        if (ctl_positionals(ctl, argc, argv, 0, "") < 0)
-                return CTL_EXIT_USAGE;
+        const struct ctl_opt opts[] = {
+                CTL_STR("model", &val[H_MODEL]), CTL_STR("task", &val[H_TASK]),
+                CTL_STR("domain", &val[H_DOMAIN]), CTL_STR("since", &val[H_SINCE]),
+                CTL_STR("until", &val[H_UNTIL]), CTL_STR("bucket", &val[H_BUCKET]),
+        };
+        int status = CTL_OPTIONS(ctl, argc, argv, opts, 0, "");
+        if (status != CTL_GO)
+                return status;
         if ((val[H_SINCE] && parse_when(ctl, "--since", val[H_SINCE], now, &num[H_SINCE]) < 0) ||
             (val[H_UNTIL] && parse_when(ctl, "--until", val[H_UNTIL], now, &num[H_UNTIL]) < 0) ||
             (val[H_BUCKET] && ctl_opt_duration(ctl, "--bucket", val[H_BUCKET], &num[H_BUCKET]) < 0))

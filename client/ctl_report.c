@@ -12,7 +12,6 @@
  * temporary file renamed over FILE.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,11 +23,6 @@
 
 /* Embedded by tools/embed_text.py (report_assets.c). */
 extern const char report_uplot_js[], report_uplot_css[], report_js[], report_css[];
-
-enum {
-        OPT_HTML = CTL_OPT_OWN,
-        OPT_SINCE,
-};
 
 #define REPORT_DEFAULT_SINCE "7d"
 #define REPORT_MAX_SINCE_S (366ull * 86400)
@@ -356,29 +350,15 @@ static int say_written(struct ctl *ctl, const char *path, const struct report *r
 
 static int run_report(struct ctl *ctl, int argc, char **argv)
 {
-        static const struct option opts[] = {
-                CTL_COMMON_OPTIONS,
-                { "html", required_argument, NULL, OPT_HTML },
-                { "since", required_argument, NULL, OPT_SINCE },
-                { 0 },
-        };
         struct report r = { .since_arg = REPORT_DEFAULT_SINCE };
         const char *html = NULL;
-        uint64_t span = 7 * 86400;
-        int opt, status;
-
-        while ((opt = ctl_getopt(ctl, argc, argv, opts, &status)) != -1) {
-                switch (opt) {
-                case CTL_GETOPT_STOP: return status;
-                case OPT_HTML: html = optarg; break;
-                case OPT_SINCE:
-                        if (report_opt_since(ctl, "--since", optarg, &span) < 0)
-                                return CTL_EXIT_USAGE;
-                        r.since_arg = optarg;
-                        break;
-                default: return ctl_usage(ctl, "unknown option");
-                }
-        }
+        uint64_t span;
+        const struct ctl_opt opts[] = { CTL_STR("html", &html), CTL_STR("since", &r.since_arg) };
+        int status = CTL_OPTIONS(ctl, argc, argv, opts, -1, "");
+        if (status != CTL_GO)
+                return status;
+        if (report_opt_since(ctl, "--since", r.since_arg, &span) < 0)
+                return CTL_EXIT_USAGE;
         if (html == NULL)
                 return ctl_usage(ctl, "--html FILE is required");
         if (html[0] == '\0')
